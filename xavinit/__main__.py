@@ -1,0 +1,7 @@
+"""``python -m xavinit``."""
+
+import sys
+
+from xavinit.cli import main
+
+sys.exit(main())

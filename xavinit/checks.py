@@ -1,0 +1,326 @@
+"""Verify that weight matrices follow a scheme: variance, distribution, support, orthogonality.
+
+For an i.i.d. scheme, one streaming pass gives the mean of squares ``m2`` and the extremes; a
+z-test compares ``m2`` with the scheme's ``Var`` using the standard error
+``Var sqrt((kurtosis - 1) / N)``; a Kolmogorov-Smirnov test compares a strided subsample (at most
+``ks_sample`` values) with the scheme's own CDF; bounded laws must keep ``|w| <= bound``.
+Orthogonal matrices are checked by ``W^T W = gain^2 I`` (or ``W W^T``) instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from xavinit.errors import XavinitError
+from xavinit.results import InitCheck
+from xavinit.schemes import PRESETS, Scheme, get_scheme
+from xavinit.stats import CORRECTIONS, Moments, ks_test, moments, subsample, variance_test
+
+KS_SAMPLE = 1_000_000
+GRAM_BLOCK = 512
+
+RANKING_CANDIDATES = (
+    "standard",
+    "normalized",
+    "xavier-normal",
+    "glorot-normal-truncated",
+    "he-uniform",
+    "he-normal",
+    "he-normal-truncated",
+    "lecun-uniform",
+    "lecun-normal",
+    "lecun-normal-truncated",
+    "orthogonal",
+)
+"""The known schemes ``init --check`` ranks a matrix against when no scheme is given."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one pass over one matrix yields: its moments and a subsample for the KS test."""
+
+    moments: Moments
+    sample: np.ndarray
+
+
+def measure(weights: np.ndarray, ks_sample: int = KS_SAMPLE, name: str = "weights") -> Measurement:
+    """Stream over a matrix once: moments (float64) and a strided KS subsample.
+
+    Raises:
+        XavinitError: when an entry is NaN or infinite.
+    """
+    found = moments(weights)
+    if not found.finite:
+        raise XavinitError(f"{name}: holds NaN or infinite values; weights must be finite")
+    return Measurement(found, subsample(weights, ks_sample))
+
+
+def _float_tolerance(dtype: np.dtype) -> float:
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(np.float64).eps)
+
+
+def assess_iid(
+    scheme: Scheme,
+    fan_in: int,
+    fan_out: int,
+    measurements: Sequence[Measurement],
+    alpha: float,
+    dtype: np.dtype,
+    *,
+    layer: int = 1,
+    array: str | None = None,
+    with_ks: bool = True,
+) -> InitCheck:
+    """Judge one or more draws (trials) of one matrix under an i.i.d. scheme.
+
+    Trials are pooled: the mean of K mean-of-squares over N entries is one over K N entries. The
+    KS p-value is the smallest over trials times K (Bonferroni within the matrix).
+    ``passed`` here is the matrix's own verdict at ``alpha``; a run re-judges its whole family.
+    """
+    expected = scheme.variance(fan_in, fan_out)
+    kurtosis = scheme.kurtosis
+    assert kurtosis is not None
+    count = sum(m.moments.count for m in measurements)
+    trial_vars = [m.moments.mean_square for m in measurements]
+    observed = float(np.mean(trial_vars))
+    test = variance_test(observed, expected, count, kurtosis, alpha)
+    ks_stat: float | None = None
+    ks_p: float | None = None
+    if with_ks:
+        results = [
+            ks_test(m.sample, lambda x: scheme.cdf(x, fan_in, fan_out)) for m in measurements
+        ]
+        ks_stat = max(d for d, _ in results)
+        ks_p = min(1.0, min(p for _, p in results) * len(results))
+    bound = scheme.bound(fan_in, fan_out)
+    lo = min(m.moments.minimum for m in measurements)
+    hi = max(m.moments.maximum for m in measurements)
+    support_ok = None
+    if bound is not None:
+        support_ok = max(abs(lo), abs(hi)) <= bound * (1.0 + 4.0 * _float_tolerance(dtype))
+    mean = float(np.mean([m.moments.mean for m in measurements]))
+    check = InitCheck(
+        scheme=scheme.spec,
+        layer=layer,
+        fan_in=fan_in,
+        fan_out=fan_out,
+        distribution=scheme.distribution,
+        expected_var=expected,
+        observed_var=observed,
+        rel_error=observed / expected - 1.0,
+        ci_low=test.ci_low,
+        ci_high=test.ci_high,
+        p_value=test.p_value,
+        passed=True,
+        bound=bound,
+        std=scheme.std(fan_in, fan_out),
+        ks_statistic=ks_stat,
+        ks_p_value=ks_p,
+        support_ok=support_ok,
+        observed_mean=mean,
+        observed_min=lo,
+        observed_max=hi,
+        fan_in_var=fan_in * observed,
+        fan_out_var=fan_out * observed,
+        expected_fan_in_var=fan_in * expected,
+        expected_fan_out_var=fan_out * expected,
+        count=count,
+        ks_sample_size=int(measurements[0].sample.size) if with_ks else 0,
+        kurtosis=kurtosis,
+        trials=len(measurements),
+        observed_var_std=float(np.std(trial_vars, ddof=1)) if len(trial_vars) > 1 else None,
+        trial_observed_vars=trial_vars if len(trial_vars) > 1 else [],
+        array=array,
+    )
+    return judge([check], alpha)[0]
+
+
+def orthogonality_error(weights: np.ndarray, gain: float) -> float:
+    """max |G / gain^2 - I| for the Gram matrix G of the shorter side, computed in blocks.
+
+    ``G = W^T W`` when ``fan_in >= fan_out`` (orthonormal columns), else ``W W^T``; only a
+    ``GRAM_BLOCK x min(fan_in, fan_out)`` block is held at once.
+    """
+    tall = weights.shape[0] >= weights.shape[1]
+    w = np.asarray(weights if tall else weights.T)
+    if w.dtype.kind != "f":
+        w = w.astype(np.float64)
+    columns = w.shape[1]
+    worst = 0.0
+    for start in range(0, columns, GRAM_BLOCK):
+        stop = min(start + GRAM_BLOCK, columns)
+        block = w[:, start:stop].T @ w
+        block /= gain**2
+        block[np.arange(stop - start), np.arange(start, stop)] -= 1.0
+        worst = max(worst, float(np.max(np.abs(block))))
+    return worst
+
+
+def assess_orthogonal(
+    scheme: Scheme,
+    weights: Sequence[np.ndarray],
+    *,
+    layer: int = 1,
+    array: str | None = None,
+    name: str = "weights",
+) -> InitCheck:
+    """Check ``W^T W = gain^2 I`` for each draw; tolerance ``100 eps sqrt(max(fan_in, fan_out))``.
+
+    The tolerance follows the rounding of a Gram entry, a sum of ``n`` products in the
+    matrix's precision (about ``eps sqrt n`` for random signs).
+    """
+    fan_in, fan_out = weights[0].shape
+    found = [moments(w) for w in weights]
+    if not all(m.finite for m in found):
+        raise XavinitError(f"{name}: holds NaN or infinite values; weights must be finite")
+    error = max(orthogonality_error(w, scheme.gain) for w in weights)
+    tolerance = 100.0 * _float_tolerance(weights[0].dtype) * math.sqrt(max(fan_in, fan_out))
+    expected = scheme.variance(fan_in, fan_out)
+    trial_vars = [m.mean_square for m in found]
+    observed = float(np.mean(trial_vars))
+    return InitCheck(
+        scheme=scheme.spec,
+        layer=layer,
+        fan_in=fan_in,
+        fan_out=fan_out,
+        distribution="orthogonal",
+        expected_var=expected,
+        observed_var=observed,
+        rel_error=observed / expected - 1.0,
+        ci_low=None,
+        ci_high=None,
+        p_value=None,
+        passed=error <= tolerance,
+        observed_mean=float(np.mean([m.mean for m in found])),
+        observed_min=min(m.minimum for m in found),
+        observed_max=max(m.maximum for m in found),
+        fan_in_var=fan_in * observed,
+        fan_out_var=fan_out * observed,
+        expected_fan_in_var=fan_in * expected,
+        expected_fan_out_var=fan_out * expected,
+        count=sum(m.count for m in found),
+        check="orthogonality",
+        orthogonality_error=error,
+        orthogonality_tolerance=tolerance,
+        trials=len(weights),
+        observed_var_std=float(np.std(trial_vars, ddof=1)) if len(trial_vars) > 1 else None,
+        trial_observed_vars=trial_vars if len(trial_vars) > 1 else [],
+        array=array,
+        failures=[] if error <= tolerance else ["orthogonality"],
+    )
+
+
+def judge(checks: Sequence[InitCheck], alpha: float, correction: str = "holm") -> list[InitCheck]:
+    """Re-judge a family of checks so the family-wise false-alarm rate is at most ``alpha``.
+
+    All p-values of all checks form one family (Holm by default, valid under any dependence);
+    a check passes when none of its hypotheses is rejected and its support and orthogonality
+    hold. ``failures`` names what failed: ``variance``, ``distribution``, ``support``,
+    ``orthogonality``.
+    """
+    owners: list[tuple[int, str]] = []
+    p_values: list[float] = []
+    for index, check in enumerate(checks):
+        for label, p in (("variance", check.p_value), ("distribution", check.ks_p_value)):
+            if p is not None:
+                owners.append((index, label))
+                p_values.append(p)
+    rejected = CORRECTIONS[correction](p_values, alpha) if p_values else []
+    failures: list[list[str]] = [[] for _ in checks]
+    for (index, label), reject in zip(owners, rejected, strict=True):
+        if reject:
+            failures[index].append(label)
+    judged = []
+    for check, failed in zip(checks, failures, strict=True):
+        if check.support_ok is False:
+            failed.append("support")
+        if check.check == "orthogonality" and not check.deterministic_ok():
+            failed.append("orthogonality")
+        judged.append(dataclasses.replace(check, passed=not failed, failures=failed))
+    return judged
+
+
+def verify(
+    weights: np.ndarray,
+    scheme: Scheme | str,
+    alpha: float = 0.01,
+    *,
+    layout: str = "in-out",
+    ks_sample: int = KS_SAMPLE,
+) -> InitCheck:
+    """Verify one matrix against a scheme; the fields are those of ``init``'s result.
+
+    Args:
+        weights: a 2-D array, ``(fan_in, fan_out)`` for ``layout="in-out"`` or
+            ``(fan_out, fan_in)`` for ``"out-in"`` (PyTorch).
+        scheme: a :class:`Scheme` or a spec string.
+        alpha: the false-alarm rate of the check as a whole (Holm over its tests).
+        ks_sample: at most this many entries enter the KS test.
+    """
+    scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
+    weights = np.asarray(weights) if not isinstance(weights, np.ndarray) else weights
+    if weights.ndim != 2:
+        raise XavinitError(f"weights must be a 2-D matrix, got shape {weights.shape}")
+    fan_in, fan_out = weights.shape if layout == "in-out" else weights.shape[::-1]
+    if not scheme.iid:
+        oriented = weights if layout == "in-out" else weights.T
+        return judge([assess_orthogonal(scheme, [oriented])], alpha)[0]
+    found = measure(weights, ks_sample)
+    return assess_iid(scheme, fan_in, fan_out, [found], alpha, weights.dtype)
+
+
+def rank_schemes(
+    weights: np.ndarray,
+    fan_in: int,
+    fan_out: int,
+    measurement: Measurement,
+    alpha: float,
+    array: str,
+) -> tuple[list[dict[str, object]], InitCheck]:
+    """Rank the known schemes by how well they explain one matrix, best first.
+
+    The score of an i.i.d. scheme is ``min(p_variance, p_KS)``: a scheme explains the matrix only
+    when both its variance and its distribution fit. Orthogonal scores 1 when ``W^T W = I`` holds
+    to rounding, else 0. Ties (a square matrix is both ``normalized`` and ``lecun-uniform``) keep
+    the list's order. Returns the candidate rows and the best scheme's full check.
+    """
+    rows: list[tuple[float, float, int, dict[str, object], InitCheck]] = []
+    for order, spec in enumerate(RANKING_CANDIDATES):
+        scheme = get_scheme(spec)
+        if scheme.iid:
+            coarse = assess_iid(
+                scheme, fan_in, fan_out, [measurement], alpha, weights.dtype, with_ks=False
+            )
+            decisive = coarse.p_value is not None and coarse.p_value < 1e-12
+            check = (
+                coarse
+                if decisive
+                else assess_iid(scheme, fan_in, fan_out, [measurement], alpha, weights.dtype)
+            )
+            score = min(p for p in (check.p_value, check.ks_p_value) if p is not None)
+            if check.support_ok is False:
+                score = 0.0
+        else:
+            if max(fan_in, fan_out) * min(fan_in, fan_out) ** 2 > 4e11:
+                continue  # a Gram matrix this large would take minutes; skip the candidate
+            check = assess_orthogonal(scheme, [weights], array=array, name=array)
+            score = 1.0 if check.passed else 0.0
+        check = dataclasses.replace(check, array=array, passed=score > alpha)
+        row: dict[str, object] = {
+            "scheme": spec,
+            "score": score,
+            "p_value": check.p_value,
+            "ks_p_value": check.ks_p_value,
+            "expected_var": check.expected_var,
+            "rel_error": check.rel_error,
+            "explains": score > alpha,
+            "known_as": PRESETS[spec].known_as,
+        }
+        rows.append((-score, abs(math.log1p(check.rel_error)), order, row, check))
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    return [r[3] for r in rows], rows[0][4]

@@ -1,0 +1,65 @@
+"""The ``xavinit`` command line: a thin typer layer over the library."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from xavinit import __version__
+from xavinit.cli import init as init_command
+from xavinit.cli import schemes as schemes_command
+
+app = typer.Typer(
+    name="xavinit",
+    help="Empirical variance analysis of neural-network initialization, after Glorot and "
+    "Bengio (2010). Run 'xavinit COMMAND --help' for each command's options and examples.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"xavinit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_version, is_eager=True
+    ),
+) -> None:
+    """Empirical variance analysis of neural-network initialization."""
+
+
+app.command("init")(init_command.init)
+app.command("schemes")(schemes_command.schemes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: usage errors become one line on stderr with exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="xavinit", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        print(error.ctx.get_help() if error.ctx else "", file=sys.stderr)
+        return 2
+    except click.UsageError as error:
+        where = (
+            f" (see 'xavinit {error.ctx.info_name} --help')"
+            if error.ctx and error.ctx.parent
+            else ""
+        )
+        print(f"Error: {error.format_message()}{where}", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as error:
+        return error.exit_code
+    except click.Abort:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,151 @@
+"""Atomic file writes and reading weight arrays from ``.npy`` / ``.npz`` files.
+
+Results and weights are written to a temporary file in the target folder and renamed into place,
+so an interrupted or failed run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from xavinit.errors import XavinitError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise XavinitError(f"cannot write {str(target)!r}: folder {str(folder)!r} does not exist")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise XavinitError(f"cannot write {str(target)!r}: {error.strerror}") from None
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(handle, mode, encoding=encoding) as stream:
+            yield stream
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class NpzWriter:
+    """Write arrays one by one into an ``.npz`` (a zip of ``.npy`` files), atomically.
+
+    Only one array needs to be in memory at a time, unlike ``numpy.savez``.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._zip = zipfile.ZipFile(
+            stream, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True
+        )
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        with self._zip.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+def load_weight_arrays(
+    path: str | Path, keys: tuple[str, ...] = ()
+) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+    """Read the 2-D numeric arrays of a ``.npy`` or ``.npz`` file, in file order.
+
+    A ``.npy`` is memory-mapped, so a matrix larger than memory is verified without loading it.
+    In an ``.npz``, arrays that are not 2-D (biases, say) are skipped unless ``keys`` selects
+    them; ``keys`` are names or shell-style patterns (``normalized/*``).
+
+    Returns:
+        ``(arrays, skipped)``: ``(name, array)`` pairs and the names of skipped arrays.
+
+    Raises:
+        XavinitError: missing or unreadable file, neither npy nor npz, corrupt data, non-numeric
+        or non-2-D selected arrays, or keys that match nothing.
+    """
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise XavinitError(f"weights file {name!r} does not exist")
+    if path.is_dir():
+        raise XavinitError(f"weights file {name!r} is a folder; expected a .npy or .npz file")
+    try:
+        with open(path, "rb") as stream:
+            magic = stream.read(6)
+    except OSError as error:
+        raise XavinitError(f"cannot read weights file {name!r}: {error.strerror}") from None
+    if magic.startswith(b"PK"):
+        return _load_npz(path, keys)
+    if magic == b"\x93NUMPY":
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            raise XavinitError(f"{name}: corrupt .npy file ({error})") from None
+        stem = path.stem
+        _require_matrix(stem, array, name)
+        return [(stem, array)], []
+    raise XavinitError(f"{name}: not a NumPy file; expected .npy or .npz weights")
+
+
+def _load_npz(path: Path, keys: tuple[str, ...]) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+    name = str(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+        names = list(archive.files)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise XavinitError(f"{name}: corrupt .npz file ({error})") from None
+    if keys:
+        selected = [n for n in names if any(fnmatch.fnmatchcase(n, k) for k in keys)]
+        if not selected:
+            raise XavinitError(
+                f"{name}: no array matches --key {', '.join(keys)}; arrays: {', '.join(names)}"
+            )
+    else:
+        selected = names
+    arrays: list[tuple[str, np.ndarray]] = []
+    skipped: list[str] = []
+    for key in selected:
+        try:
+            array = archive[key]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+            raise XavinitError(f"{name}: array {key!r} is corrupt ({error})") from None
+        if not keys and array.ndim != 2:
+            skipped.append(key)
+            continue
+        _require_matrix(key, array, name)
+        arrays.append((key, array))
+    if not arrays:
+        raise XavinitError(
+            f"{name}: holds no 2-D weight matrix (arrays: {', '.join(names) or 'none'})"
+        )
+    return arrays, skipped
+
+
+def _require_matrix(key: str, array: np.ndarray, file: str) -> None:
+    if array.dtype.kind not in "fiu":
+        raise XavinitError(
+            f"{file}: array {key!r} has dtype {array.dtype}; expected a numeric (float or int) matrix"
+        )
+    if array.ndim != 2:
+        raise XavinitError(
+            f"{file}: array {key!r} has shape {array.shape}; expected a 2-D weight matrix"
+        )
+    if array.size == 0:
+        raise XavinitError(f"{file}: array {key!r} is empty")

@@ -1,0 +1,289 @@
+"""Forward and backward passes of a fully connected softmax network, as pure functions.
+
+Convention (Glorot and Bengio, 2010, row vectors; batch rows are examples): layer ``k`` (1-based,
+``k = 1..L``) is the ``k``-th weight matrix ``W^k`` of shape ``(fan_in, fan_out) = (n_{k-1}, n_k)``
+and computes
+
+    s^k = z^{k-1} W^k + b^k,    z^k = f(s^k) for k < L,    P = softmax(s^L),
+
+with ``z^0 = x``. In code, lists are 0-based: ``weights[i]`` is ``W^{i+1}``, ``cache.z[i]`` is
+``z^i`` (the input of ``weights[i]``) and ``grads.ds[i]`` is ``dC/ds^{i+1}``.
+
+Backward (the chain rule, next to the forward it inverts):
+
+    dC/dW^k = (z^{k-1})^T dC/ds^k,   dC/db^k = sum_rows dC/ds^k,
+    dC/ds^{k-1} = (dC/ds^k (W^k)^T) * f'(s^{k-1}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from xavinit.activations import Activation
+from xavinit.errors import XavinitError
+
+__all__ = [
+    "COSTS",
+    "ForwardCache",
+    "Gradients",
+    "backward",
+    "forward",
+    "nll_cost",
+    "quadratic_cost",
+    "softmax",
+]
+
+Array = np.ndarray
+Cost = Literal["nll", "quadratic"]
+COSTS: tuple[str, ...] = ("nll", "quadratic")
+"""Cost names accepted by :func:`backward`."""
+
+
+@dataclass(frozen=True)
+class ForwardCache:
+    """What :func:`forward` keeps for :func:`backward` and for activation statistics.
+
+    Attributes:
+        z: ``(z^0 = x, z^1, ..., z^{L-1})``: the input and the hidden post-activations;
+            ``z[i]`` has shape ``(batch, n_i)`` and is the input of ``weights[i]``.
+        s: ``(s^1, ..., s^{L-1})``: hidden pre-activations, each ``None`` unless the activation
+            needs it for its derivative (gelu).
+        logits: Output pre-activations ``s^L``, shape ``(batch, n_L)``.
+        probs: ``softmax(s^L)``, shape ``(batch, n_L)``.
+    """
+
+    z: tuple[Array, ...]
+    s: tuple[Array | None, ...]
+    logits: Array
+    probs: Array
+
+    @property
+    def hidden(self) -> tuple[Array, ...]:
+        """Hidden post-activations ``(z^1, ..., z^{L-1})``."""
+        return self.z[1:]
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """Gradients of the cost; every tuple has one entry per layer, 0-based.
+
+    Attributes:
+        ds: ``ds[i] = dC/ds^{i+1}``, shape ``(batch, n_{i+1})``.
+        dw: ``dw[i] = dC/dW^{i+1}``, shape ``(n_i, n_{i+1})``.
+        db: ``db[i] = dC/db^{i+1}``, shape ``(n_{i+1},)``.
+    """
+
+    ds: tuple[Array, ...]
+    dw: tuple[Array, ...]
+    db: tuple[Array, ...]
+
+
+def _float_dtype(x: Array) -> np.dtype:
+    return x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+
+
+def softmax(logits: Array, out: Array | None = None) -> Array:
+    """Return ``P_j = exp(s_j - max s) / sum_k exp(s_k - max s)`` along the last axis.
+
+    Args:
+        logits: Shape ``(batch, classes)``.
+        out: Optional output array (may be ``logits``).
+    """
+    logits = np.asarray(logits)
+    shift = logits.max(axis=-1, keepdims=True)
+    out = np.subtract(logits, shift, out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=-1, keepdims=True)
+    return out
+
+
+def forward(
+    x: Array,
+    weights: Sequence[Array],
+    biases: Sequence[Array] | None,
+    activation: Activation,
+) -> ForwardCache:
+    """Run ``s^k = z^{k-1} W^k + b^k``, ``z^k = f(s^k)`` (hidden), ``P = softmax(s^L)``.
+
+    The dtype is ``x``'s when floating, float32 otherwise; weights and biases are cast to it
+    (no copy when they already match). Hidden pre-activations are overwritten in place by
+    ``f`` unless ``activation.needs_preactivation``.
+
+    Args:
+        x: Inputs, shape ``(batch, n_0)``.
+        weights: ``L`` matrices, ``weights[i]`` of shape ``(n_i, n_{i+1})``.
+        biases: ``L`` vectors of shape ``(n_{i+1},)``, or ``None`` for zero biases.
+        activation: Hidden activation ``f``.
+
+    Example:
+        >>> from xavinit.activations import get_activation
+        >>> w = [np.ones((3, 4)), np.ones((4, 2))]
+        >>> forward(np.zeros((5, 3)), w, None, get_activation("tanh")).probs.shape
+        (5, 2)
+    """
+    x = np.asarray(x)
+    dtype = _float_dtype(x)
+    z = x.astype(dtype, copy=False)
+    _check_shapes(z, weights, biases)
+    zs: list[Array] = [z]
+    ss: list[Array | None] = []
+    n_layers = len(weights)
+    s = z
+    for i, w in enumerate(weights):
+        s = z @ np.asarray(w).astype(dtype, copy=False)
+        if biases is not None:
+            s += np.asarray(biases[i]).astype(dtype, copy=False)
+        if i == n_layers - 1:
+            break
+        if activation.needs_preactivation:
+            ss.append(s)
+            z = activation.forward(s)
+        else:
+            ss.append(None)
+            z = activation.forward(s, out=s)
+        zs.append(z)
+    return ForwardCache(z=tuple(zs), s=tuple(ss), logits=s, probs=softmax(s))
+
+
+def _check_shapes(x: Array, weights: Sequence[Array], biases: Sequence[Array] | None) -> None:
+    if len(weights) == 0:
+        raise XavinitError("a network needs at least one weight matrix")
+    if x.ndim != 2:
+        raise XavinitError(f"inputs must have shape (batch, n_0), got {x.shape}")
+    if biases is not None and len(biases) != len(weights):
+        raise XavinitError(f"got {len(weights)} weight matrices but {len(biases)} biases")
+    fan = x.shape[1]
+    for i, w in enumerate(weights):
+        shape = np.shape(w)
+        if len(shape) != 2 or shape[0] != fan:
+            raise XavinitError(f"weights[{i}]: expected shape ({fan}, fan_out), got {shape}")
+        fan = shape[1]
+        if biases is not None and np.shape(biases[i]) != (fan,):
+            raise XavinitError(f"biases[{i}]: expected shape ({fan},), got {np.shape(biases[i])}")
+
+
+def _targets(labels: Array, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+    """One-hot matrix for integer labels of shape ``(batch,)``; 2-D targets pass through."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        if labels.shape != shape:
+            raise XavinitError(f"targets must have shape {shape}, got {labels.shape}")
+        return labels.astype(dtype, copy=False)
+    if labels.shape != (shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise XavinitError(
+            f"labels must be integers of shape ({shape[0]},) or targets of shape {shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= shape[1]):
+        raise XavinitError(f"labels must lie in 0..{shape[1] - 1}")
+    onehot = np.zeros(shape, dtype=dtype)
+    onehot[np.arange(shape[0]), labels] = 1.0
+    return onehot
+
+
+def nll_cost(logits: Array, labels: Array) -> float:
+    """Return ``C = -(1/B) sum_b sum_j y_bj log softmax(s_b)_j`` (the paper's ``-log P(y|x)``).
+
+    Computed stably as ``logsumexp(s_b) - s_b[y_b]`` for integer labels.
+
+    Args:
+        logits: ``s^L``, shape ``(batch, classes)``.
+        labels: Integer classes, shape ``(batch,)``, or target distributions ``(batch, classes)``.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    y = _targets(labels, logits.shape, logits.dtype)
+    shift = logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(logits - shift).sum(axis=1, keepdims=True)) + shift
+    return float(-(y * (logits - log_z)).sum() / logits.shape[0])
+
+
+def quadratic_cost(logits: Array, labels: Array) -> float:
+    """Return ``C = (1/B) sum_b 0.5 ||softmax(s_b) - y_b||^2`` (the paper's figure 5).
+
+    Args:
+        logits: ``s^L``, shape ``(batch, classes)``.
+        labels: Integer classes, shape ``(batch,)``, or targets ``(batch, classes)``.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    diff = softmax(logits) - _targets(labels, logits.shape, logits.dtype)
+    return float(0.5 * np.einsum("ij,ij->", diff, diff) / logits.shape[0])
+
+
+def _output_grad(cache: ForwardCache, labels: Array, cost: str) -> Array:
+    p = cache.probs
+    batch = p.shape[0]
+    g = p - _targets(labels, p.shape, p.dtype)  # NLL: dC/ds^L = (P - Y)/B
+    if cost == "quadratic":
+        # dC/dP = (P - Y)/B; dC/ds_j = P_j (dC/dP_j - sum_k dC/dP_k P_k).
+        dot = np.einsum("ij,ij->i", g, p)[:, None]
+        g -= dot
+        g *= p
+    g /= batch
+    return g
+
+
+def backward(
+    cache: ForwardCache,
+    weights: Sequence[Array],
+    activation: Activation,
+    labels: Array | None = None,
+    output_grad: Array | None = None,
+    cost: Cost = "nll",
+) -> Gradients:
+    """Back-propagate ``dC/ds^L`` through the network of :func:`forward`.
+
+    ``dC/ds^L`` is ``(P - Y)/B`` for ``cost="nll"``, ``P * (G - <G, P>)`` with
+    ``G = (P - Y)/B`` for ``cost="quadratic"``, or ``output_grad`` itself when given (the
+    cost is then ``C = sum(output_grad * s^L)``, not averaged). Then, going down,
+    ``dW^k = (z^{k-1})^T ds^k``, ``db^k = sum_rows ds^k`` and
+    ``ds^{k-1} = (ds^k (W^k)^T) f'(s^{k-1})``, the last product in place.
+
+    Args:
+        cache: Result of :func:`forward` with the same weights and activation.
+        weights: ``L`` matrices, ``weights[i]`` of shape ``(n_i, n_{i+1})``.
+        activation: Hidden activation ``f``.
+        labels: Integer classes ``(batch,)`` or targets ``(batch, n_L)``; exclusive with
+            ``output_grad``.
+        output_grad: ``dC/ds^L``, shape ``(batch, n_L)``, e.g. unit-variance noise.
+        cost: ``"nll"`` or ``"quadratic"``; ignored with ``output_grad``.
+
+    Returns:
+        Gradients with ``ds[i] = dC/ds^{i+1}``, ``dw[i] = dC/dW^{i+1}``, ``db[i] = dC/db^{i+1}``.
+    """
+    if cost not in COSTS:
+        raise XavinitError(f"unknown cost {cost!r}; valid: {', '.join(COSTS)}")
+    if (labels is None) == (output_grad is None):
+        raise XavinitError("give exactly one of labels and output_grad")
+    if len(weights) != len(cache.z):
+        raise XavinitError(f"cache has {len(cache.z)} layers, got {len(weights)} weight matrices")
+    dtype = cache.logits.dtype
+    if output_grad is not None:
+        ds = np.asarray(output_grad).astype(dtype, copy=True)
+        if ds.shape != cache.logits.shape:
+            raise XavinitError(f"output_grad: expected shape {cache.logits.shape}, got {ds.shape}")
+    else:
+        ds = _output_grad(cache, labels, cost)
+
+    n_layers = len(weights)
+    ds_all: list[Array] = [ds] * n_layers
+    dw_all: list[Array] = [ds] * n_layers
+    db_all: list[Array] = [ds] * n_layers
+    skip_derivative = activation.name == "linear"
+    buf: Array | None = None
+    for i in range(n_layers - 1, -1, -1):
+        w = np.asarray(weights[i]).astype(dtype, copy=False)
+        ds_all[i] = ds
+        dw_all[i] = cache.z[i].T @ ds
+        db_all[i] = ds.sum(axis=0)
+        if i == 0:
+            break
+        ds = ds @ w.T  # dC/dz^i, then times f'(s^i) in place
+        if not skip_derivative:
+            z = cache.z[i]
+            if buf is None or buf.shape != z.shape or buf.dtype != z.dtype:
+                buf = np.empty_like(z)
+            ds *= activation.derivative(cache.s[i - 1], z, out=buf)
+    return Gradients(ds=tuple(ds_all), dw=tuple(dw_all), db=tuple(db_all))

@@ -1,0 +1,64 @@
+"""Number formatting shared by the human-readable renderers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def num(value: Any, digits: int = 4) -> str:
+    """A compact number: 0.333, 3.255e-04, '-' for missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value == 0 or not math.isfinite(value):
+        return str(value)
+    if 1e-3 <= abs(value) < 1e4:
+        return f"{value:.{digits}g}"
+    return f"{value:.{digits - 1}e}"
+
+
+def pct(value: Any) -> str:
+    """A relative error as a signed percentage: +0.15%."""
+    if value is None or isinstance(value, str):
+        return "-"
+    return f"{100 * value:+.2f}%"
+
+
+def pval(value: Any) -> str:
+    """A p-value: 0.42, 3e-05, <1e-300."""
+    if value is None:
+        return "-"
+    if value == 0:
+        return "<1e-300"
+    return f"{value:.2g}"
+
+
+def layer_names(document: dict[str, Any]) -> str:
+    """'1024-1000x5-10' from a config's layers."""
+    widths = document.get("config", {}).get("layers") or []
+    parts: list[str] = []
+    for width in widths:
+        if parts and parts[-1].split("x")[0] == str(width):
+            head, _, times = parts[-1].partition("x")
+            parts[-1] = f"{head}x{int(times or 1) + 1}"
+        else:
+            parts.append(str(width))
+    return "-".join(parts)
+
+
+def init_summary(document: dict[str, Any]) -> str:
+    """One line: PASSED/FAILED and how many checks hold, for init results."""
+    rows = document.get("layers", [])
+    if document.get("mode") == "rank":
+        verdicts = "; ".join(f"{r['array']}: {r['verdict']}" for r in document.get("rankings", []))
+        return f"RANKED {len(rows)} matrices: {verdicts}"
+    held = sum(1 for r in rows if r.get("passed"))
+    word = "PASSED" if document.get("passed") else "FAILED"
+    return (
+        f"{word}: {held} of {len(rows)} matrices match their scheme "
+        f"(family-wise alpha {document.get('alpha')}, {document.get('correction')})"
+    )

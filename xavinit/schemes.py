@@ -1,0 +1,533 @@
+"""Initialization schemes: one variance-scaling core and named presets.
+
+Every i.i.d. scheme draws ``W`` of shape ``(fan_in, fan_out)`` with mean 0 and
+
+    Var[W] = gain^2 * scale / fan,   fan in {fan_in, fan_out, fan_avg = (fan_in + fan_out) / 2}
+
+from one of four distributions (JAX's ``variance_scaling`` framing, so no gain arrives by
+accident):
+
+- ``uniform``: ``U[-bound, bound]`` with ``bound = sqrt(3 Var)``;
+- ``normal``: ``N(0, Var)``;
+- ``truncated_normal``: a normal cut at +-2 sigma whose std is divided by
+  0.87962566103423978 (the std of a standard normal truncated at +-2) so that Var stays exact
+  (Keras, JAX);
+- ``truncated_normal_uncorrected``: a normal with the nominal std cut at +-2 sigma (PyTorch's
+  ``trunc_normal_``, TF1), whose variance is only 0.7737 x nominal.
+
+``orthogonal`` (Saxe et al. 2013) is the one scheme that is not i.i.d.: ``W^T W = gain^2 I``
+(or ``W W^T`` when ``fan_in < fan_out``).
+
+Sources: Glorot and Bengio (2010), eq. 1 and eq. 16; He et al. (2015); LeCun et al. (1998);
+PyTorch ``torch/nn/init.py``; JAX ``jax/_src/nn/initializers.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xavinit.errors import XavinitError
+
+TRUNCATION = 2.0
+"""Truncated normals are cut at +-TRUNCATION standard deviations of the underlying normal."""
+
+
+def _phi(x: float) -> float:
+    """Standard normal density."""
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _big_phi(x: float) -> float:
+    """Standard normal CDF."""
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+_MASS = _big_phi(TRUNCATION) - _big_phi(-TRUNCATION)
+TRUNCATED_VARIANCE_FACTOR = 1.0 - 2.0 * TRUNCATION * _phi(TRUNCATION) / _MASS
+"""Var of N(0, 1) truncated at +-2: 1 - 2 c phi(c) / (2 Phi(c) - 1) = 0.7737..."""
+
+TRUNCATED_STD_CORRECTION = 0.87962566103423978
+"""sqrt(TRUNCATED_VARIANCE_FACTOR): Keras/JAX divide the std by it so that Var stays exact."""
+
+_TRUNCATED_FOURTH_MOMENT = 3.0 - 2.0 * (TRUNCATION**3 + 3.0 * TRUNCATION) * _phi(TRUNCATION) / _MASS
+TRUNCATED_KURTOSIS = _TRUNCATED_FOURTH_MOMENT / TRUNCATED_VARIANCE_FACTOR**2
+"""Kurtosis E[z^4] / E[z^2]^2 of a normal truncated at +-2 sigma (about 2.366)."""
+
+DISTRIBUTIONS = ("uniform", "normal", "truncated_normal", "truncated_normal_uncorrected")
+MODES = ("fan_in", "fan_out", "fan_avg")
+
+KURTOSIS = {
+    "uniform": 9.0 / 5.0,
+    "normal": 3.0,
+    "truncated_normal": TRUNCATED_KURTOSIS,
+    "truncated_normal_uncorrected": TRUNCATED_KURTOSIS,
+}
+"""Kurtosis E[w^4] / E[w^2]^2 of each distribution: it sets the standard error of a variance."""
+
+DEFAULT_LEAKY_SLOPE = 0.01
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def activation_gain(name: str, slope: float = DEFAULT_LEAKY_SLOPE) -> float:
+    """Return the recommended gain for an activation (PyTorch's ``calculate_gain``).
+
+    linear, sigmoid: 1; tanh: 5/3; relu: sqrt(2); leaky relu: sqrt(2 / (1 + a^2)); selu: 3/4.
+
+    Raises:
+        XavinitError: for an unknown activation name, listing the known ones.
+    """
+    key = name.strip().lower().replace("_", "-")
+    gains = {
+        "linear": 1.0,
+        "identity": 1.0,
+        "sigmoid": 1.0,
+        "tanh": 5.0 / 3.0,
+        "relu": math.sqrt(2.0),
+        "leaky-relu": math.sqrt(2.0 / (1.0 + slope**2)),
+        "selu": 3.0 / 4.0,
+    }
+    if key not in gains:
+        raise XavinitError(
+            f"unknown gain {name!r}{_suggest(key, gains)}; use a positive number or one of: "
+            + ", ".join(gains)
+        )
+    return gains[key]
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A parsed initialization scheme.
+
+    Attributes:
+        name: canonical preset name (``normalized`` for the alias ``xavier-uniform``).
+        spec: the spec string as given, parameters included (``normalized:gain=tanh``).
+        distribution: one of ``DISTRIBUTIONS`` or ``orthogonal``.
+        scale: the variance scale before the gain (``Var = gain^2 * scale / fan``).
+        mode: which fan divides the variance.
+        gain: multiplies the standard deviation.
+        params: the parameters as given, canonical keys.
+    """
+
+    name: str
+    spec: str
+    distribution: str
+    scale: float
+    mode: str
+    gain: float
+    params: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def preset(self) -> Preset:
+        return PRESETS[self.name]
+
+    @property
+    def iid(self) -> bool:
+        """True when entries are independent draws (every scheme but orthogonal)."""
+        return self.distribution != "orthogonal"
+
+    @property
+    def kurtosis(self) -> float | None:
+        """E[w^4] / E[w^2]^2 of one entry; None for orthogonal."""
+        return KURTOSIS.get(self.distribution)
+
+    @property
+    def bounded(self) -> bool:
+        return self.distribution in ("uniform", "truncated_normal", "truncated_normal_uncorrected")
+
+    def fan(self, fan_in: int, fan_out: int) -> float:
+        """The fan that divides the variance under this scheme's mode."""
+        return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": 0.5 * (fan_in + fan_out)}[
+            self.mode
+        ]
+
+    def variance(self, fan_in: int, fan_out: int) -> float:
+        """Expected Var[W_ij] for a ``(fan_in, fan_out)`` matrix.
+
+        Variance scaling: ``gain^2 * scale / fan`` (times 0.7737 for the uncorrected truncated
+        normal). Orthogonal: ``gain^2 / max(fan_in, fan_out)``, since ``min(fan_in, fan_out)``
+        orthonormal vectors of length ``max(fan_in, fan_out)`` hold ``gain^2 min`` in squares.
+        """
+        if self.distribution == "orthogonal":
+            return self.gain**2 / max(fan_in, fan_out)
+        nominal = self.gain**2 * self.scale / self.fan(fan_in, fan_out)
+        if self.distribution == "truncated_normal_uncorrected":
+            return nominal * TRUNCATED_VARIANCE_FACTOR
+        return nominal
+
+    def std(self, fan_in: int, fan_out: int) -> float | None:
+        """Std of the underlying normal before truncation (None for uniform and orthogonal).
+
+        normal: sqrt(Var); truncated_normal: sqrt(Var) / 0.8796...; uncorrected: the nominal
+        sqrt(gain^2 scale / fan).
+        """
+        if self.distribution == "normal":
+            return math.sqrt(self.variance(fan_in, fan_out))
+        if self.distribution == "truncated_normal":
+            return math.sqrt(self.variance(fan_in, fan_out)) / TRUNCATED_STD_CORRECTION
+        if self.distribution == "truncated_normal_uncorrected":
+            return math.sqrt(self.gain**2 * self.scale / self.fan(fan_in, fan_out))
+        return None
+
+    def bound(self, fan_in: int, fan_out: int) -> float | None:
+        """Largest possible |W_ij|: sqrt(3 Var) for uniform, 2 std for truncated normals."""
+        if self.distribution == "uniform":
+            return math.sqrt(3.0 * self.variance(fan_in, fan_out))
+        std = self.std(fan_in, fan_out)
+        if self.bounded and std is not None:
+            return TRUNCATION * std
+        return None
+
+    def cdf(self, x: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
+        """The CDF of one entry, evaluated at ``x`` (float64 result); i.i.d. schemes only."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.distribution == "uniform":
+            b = self.bound(fan_in, fan_out)
+            assert b is not None
+            return np.clip((x + b) / (2.0 * b), 0.0, 1.0)
+        std = self.std(fan_in, fan_out)
+        if std is None:
+            raise ValueError(f"scheme {self.spec!r} has no per-entry distribution")
+        big_phi = 0.5 * (1.0 + _erf(x / (std * math.sqrt(2.0))).astype(np.float64))
+        if self.distribution == "normal":
+            return big_phi
+        low = _big_phi(-TRUNCATION)
+        return np.clip((big_phi - low) / _MASS, 0.0, 1.0)
+
+    def sample(
+        self,
+        shape: tuple[int, int],
+        rng: np.random.Generator,
+        dtype: Any = np.float32,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Draw a ``(fan_in, fan_out)`` matrix in place, without temporaries of its size.
+
+        Args:
+            shape: ``(fan_in, fan_out)``.
+            rng: the generator that supplies every random number.
+            dtype: float32 (default) or float64.
+            out: an optional preallocated C-contiguous array of that shape and dtype.
+        """
+        fan_in, fan_out = shape
+        if out is None:
+            out = np.empty(shape, dtype=dtype)
+        if self.distribution == "orthogonal":
+            return _sample_orthogonal(out, rng, self.gain)
+        if self.distribution == "uniform":
+            bound = self.bound(fan_in, fan_out)
+            assert bound is not None
+            rng.random(dtype=out.dtype, out=out)
+            out *= 2.0 * bound
+            out -= bound
+            return out
+        rng.standard_normal(dtype=out.dtype, out=out)
+        if self.distribution != "normal":
+            _redraw_beyond(out.reshape(-1), rng, TRUNCATION)
+        std = self.std(fan_in, fan_out)
+        assert std is not None
+        out *= std
+        return out
+
+    def describe(self) -> str:
+        """One line: the distribution and variance formula, with the gain when it is not 1."""
+        formula = self.preset.formula if not self.params else self.formula()
+        return f"{formula}  ({self.preset.known_as})" if self.preset.known_as else formula
+
+    def formula(self) -> str:
+        """The variance formula for these parameters, e.g. ``Var = gain^2 * 2 / fan_in``."""
+        if self.distribution == "orthogonal":
+            g = "" if self.gain == 1.0 else f"{self.gain:.4g}^2 "
+            return f"orthogonal, W^T W = {g}I, Var = {g}/ max(fan_in, fan_out)".replace(
+                "= /", "= 1/"
+            )
+        gain = "" if self.gain == 1.0 else f"{self.gain:.4g}^2 * "
+        scale = f"{self.scale:.4g}"
+        extra = " * 0.7737" if self.distribution == "truncated_normal_uncorrected" else ""
+        return f"{self.distribution}, Var = {gain}{scale} / {self.mode}{extra}"
+
+
+def _redraw_beyond(flat: np.ndarray, rng: np.random.Generator, cut: float) -> None:
+    """Redraw standard-normal entries with |z| > cut until none is left, chunk by chunk."""
+    chunk = 1 << 20
+    for start in range(0, flat.size, chunk):
+        view = flat[start : start + chunk]
+        bad = np.flatnonzero(np.abs(view) > cut)
+        while bad.size:
+            view[bad] = rng.standard_normal(bad.size, dtype=view.dtype)
+            bad = bad[np.abs(view[bad]) > cut]
+
+
+def _sample_orthogonal(out: np.ndarray, rng: np.random.Generator, gain: float) -> np.ndarray:
+    """QR of a standard normal matrix with the sign fix of Mezzadri (2007), scaled by gain.
+
+    The result is Haar-distributed: orthonormal columns when ``fan_in >= fan_out``, orthonormal
+    rows otherwise (Saxe et al. 2013; PyTorch ``orthogonal_``).
+    """
+    rows, cols = out.shape
+    tall = rows >= cols
+    a = rng.standard_normal((rows, cols) if tall else (cols, rows), dtype=out.dtype)
+    q, r = np.linalg.qr(a)
+    signs = np.sign(np.diagonal(r)).astype(out.dtype)
+    signs[signs == 0] = 1
+    q *= signs
+    q *= gain
+    out[...] = q if tall else q.T
+    return out
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named scheme as data: its variance-scaling settings, parameters and documentation."""
+
+    name: str
+    distribution: str
+    scale: float
+    mode: str
+    formula: str
+    source: str
+    aliases: tuple[str, ...] = ()
+    params: tuple[str, ...] = ("gain", "mode")
+    known_as: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "standard",
+            "uniform",
+            1.0 / 3.0,
+            "fan_in",
+            "U[-1/sqrt(fan_in), 1/sqrt(fan_in)], Var = 1/(3 fan_in)",
+            "Glorot and Bengio 2010, eq. 1; PyTorch kaiming_uniform_(a=sqrt(5))",
+            aliases=("default", "torch-linear"),
+            known_as="PyTorch's nn.Linear default",
+        ),
+        Preset(
+            "normalized",
+            "uniform",
+            1.0,
+            "fan_avg",
+            "U[-sqrt(6/(fan_in+fan_out)), +sqrt(6/(fan_in+fan_out))], Var = 2/(fan_in+fan_out)",
+            "Glorot and Bengio 2010, eq. 16",
+            aliases=("xavier-uniform", "glorot-uniform"),
+            known_as="Xavier/Glorot uniform, Keras' Dense default",
+        ),
+        Preset(
+            "xavier-normal",
+            "normal",
+            1.0,
+            "fan_avg",
+            "N(0, 2/(fan_in+fan_out)), Var = 2/(fan_in+fan_out)",
+            "Glorot and Bengio 2010; PyTorch xavier_normal_ (plain normal)",
+            aliases=("glorot-normal-plain",),
+            known_as="PyTorch's xavier_normal_",
+        ),
+        Preset(
+            "glorot-normal-truncated",
+            "truncated_normal",
+            1.0,
+            "fan_avg",
+            "normal cut at +-2 sigma, std corrected, Var = 2/(fan_in+fan_out)",
+            "Keras/JAX glorot_normal",
+            aliases=("glorot-normal", "xavier-normal-truncated"),
+            known_as="Keras/JAX GlorotNormal",
+        ),
+        Preset(
+            "he-uniform",
+            "uniform",
+            2.0,
+            "fan_in",
+            "U[-sqrt(6/fan_in), sqrt(6/fan_in)], Var = 2/fan_in (2/((1+a^2) fan) with slope=a)",
+            "He et al. 2015; PyTorch kaiming_uniform_(nonlinearity='relu')",
+            aliases=("kaiming-uniform",),
+            params=("gain", "mode", "slope"),
+            known_as="PyTorch's kaiming_uniform_ for ReLU",
+        ),
+        Preset(
+            "he-normal",
+            "normal",
+            2.0,
+            "fan_in",
+            "N(0, 2/fan_in), Var = 2/fan_in (2/((1+a^2) fan) with slope=a)",
+            "He et al. 2015; PyTorch kaiming_normal_(nonlinearity='relu')",
+            aliases=("kaiming-normal",),
+            params=("gain", "mode", "slope"),
+            known_as="PyTorch's kaiming_normal_ for ReLU",
+        ),
+        Preset(
+            "he-normal-truncated",
+            "truncated_normal",
+            2.0,
+            "fan_in",
+            "normal cut at +-2 sigma, std corrected, Var = 2/fan_in",
+            "He et al. 2015; Keras/JAX he_normal",
+            params=("gain", "mode", "slope"),
+            known_as="Keras/JAX HeNormal",
+        ),
+        Preset(
+            "lecun-uniform",
+            "uniform",
+            1.0,
+            "fan_in",
+            "U[-sqrt(3/fan_in), sqrt(3/fan_in)], Var = 1/fan_in",
+            "LeCun et al. 1998; Keras lecun_uniform",
+            known_as="Keras LecunUniform",
+        ),
+        Preset(
+            "lecun-normal",
+            "normal",
+            1.0,
+            "fan_in",
+            "N(0, 1/fan_in), Var = 1/fan_in",
+            "LeCun et al. 1998; Klambauer et al. 2017 (SELU)",
+        ),
+        Preset(
+            "lecun-normal-truncated",
+            "truncated_normal",
+            1.0,
+            "fan_in",
+            "normal cut at +-2 sigma, std corrected, Var = 1/fan_in",
+            "LeCun et al. 1998; Keras/JAX lecun_normal",
+            known_as="Keras/JAX LecunNormal",
+        ),
+        Preset(
+            "orthogonal",
+            "orthogonal",
+            1.0,
+            "fan_avg",
+            "orthogonal, W^T W = gain^2 I, Var = gain^2 / max(fan_in, fan_out)",
+            "Saxe et al. 2013; PyTorch orthogonal_",
+            params=("gain",),
+            known_as="PyTorch's orthogonal_",
+        ),
+        Preset(
+            "variance-scaling",
+            "normal",
+            1.0,
+            "fan_in",
+            "Var = gain^2 * scale / fan; scale=, mode=fan_in|fan_out|fan_avg, distribution=",
+            "JAX variance_scaling",
+            params=("scale", "mode", "distribution", "gain"),
+        ),
+    )
+}
+
+ALIASES: dict[str, str] = {alias: p.name for p in PRESETS.values() for alias in p.aliases}
+SCHEME_NAMES: tuple[str, ...] = tuple(PRESETS)
+
+
+def _canonical_name(name: str) -> str:
+    key = name.strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
+    if key not in PRESETS:
+        valid = ", ".join(SCHEME_NAMES)
+        raise XavinitError(
+            f"unknown scheme {name.strip()!r}{_suggest(key, [*SCHEME_NAMES, *ALIASES])}; "
+            f"valid schemes: {valid}"
+        )
+    return key
+
+
+def _positive_number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise XavinitError(f"{what} must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise XavinitError(f"{what} must be a positive finite number, got {text!r}")
+    return value
+
+
+def _parse_gain(text: str, scheme: str) -> float:
+    try:
+        return _positive_number(text, f"{scheme}: gain")
+    except XavinitError:
+        if any(c.isalpha() for c in text) and text.lower() not in ("nan", "inf", "infinity"):
+            try:
+                return activation_gain(text)
+            except XavinitError as error:
+                raise XavinitError(f"{scheme}: {error}") from None
+        raise
+
+
+def get_scheme(spec: str) -> Scheme:
+    """Parse a scheme spec such as ``normalized``, ``he-normal:mode=fan_out,slope=0.2``,
+    ``normalized:gain=tanh`` or ``variance-scaling:scale=2,mode=fan_out,distribution=normal``.
+
+    Raises:
+        XavinitError (a ValueError): unknown name or parameter, or a bad value; the message lists
+        what is allowed and suggests the closest name.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise XavinitError(f"scheme must be a non-empty name, got {spec!r}")
+    raw_name, _, raw_params = spec.partition(":")
+    name = _canonical_name(raw_name)
+    preset = PRESETS[name]
+    params: dict[str, str] = {}
+    if raw_params.strip():
+        for item in raw_params.split(","):
+            key, sep, value = item.partition("=")
+            key, value = key.strip().lower().replace("-", "_"), value.strip()
+            if not sep or not key or not value:
+                raise XavinitError(
+                    f"{name}: parameter {item.strip()!r} is not key=value; "
+                    f"allowed keys: {', '.join(preset.params)}"
+                )
+            if key not in preset.params:
+                raise XavinitError(
+                    f"{name}: unknown parameter {key!r}{_suggest(key, preset.params)}; "
+                    f"allowed: {', '.join(preset.params)}"
+                )
+            if key in params:
+                raise XavinitError(f"{name}: parameter {key!r} given twice")
+            params[key] = value
+
+    scale, mode, distribution, gain = preset.scale, preset.mode, preset.distribution, 1.0
+    if "scale" in params:
+        scale = _positive_number(params["scale"], f"{name}: scale")
+    if "mode" in params:
+        mode = params["mode"].lower().replace("-", "_")
+        if mode not in MODES:
+            raise XavinitError(
+                f"{name}: mode must be one of {', '.join(MODES)}, got {params['mode']!r}"
+            )
+    if "distribution" in params:
+        distribution = params["distribution"].lower().replace("-", "_")
+        if distribution not in DISTRIBUTIONS:
+            raise XavinitError(
+                f"{name}: distribution must be one of {', '.join(DISTRIBUTIONS)}, "
+                f"got {params['distribution']!r}"
+            )
+    if "slope" in params:
+        try:
+            slope = float(params["slope"])
+        except ValueError:
+            slope = math.nan
+        if not math.isfinite(slope) or slope < 0:
+            raise XavinitError(
+                f"{name}: slope must be a non-negative number, got {params['slope']!r}"
+            )
+        scale = preset.scale / (1.0 + slope**2)
+    if "gain" in params:
+        gain = _parse_gain(params["gain"], name)
+    return Scheme(
+        name=name,
+        spec=spec.strip(),
+        distribution=distribution,
+        scale=scale,
+        mode=mode,
+        gain=gain,
+        params=params,
+    )

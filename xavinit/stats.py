@@ -1,0 +1,176 @@
+"""Streaming moments, variance tests and intervals, Kolmogorov-Smirnov, multiple testing.
+
+Everything here works on float32 or float64 arrays of any size in chunks, accumulating in
+float64, so that a 20000 x 20000 matrix costs a few chunk buffers beyond itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+CHUNK = 1 << 20
+"""Elements per streaming chunk (8 MiB as float64)."""
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Moments of all entries of an array, accumulated in float64.
+
+    Attributes:
+        count: number of entries N.
+        mean: sum(w) / N.
+        mean_square: sum(w^2) / N, the variance about a known mean of 0 (the paper's Var[W]).
+        minimum, maximum: extreme entries.
+        finite: False when any entry is NaN or infinite.
+    """
+
+    count: int
+    mean: float
+    mean_square: float
+    minimum: float
+    maximum: float
+    finite: bool
+
+    @property
+    def variance(self) -> float:
+        """Sample variance about the sample mean (population form)."""
+        return max(self.mean_square - self.mean**2, 0.0)
+
+
+def moments(array: np.ndarray, chunk: int = CHUNK) -> Moments:
+    """Stream over ``array`` (any shape, memory-mapped or not) and return its moments.
+
+    Each chunk is copied into one reusable float64 buffer; the sum is a float64 reduction and the
+    sum of squares a BLAS dot, so no temporary grows with the array.
+    """
+    flat = np.ravel(array, order="K")
+    count = int(flat.size)
+    if count == 0:
+        return Moments(0, math.nan, math.nan, math.nan, math.nan, True)
+    buffer = np.empty(min(chunk, count), dtype=np.float64)
+    total = 0.0
+    total_sq = 0.0
+    lo, hi = math.inf, -math.inf
+    for start in range(0, count, chunk):
+        piece = flat[start : start + chunk]
+        b = buffer[: piece.size]
+        b[...] = piece
+        total += float(b.sum())
+        total_sq += float(b @ b)
+        lo = min(lo, float(b.min()))
+        hi = max(hi, float(b.max()))
+    finite = math.isfinite(total) and math.isfinite(total_sq) and math.isfinite(lo + hi)
+    return Moments(count, total / count, total_sq / count, lo, hi, finite)
+
+
+def subsample(array: np.ndarray, size: int) -> np.ndarray:
+    """At most ``size`` entries taken at a fixed stride across the whole array, as float64.
+
+    For i.i.d. entries any fixed index set is a simple random sample, and a stride touches the
+    whole matrix (so a problem in one corner is not missed).
+    """
+    flat = np.ravel(array, order="K")
+    step = max(1, math.ceil(flat.size / size))
+    return np.asarray(flat[::step], dtype=np.float64)
+
+
+def normal_two_sided_p(z: float) -> float:
+    """Two-sided p-value of a standard normal statistic: erfc(|z| / sqrt 2)."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
+def normal_quantile(p: float) -> float:
+    """Inverse standard normal CDF."""
+    return NormalDist().inv_cdf(p)
+
+
+@dataclass(frozen=True)
+class VarianceTest:
+    """z-test of a mean of squares against an expected variance, with a confidence interval.
+
+    For N i.i.d. entries with mean 0, variance v and kurtosis k, the mean of squares has standard
+    error ``v sqrt((k - 1) / N)`` (PAPER.md, "Statistics of a variance estimate"). The test uses the
+    hypothesised v; the interval ``m2 +- z_{1-alpha/2} m2 sqrt((k-1)/N)`` uses the observed one.
+    """
+
+    standard_error: float
+    z: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+
+
+def variance_test(
+    mean_square: float, expected_var: float, count: int, kurtosis: float, alpha: float
+) -> VarianceTest:
+    """Test ``E[w^2] = expected_var`` from the mean of squares of ``count`` i.i.d. entries."""
+    relative_se = math.sqrt((kurtosis - 1.0) / count)
+    se = expected_var * relative_se
+    z = (mean_square - expected_var) / se
+    half = normal_quantile(1.0 - alpha / 2.0) * mean_square * relative_se
+    return VarianceTest(se, z, normal_two_sided_p(z), mean_square - half, mean_square + half)
+
+
+def kolmogorov_sf(x: float) -> float:
+    """P(K > x) for the Kolmogorov distribution: 2 sum_{j>=1} (-1)^(j-1) exp(-2 j^2 x^2)."""
+    if x < 0.2:
+        return 1.0
+    total = 0.0
+    for j in range(1, 101):
+        term = math.exp(-2.0 * j * j * x * x)
+        total += term if j % 2 else -term
+        if term < 1e-16:
+            break
+    return min(max(2.0 * total, 0.0), 1.0)
+
+
+def ks_test(sample: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float]:
+    """One-sample Kolmogorov-Smirnov test of ``sample`` against a continuous ``cdf``.
+
+    Returns ``(D, p)`` with ``D = sup |F_n - F|`` and the asymptotic p-value with Stephens'
+    (1970) small-sample correction, ``P(K > (sqrt n + 0.12 + 0.11 / sqrt n) D)``, accurate to a
+    few percent of p for n >= 5 (Numerical Recipes, 14.3).
+    """
+    x = np.sort(sample)
+    n = x.size
+    f = cdf(x)
+    ranks = np.arange(1, n + 1, dtype=np.float64) / n
+    d_plus = float(np.max(ranks - f))
+    d_minus = float(np.max(f - (ranks - 1.0 / n)))
+    d = max(d_plus, d_minus)
+    root = math.sqrt(n)
+    return d, kolmogorov_sf((root + 0.12 + 0.11 / root) * d)
+
+
+def holm_reject(p_values: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's (1979) step-down procedure: which hypotheses to reject at family-wise level alpha.
+
+    Sort the m p-values; reject the k-th smallest while ``p_(k) <= alpha / (m - k + 1)``; stop at
+    the first that is not. Valid under any dependence between the tests.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    reject = [False] * m
+    for rank, index in enumerate(order):
+        if p_values[index] <= alpha / (m - rank):
+            reject[index] = True
+        else:
+            break
+    return reject
+
+
+def bonferroni_reject(p_values: Sequence[float], alpha: float) -> list[bool]:
+    """Reject each hypothesis whose p-value is at most alpha / m."""
+    m = len(p_values)
+    return [p <= alpha / m for p in p_values]
+
+
+CORRECTIONS: dict[str, Callable[[Sequence[float], float], list[bool]]] = {
+    "holm": holm_reject,
+    "bonferroni": bonferroni_reject,
+}
