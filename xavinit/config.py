@@ -87,8 +87,8 @@ def parse_layers(value: Any, where: str = "--layers") -> tuple[int, ...]:
             raise _fail(where, "is empty; give widths like 1024,1000x5,10")
         for position, token in enumerate(text.split(",")):
             token = token.strip()
-            width, _, times = token.partition("x")
-            times = times or "1"
+            width, sep, times = token.partition("x")
+            times = times if sep else "1"
             count = positive_int(times, f"{where}[{position}] repeat count")
             if count > MAX_LAYERS:
                 raise _fail(where, f"at most {MAX_LAYERS} layers, got a repeat of {count}")

@@ -28,6 +28,7 @@ from xavinit.errors import XavinitError
 
 __all__ = [
     "COSTS",
+    "Cost",
     "ForwardCache",
     "Gradients",
     "backward",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from types import ModuleType
 
-import click
 import typer
 
 from xavinit import __version__
@@ -41,12 +42,23 @@ app.command("init")(init_command.init)
 app.command("schemes")(schemes_command.schemes)
 
 
+def _click_exceptions() -> ModuleType:
+    """The click exceptions typer raises: its vendored copy (typer >= 0.20) or click itself."""
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError("typer's click exceptions are not importable")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: usage errors become one line on stderr with exit code 2."""
+    click = _click_exceptions()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="xavinit", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as error:
+    except click.NoArgsIsHelpError as error:
         print(error.ctx.get_help() if error.ctx else "", file=sys.stderr)
         return 2
     except click.UsageError as error:
@@ -57,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"Error: {error.format_message()}{where}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as error:
+    except typer.Exit as error:
         return error.exit_code
-    except click.Abort:
+    except typer.Abort:
         print("Error: interrupted", file=sys.stderr)
         return 130
     return code if isinstance(code, int) else 0

@@ -43,7 +43,9 @@ def markdown_init(document: dict[str, Any]) -> list[str]:
             header = ["scheme", "score", "expected Var", "rel. error", "p (Var)", "p (KS)", "fits"]
             lines += [*_table(header, rows), ""]
         return lines
-    lines += [f"Layers `{layer_names(document)}`, seed {document.get('seed')}.", ""]
+    check = document.get("config", {}).get("check")
+    where = f"File `{check}`" if check else f"Layers `{layer_names(document)}`"
+    lines += [f"{where}, seed {document.get('seed')}.", ""]
     header = [
         "scheme", "layer", "fan_in x fan_out", "expected Var", "observed Var", "rel. error",
         "CI", "p (Var)", "p (KS)", "fan_in·Var", "fan_out·Var", "ok",
