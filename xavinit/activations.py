@@ -5,8 +5,17 @@ Derivatives take both the pre-activation ``s`` and the post-activation ``z = f(s
 the cheap form can be used where it exists (Glorot and Bengio, 2010, keep only ``z``):
 tanh ``1 - z^2``, sigmoid ``z (1 - z)``, softsign ``(1 - |z|)^2``, relu ``[z > 0]``.
 
-Gains follow PyTorch's ``torch.nn.init.calculate_gain``. Gaussian expectations for mean-field
-theory (Poole et al., 2016) use Gauss-Hermite quadrature, see :func:`gaussian_expectation`.
+Gains follow PyTorch's ``torch.nn.init.calculate_gain`` (linear 1, sigmoid 1, tanh 5/3, relu
+sqrt(2), leaky-relu sqrt(2/(1 + slope^2)), selu 3/4). PyTorch has none for softsign and gelu:
+softsign gets 1 here (``f'(0) = 1``, as the paper uses it, without a gain); gelu gets ``None``
+(no standard value; choose one explicitly).
+
+GELU is the tanh approximation ``0.5 s (1 + tanh(sqrt(2/pi) (s + 0.044715 s^3)))`` (Hendrycks
+and Gimpel, 2016; PyTorch's ``approximate="tanh"``), within 1e-3 of the exact ``s Phi(s)``:
+numpy has no vectorised erf. Its derivative is that of the approximation.
+
+Gaussian expectations for mean-field theory (Poole et al., 2016) use Gaussian quadrature, see
+:func:`gaussian_expectation`.
 
 Example:
     >>> act = get_activation("tanh")
@@ -31,6 +40,7 @@ from xavinit.errors import XavinitError
 __all__ = [
     "ACTIVATION_ALIASES",
     "ACTIVATION_NAMES",
+    "DEFAULT_LEAKY_SLOPE",
     "GELU_TANH_C",
     "SELU_ALPHA",
     "SELU_LAMBDA",
@@ -347,8 +357,10 @@ def _suggest(word: str, choices: list[str]) -> str:
 def get_activation(spec: str) -> Activation:
     """Return the activation named by ``spec``: ``name`` or ``name:key=value[,key=value]``.
 
-    Names: sigmoid (alias logistic), tanh, softsign, relu, leaky-relu (alias leaky_relu;
-    parameter ``slope >= 0``, default 0.01), linear (alias identity), selu, gelu.
+    Names: sigmoid ``1/(1 + e^-s)`` (alias logistic), tanh, softsign ``s/(1 + |s|)``, relu,
+    leaky-relu (alias leaky_relu; parameter ``slope >= 0``, default 0.01), linear (alias
+    identity), selu (Klambauer et al., 2017), gelu (tanh approximation). Names are
+    case-insensitive.
 
     Args:
         spec: For example ``"tanh"`` or ``"leaky-relu:slope=0.2"``.

@@ -19,7 +19,7 @@ import numpy as np
 from xavinit.errors import XavinitError
 from xavinit.results import InitCheck
 from xavinit.schemes import PRESETS, Scheme, get_scheme
-from xavinit.stats import CORRECTIONS, Moments, ks_test, moments, subsample, variance_test
+from xavinit.stats import CORRECTIONS, Moments, ks_test, moments, scan, variance_test
 
 KS_SAMPLE = 1_000_000
 GRAM_BLOCK = 512
@@ -54,10 +54,10 @@ def measure(weights: np.ndarray, ks_sample: int = KS_SAMPLE, name: str = "weight
     Raises:
         XavinitError: when an entry is NaN or infinite.
     """
-    found = moments(weights)
+    found, sample = scan(weights, ks_sample)
     if not found.finite:
         raise XavinitError(f"{name}: holds NaN or infinite values; weights must be finite")
-    return Measurement(found, subsample(weights, ks_sample))
+    return Measurement(found, sample)
 
 
 def _float_tolerance(dtype: np.dtype) -> float:

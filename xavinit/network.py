@@ -265,7 +265,7 @@ def backward(
         ds = np.asarray(output_grad).astype(dtype, copy=True)
         if ds.shape != cache.logits.shape:
             raise XavinitError(f"output_grad: expected shape {cache.logits.shape}, got {ds.shape}")
-    else:
+    elif labels is not None:
         ds = _output_grad(cache, labels, cost)
 
     n_layers = len(weights)

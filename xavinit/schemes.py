@@ -25,6 +25,7 @@ PyTorch ``torch/nn/init.py``; JAX ``jax/_src/nn/initializers.py``.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,30 @@ KURTOSIS = {
 
 DEFAULT_LEAKY_SLOPE = 0.01
 
-_erf = np.frompyfunc(math.erf, 1, 1)
+SAMPLE_CHUNK = 1 << 16
+"""Entries drawn per generator call: each chunk is scaled while it is still in cache."""
+
+_CDF_GRID_LIMIT = 9.0
+_CDF_GRID_POINTS = 36_001
+
+
+@functools.cache
+def _normal_cdf_table() -> tuple[np.ndarray, np.ndarray]:
+    """Phi on a grid of step 5e-4 over [-9, 9], from ``math.erf`` (exact to double precision)."""
+    grid = np.linspace(-_CDF_GRID_LIMIT, _CDF_GRID_LIMIT, _CDF_GRID_POINTS)
+    values = np.array([_big_phi(g) for g in grid])
+    return grid, values
+
+
+def normal_cdf(z: np.ndarray) -> np.ndarray:
+    """Standard normal CDF, vectorised: linear interpolation of an exact table.
+
+    The interpolation error is at most h^2/8 max|phi'| = (5e-4)^2 / 8 * 0.242 < 1e-8 (beyond
+    +-9 the CDF is 0 or 1 to 1e-19), far below the 1/sqrt(n) resolution of a KS test.
+    numpy has no erf, and a Python-level ``math.erf`` costs 70 ns a value.
+    """
+    grid, values = _normal_cdf_table()
+    return np.interp(z, grid, values)
 
 
 def activation_gain(name: str, slope: float = DEFAULT_LEAKY_SLOPE) -> float:
@@ -190,19 +214,24 @@ class Scheme:
 
     def cdf(self, x: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
         """The CDF of one entry, evaluated at ``x`` (float64 result); i.i.d. schemes only."""
-        x = np.asarray(x, dtype=np.float64)
         if self.distribution == "uniform":
             b = self.bound(fan_in, fan_out)
             assert b is not None
-            return np.clip((x + b) / (2.0 * b), 0.0, 1.0)
+            u = np.array(x, dtype=np.float64)  # a fresh copy, transformed in place
+            u += b
+            u *= 1.0 / (2.0 * b)
+            return np.clip(u, 0.0, 1.0, out=u)
         std = self.std(fan_in, fan_out)
         if std is None:
             raise ValueError(f"scheme {self.spec!r} has no per-entry distribution")
-        big_phi = 0.5 * (1.0 + _erf(x / (std * math.sqrt(2.0))).astype(np.float64))
+        z = np.array(x, dtype=np.float64)
+        z *= 1.0 / std
+        big_phi = normal_cdf(z)
         if self.distribution == "normal":
             return big_phi
-        low = _big_phi(-TRUNCATION)
-        return np.clip((big_phi - low) / _MASS, 0.0, 1.0)
+        big_phi -= _big_phi(-TRUNCATION)
+        big_phi *= 1.0 / _MASS
+        return np.clip(big_phi, 0.0, 1.0, out=big_phi)
 
     def sample(
         self,
@@ -224,19 +253,25 @@ class Scheme:
             out = np.empty(shape, dtype=dtype)
         if self.distribution == "orthogonal":
             return _sample_orthogonal(out, rng, self.gain)
+        flat = out.reshape(-1)  # a view: ``out`` is C-contiguous
         if self.distribution == "uniform":
             bound = self.bound(fan_in, fan_out)
             assert bound is not None
-            rng.random(dtype=out.dtype, out=out)
-            out *= 2.0 * bound
-            out -= bound
+            for start in range(0, flat.size, SAMPLE_CHUNK):
+                view = flat[start : start + SAMPLE_CHUNK]
+                rng.random(dtype=out.dtype, out=view)
+                view *= 2.0 * bound
+                view -= bound
             return out
-        rng.standard_normal(dtype=out.dtype, out=out)
-        if self.distribution != "normal":
-            _redraw_beyond(out.reshape(-1), rng, TRUNCATION)
         std = self.std(fan_in, fan_out)
         assert std is not None
-        out *= std
+        truncated = self.distribution != "normal"
+        for start in range(0, flat.size, SAMPLE_CHUNK):
+            view = flat[start : start + SAMPLE_CHUNK]
+            rng.standard_normal(dtype=out.dtype, out=view)
+            if truncated:
+                _redraw_beyond(view, rng, TRUNCATION)
+            view *= std
         return out
 
     def describe(self) -> str:
@@ -257,15 +292,12 @@ class Scheme:
         return f"{self.distribution}, Var = {gain}{scale} / {self.mode}{extra}"
 
 
-def _redraw_beyond(flat: np.ndarray, rng: np.random.Generator, cut: float) -> None:
-    """Redraw standard-normal entries with |z| > cut until none is left, chunk by chunk."""
-    chunk = 1 << 20
-    for start in range(0, flat.size, chunk):
-        view = flat[start : start + chunk]
-        bad = np.flatnonzero(np.abs(view) > cut)
-        while bad.size:
-            view[bad] = rng.standard_normal(bad.size, dtype=view.dtype)
-            bad = bad[np.abs(view[bad]) > cut]
+def _redraw_beyond(view: np.ndarray, rng: np.random.Generator, cut: float) -> None:
+    """Redraw standard-normal entries with |z| > cut until none is left (rejection sampling)."""
+    bad = np.flatnonzero((view > cut) | (view < -cut))
+    while bad.size:
+        view[bad] = rng.standard_normal(bad.size, dtype=view.dtype)
+        bad = bad[np.abs(view[bad]) > cut]
 
 
 def _sample_orthogonal(out: np.ndarray, rng: np.random.Generator, gain: float) -> np.ndarray:

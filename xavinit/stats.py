@@ -6,6 +6,7 @@ float64, so that a 20000 x 20000 matrix costs a few chunk buffers beyond itself.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,8 +14,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-CHUNK = 1 << 20
-"""Elements per streaming chunk (8 MiB as float64)."""
+CHUNK = 1 << 16
+"""Elements per streaming chunk: 512 KiB as float64, so each chunk is handled in cache."""
 
 
 @dataclass(frozen=True)
@@ -42,41 +43,48 @@ class Moments:
         return max(self.mean_square - self.mean**2, 0.0)
 
 
-def moments(array: np.ndarray, chunk: int = CHUNK) -> Moments:
-    """Stream over ``array`` (any shape, memory-mapped or not) and return its moments.
+def scan(array: np.ndarray, sample_size: int = 0, chunk: int = CHUNK) -> tuple[Moments, np.ndarray]:
+    """One streaming pass over ``array``: its moments and an evenly strided subsample.
 
-    Each chunk is copied into one reusable float64 buffer; the sum is a float64 reduction and the
-    sum of squares a BLAS dot, so no temporary grows with the array.
+    Each cache-sized chunk is copied into one reusable float64 buffer; the sum and the sum of
+    squares are BLAS dots on it, the extremes come from the chunk itself, and every
+    ``ceil(N / sample_size)``-th entry is kept for a distribution test. For i.i.d. entries any
+    fixed index set is a simple random sample, and a stride spans the whole matrix.
+
+    Returns:
+        ``(moments, sample)``; the sample keeps the array's dtype (empty when ``sample_size`` is 0).
     """
     flat = np.ravel(array, order="K")
     count = int(flat.size)
+    step = max(1, math.ceil(count / sample_size)) if sample_size else 0
+    sample = np.empty(math.ceil(count / step) if step else 0, dtype=flat.dtype)
     if count == 0:
-        return Moments(0, math.nan, math.nan, math.nan, math.nan, True)
+        return Moments(0, math.nan, math.nan, math.nan, math.nan, True), sample
     buffer = np.empty(min(chunk, count), dtype=np.float64)
+    ones = np.ones_like(buffer)
     total = 0.0
     total_sq = 0.0
     lo, hi = math.inf, -math.inf
+    taken = 0
     for start in range(0, count, chunk):
         piece = flat[start : start + chunk]
         b = buffer[: piece.size]
         b[...] = piece
-        total += float(b.sum())
+        total += float(b @ ones[: piece.size])
         total_sq += float(b @ b)
-        lo = min(lo, float(b.min()))
-        hi = max(hi, float(b.max()))
+        lo = min(lo, float(piece.min()))
+        hi = max(hi, float(piece.max()))
+        if step:
+            picked = piece[(-start) % step :: step]
+            sample[taken : taken + picked.size] = picked
+            taken += picked.size
     finite = math.isfinite(total) and math.isfinite(total_sq) and math.isfinite(lo + hi)
-    return Moments(count, total / count, total_sq / count, lo, hi, finite)
+    return Moments(count, total / count, total_sq / count, lo, hi, finite), sample
 
 
-def subsample(array: np.ndarray, size: int) -> np.ndarray:
-    """At most ``size`` entries taken at a fixed stride across the whole array, as float64.
-
-    For i.i.d. entries any fixed index set is a simple random sample, and a stride touches the
-    whole matrix (so a problem in one corner is not missed).
-    """
-    flat = np.ravel(array, order="K")
-    step = max(1, math.ceil(flat.size / size))
-    return np.asarray(flat[::step], dtype=np.float64)
+def moments(array: np.ndarray, chunk: int = CHUNK) -> Moments:
+    """Moments of all entries of ``array`` (any shape, memory-mapped or not), in one pass."""
+    return scan(array, 0, chunk)[0]
 
 
 def normal_two_sided_p(z: float) -> float:
@@ -129,6 +137,15 @@ def kolmogorov_sf(x: float) -> float:
     return min(max(2.0 * total, 0.0), 1.0)
 
 
+@functools.lru_cache(maxsize=2)
+def _plotting_positions(n: int) -> np.ndarray:
+    """i / n for i = 1..n, cached: a KS test of the same size reuses it (read-only)."""
+    ranks = np.arange(1, n + 1, dtype=np.float64)
+    ranks /= n
+    ranks.flags.writeable = False
+    return ranks
+
+
 def ks_test(sample: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float]:
     """One-sample Kolmogorov-Smirnov test of ``sample`` against a continuous ``cdf``.
 
@@ -138,10 +155,10 @@ def ks_test(sample: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) -> tupl
     """
     x = np.sort(sample)
     n = x.size
-    f = cdf(x)
-    ranks = np.arange(1, n + 1, dtype=np.float64) / n
-    d_plus = float(np.max(ranks - f))
-    d_minus = float(np.max(f - (ranks - 1.0 / n)))
+    gap = np.asarray(cdf(x), dtype=np.float64)  # F(x_(i)), then F(x_(i)) - i/n in place
+    gap -= _plotting_positions(n)
+    d_plus = -float(gap.min())  # max(i/n - F)
+    d_minus = float(gap.max()) + 1.0 / n  # max(F - (i-1)/n)
     d = max(d_plus, d_minus)
     root = math.sqrt(n)
     return d, kolmogorov_sf((root + 0.12 + 0.11 / root) * d)
