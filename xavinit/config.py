@@ -237,25 +237,14 @@ class InitConfig:
     def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin = lambda k: k) -> InitConfig:
         """Validate and build; ``origin`` names where each key came from, for messages."""
         check_keys(mapping, set(cls.OPTION_KEYS), origin)
-        schemes_value = mapping.get("scheme", mapping.get("schemes"))
         check = mapping.get("check")
-        default_schemes = () if check is not None else cls.schemes
-        schemes = (
-            string_list(schemes_value, origin("scheme"))
-            if schemes_value is not None
-            else default_schemes
-        )
-        for spec in schemes:
-            try:
-                get_scheme(spec)
-            except XavinitError as error:
-                raise XavinitError(f"{origin('scheme')}: {error}") from None
+        schemes = _schemes(mapping, origin, () if check is not None else cls.schemes)
         if check is None and not schemes:
             raise XavinitError(f"{origin('scheme')}: give at least one scheme")
         keys_value = mapping.get("key", mapping.get("keys"))
         return cls(
             layers=resolve_layers(mapping, origin),
-            schemes=tuple(dict.fromkeys(schemes)),
+            schemes=schemes,
             seed=positive_int(mapping.get("seed", 0), origin("seed"), minimum=0),
             alpha=probability(mapping.get("alpha", cls.alpha), origin("alpha")),
             correction=choice(
@@ -295,3 +284,98 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+def _schemes(
+    mapping: Mapping[str, Any], origin: Origin, default: tuple[str, ...]
+) -> tuple[str, ...]:
+    value = mapping.get("scheme", mapping.get("schemes"))
+    schemes = string_list(value, origin("scheme")) if value is not None else default
+    for spec in schemes:
+        try:
+            get_scheme(spec)
+        except XavinitError as error:
+            raise XavinitError(f"{origin('scheme')}: {error}") from None
+    return tuple(dict.fromkeys(schemes))
+
+
+def _activations(mapping: Mapping[str, Any], origin: Origin) -> tuple[str, ...]:
+    from xavinit.activations import get_activation
+
+    value = mapping.get("activation", mapping.get("activations"))
+    names = string_list(value, origin("activation")) if value is not None else ("tanh",)
+    for spec in names:
+        try:
+            get_activation(spec)
+        except XavinitError as error:
+            raise XavinitError(f"{origin('activation')}: {error}") from None
+    return tuple(dict.fromkeys(names))
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _fail(where, f"must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PropagateConfig:
+    """What ``xavinit propagate`` does: one network per (scheme, activation) at initialization."""
+
+    layers: tuple[int, ...] = PAPER_LAYERS
+    schemes: tuple[str, ...] = ("standard", "normalized")
+    activations: tuple[str, ...] = ("tanh",)
+    batch: int = 1000
+    input: str = "uniform"
+    backward: str = "nll"
+    jacobian_samples: int = 4
+    bins: int = 41
+    trials: int = 1
+    seed: int = 0
+    dtype: str = "float32"
+    histograms: bool = False
+
+    OPTION_KEYS = frozenset(
+        {
+            "layers", "depth", "width", "inputs", "outputs", "scheme", "schemes", "activation",
+            "activations", "batch", "input", "backward", "jacobian_samples", "bins", "trials",
+            "seed", "dtype", "histograms",
+        }
+    )  # fmt: skip
+
+    @classmethod
+    def from_mapping(
+        cls, mapping: Mapping[str, Any], origin: Origin = lambda k: k
+    ) -> PropagateConfig:
+        """Validate and build; ``origin`` names where each key came from, for messages."""
+        check_keys(mapping, set(cls.OPTION_KEYS), origin)
+        batch = positive_int(mapping.get("batch", cls.batch), origin("batch"))
+        samples = positive_int(
+            mapping.get("jacobian_samples", cls.jacobian_samples),
+            origin("jacobian_samples"),
+            minimum=0,
+        )
+        if samples > batch:
+            raise _fail(
+                origin("jacobian_samples"), f"must be at most the batch size {batch}, got {samples}"
+            )
+        return cls(
+            layers=resolve_layers(mapping, origin),
+            schemes=_schemes(mapping, origin, cls.schemes),
+            activations=_activations(mapping, origin),
+            batch=batch,
+            input=choice(mapping.get("input", cls.input), origin("input"), ("uniform", "normal")),
+            backward=choice(
+                mapping.get("backward", cls.backward), origin("backward"), ("nll", "unit")
+            ),
+            jacobian_samples=samples,
+            bins=positive_int(mapping.get("bins", cls.bins), origin("bins"), minimum=2),
+            trials=positive_int(mapping.get("trials", 1), origin("trials")),
+            seed=positive_int(mapping.get("seed", 0), origin("seed"), minimum=0),
+            dtype=choice(mapping.get("dtype", cls.dtype), origin("dtype"), ("float32", "float64")),
+            histograms=_boolean(mapping.get("histograms", False), origin("histograms")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved configuration, as recorded in a result."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}

@@ -112,9 +112,7 @@ class InitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready document (non-finite floats become strings)."""
-        data = dataclasses.asdict(self)
-        head = {k: data.pop(k) for k in ("schema_version", "xavinit_version", "command")}
-        return _finite({**head, **data})
+        return _document(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InitResult:
@@ -125,7 +123,94 @@ class InitResult:
         return cls(**body)
 
 
-RESULT_TYPES: dict[str, Any] = {"init": InitResult}
+@dataclass(frozen=True)
+class PropagateLayer:
+    """One layer of a ``propagate`` run: measurement, then the two kinds of prediction.
+
+    Hidden layers describe ``z^k = f(s^k)``; the output layer the logits ``s^L``.
+    ``backprop_var`` is Var[dC_n/ds^k] per example; ``weight_grad_var`` is Var[dC/dW^k] for the
+    batch-mean cost. ``predicted_*`` come from mean field (Gauss-Hermite quadrature),
+    ``linear_*`` from the paper's linear regime (eq. 5-7).
+    """
+
+    layer: int
+    fan_in: int
+    fan_out: int
+    kind: str
+    activation_mean: float
+    activation_var: float
+    activation_std: float
+    activation_p2: float
+    activation_p98: float
+    saturated_fraction: float | None
+    backprop_var: float
+    weight_grad_var: float
+    jacobian_sv_mean: float | None
+    jacobian_sv_ratio: float | None
+    histogram: dict[str, list[Any]]
+    backprop_histogram: dict[str, list[Any]]
+    weight_var: float
+    predicted_preactivation_var: float
+    predicted_activation_var: float
+    predicted_activation_mean: float
+    predicted_backprop_var: float
+    predicted_weight_grad_var: float
+    linear_activation_var: float
+    linear_backprop_var: float
+    linear_weight_grad_var: float
+    spread: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PropagateRun:
+    """One (scheme, activation) network: its layers and summary ratios (first / last hidden)."""
+
+    scheme: str
+    activation: str
+    layers: list[PropagateLayer]
+    passed: bool
+    backprop_var_ratio: float | None = None
+    activation_var_ratio: float | None = None
+    weight_grad_var_ratio: float | None = None
+    input_second_moment: float | None = None
+    overflow_layer: int | None = None
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class PropagateResult:
+    """The result of ``xavinit propagate``."""
+
+    seed: int
+    config: dict[str, Any]
+    passed: bool
+    runs: list[PropagateRun]
+    command: str = "propagate"
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready document (non-finite floats become strings)."""
+        return _document(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PropagateResult:
+        """Rebuild from a document written by :meth:`to_dict`."""
+        body = dict(data)
+        body["runs"] = [
+            PropagateRun(**{**run, "layers": [PropagateLayer(**row) for row in run["layers"]]})
+            for run in body.get("runs", [])
+        ]
+        return cls(**body)
+
+
+RESULT_TYPES: dict[str, Any] = {"init": InitResult, "propagate": PropagateResult}
+
+
+def _document(result: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(result)
+    head = {k: data.pop(k) for k in ("schema_version", "xavinit_version", "command")}
+    return _finite({**head, **data})
 
 
 def _finite(value: Any) -> Any:

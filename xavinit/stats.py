@@ -66,18 +66,19 @@ def scan(array: np.ndarray, sample_size: int = 0, chunk: int = CHUNK) -> tuple[M
     total_sq = 0.0
     lo, hi = math.inf, -math.inf
     taken = 0
-    for start in range(0, count, chunk):
-        piece = flat[start : start + chunk]
-        b = buffer[: piece.size]
-        b[...] = piece
-        total += float(b @ ones[: piece.size])
-        total_sq += float(b @ b)
-        lo = min(lo, float(piece.min()))
-        hi = max(hi, float(piece.max()))
-        if step:
-            picked = piece[(-start) % step :: step]
-            sample[taken : taken + picked.size] = picked
-            taken += picked.size
+    with np.errstate(all="ignore"):  # NaN and inf are reported through ``finite``
+        for start in range(0, count, chunk):
+            piece = flat[start : start + chunk]
+            b = buffer[: piece.size]
+            b[...] = piece
+            total += float(b @ ones[: piece.size])
+            total_sq += float(b @ b)
+            lo = min(lo, float(piece.min()))
+            hi = max(hi, float(piece.max()))
+            if step:
+                picked = piece[(-start) % step :: step]
+                sample[taken : taken + picked.size] = picked
+                taken += picked.size
     finite = math.isfinite(total) and math.isfinite(total_sq) and math.isfinite(lo + hi)
     return Moments(count, total / count, total_sq / count, lo, hi, finite), sample
 

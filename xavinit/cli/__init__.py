@@ -10,6 +10,7 @@ import typer
 
 from xavinit import __version__
 from xavinit.cli import init as init_command
+from xavinit.cli import propagate as propagate_command
 from xavinit.cli import schemes as schemes_command
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ def _root(
 
 
 app.command("init")(init_command.init)
+app.command("propagate")(propagate_command.propagate)
 app.command("schemes")(schemes_command.schemes)
 
 

@@ -21,6 +21,20 @@ def num(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits - 1}e}"
 
 
+def sci(value: Any, digits: int = 3) -> str:
+    """A variance in scientific notation with ``digits`` significant digits: 3.26e-04."""
+    if value is None or isinstance(value, str):
+        return "-" if value is None else value
+    return f"{value:.{digits - 1}e}"
+
+
+def fixed(value: Any) -> str:
+    """A quantity near 1 (n·Var, a ratio): three decimals, scientific below 0.01."""
+    if value is None or isinstance(value, str):
+        return "-" if value is None else value
+    return f"{value:.3f}" if abs(value) >= 0.01 or value == 0 else f"{value:.2e}"
+
+
 def pct(value: Any) -> str:
     """A relative error as a signed percentage: +0.15%."""
     if value is None or isinstance(value, str):
@@ -62,3 +76,25 @@ def init_summary(document: dict[str, Any]) -> str:
         f"{word}: {held} of {len(rows)} matrices match their scheme "
         f"(family-wise alpha {document.get('alpha')}, {document.get('correction')})"
     )
+
+
+BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: list[int]) -> str:
+    """Counts as a row of Unicode blocks, the tallest bin a full block: ' ▁▃█▃▁ '."""
+    top = max(counts) if counts else 0
+    if top <= 0:
+        return " " * len(counts)
+    steps = len(BLOCKS) - 1
+    return "".join(BLOCKS[min(steps, math.ceil(c / top * steps))] for c in counts)
+
+
+def propagate_summary(document: dict[str, Any]) -> str:
+    """One line: PASSED/FAILED and the runs, for propagate results."""
+    runs = document.get("runs", [])
+    failed = [r for r in runs if not r.get("passed")]
+    if failed:
+        names = "; ".join(f"{r['scheme']}/{r['activation']}: {r.get('failure')}" for r in failed)
+        return f"FAILED: {len(failed)} of {len(runs)} networks: {names}"
+    return f"PASSED: {len(runs)} networks propagated with finite values"

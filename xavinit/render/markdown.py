@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from xavinit.render.format import init_summary, layer_names, num, pct, pval
+from xavinit.render.format import (
+    fixed,
+    init_summary,
+    layer_names,
+    num,
+    pct,
+    propagate_summary,
+    pval,
+    sci,
+)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -32,7 +41,7 @@ def markdown_init(document: dict[str, Any]) -> list[str]:
                 [
                     f"`{c['scheme']}`",
                     pval(c["score"]),
-                    num(c["expected_var"]),
+                    sci(c["expected_var"], 4),
                     pct(c["rel_error"]),
                     pval(c["p_value"]),
                     pval(c["ks_p_value"]),
@@ -54,21 +63,23 @@ def markdown_init(document: dict[str, Any]) -> list[str]:
     for row in document.get("layers", []):
         name = f"`{row['scheme']}`" + (f" `{row['array']}`" if row.get("array") else "")
         interval = (
-            f"{num(row['ci_low'])}..{num(row['ci_high'])}" if row.get("ci_low") is not None else "-"
+            f"{sci(row['ci_low'], 4)}..{sci(row['ci_high'], 4)}"
+            if row.get("ci_low") is not None
+            else "-"
         )
         rows.append(
             [
                 name,
                 str(row["layer"]),
                 f"{row['fan_in']} x {row['fan_out']}",
-                num(row["expected_var"]),
-                num(row["observed_var"]),
+                sci(row["expected_var"], 4),
+                sci(row["observed_var"], 4),
                 pct(row["rel_error"]),
                 interval,
                 pval(row.get("p_value")),
                 pval(row.get("ks_p_value")),
-                num(row["fan_in_var"], 3),
-                num(row["fan_out_var"], 3),
+                fixed(row["fan_in_var"]),
+                fixed(row["fan_out_var"]),
                 _mark(row["passed"])
                 + (" " + ", ".join(row["failures"]) if row.get("failures") else ""),
             ]
@@ -83,3 +94,66 @@ MARKDOWN: dict[str, Callable[[dict[str, Any]], list[str]]] = {"init": markdown_i
 def render_markdown(document: dict[str, Any]) -> str:
     """The document as Markdown, by its ``command``."""
     return "\n".join(MARKDOWN[document["command"]](document)).rstrip() + "\n"
+
+
+def markdown_propagate(document: dict[str, Any]) -> list[str]:
+    """Verdict line, the first/last ratios per run, then one row per (run, layer)."""
+    lines = [f"**{propagate_summary(document)}**", ""]
+    config = document.get("config", {})
+    lines += [
+        f"Layers `{layer_names(document)}`, batch {config.get('batch')}, "
+        f"{config.get('input')} inputs, seed {document.get('seed')}. Predictions in brackets "
+        "(mean field).",
+        "",
+    ]
+    header = ["scheme", "activation", "Var[dC/ds] 1/last", "Var[z] 1/last", "Var[dC/dW] 1/last"]
+    rows = [
+        [
+            f"`{r['scheme']}`",
+            r["activation"],
+            fixed(r.get("backprop_var_ratio")),
+            fixed(r.get("activation_var_ratio")),
+            fixed(r.get("weight_grad_var_ratio")),
+        ]
+        for r in document.get("runs", [])
+    ]
+    lines += [*_table(header, rows), ""]
+    header = [
+        "scheme", "activation", "layer", "Var[z]", "Var[dC/ds]", "Var[dC/dW]", "saturated",
+        "J mean sv",
+    ]  # fmt: skip
+    rows = []
+    for run in document.get("runs", []):
+        if not run.get("passed"):
+            rows.append(
+                [
+                    f"`{run['scheme']}`",
+                    run["activation"],
+                    "-",
+                    run.get("failure") or "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+            continue
+        for row in run["layers"]:
+            sat = row.get("saturated_fraction")
+            rows.append(
+                [
+                    f"`{run['scheme']}`",
+                    run["activation"],
+                    str(row["layer"]) + (" (out)" if row["kind"] == "output" else ""),
+                    f"{sci(row['activation_var'])} ({sci(row['predicted_activation_var'])})",
+                    f"{sci(row['backprop_var'])} ({sci(row['predicted_backprop_var'])})",
+                    sci(row["weight_grad_var"]),
+                    "-" if sat is None else f"{100 * sat:.1f}%",
+                    num(row.get("jacobian_sv_mean"), 3),
+                ]
+            )
+    lines += _table(header, rows)
+    return lines
+
+
+MARKDOWN["propagate"] = markdown_propagate

@@ -6,10 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from xavinit.render.format import init_summary, layer_names, num, pct, pval
+from xavinit.render.format import (
+    fixed,
+    init_summary,
+    layer_names,
+    num,
+    pct,
+    propagate_summary,
+    pval,
+    sci,
+    sparkline,
+)
 from xavinit.schemes import get_scheme
 
 
@@ -36,7 +47,7 @@ def table_init(document: dict[str, Any], console: Console) -> None:
             table.add_column("fits")
             for c in ranking["candidates"]:
                 table.add_row(
-                    c["scheme"], pval(c["score"]), num(c["expected_var"]), pct(c["rel_error"]),
+                    c["scheme"], pval(c["score"]), sci(c["expected_var"]), pct(c["rel_error"]),
                     pval(c["p_value"]), pval(c["ks_p_value"]), _ok(c["explains"]),
                 )  # fmt: skip
             console.print(table)
@@ -70,13 +81,13 @@ def table_init(document: dict[str, Any], console: Console) -> None:
                 continue
             mark = "✓" if row["passed"] else "✗"
             cells += [
-                num(row["observed_var"], 3),
+                sci(row["observed_var"]),
                 Text(
                     f"{pct(row['rel_error'])} {mark}",
                     style="green" if row["passed"] else "bold red",
                 ),
-                num(row["fan_in_var"], 3),
-                num(row["fan_out_var"], 3),
+                fixed(row["fan_in_var"]),
+                fixed(row["fan_out_var"]),
             ]
         table.add_row(*cells)
     console.print(table)
@@ -84,8 +95,8 @@ def table_init(document: dict[str, Any], console: Console) -> None:
         console.print(Text(f"  {spec}: {get_scheme(spec).describe()}", style="dim"))
     console.print(
         Text(
-            "  n_in·Var = 1 keeps activation variance (forward), n_out·Var = 1 keeps gradient "
-            "variance (backward); normalized's Var = 2/(n_in+n_out) is the compromise (paper eq. 12-16).",
+            "  n_in·Var = 1 keeps activations' variance, n_out·Var = 1 keeps gradients' variance; "
+            "normalized's 2/(n_in+n_out) is the compromise (paper eq. 10-16).",
             style="dim",
         )
     )
@@ -108,3 +119,101 @@ TABLES: dict[str, Callable[[dict[str, Any], Console], None]] = {"init": table_in
 def print_table(document: dict[str, Any], console: Console) -> None:
     """Print a result document as Rich tables, by its ``command``."""
     TABLES[document["command"]](document, console)
+
+
+def _runs_by_activation(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for run in document.get("runs", []):
+        grouped.setdefault(run["activation"], []).append(run)
+    return grouped
+
+
+def _measured(value: Any, predicted: Any) -> str:
+    return f"{sci(value)} ({sci(predicted)})"
+
+
+def table_propagate(document: dict[str, Any], console: Console) -> None:
+    """Per activation: one row per layer, one column group per scheme, prediction in brackets."""
+    config = document.get("config", {})
+    for activation, runs in _runs_by_activation(document).items():
+        table = Table(
+            title=f"xavinit propagate: {layer_names(document)} {activation}, batch "
+            f"{config.get('batch')}, {config.get('input')} inputs, seed {document.get('seed')}",
+            title_justify="left",
+            caption=escape(
+                "measured (mean-field prediction); Var[dC/ds] per example; J σ̄: mean "
+                "singular value of W·diag(f')"
+            ),
+            caption_justify="left",
+        )
+        table.add_column("layer", justify="right", no_wrap=True)
+        for run in runs:
+            name = run["scheme"]
+            table.add_column(escape(f"{name}\nVar[z]"), justify="right", no_wrap=True)
+            table.add_column(escape("Var[dC/ds]"), justify="right", no_wrap=True)
+            table.add_column(escape("Var[dC/dW]"), justify="right", no_wrap=True)
+            table.add_column("sat.", justify="right", no_wrap=True)
+            table.add_column("J σ̄", justify="right", no_wrap=True)
+        depth = max((len(r["layers"]) for r in runs), default=0)
+        for k in range(depth):
+            label = str(k + 1)
+            cells: list[Any] = [label]
+            for run in runs:
+                if k >= len(run["layers"]):
+                    cells += ["-"] * 5
+                    continue
+                row = run["layers"][k]
+                if row["kind"] == "output":
+                    cells[0] = f"{label} (out)"
+                sat = row.get("saturated_fraction")
+                cells += [
+                    _measured(row["activation_var"], row["predicted_activation_var"]),
+                    _measured(row["backprop_var"], row["predicted_backprop_var"]),
+                    sci(row["weight_grad_var"]),
+                    "-" if sat is None else f"{100 * sat:.1f}%",
+                    num(row.get("jacobian_sv_mean"), 3),
+                ]
+            table.add_row(*cells)
+        console.print(table)
+        for run in runs:
+            if not run.get("passed"):
+                console.print(Text(f"  ✗ {run['scheme']}: {run.get('failure')}", style="bold red"))
+                continue
+            console.print(
+                Text(
+                    f"  {run['scheme']}: layer 1 / last hidden: Var[dC/ds] x"
+                    f"{fixed(run.get('backprop_var_ratio'))}, Var[z] x"
+                    f"{fixed(run.get('activation_var_ratio'))}, Var[dC/dW] x"
+                    f"{fixed(run.get('weight_grad_var_ratio'))}",
+                )
+            )
+        if config.get("histograms"):
+            _histograms(runs, console)
+    console.print(_verdict(document, propagate_summary(document)))
+
+
+def _histograms(runs: list[dict[str, Any]], console: Console) -> None:
+    """The paper's figures 6 and 7 in the terminal: one row of blocks per layer."""
+    for key, title in (
+        ("histogram", "activation histograms (paper's figure 6)"),
+        ("backprop_histogram", "back-propagated gradient histograms (figure 7)"),
+    ):
+        table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+        table.add_column("layer", justify="right")
+        for run in runs:
+            table.add_column(run["scheme"], no_wrap=True)
+        depth = max((len(r["layers"]) for r in runs), default=0)
+        for k in range(depth):
+            cells = [str(k + 1)]
+            for run in runs:
+                if k >= len(run["layers"]):
+                    cells.append("")
+                    continue
+                hist = run["layers"][k][key]
+                edges = hist["edges"]
+                cells.append(f"{sparkline(hist['counts'])} [{edges[0]:.2g}, {edges[-1]:.2g}]")
+            table.add_row(*cells)
+        console.print(table)
+
+
+TABLES["propagate"] = table_propagate

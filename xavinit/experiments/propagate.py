@@ -1,0 +1,414 @@
+"""``xavinit propagate``: activations forward and gradients backward at initialization.
+
+For each (scheme, activation) one network is drawn (biases 0, softmax output) and a batch of
+inputs pushed through it; per layer the result holds the measured statistics and, beside them,
+the paper's linear-regime prediction (eq. 5-7) and the mean-field prediction (Poole et al. 2016)
+from the same ``Var[W]``. Glorot and Bengio (2010), section 4 and figures 6, 7 and 8.
+
+Conventions: layer ``k`` (1-based) is the k-th weight matrix and what it produces. Hidden layers
+report their post-activations ``z^k = f(s^k)``; the output layer reports the logits ``s^L``.
+``backprop_var`` is the variance of the per-example gradient ``dC_n/ds^k`` (the cost of one
+example, so it does not depend on the batch size); ``weight_grad_var`` is the variance of the
+entries of ``dC/dW^k`` for the batch-mean cost, the gradient SGD would apply.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from xavinit.activations import Activation, get_activation
+from xavinit.config import PropagateConfig
+from xavinit.errors import ResourceError
+from xavinit.experiments.init import available_memory, format_bytes, layer_rng
+from xavinit.network import backward, forward
+from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
+from xavinit.schemes import Scheme, get_scheme
+from xavinit.stats import scan
+from xavinit.theory import (
+    linear_activation_var,
+    linear_backprop_var,
+    linear_weight_grad_var,
+    mean_field_backward,
+    mean_field_forward,
+)
+
+Progress = Callable[[int, int, str], None]
+
+STAT_SAMPLE = 1_000_000
+"""Percentiles and histograms use at most this many values per layer (an even stride)."""
+
+INPUT_KEY, LABEL_KEY = 1, 2
+
+
+def _input_rng(seed: int, trial: int, which: int) -> np.random.Generator:
+    """Generators for inputs and labels: spawn keys (trial, 0, which) never meet a layer's."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(trial, 0, which)))
+
+
+def draw_inputs(config: PropagateConfig, trial: int, dtype: np.dtype) -> np.ndarray:
+    """``U[-1, 1]`` (like pixels scaled to [-1, 1]) or ``N(0, 1)`` inputs, ``(batch, n_0)``."""
+    rng = _input_rng(config.seed, trial, INPUT_KEY)
+    x = np.empty((config.batch, config.layers[0]), dtype=dtype)
+    if config.input == "uniform":
+        rng.random(dtype=dtype, out=x)
+        x *= 2.0
+        x -= 1.0
+    else:
+        rng.standard_normal(dtype=dtype, out=x)
+    return x
+
+
+def draw_weights(
+    scheme: Scheme, widths: tuple[int, ...], seed: int, trial: int, dtype: np.dtype
+) -> list[np.ndarray]:
+    """One network's weights; layer k uses the same generator as ``xavinit init``'s layer k."""
+    return [
+        scheme.sample((widths[k], widths[k + 1]), layer_rng(seed, trial, k + 1), dtype=dtype)
+        for k in range(len(widths) - 1)
+    ]
+
+
+def top_gradient(config: PropagateConfig, trial: int, probs: np.ndarray) -> np.ndarray:
+    """Per-example ``dC_n/ds^L``: ``P - onehot(y)`` for NLL with random labels, or N(0, 1)."""
+    rng = _input_rng(config.seed, trial, LABEL_KEY)
+    if config.backward == "unit":
+        return rng.standard_normal(probs.shape, dtype=probs.dtype)
+    labels = rng.integers(0, probs.shape[1], size=probs.shape[0])
+    grad = probs.copy()
+    grad[np.arange(probs.shape[0]), labels] -= 1.0
+    return grad
+
+
+def jacobian_singular_values(
+    weights: np.ndarray, derivative: np.ndarray, samples: int
+) -> tuple[float, float]:
+    """Mean singular value of ``J = W diag(f'(s))`` and mean largest/smallest ratio.
+
+    ``J`` is ``(n_{k-1}, n_k)`` for one example (Glorot and Bengio 2010, eq. 17, row convention).
+    Its singular values are the square roots of the eigenvalues of the smaller Gram matrix:
+    ``D (W^T W) D`` when ``n_{k-1} >= n_k``, else ``W D^2 W^T``; ``W^T W`` is formed once per
+    layer, so an example costs one symmetric eigenvalue problem.
+    """
+    fan_in, fan_out = weights.shape
+    w = weights.astype(np.float64)
+    gram = w.T @ w if fan_in >= fan_out else None
+    means, ratios = [], []
+    for row in derivative[:samples].astype(np.float64):
+        if gram is not None:
+            m = gram * np.outer(row, row)
+        else:
+            scaled = w * row
+            m = scaled @ scaled.T
+        eig = np.linalg.eigvalsh(m)
+        sv = np.sqrt(np.clip(eig, 0.0, None))
+        means.append(float(sv.mean()))
+        smallest = float(sv.min())
+        ratios.append(float(sv.max()) / smallest if smallest > 0 else math.inf)
+    return float(np.mean(means)), float(np.mean(ratios))
+
+
+@dataclass
+class _Measured:
+    """One trial's per-layer numbers (lists indexed by layer - 1)."""
+
+    layers: list[dict[str, object]]
+    overflow_layer: int | None
+    input_second_moment: float
+    input_var: float
+    top_backprop_var: float
+
+
+def _histogram(sample: np.ndarray, edges: np.ndarray) -> list[int]:
+    counts, _ = np.histogram(sample, bins=edges)
+    return counts.astype(int).tolist()
+
+
+def shared_edges(
+    activation: Activation,
+    activation_samples: list[np.ndarray],
+    gradient_samples: list[np.ndarray],
+    bins: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Histogram bins shared by all hidden layers, so that layers compare at a glance.
+
+    Activations use the activation's range when it is bounded, else the hidden layers' joint
+    range; gradients a symmetric range over all hidden layers. The output layer (logits and
+    their gradients) gets its own bins.
+    """
+
+    def span(samples: list[np.ndarray], symmetric: bool) -> np.ndarray:
+        lo = min(float(np.min(x)) for x in samples)
+        hi = max(float(np.max(x)) for x in samples)
+        if symmetric:
+            lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        return np.linspace(lo, hi, bins + 1)
+
+    hidden_acts, hidden_grads = activation_samples[:-1], gradient_samples[:-1]
+    limits = activation.limits
+    if hidden_acts and limits is not None and all(map(math.isfinite, limits)):
+        act_edges = np.linspace(limits[0], limits[1], bins + 1)
+    else:
+        act_edges = span(hidden_acts or activation_samples, False)
+    grad_edges = span(hidden_grads or gradient_samples, True)
+    shared = [(act_edges, grad_edges)] * len(hidden_acts)
+    return [
+        *shared,
+        (span(activation_samples[-1:], False), span(gradient_samples[-1:], True)),
+    ]
+
+
+def measure_network(
+    config: PropagateConfig,
+    scheme: Scheme,
+    activation: Activation,
+    trial: int,
+    edges: list[tuple[np.ndarray, np.ndarray]] | None,
+) -> tuple[_Measured, list[tuple[np.ndarray, np.ndarray]]]:
+    """Draw one network and batch, run forward and backward, and measure every layer."""
+    dtype = np.dtype(config.dtype)
+    widths = config.layers
+    n_layers = len(widths) - 1
+    weights = draw_weights(scheme, widths, config.seed, trial, dtype)
+    x = draw_inputs(config, trial, dtype)
+    input_moments = scan(x)[0]
+    with np.errstate(all="ignore"):
+        cache = forward(x, weights, None, activation)
+    outputs = [*cache.hidden, cache.logits]
+    overflow = next((k + 1 for k, out in enumerate(outputs) if not scan(out)[0].finite), None)
+    if overflow is not None:
+        empty = _Measured([], overflow, input_moments.mean_square, input_moments.variance, math.nan)
+        return empty, edges or []
+    grad_top = top_gradient(config, trial, cache.probs)
+    with np.errstate(all="ignore"):
+        grads = backward(cache, weights, activation, output_grad=grad_top)
+    batch = config.batch
+    scanned = []
+    for k in range(n_layers):
+        act, act_sample = scan(outputs[k], STAT_SAMPLE)
+        ds, ds_sample = scan(grads.ds[k], STAT_SAMPLE)
+        dw = scan(grads.dw[k])[0]
+        if not (ds.finite and dw.finite):
+            empty = _Measured(
+                [], k + 1, input_moments.mean_square, input_moments.variance, math.nan
+            )
+            return empty, edges or []
+        scanned.append((act, act_sample, ds, ds_sample, dw))
+    if edges is None:
+        edges = shared_edges(
+            activation, [item[1] for item in scanned], [item[3] for item in scanned], config.bins
+        )
+    rows: list[dict[str, object]] = []
+    for k, (act, act_sample, ds, ds_sample, dw) in enumerate(scanned):
+        hidden = k < n_layers - 1
+        out = outputs[k]
+        p2, p98 = np.percentile(act_sample, [2.0, 98.0])
+        row: dict[str, object] = {
+            "activation_mean": act.mean,
+            "activation_var": act.variance,
+            "activation_std": math.sqrt(act.variance),
+            "activation_second_moment": act.mean_square,
+            "activation_p2": float(p2),
+            "activation_p98": float(p98),
+            "saturated_fraction": (
+                float(np.count_nonzero(activation.saturated(out))) / out.size if hidden else None
+            ),
+            "backprop_var": ds.variance,
+            # dC/dW of the batch-mean cost is (z^{k-1})^T (dC_n/ds^k) / B.
+            "weight_grad_var": dw.variance / batch**2,
+            "activation_histogram": _histogram(act_sample, edges[k][0]),
+            "backprop_histogram": _histogram(ds_sample, edges[k][1]),
+        }
+        if hidden and config.jacobian_samples:
+            derivative = activation.derivative(cache.s[k], out)
+            sv_mean, sv_ratio = jacobian_singular_values(
+                weights[k], derivative, config.jacobian_samples
+            )
+            row["jacobian_sv_mean"] = sv_mean
+            row["jacobian_sv_ratio"] = sv_ratio
+        rows.append(row)
+    top = rows[-1]["backprop_var"]
+    assert isinstance(top, float)
+    measured = _Measured(rows, None, input_moments.mean_square, input_moments.variance, top)
+    return measured, edges
+
+
+def predictions(
+    config: PropagateConfig,
+    scheme: Scheme,
+    activation: Activation,
+    input_second_moment: float,
+    input_var: float,
+    top_backprop_var: float,
+) -> list[dict[str, float]]:
+    """Linear-regime and mean-field predictions per layer from the scheme's ``Var[W]``."""
+    widths = config.layers
+    weight_vars = [scheme.variance(widths[k], widths[k + 1]) for k in range(len(widths) - 1)]
+    mf = mean_field_forward(input_second_moment, widths, weight_vars, activation)
+    mf_back = mean_field_backward(top_backprop_var, mf.q, widths, weight_vars, activation)
+    lin_act = linear_activation_var(widths, weight_vars, input_var)
+    lin_back = linear_backprop_var(widths, weight_vars, top_backprop_var)
+    lin_dw = linear_weight_grad_var(widths, weight_vars, input_var, top_backprop_var)
+    n_layers = len(weight_vars)
+    rows = []
+    for k in range(n_layers):
+        hidden = k < n_layers - 1
+        below_m2 = input_second_moment if k == 0 else float(mf.second_moment[k - 1])
+        rows.append(
+            {
+                "weight_var": weight_vars[k],
+                "predicted_preactivation_var": float(mf.q[k]),
+                "predicted_activation_var": float(mf.var[k] if hidden else mf.q[k]),
+                "predicted_activation_mean": float(mf.mean[k]) if hidden else 0.0,
+                "predicted_backprop_var": float(mf_back[k]),
+                "predicted_weight_grad_var": below_m2 * float(mf_back[k]) / config.batch,
+                "linear_activation_var": float(lin_act[k]),
+                "linear_backprop_var": float(lin_back[k]),
+                "linear_weight_grad_var": float(lin_dw[k]) / config.batch,
+            }
+        )
+    return rows
+
+
+def _mean_and_spread(
+    trials: list[list[dict[str, object]]],
+) -> tuple[list[dict[str, object]], list[dict[str, float]]]:
+    """Average every numeric field over trials; spread is the sample std (0 for one trial)."""
+    merged: list[dict[str, object]] = []
+    spreads: list[dict[str, float]] = []
+    for k in range(len(trials[0])):
+        row: dict[str, object] = {}
+        spread: dict[str, float] = {}
+        for key, first in trials[0][k].items():
+            values = [t[k][key] for t in trials]
+            if isinstance(first, list):
+                row[key] = np.sum(values, axis=0).astype(int).tolist()
+            elif first is None:
+                row[key] = None
+            else:
+                numbers = np.array(values, dtype=np.float64)
+                row[key] = float(numbers.mean())
+                spread[key] = float(numbers.std(ddof=1)) if len(values) > 1 else 0.0
+        merged.append(row)
+        spreads.append(spread)
+    return merged, spreads
+
+
+def run_one(config: PropagateConfig, scheme: Scheme, activation: Activation) -> PropagateRun:
+    """All trials of one (scheme, activation) network, merged into one run."""
+    per_trial: list[list[dict[str, object]]] = []
+    edges = None
+    tops, second_moments, input_vars = [], [], []
+    for trial in range(config.trials):
+        measured, edges = measure_network(config, scheme, activation, trial, edges)
+        if measured.overflow_layer is not None:
+            return PropagateRun(
+                scheme=scheme.spec,
+                activation=activation.spec,
+                layers=[],
+                passed=False,
+                overflow_layer=measured.overflow_layer,
+                failure=(
+                    f"values stopped being finite at layer {measured.overflow_layer} "
+                    f"(trial {trial + 1}): the variance overflowed {config.dtype}"
+                ),
+            )
+        per_trial.append(measured.layers)
+        tops.append(measured.top_backprop_var)
+        second_moments.append(measured.input_second_moment)
+        input_vars.append(measured.input_var)
+    merged, spreads = _mean_and_spread(per_trial)
+    theory = predictions(
+        config, scheme, activation, float(np.mean(second_moments)), float(np.mean(input_vars)),
+        float(np.mean(tops)),
+    )  # fmt: skip
+    widths = config.layers
+    assert edges is not None
+    layers = []
+    for k, (row, spread, predicted) in enumerate(zip(merged, spreads, theory, strict=True)):
+        act_edges, grad_edges = edges[k]
+        layers.append(
+            PropagateLayer(
+                layer=k + 1,
+                fan_in=widths[k],
+                fan_out=widths[k + 1],
+                kind="hidden" if k < len(widths) - 2 else "output",
+                activation_mean=float(row["activation_mean"]),  # type: ignore[arg-type]
+                activation_var=float(row["activation_var"]),  # type: ignore[arg-type]
+                activation_std=float(row["activation_std"]),  # type: ignore[arg-type]
+                activation_p2=float(row["activation_p2"]),  # type: ignore[arg-type]
+                activation_p98=float(row["activation_p98"]),  # type: ignore[arg-type]
+                saturated_fraction=row["saturated_fraction"],  # type: ignore[arg-type]
+                backprop_var=float(row["backprop_var"]),  # type: ignore[arg-type]
+                weight_grad_var=float(row["weight_grad_var"]),  # type: ignore[arg-type]
+                jacobian_sv_mean=row.get("jacobian_sv_mean"),  # type: ignore[arg-type]
+                jacobian_sv_ratio=row.get("jacobian_sv_ratio"),  # type: ignore[arg-type]
+                histogram={
+                    "edges": act_edges.tolist(),
+                    "counts": row["activation_histogram"],
+                },
+                backprop_histogram={
+                    "edges": grad_edges.tolist(),
+                    "counts": row["backprop_histogram"],
+                },
+                spread=spread if config.trials > 1 else {},
+                **predicted,
+            )
+        )
+    hidden = [layer for layer in layers if layer.kind == "hidden"]
+    first, last = (hidden[0], hidden[-1]) if hidden else (layers[0], layers[0])
+    return PropagateRun(
+        scheme=scheme.spec,
+        activation=activation.spec,
+        layers=layers,
+        passed=True,
+        backprop_var_ratio=_ratio(first.backprop_var, last.backprop_var),
+        activation_var_ratio=_ratio(first.activation_var, last.activation_var),
+        weight_grad_var_ratio=_ratio(first.weight_grad_var, last.weight_grad_var),
+        input_second_moment=float(np.mean(second_moments)),
+    )
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def check_memory(config: PropagateConfig) -> None:
+    """Refuse a batch whose activations and gradients would not fit in memory."""
+    itemsize = np.dtype(config.dtype).itemsize
+    widths = config.layers
+    units = sum(widths)
+    need = (
+        3 * config.batch * units * itemsize
+        + 2 * sum(widths[k] * widths[k + 1] for k in range(len(widths) - 1)) * itemsize
+    )
+    have = available_memory()
+    if need > 0.8 * have:
+        raise ResourceError(
+            f"--batch {config.batch} on layers of {units} units in all would need "
+            f"{format_bytes(need)} of memory; this machine has {format_bytes(have)} available"
+        )
+
+
+def run_propagate(config: PropagateConfig, progress: Progress | None = None) -> PropagateResult:
+    """Run every (scheme, activation) network; ``passed`` is False if any overflowed."""
+    check_memory(config)
+    pairs = [(get_scheme(s), get_activation(a)) for a in config.activations for s in config.schemes]
+    runs = []
+    for done, (scheme, activation) in enumerate(pairs):
+        if progress is not None:
+            progress(done, len(pairs), f"{scheme.spec} / {activation.spec}")
+        runs.append(run_one(config, scheme, activation))
+    if progress is not None:
+        progress(len(pairs), len(pairs), "done")
+    return PropagateResult(
+        seed=config.seed,
+        config=config.to_dict(),
+        passed=all(run.passed for run in runs),
+        runs=runs,
+    )
