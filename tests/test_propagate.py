@@ -1,0 +1,227 @@
+"""``xavinit propagate``: the paper's section 4 at initialization, measured against theory.
+
+The reproduction tests run the paper's own network (1024 -> 5 x 1000 tanh -> 10, uniform
+inputs, batch 1000, seed 0) at full width: both schemes take about 3 s. The ReLU tests scale
+the width down to 400 (and say so) since they check ratios, not the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from xavinit.activations import get_activation
+from xavinit.cli import app
+from xavinit.config import PropagateConfig
+from xavinit.experiments.propagate import jacobian_singular_values, run_propagate
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def paper():
+    """The paper's network under standard and normalized, default options."""
+    result = run_propagate(PropagateConfig())
+    return {run.scheme: run for run in result.runs}
+
+
+def _hidden(run):
+    return [layer for layer in run.layers if layer.kind == "hidden"]
+
+
+def test_backprop_ratio_layer1_over_layer5(paper):
+    # Standard: each layer multiplies Var[dC/ds] by n Var[W] E[f'^2] = (1/3) E[f'^2] <= 1/3,
+    # so the ratio over 4 layers is at most (1/3)^4 = 0.0123; with E[f'^2] ~ 0.9 it is ~0.009.
+    standard = paper["standard"].backprop_var_ratio
+    assert 0.0075 < standard < (1 / 3) ** 4
+    # Normalized: n Var[W] = 1 (equal widths), so only E[f'^2] < 1 shrinks it: about 0.33.
+    assert 0.28 < paper["normalized"].backprop_var_ratio < 0.40
+
+
+@pytest.mark.parametrize("scheme", ["standard", "normalized"])
+def test_measurement_matches_mean_field(paper, scheme):
+    for layer in _hidden(paper[scheme]):
+        assert layer.activation_var == pytest.approx(layer.predicted_activation_var, rel=0.10)
+        assert layer.backprop_var == pytest.approx(layer.predicted_backprop_var, rel=0.25)
+
+
+def test_jacobian_mean_singular_values(paper):
+    # PAPER.md: independent simulation, layers 2..5: standard 0.476, 0.485, 0.488, 0.490;
+    # normalized 0.725, 0.749, 0.768, 0.783 (the paper: "about 0.5" and "about 0.8").
+    expected = {
+        "standard": [0.476, 0.485, 0.488, 0.490],
+        "normalized": [0.725, 0.749, 0.768, 0.783],
+    }
+    for scheme, values in expected.items():
+        measured = [layer.jacobian_sv_mean for layer in _hidden(paper[scheme])[1:]]
+        assert measured == pytest.approx(values, abs=0.02)
+
+
+def test_weight_gradients_vary_far_less_than_backprop_gradients_under_standard(paper):
+    hidden = _hidden(paper["standard"])
+    dw = [layer.weight_grad_var for layer in hidden]
+    ds = [layer.backprop_var for layer in hidden]
+    assert max(dw) / min(dw) < 1.3  # eq. 14: the same for every layer
+    assert max(ds) / min(ds) > 50  # shrinks by about 3 per layer going down
+
+
+def test_linear_regime_predictions_by_hand(paper):
+    first = paper["standard"].layers[0]
+    # Layer 1: Var[W] = 1/(3 * 1024); Var[s^1] = 1024 * Var[W] * Var[x] = Var[x] / 3, and
+    # U[-1, 1] inputs have Var[x] = 1/3 (measured on the batch, so allow sampling error).
+    assert first.weight_var == pytest.approx(1 / (3 * 1024))
+    assert first.linear_activation_var == pytest.approx(1 / 9, rel=0.01)
+    # Var[dC/ds^1] = Var[dC/ds^6] * (1000/3000)^4 * (10/3000): layers 2..5 and the output.
+    top = paper["standard"].layers[-1].backprop_var
+    assert first.linear_backprop_var == pytest.approx(top * (1 / 3) ** 4 * (10 / 3000), rel=1e-9)
+
+
+def test_linear_network_matches_the_linear_regime():
+    config = PropagateConfig(
+        layers=(300, 200, 200, 10), activations=("linear",), schemes=("normalized",),
+        jacobian_samples=0,
+    )  # fmt: skip
+    (run,) = run_propagate(config).runs
+    for layer in run.layers:
+        assert layer.activation_var == pytest.approx(layer.linear_activation_var, rel=0.1)
+        assert layer.backprop_var == pytest.approx(layer.linear_backprop_var, rel=0.1)
+
+
+def test_relu_he_normal_keeps_second_moments_and_normalized_halves_them():
+    # Width scaled down from 1000 to 400 for speed; the expected ratios do not depend on width:
+    # E[relu(s)^2] = q/2, so n Var[W] = 2 (He) keeps q, and n Var[W] = 1 halves it per layer.
+    config = PropagateConfig(
+        layers=(400, 400, 400, 400, 400, 400, 10), activations=("relu",),
+        schemes=("he-normal", "normalized"), jacobian_samples=0, input="normal",
+    )  # fmt: skip
+    runs = {run.scheme: run for run in run_propagate(config).runs}
+
+    def second_moments(run):
+        return [layer.activation_var + layer.activation_mean**2 for layer in run.layers[:-1]]
+
+    # Per layer, the gain of a width-400 ReLU layer along the batch's direction fluctuates by
+    # about sqrt(2/400) = 7% (one draw of W), so single ratios get a wide band and the
+    # geometric mean over the four steps a narrow one.
+    for scheme, per_layer, band in (("he-normal", 1.0, 0.25), ("normalized", 0.5, 0.1)):
+        m = second_moments(runs[scheme])
+        steps = [upper / lower for lower, upper in zip(m[:-1], m[1:], strict=True)]
+        assert all(abs(step - per_layer) < band for step in steps), (scheme, steps)
+        assert (m[-1] / m[0]) ** (1 / 4) == pytest.approx(per_layer, rel=0.1), scheme
+
+
+def test_jacobian_singular_values_against_a_direct_svd():
+    rng = np.random.default_rng(3)
+    for shape in ((30, 20), (20, 30)):
+        w = rng.standard_normal(shape)
+        d = rng.uniform(0.2, 1.0, (2, shape[1]))
+        sv_mean, sv_ratio = jacobian_singular_values(w, d, 2)
+        direct = [np.linalg.svd(w * row, compute_uv=False) for row in d]
+        assert sv_mean == pytest.approx(np.mean([s.mean() for s in direct]), rel=1e-9)
+        assert sv_ratio == pytest.approx(np.mean([s.max() / s.min() for s in direct]), rel=1e-6)
+
+
+def test_saturation_rule_for_sigmoid_and_relu():
+    sigmoid = get_activation("sigmoid")
+    z = np.array([0.005, 0.5, 0.995, 0.02])
+    assert sigmoid.saturated(z).tolist() == [True, False, True, False]
+    relu = get_activation("relu")
+    assert relu.saturated(np.array([0.0, 0.0, 1.0])).mean() == pytest.approx(2 / 3)
+
+
+def test_json_result_contract_and_summary():
+    result = runner.invoke(
+        app, ["propagate", "--layers", "64,32,32,10", "--batch", "200", "-f", "json", "--bins", "9"]
+    )
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["command"] == "propagate" and doc["passed"] is True
+    assert [(r["scheme"], r["activation"]) for r in doc["runs"]] == [
+        ("standard", "tanh"), ("normalized", "tanh"),
+    ]  # fmt: skip
+    layer = doc["runs"][0]["layers"][0]
+    for key in (
+        "layer", "activation_mean", "activation_var", "saturated_fraction", "backprop_var",
+        "weight_grad_var", "predicted_activation_var", "predicted_backprop_var",
+        "jacobian_sv_mean", "histogram", "activation_p2", "activation_p98",
+        "linear_activation_var", "linear_backprop_var", "linear_weight_grad_var",
+    ):  # fmt: skip
+        assert key in layer, key
+    assert len(layer["histogram"]["edges"]) == 10 and sum(layer["histogram"]["counts"]) == 200 * 32
+    run = doc["runs"][0]
+    hidden = [row for row in run["layers"] if row["kind"] == "hidden"]
+    assert run["backprop_var_ratio"] == pytest.approx(
+        hidden[0]["backprop_var"] / hidden[-1]["backprop_var"]
+    )
+
+
+def test_trials_report_mean_and_spread():
+    config = PropagateConfig(layers=(50, 40, 10), trials=3, jacobian_samples=2, batch=100)
+    run = run_propagate(config).runs[0]
+    assert run.layers[0].spread["activation_var"] > 0
+    assert sum(run.layers[0].histogram["counts"]) <= 3 * 100 * 40
+
+
+def test_table_and_histograms_and_markdown():
+    args = ["propagate", "--layers", "64,32,32,10", "--batch", "100", "--histograms"]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0
+    assert "Var[dC/ds]" in table.stdout and "figure 6" in table.stdout
+    assert any(block in table.stdout for block in "▁▂▃▄▅▆▇█")
+    markdown = runner.invoke(app, [*args, "-f", "markdown"])
+    assert markdown.stdout.startswith("**PASSED")
+
+
+def test_overflow_is_a_failed_check_naming_the_layer():
+    result = runner.invoke(
+        app,
+        ["propagate", "-s", "variance-scaling:scale=1000", "-a", "linear", "--depth", "50",
+         "--width", "100", "-f", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    (run,) = json.loads(result.stdout)["runs"]
+    # Var[s^k] ~ (1/3) * 1000^k overflows float32 (3.4e38) once 1000^k / 3 > 3.4e38: at layer
+    # 13 for the squares in the variance, at layer 26 for the values themselves. Values are what
+    # is checked, so the first non-finite layer is near 26.
+    assert 20 <= run["overflow_layer"] <= 30
+    assert f"layer {run['overflow_layer']}" in run["failure"]
+    assert not math.isnan(run["overflow_layer"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-a", "tanhh"], "did you mean 'tanh'"),
+        (["--input", "gaussian"], "uniform, normal"),
+        (["--batch", "0"], "--batch"),
+        (["--batch", "10", "--jacobian-samples", "11"], "at most the batch size 10"),
+        (["--backward", "sideways"], "nll, unit"),
+    ],
+)
+def test_bad_input(args, message, tmp_path):
+    target = tmp_path / "p.json"
+    result = runner.invoke(app, ["propagate", *args, "-o", str(target)])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert not target.exists()
+
+
+def test_peak_memory_of_a_large_batch_stays_under_2_gb():
+    code = (
+        "import resource, sys\n"
+        "from xavinit.cli import main\n"
+        "code = main(['propagate', '--batch', '10000', '-s', 'normalized', '--jacobian-samples',"
+        " '0', '-q', '-f', 'json'])\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "print(peak, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    peak = int(proc.stderr.strip().splitlines()[-1])
+    assert peak < 2 * 1024**3, f"peak RSS {peak / 1024**3:.2f} GiB"
