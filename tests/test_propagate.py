@@ -7,6 +7,7 @@ the width down to 400 (and say so) since they check ratios, not the paper's numb
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -110,7 +111,7 @@ def test_relu_he_normal_keeps_second_moments_and_normalized_halves_them():
     # geometric mean over the four steps a narrow one.
     for scheme, per_layer, band in (("he-normal", 1.0, 0.25), ("normalized", 0.5, 0.1)):
         m = second_moments(runs[scheme])
-        steps = [upper / lower for lower, upper in zip(m[:-1], m[1:], strict=True)]
+        steps = [upper / lower for lower, upper in itertools.pairwise(m)]
         assert all(abs(step - per_layer) < band for step in steps), (scheme, steps)
         assert (m[-1] / m[0]) ** (1 / 4) == pytest.approx(per_layer, rel=0.1), scheme
 
