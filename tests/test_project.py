@@ -57,5 +57,8 @@ def test_every_command_help_has_examples():
 def test_readme_has_exactly_the_two_setup_commands_and_ci_runs_the_test_one():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"^pip install .*$", readme, flags=re.MULTILINE)
-    assert commands == ["pip install . && xavinit init", "pip install '.[test]' && python -m pytest"]
+    assert commands == [
+        "pip install . && xavinit init",
+        "pip install '.[test]' && python -m pytest",
+    ]
     assert commands[1] in (ROOT / ".ci" / "run").read_text()

@@ -264,8 +264,15 @@ def verify(
     """
     scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
     weights = np.asarray(weights) if not isinstance(weights, np.ndarray) else weights
-    if weights.ndim != 2:
-        raise XavinitError(f"weights must be a 2-D matrix, got shape {weights.shape}")
+    if weights.ndim != 2 or weights.size == 0:
+        raise XavinitError(f"weights must be a non-empty 2-D matrix, got shape {weights.shape}")
+    layout = str(layout).strip().lower().replace("_", "-")
+    if layout not in ("in-out", "out-in"):
+        raise XavinitError(f"layout must be 'in-out' or 'out-in', got {layout!r}")
+    if not 0.0 < alpha < 1.0:
+        raise XavinitError(f"alpha must be between 0 and 1 (exclusive), got {alpha!r}")
+    if ks_sample < 5:
+        raise XavinitError(f"ks_sample must be at least 5, got {ks_sample!r}")
     fan_in, fan_out = weights.shape if layout == "in-out" else weights.shape[::-1]
     if not scheme.iid:
         oriented = weights if layout == "in-out" else weights.T
@@ -308,7 +315,8 @@ def rank_schemes(
         else:
             if max(fan_in, fan_out) * min(fan_in, fan_out) ** 2 > 4e11:
                 continue  # a Gram matrix this large would take minutes; skip the candidate
-            check = assess_orthogonal(scheme, [weights], array=array, name=array)
+            oriented = weights if weights.shape == (fan_in, fan_out) else weights.T
+            check = assess_orthogonal(scheme, [oriented], array=array, name=array)
             score = 1.0 if check.passed else 0.0
         check = dataclasses.replace(check, array=array, passed=score > alpha)
         row: dict[str, object] = {

@@ -238,6 +238,14 @@ class InitConfig:
         """Validate and build; ``origin`` names where each key came from, for messages."""
         check_keys(mapping, set(cls.OPTION_KEYS), origin)
         check = mapping.get("check")
+        if check is not None and mapping.get("save") is not None:
+            raise XavinitError(
+                f"{origin('save')}: --save writes sampled weights and cannot be used with --check"
+            )
+        if check is None:
+            for key in ("key", "keys", "layout"):
+                if mapping.get(key) is not None:
+                    raise XavinitError(f"{origin(key)}: applies only with --check FILE")
         schemes = _schemes(mapping, origin, () if check is not None else cls.schemes)
         if check is None and not schemes:
             raise XavinitError(f"{origin('scheme')}: give at least one scheme")

@@ -251,6 +251,11 @@ class Scheme:
         fan_in, fan_out = shape
         if out is None:
             out = np.empty(shape, dtype=dtype)
+        elif out.shape != tuple(shape) or not out.flags.c_contiguous or out.dtype.kind != "f":
+            raise ValueError(
+                f"out must be a C-contiguous float array of shape {tuple(shape)}, "
+                f"got {out.dtype} {out.shape}"
+            )
         if self.distribution == "orthogonal":
             return _sample_orthogonal(out, rng, self.gain)
         flat = out.reshape(-1)  # a view: ``out`` is C-contiguous
@@ -276,8 +281,10 @@ class Scheme:
 
     def describe(self) -> str:
         """One line: the distribution and variance formula, with the gain when it is not 1."""
-        formula = self.preset.formula if not self.params else self.formula()
-        return f"{formula}  ({self.preset.known_as})" if self.preset.known_as else formula
+        if self.params:  # parameters change the preset: its usual name no longer applies
+            return self.formula()
+        known = self.preset.known_as
+        return f"{self.preset.formula}  ({known})" if known else self.preset.formula
 
     def formula(self) -> str:
         """The variance formula for these parameters, e.g. ``Var = gain^2 * 2 / fan_in``."""

@@ -47,7 +47,7 @@ def pval(value: Any) -> str:
     if value is None:
         return "-"
     if value == 0:
-        return "<1e-300"
+        return "0"
     return f"{value:.2g}"
 
 

@@ -1,0 +1,74 @@
+"""A propagate run against the bare matrix products of the same shapes, in one process.
+
+Prints the median time of one ``run_one`` (forward, backward, every per-layer statistic,
+histograms and both predictions; no Jacobian) on the paper's 1024-1000x5-10 tanh network at
+batch 1000, beside the median time of the same forward products ``Z @ W``, backward products
+``dS @ W^T`` and weight-gradient products ``Z^T @ dS`` on preallocated float32 arrays, and their
+ratio (aim: at most 1.3). Then the default command's whole run with the Jacobian.
+
+    python bench/bench_propagate.py [--batch 1000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+
+import numpy as np
+
+from xavinit.activations import get_activation
+from xavinit.config import PAPER_LAYERS, PropagateConfig
+from xavinit.experiments.propagate import run_one, run_propagate
+from xavinit.schemes import get_scheme
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bare_products(batch: int, widths: tuple[int, ...]):
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in itertools.pairwise(widths)]
+    zs = [rng.standard_normal((batch, n), dtype=np.float32) for n in widths]
+    ds = [rng.standard_normal((batch, n), dtype=np.float32) for n in widths[1:]]
+
+    def run() -> None:
+        for k, w in enumerate(weights):
+            zs[k] @ w
+        for k in range(len(weights) - 1, -1, -1):
+            zs[k].T @ ds[k]
+            if k:
+                ds[k] @ weights[k].T
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    config = PropagateConfig(batch=args.batch, jacobian_samples=0)
+    scheme, activation = get_scheme("normalized"), get_activation("tanh")
+    t_bare = median_time(bare_products(args.batch, PAPER_LAYERS), args.repeats)
+    t_run = median_time(lambda: run_one(config, scheme, activation), args.repeats)
+    print(
+        f"paper network 1024-1000x5-10 tanh, batch {args.batch}, float32, medians of {args.repeats}"
+    )
+    print(f"  bare products (forward, backward, weight gradients): {t_bare * 1e3:8.1f} ms")
+    print(f"  xavinit run without the Jacobian:                    {t_run * 1e3:8.1f} ms")
+    print(f"  ratio: {t_run / t_bare:.2f}")
+    t_default = median_time(lambda: run_propagate(PropagateConfig()), max(1, args.repeats // 2))
+    print(f"  'xavinit propagate' defaults (2 networks, Jacobian on 4 examples): {t_default:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

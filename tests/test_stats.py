@@ -1,0 +1,286 @@
+"""Streaming moments, the variance z-test and interval, Kolmogorov-Smirnov, Holm and Bonferroni.
+
+Expected values are worked out by hand or from an independent formula; coverage and size checks
+use fixed seeds and binomial bounds of 3.5 standard deviations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from xavinit import stats
+from xavinit.stats import (
+    bonferroni_reject,
+    holm_reject,
+    kolmogorov_sf,
+    ks_test,
+    moments,
+    scan,
+    variance_test,
+)
+
+
+def binomial_band(p: float, trials: int, sds: float = 3.5) -> tuple[float, float]:
+    half = sds * math.sqrt(p * (1.0 - p) / trials)
+    return max(p - half, 0.0), min(p + half, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Moments
+
+
+@pytest.fixture(scope="module")
+def float32_matrix() -> np.ndarray:
+    rng = np.random.default_rng(11)
+    return (rng.standard_normal((700, 300)) * 0.3 + 0.05).astype(np.float32)
+
+
+def test_moments_of_float32_equal_float64_numpy(float32_matrix):
+    w = float32_matrix
+    exact = w.astype(np.float64)
+    found = moments(w)
+    assert found.count == w.size
+    assert found.mean == pytest.approx(np.mean(exact), rel=1e-12)
+    assert found.mean_square == pytest.approx(np.mean(exact**2), rel=1e-12)
+    assert found.minimum == float(exact.min())
+    assert found.maximum == float(exact.max())
+    assert found.finite is True
+    assert found.variance == pytest.approx(np.var(exact), rel=1e-10)
+
+
+def test_moments_accumulate_in_float64_not_float32():
+    # Half the entries exceed 1 by 2^-20: the exact mean is 1 + 2^-21, which a float32
+    # running sum (stalling at 2^24) could not give.
+    w = np.full(1 << 20, 1.0, dtype=np.float32)
+    w[::2] = 1.0 + 2.0**-20  # representable in float32
+    found = moments(w)
+    assert found.mean == pytest.approx(1.0 + 2.0**-21, rel=1e-14)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 777, 1 << 16])
+def test_streaming_in_small_chunks_equals_one_pass(float32_matrix, chunk):
+    w = float32_matrix[:90] if chunk == 1 else float32_matrix
+    whole = moments(w, chunk=w.size)
+    pieces = moments(w, chunk=chunk)
+    assert pieces.count == whole.count
+    assert pieces.mean == pytest.approx(whole.mean, rel=1e-12)
+    assert pieces.mean_square == pytest.approx(whole.mean_square, rel=1e-12)
+    assert (pieces.minimum, pieces.maximum) == (whole.minimum, whole.maximum)
+
+
+def test_moments_of_a_non_contiguous_view(float32_matrix):
+    view = float32_matrix[::3, 1::2].T
+    exact = np.array(view, dtype=np.float64)
+    found = moments(view, chunk=500)
+    assert found.count == exact.size
+    assert found.mean_square == pytest.approx(np.mean(exact**2), rel=1e-12)
+    assert (found.minimum, found.maximum) == (exact.min(), exact.max())
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 5000, -1])
+def test_non_finite_entries_are_detected(bad, where):
+    w = np.random.default_rng(0).standard_normal(6000).astype(np.float32)
+    w[where] = bad
+    assert moments(w, chunk=1000).finite is False
+    assert moments(w).finite is False
+
+
+def test_integer_arrays_are_measured_exactly():
+    w = np.array([[1, -2, 3], [4, -5, 6]], dtype=np.int16)
+    found = moments(w)
+    assert found.mean == pytest.approx(7 / 6)
+    assert found.mean_square == pytest.approx(91 / 6)
+    assert (found.minimum, found.maximum) == (-5, 6)
+
+
+@pytest.mark.parametrize(("size", "wanted", "chunk"), [(10_000, 1000, 333), (1003, 100, 64)])
+def test_scan_subsample_is_an_even_stride_over_the_whole_array(size, wanted, chunk):
+    w = np.arange(size, dtype=np.float64).reshape(-1, 1) if size % 2 else np.arange(size) * 1.0
+    found, sample = scan(w, wanted, chunk=chunk)
+    step = math.ceil(size / wanted)
+    np.testing.assert_array_equal(sample, np.ravel(w)[::step])
+    assert sample.size <= wanted
+    assert found.count == size
+
+
+def test_scan_without_subsample():
+    _, sample = scan(np.ones((4, 4)), 0)
+    assert sample.size == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Variance test
+
+
+def test_variance_test_by_hand():
+    # m2 = 1.1, Var = 1, N = 800, normal (k = 3): SE = sqrt(2/800) = 0.05, z = 2,
+    # p = erfc(2 / sqrt 2) = 0.0455003; 95% interval 1.1 +- 1.959964 * 1.1 * 0.05.
+    test = variance_test(1.1, 1.0, 800, 3.0, 0.05)
+    assert test.standard_error == pytest.approx(0.05, rel=1e-12)
+    assert test.z == pytest.approx(2.0, rel=1e-12)
+    assert test.p_value == pytest.approx(0.04550026, rel=1e-6)
+    assert test.ci_low == pytest.approx(1.1 - 0.10779802, rel=1e-7)
+    assert test.ci_high == pytest.approx(1.1 + 0.10779802, rel=1e-7)
+
+
+def test_variance_test_uniform_kurtosis_by_hand():
+    # Uniform (k = 9/5), Var = 0.01, N = 2000: SE = 0.01 sqrt(0.8 / 2000) = 2e-4.
+    test = variance_test(0.01 - 3e-4, 0.01, 2000, 1.8, 0.01)
+    assert test.standard_error == pytest.approx(2e-4, rel=1e-12)
+    assert test.z == pytest.approx(-1.5, rel=1e-9)
+    assert test.p_value == pytest.approx(math.erfc(1.5 / math.sqrt(2)), rel=1e-12)
+    assert test.p_value == pytest.approx(0.1336144, rel=1e-6)
+
+
+def test_variance_interval_covers_the_truth_at_its_level():
+    # 300 uniform samples of 2000 at alpha = 0.1: coverage 0.9 within binomial bounds, and the
+    # variance test's rejection rate 0.1 likewise.
+    seeds, n, alpha, var = 300, 2000, 0.1, 1.0 / 3.0
+    covered = rejected = 0
+    for seed in range(seeds):
+        x = np.random.default_rng(seed).uniform(-1.0, 1.0, n)
+        test = variance_test(float(np.mean(x**2)), var, n, 9.0 / 5.0, alpha)
+        covered += test.ci_low <= var <= test.ci_high
+        rejected += test.p_value <= alpha
+    low, high = binomial_band(1.0 - alpha, seeds)
+    assert low <= covered / seeds <= high
+    low, high = binomial_band(alpha, seeds)
+    assert low <= rejected / seeds <= high
+
+
+# ---------------------------------------------------------------------------------------------
+# Kolmogorov distribution and the KS test
+
+
+def kolmogorov_cdf_theta_form(x: float) -> float:
+    """P(K <= x) = sqrt(2 pi) / x sum_{j>=1} exp(-(2j-1)^2 pi^2 / (8 x^2)): the other series,
+    independent of the alternating one the code sums."""
+    return (
+        math.sqrt(2.0 * math.pi)
+        / x
+        * sum(math.exp(-((2 * j - 1) ** 2) * math.pi**2 / (8.0 * x * x)) for j in range(1, 50))
+    )
+
+
+@pytest.mark.parametrize(
+    ("x", "tail"),
+    [
+        # Critical values of the Kolmogorov distribution, as tabulated.
+        (1.2238, 0.10),
+        (1.3581, 0.05),
+        (1.4802, 0.025),
+        (1.6276, 0.01),
+        (1.9495, 0.001),
+        (0.8276, 0.50),
+    ],
+)
+def test_kolmogorov_sf_at_table_values(x, tail):
+    assert kolmogorov_sf(x) == pytest.approx(tail, rel=2e-3)
+
+
+def test_kolmogorov_sf_brief_points():
+    # P(K > 1.36) = 2 (e^{-2 * 1.36^2} - e^{-8 * 1.36^2} + ...) = 0.04949
+    assert kolmogorov_sf(1.36) == pytest.approx(0.0494859, abs=1e-6)
+    # P(K > 1.63) = 0.009846
+    assert kolmogorov_sf(1.63) == pytest.approx(0.0098464, abs=1e-6)
+
+
+@pytest.mark.parametrize("x", [0.25, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
+def test_kolmogorov_sf_matches_the_theta_series(x):
+    assert kolmogorov_sf(x) == pytest.approx(1.0 - kolmogorov_cdf_theta_form(x), abs=1e-12)
+
+
+def test_kolmogorov_sf_limits():
+    assert kolmogorov_sf(0.0) == 1.0
+    assert kolmogorov_sf(0.1) == 1.0
+    assert kolmogorov_sf(10.0) == pytest.approx(0.0, abs=1e-80)
+    values = [kolmogorov_sf(x) for x in np.linspace(0.1, 3.0, 60)]
+    assert all(a >= b for a, b in itertools.pairwise(values))
+
+
+def uniform01_cdf(x):
+    return np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+
+
+def test_ks_statistic_by_hand():
+    # Sample 0.1, 0.4, 0.7 against U(0, 1): D+ = max(1/3 - 0.1, 2/3 - 0.4, 1 - 0.7) = 0.3,
+    # D- = max(0.1 - 0, 0.4 - 1/3, 0.7 - 2/3) = 0.1, so D = 0.3.
+    d, p = ks_test(np.array([0.7, 0.1, 0.4]), uniform01_cdf)
+    assert d == pytest.approx(0.3, abs=1e-12)
+    root = math.sqrt(3.0)
+    assert p == pytest.approx(1.0 - kolmogorov_cdf_theta_form((root + 0.12 + 0.11 / root) * 0.3))
+    # D- wins: 0.9, 0.95 against U(0, 1): D- = max(0.9, 0.95 - 0.5) = 0.9.
+    d, _ = ks_test(np.array([0.95, 0.9]), uniform01_cdf)
+    assert d == pytest.approx(0.9, abs=1e-12)
+
+
+def test_ks_statistic_equals_brute_force():
+    x = np.random.default_rng(4).uniform(0.0, 1.0, 257)
+    d, _ = ks_test(x, uniform01_cdf)
+    # sup over t of |F_n(t) - t|, checked just before and at every data point.
+    xs = np.sort(x)
+    at = np.arange(1, xs.size + 1) / xs.size
+    before = np.arange(0, xs.size) / xs.size
+    brute = max(np.max(np.abs(at - xs)), np.max(np.abs(before - xs)))
+    assert d == pytest.approx(brute, abs=1e-15)
+
+
+def test_ks_test_right_and_wrong_cdf():
+    x = np.random.default_rng(2010).uniform(-1.0, 1.0, 2000)
+    _, p_right = ks_test(x, lambda t: np.clip((t + 1.0) / 2.0, 0.0, 1.0))
+    assert p_right > 0.01
+    # U(-1, 1) against U(-1.2, 1.2): D is about 1/12, sqrt(2000) D = 3.7, p ~ 1e-12.
+    d, p_wrong = ks_test(x, lambda t: np.clip((t + 1.2) / 2.4, 0.0, 1.0))
+    assert d == pytest.approx(1.0 / 12.0, abs=0.02)
+    assert p_wrong < 1e-8
+
+
+def test_ks_test_size_with_small_samples():
+    # With Stephens' correction the p-value is calibrated even for n = 20.
+    trials, n, alpha = 1000, 20, 0.05
+    rng = np.random.default_rng(99)
+    rejected = sum(ks_test(rng.uniform(0, 1, n), uniform01_cdf)[1] <= alpha for _ in range(trials))
+    low, high = binomial_band(alpha, trials)
+    assert low <= rejected / trials <= high
+
+
+# ---------------------------------------------------------------------------------------------
+# Multiple testing
+
+
+def test_holm_by_hand():
+    # Sorted: 0.005 <= 0.05/4 reject; 0.01 <= 0.05/3 reject; 0.03 > 0.05/2 stop.
+    assert holm_reject([0.01, 0.04, 0.03, 0.005], 0.05) == [True, False, False, True]
+    # All four pass their step: 0.005 <= .0125, 0.01 <= .0167, 0.015 <= .025, 0.03 <= .05.
+    assert holm_reject([0.01, 0.015, 0.03, 0.005], 0.05) == [True, True, True, True]
+    # Step-down stops at the first failure even when a later p would pass its own threshold:
+    # 0.02 > 0.05/3, so 0.022 (<= 0.05/2) is not rejected either.
+    assert holm_reject([0.022, 0.02, 0.9], 0.05) == [False, False, False]
+    # Ties, and p equal to the threshold counts as a rejection.
+    assert holm_reject([0.025, 0.025], 0.05) == [True, True]
+    assert holm_reject([0.04], 0.05) == [True]
+    assert holm_reject([], 0.05) == []
+
+
+def test_bonferroni_by_hand():
+    assert bonferroni_reject([0.01, 0.04, 0.03, 0.005], 0.05) == [True, False, False, True]
+    # Holm rejects all four of these; Bonferroni (alpha/4 = 0.0125) only two.
+    assert bonferroni_reject([0.01, 0.015, 0.03, 0.005], 0.05) == [True, False, False, True]
+    assert bonferroni_reject([0.0125, 0.0126], 0.025) == [True, False]
+    assert bonferroni_reject([], 0.05) == []
+
+
+def test_corrections_registry():
+    assert stats.CORRECTIONS["holm"] is holm_reject
+    assert stats.CORRECTIONS["bonferroni"] is bonferroni_reject
+
+
+def test_normal_helpers():
+    assert stats.normal_two_sided_p(1.959963984540054) == pytest.approx(0.05, rel=1e-12)
+    assert stats.normal_two_sided_p(-1.959963984540054) == pytest.approx(0.05, rel=1e-12)
+    assert stats.normal_quantile(0.975) == pytest.approx(1.959963984540054, rel=1e-12)

@@ -1,0 +1,101 @@
+"""What every dataset provides: a training stream with a resumable position, and fixed splits.
+
+Images are flattened to rows of float32 in the network's input layout ``(count, inputs)``;
+labels are int64 class indices ``(count,)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Split:
+    """A fixed set of examples: ``x`` float32 ``(count, inputs)``, ``y`` int64 ``(count,)``."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def head(self, count: int) -> Split:
+        """The first ``count`` examples (a view)."""
+        return Split(self.x[:count], self.y[:count])
+
+
+class TrainStream(Protocol):
+    """An endless, deterministic source of training minibatches.
+
+    ``state()`` returns a JSON-able dict (position, RNG state); a stream rebuilt from the same
+    dataset and given ``restore(state)`` continues with exactly the batches the original would
+    have produced next.
+    """
+
+    def next_batch(self, size: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Dataset:
+    """A dataset ready for training: its shape, a training stream and fixed splits."""
+
+    name: str
+    inputs: int
+    classes: int
+    train: TrainStream
+    valid: Split | None
+    test: Split
+    image_shape: tuple[int, ...]
+    class_names: tuple[str, ...] = ()
+
+
+class ArrayStream:
+    """Minibatches drawn from finite arrays, reshuffled each epoch with a seeded generator.
+
+    The state is the epoch, the position inside it and the generator's state, so a restored
+    stream yields the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, seed: int) -> None:
+        self.x, self.y = x, y
+        self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+        self._epoch = 0
+        self._position = 0
+        self._order = self._rng.permutation(len(y))
+
+    def next_batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``size`` examples, continuing into the next shuffled epoch as needed."""
+        parts: list[np.ndarray] = []
+        needed = size
+        while needed:
+            if self._position == len(self._order):
+                self._epoch += 1
+                self._position = 0
+                self._order = self._rng.permutation(len(self.y))
+            take = min(needed, len(self._order) - self._position)
+            parts.append(self._order[self._position : self._position + take])
+            self._position += take
+            needed -= take
+        index = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return self.x[index], self.y[index]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "epoch": self._epoch,
+            "position": self._position,
+            "order": self._order.tolist(),
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._epoch = int(state["epoch"])
+        self._position = int(state["position"])
+        self._order = np.asarray(state["order"], dtype=np.int64)
+        self._rng.bit_generator.state = state["rng"]
