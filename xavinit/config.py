@@ -387,3 +387,117 @@ class PropagateConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved configuration, as recorded in a result."""
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def _positive_float(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _fail(where, f"must be a positive number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise _fail(where, f"must be a positive number, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What ``xavinit train`` does: one SGD run per (scheme, activation), one after another.
+
+    ``layers`` is empty until the dataset is known: inputs and outputs follow the dataset, the
+    hidden part comes from ``hidden`` (``--depth/--width``, default 5 x 1000) or from a full
+    ``--layers`` that must match the dataset.
+    """
+
+    dataset: str = "shapeset"
+    hidden: tuple[int, ...] = (1000,) * 5
+    layers: tuple[int, ...] = ()
+    schemes: tuple[str, ...] = ("standard", "normalized")
+    activations: tuple[str, ...] = ("tanh",)
+    cost: str = "nll"
+    lr: float = 0.03
+    batch_size: int = 10
+    updates: int = 2000
+    eval_every: int = 500
+    track_every: int = 100
+    test_size: int | None = None
+    preprocess: str = "scale"
+    checkpoint: str | None = None
+    checkpoint_every: int | None = None
+    seed: int = 0
+    dtype: str = "float32"
+
+    OPTION_KEYS = frozenset(
+        {
+            "dataset", "layers", "depth", "width", "scheme", "schemes", "activation",
+            "activations", "cost", "lr", "batch_size", "updates", "eval_every", "track_every",
+            "test_size", "preprocess", "checkpoint", "checkpoint_every", "seed", "dtype",
+        }
+    )  # fmt: skip
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin = lambda k: k) -> TrainConfig:
+        """Validate and build; ``origin`` names where each key came from, for messages."""
+        check_keys(mapping, set(cls.OPTION_KEYS), origin)
+        dataset = mapping.get("dataset", cls.dataset)
+        if not isinstance(dataset, str) or not dataset.strip():
+            raise _fail(origin("dataset"), f"must be a dataset spec like shapeset, got {dataset!r}")
+        layers: tuple[int, ...] = ()
+        hidden = cls.hidden
+        if mapping.get("layers") is not None:
+            if mapping.get("depth") is not None or mapping.get("width") is not None:
+                raise XavinitError(
+                    f"{origin('layers')} and --depth/--width both set the layers; give one form"
+                )
+            layers = parse_layers(mapping["layers"], origin("layers"))
+            hidden = layers[1:-1]
+        else:
+            depth = positive_int(mapping.get("depth", 5), origin("depth"), minimum=0)
+            width = positive_int(mapping.get("width", 1000), origin("width"))
+            hidden = (width,) * depth
+        updates = positive_int(mapping.get("updates", cls.updates), origin("updates"), minimum=0)
+        eval_every = positive_int(mapping.get("eval_every", cls.eval_every), origin("eval_every"))
+        checkpoint_every = mapping.get("checkpoint_every")
+        test_size = mapping.get("test_size")
+        return cls(
+            dataset=dataset.strip(),
+            hidden=hidden,
+            layers=layers,
+            schemes=_schemes(mapping, origin, cls.schemes),
+            activations=_activations(mapping, origin),
+            cost=choice(mapping.get("cost", cls.cost), origin("cost"), ("nll", "quadratic")),
+            lr=_positive_float(mapping.get("lr", cls.lr), origin("lr")),
+            batch_size=positive_int(
+                mapping.get("batch_size", cls.batch_size), origin("batch_size")
+            ),
+            updates=updates,
+            eval_every=eval_every,
+            track_every=positive_int(
+                mapping.get("track_every", cls.track_every), origin("track_every")
+            ),
+            test_size=None if test_size is None else positive_int(test_size, origin("test_size")),
+            preprocess=choice(
+                mapping.get("preprocess", cls.preprocess),
+                origin("preprocess"),
+                ("scale", "standardize"),
+            ),
+            checkpoint=_optional_path(mapping.get("checkpoint"), origin("checkpoint")),
+            checkpoint_every=(
+                None
+                if checkpoint_every is None
+                else positive_int(checkpoint_every, origin("checkpoint_every"))
+            ),
+            seed=positive_int(mapping.get("seed", 0), origin("seed"), minimum=0),
+            dtype=choice(mapping.get("dtype", cls.dtype), origin("dtype"), ("float32", "float64")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved configuration, as recorded in a result and a checkpoint."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` (a checkpoint's copy)."""
+        body = dict(data)
+        for key in ("hidden", "layers", "schemes", "activations"):
+            body[key] = tuple(body[key])
+        return cls(**body)

@@ -152,3 +152,19 @@ def _require_matrix(key: str, array: np.ndarray, file: str) -> None:
         )
     if array.size == 0:
         raise XavinitError(f"{file}: array {key!r} is empty")
+
+
+def load_npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read into memory.
+
+    Raises:
+        XavinitError: a missing, unreadable or corrupt file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise XavinitError(f"file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise XavinitError(f"{path}: corrupt or not an .npz file ({error})") from None

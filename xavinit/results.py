@@ -204,7 +204,68 @@ class PropagateResult:
         return cls(**body)
 
 
-RESULT_TYPES: dict[str, Any] = {"init": InitResult, "propagate": PropagateResult}
+@dataclass(frozen=True)
+class TrainRun:
+    """One (scheme, activation) training run.
+
+    ``curve`` rows: ``update``, ``train_cost`` (mean minibatch cost since the previous row;
+    None at update 0) and ``test_error``. ``layer_stats`` rows: ``update``, ``layer``, ``mean``,
+    ``std``, ``p98``, ``saturated_fraction`` of the hidden activations on the 300 tracked test
+    examples, and ``weight_grad_std``, the std of dC/dW of that layer (figure 9).
+    """
+
+    scheme: str
+    activation: str
+    updates: int
+    final_test_error: float | None
+    curve: list[dict[str, Any]]
+    layer_stats: list[dict[str, Any]]
+    diverged: bool = False
+    diverged_at: int | None = None
+    lr: float | None = None
+    final_histograms: list[dict[str, Any]] = field(default_factory=list)
+    final_valid_error: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as a JSON-ready dict."""
+        return _finite(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainRun:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The result of ``xavinit train``; ``passed`` is False when a run diverged."""
+
+    seed: int
+    config: dict[str, Any]
+    passed: bool
+    runs: list[TrainRun]
+    dataset: str = ""
+    command: str = "train"
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready document."""
+        return _document(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        """Rebuild from a document written by :meth:`to_dict`."""
+        body = dict(data)
+        body["runs"] = [TrainRun.from_dict(run) for run in body.get("runs", [])]
+        return cls(**body)
+
+
+RESULT_TYPES: dict[str, Any] = {
+    "init": InitResult,
+    "propagate": PropagateResult,
+    "train": TrainResult,
+}
 
 
 def _document(result: Any) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from xavinit import __version__
 from xavinit.cli import init as init_command
 from xavinit.cli import propagate as propagate_command
 from xavinit.cli import schemes as schemes_command
+from xavinit.cli import train as train_command
+from xavinit.cli.data import data_app
 
 app = typer.Typer(
     name="xavinit",
@@ -41,7 +43,9 @@ def _root(
 
 app.command("init")(init_command.init)
 app.command("propagate")(propagate_command.propagate)
+app.command("train")(train_command.train)
 app.command("schemes")(schemes_command.schemes)
+app.add_typer(data_app, name="data")
 
 
 def _click_exceptions() -> ModuleType:

@@ -174,7 +174,9 @@ def execute(
         fail(str(error))
     except MemoryError:
         fail("ran out of memory; use smaller layers or fewer trials")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if hasattr(stop, "checkpoint"):  # training saves its state first; its command says where
+            raise
         fail("interrupted", EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
 

@@ -98,3 +98,34 @@ def propagate_summary(document: dict[str, Any]) -> str:
         names = "; ".join(f"{r['scheme']}/{r['activation']}: {r.get('failure')}" for r in failed)
         return f"FAILED: {len(failed)} of {len(runs)} networks: {names}"
     return f"PASSED: {len(runs)} networks propagated with finite values"
+
+
+def train_summary(document: dict[str, Any]) -> str:
+    """One line: PASSED/FAILED and each run's final test error, for train results."""
+    runs = document.get("runs", [])
+    parts = []
+    for run in runs:
+        name = f"{run['scheme']}/{run['activation']}"
+        if run.get("diverged"):
+            parts.append(f"{name} diverged at update {run.get('diverged_at')}")
+        else:
+            parts.append(f"{name} test error {num(run.get('final_test_error'), 3)}")
+    word = "PASSED" if document.get("passed") else "FAILED"
+    return f"{word}: " + "; ".join(parts)
+
+
+def series(values: list[Any]) -> str:
+    """A sparkline of a series of numbers scaled between its min and max (None skipped)."""
+    numbers = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    if not numbers:
+        return ""
+    lo, hi = min(numbers), max(numbers)
+    steps = len(BLOCKS) - 2
+    out = []
+    for v in values:
+        if not isinstance(v, int | float) or not math.isfinite(v):
+            out.append(" ")
+            continue
+        level = 0 if hi == lo else round((v - lo) / (hi - lo) * steps)
+        out.append(BLOCKS[1 + level])
+    return "".join(out)

@@ -14,6 +14,7 @@ from xavinit.render.format import (
     propagate_summary,
     pval,
     sci,
+    train_summary,
 )
 
 
@@ -157,3 +158,68 @@ def markdown_propagate(document: dict[str, Any]) -> list[str]:
 
 
 MARKDOWN["propagate"] = markdown_propagate
+
+
+def markdown_train(document: dict[str, Any]) -> list[str]:
+    """Verdict line, one row per run, then the last tracked statistics per layer."""
+    config = document.get("config", {})
+    lines = [
+        f"**{train_summary(document)}**",
+        "",
+        f"Dataset `{document.get('dataset')}`, layers `{layer_names(document)}`, lr "
+        f"{config.get('lr')}, batch {config.get('batch_size')}, seed {document.get('seed')}.",
+        "",
+    ]
+    rows = []
+    for run in document.get("runs", []):
+        errors = [row["test_error"] for row in run["curve"]]
+        rows.append(
+            [
+                f"`{run['scheme']}`",
+                run["activation"],
+                str(run["updates"]),
+                f"diverged at {run.get('diverged_at')}"
+                if run.get("diverged")
+                else num(run.get("final_test_error"), 3),
+                num(run.get("final_valid_error"), 3),
+                f"{num(errors[0], 3)} → {num(errors[-1], 3)}" if errors else "-",
+            ]
+        )
+    header = ["scheme", "activation", "updates", "test error", "valid error", "test error curve"]
+    lines += [*_table(header, rows), ""]
+    header = [
+        "scheme",
+        "activation",
+        "update",
+        "layer",
+        "mean",
+        "std",
+        "p98",
+        "saturated",
+        "dW std",
+    ]
+    rows = []
+    for run in document.get("runs", []):
+        stats = run.get("layer_stats", [])
+        last_update = max((row["update"] for row in stats), default=None)
+        for row in stats:
+            if row["update"] != last_update:
+                continue
+            rows.append(
+                [
+                    f"`{run['scheme']}`",
+                    run["activation"],
+                    str(row["update"]),
+                    str(row["layer"]),
+                    f"{row['mean']:+.3f}",
+                    f"{row['std']:.3f}",
+                    f"{row['p98']:+.3f}",
+                    f"{100 * row['saturated_fraction']:.1f}%",
+                    sci(row["weight_grad_std"]),
+                ]
+            )
+    lines += _table(header, rows)
+    return lines
+
+
+MARKDOWN["train"] = markdown_train

@@ -19,7 +19,9 @@ from xavinit.render.format import (
     propagate_summary,
     pval,
     sci,
+    series,
     sparkline,
+    train_summary,
 )
 from xavinit.schemes import get_scheme
 
@@ -217,3 +219,62 @@ def _histograms(runs: list[dict[str, Any]], console: Console) -> None:
 
 
 TABLES["propagate"] = table_propagate
+
+
+def table_train(document: dict[str, Any], console: Console) -> None:
+    """One row per run (final errors and the test-error curve), then the last tracked
+    per-layer statistics of each run side by side."""
+    config = document.get("config", {})
+    runs = document.get("runs", [])
+    table = Table(
+        title=f"xavinit train: {document.get('dataset')} {layer_names(document)}, lr "
+        f"{config.get('lr')}, batch {config.get('batch_size')}, seed {document.get('seed')}",
+        title_justify="left",
+    )
+    for column in ("scheme", "activation", "updates", "test error", "valid error"):
+        table.add_column(column, justify="left" if column in ("scheme", "activation") else "right")
+    table.add_column("test error over updates", no_wrap=True)
+    for run in runs:
+        errors = [row["test_error"] for row in run["curve"]]
+        final = (
+            Text(f"diverged at {run.get('diverged_at')}", style="bold red")
+            if run.get("diverged")
+            else num(run.get("final_test_error"), 3)
+        )
+        table.add_row(
+            run["scheme"], run["activation"], str(run["updates"]), final,
+            num(run.get("final_valid_error"), 3),
+            f"{series(errors)} {num(errors[0], 3)}→{num(errors[-1], 3)}" if errors else "",
+        )  # fmt: skip
+    console.print(table)
+    stats = Table(
+        title="per hidden layer on 300 test examples: activation mean ± std, 98th percentile, "
+        "saturated, weight-gradient std (first → last tracked update)",
+        title_justify="left",
+    )
+    stats.add_column("run")
+    stats.add_column("layer", justify="right")
+    for column in ("mean", "std", "p98", "saturated", "dW std"):
+        stats.add_column(column, justify="right", no_wrap=True)
+    stats.add_column("mean over updates", no_wrap=True)
+    for run in runs:
+        rows = run.get("layer_stats", [])
+        layers = sorted({row["layer"] for row in rows})
+        for layer in layers:
+            mine = [row for row in rows if row["layer"] == layer]
+            first, last = mine[0], mine[-1]
+            stats.add_row(
+                f"{run['scheme']}/{run['activation']}" if layer == layers[0] else "",
+                str(layer),
+                f"{first['mean']:+.3f} → {last['mean']:+.3f}",
+                f"{first['std']:.3f} → {last['std']:.3f}",
+                f"{last['p98']:+.3f}",
+                f"{100 * last['saturated_fraction']:.1f}%",
+                f"{sci(first['weight_grad_std'])} → {sci(last['weight_grad_std'])}",
+                series([row["mean"] for row in mine]),
+            )
+    console.print(stats)
+    console.print(_verdict(document, train_summary(document)))
+
+
+TABLES["train"] = table_train

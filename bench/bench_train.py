@@ -1,0 +1,151 @@
+"""Time per SGD step of the paper's network: xavinit against bare products and PyTorch.
+
+For the 1024-1000x5-9 tanh network at batch 10 and 128 (float32, NLL, plain SGD) prints the
+median time of one ``xavinit.sgd.SGD.step``, the median time of the step's bare matrix products
+(forward ``Z @ W``, backward ``dS @ W^T``, weight gradients ``Z^T @ dS``) on preallocated
+arrays, and, when PyTorch is installed, the median time of the same step in PyTorch, measured in
+a separate process (two BLAS thread pools in one process interfere; PERF.md). Also the
+Shapeset-3x2 generator's images per second.
+
+    python bench/bench_train.py [--repeats 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+LAYERS = (1024, 1000, 1000, 1000, 1000, 1000, 9)
+
+TORCH_SCRIPT = r"""
+import json, statistics, sys, time
+import torch
+layers, batches, repeats = json.loads(sys.argv[1])
+torch.manual_seed(0)
+mods = []
+for a, b in zip(layers, layers[1:]):
+    mods += [torch.nn.Linear(a, b), torch.nn.Tanh()]
+net = torch.nn.Sequential(*mods[:-1])
+opt = torch.optim.SGD(net.parameters(), lr=0.01)
+loss = torch.nn.CrossEntropyLoss()
+out = {}
+for batch in batches:
+    x = torch.rand(batch, layers[0]) * 2 - 1
+    y = torch.randint(0, layers[-1], (batch,))
+    times = []
+    for i in range(repeats + 5):
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        loss(net(x), y).backward()
+        opt.step()
+        if i >= 5:
+            times.append(time.perf_counter() - start)
+    out[batch] = statistics.median(times)
+print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "times": out}))
+"""
+
+
+def median_step(fn, repeats: int) -> float:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bare_products(batch: int):
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in itertools.pairwise(LAYERS)]
+    zs = [rng.standard_normal((batch, n), dtype=np.float32) for n in LAYERS[:-1]]
+    ss = [np.empty((batch, n), dtype=np.float32) for n in LAYERS[1:]]
+    dws = [np.empty_like(w) for w in weights]
+    dzs = [np.empty((batch, n), dtype=np.float32) for n in LAYERS[:-1]]
+
+    def run() -> None:
+        for k, w in enumerate(weights):
+            np.matmul(zs[k], w, out=ss[k])
+        for k in range(len(weights) - 1, -1, -1):
+            if k:
+                np.matmul(ss[k], weights[k].T, out=dzs[k])
+            np.matmul(zs[k].T, ss[k], out=dws[k])
+
+    return run
+
+
+def torch_times(batches: list[int], repeats: int) -> dict | None:
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", TORCH_SCRIPT, json.dumps([LAYERS, batches, repeats])],
+            capture_output=True, text=True, timeout=600, check=True,
+        )  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        return None
+    return json.loads(proc.stdout)
+
+
+def blas_info() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threads: unknown (pip install threadpoolctl to see)"
+    return ", ".join(
+        f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}"
+        for i in threadpool_info()
+    )
+
+
+def main() -> None:
+    from xavinit.activations import get_activation
+    from xavinit.schemes import get_scheme
+    from xavinit.sgd import SGD
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    batches = [10, 128]
+    rng = np.random.default_rng(0)
+    scheme = get_scheme("normalized")
+    print(
+        f"network {'-'.join(map(str, LAYERS))} tanh, float32, medians of {args.repeats}; BLAS: {blas_info()}"
+    )
+    theirs = torch_times(batches, args.repeats)
+    for batch in batches:
+        weights = [scheme.sample((a, b), rng) for a, b in itertools.pairwise(LAYERS)]
+        biases = [np.zeros(b, dtype=np.float32) for b in LAYERS[1:]]
+        sgd = SGD(weights, biases, get_activation("tanh"))
+        x = rng.uniform(-1, 1, (batch, LAYERS[0])).astype(np.float32)
+        y = rng.integers(0, LAYERS[-1], batch)
+        ours = median_step(lambda sgd=sgd, x=x, y=y: sgd.step(x, y, 1e-4), args.repeats)
+        bare = median_step(bare_products(batch), args.repeats)
+        line = (
+            f"batch {batch:>4}: xavinit {ours * 1e3:6.2f} ms, bare products {bare * 1e3:6.2f} ms "
+            f"(xavinit reaches {bare / ours:.0%} of the bare-product bound)"
+        )
+        if theirs is not None:
+            torch_ms = theirs["times"][str(batch)] * 1e3
+            line += f", PyTorch {theirs['torch']} x{theirs['threads']} {torch_ms:6.2f} ms (ratio {ours * 1e3 / torch_ms:.2f})"
+        else:
+            line += ", PyTorch not installed"
+        print(line)
+    try:
+        from xavinit.datasets.shapeset import generate_shapeset
+    except ImportError:
+        return
+    generator = np.random.default_rng(0)
+    start = time.perf_counter()
+    generate_shapeset(10_000, generator)
+    print(f"Shapeset-3x2 generator: {10_000 / (time.perf_counter() - start):,.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Datasets for training: the Shapeset-3x2 stream, MNIST, CIFAR-10, any ``.npz``, digits.
+
+A dataset is named by a spec string, ``KIND`` or ``KIND:PATH``:
+
+| spec | what it reads |
+|---|---|
+| ``shapeset`` | Shapeset-3x2 generated on the fly (pixels already in [-1, 1]) |
+| ``mnist:PATH`` | a folder with MNIST's four IDX files (``.gz`` or not) or ``mnist.npz`` |
+| ``cifar10:PATH`` | the ``cifar-10-batches-py`` folder |
+| ``npz:PATH`` | an ``.npz`` with ``x_train, y_train, x_test, y_test`` |
+| ``digits`` | scikit-learn's 8x8 digits (``pip install 'xavinit[digits]'``) |
+
+Example:
+    >>> data = load_dataset("mnist:~/data/mnist", preprocess="scale", seed=0)  # doctest: +SKIP
+    >>> data.inputs, data.classes, len(data.valid)  # doctest: +SKIP
+    (784, 10, 10000)
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+
+from xavinit.datasets.base import ArrayStream, Dataset, Split, TrainStream
+from xavinit.datasets.files import (
+    PREPROCESSING,
+    check_preprocess,
+    load_cifar10,
+    load_digits,
+    load_mnist,
+    load_npz,
+    to_images,
+)
+from xavinit.errors import XavinitError
+
+DATASET_KINDS = ("shapeset", "mnist", "cifar10", "npz", "digits")
+"""Every dataset kind a spec may name."""
+
+_PATH_EXAMPLES = {
+    "mnist": "mnist:~/data/mnist (a folder with the four IDX files or mnist.npz)",
+    "cifar10": "cifar10:~/data/cifar-10-batches-py",
+    "npz": "npz:~/data/mine.npz (arrays x_train, y_train, x_test, y_test)",
+}
+
+__all__ = [
+    "DATASET_KINDS",
+    "PREPROCESSING",
+    "ArrayStream",
+    "Dataset",
+    "Split",
+    "TrainStream",
+    "load_cifar10",
+    "load_dataset",
+    "load_digits",
+    "load_mnist",
+    "load_npz",
+    "to_images",
+]
+
+
+def load_dataset(spec: str, preprocess: str = "scale", seed: int = 0) -> Dataset:
+    """Load the dataset a spec names: ``shapeset``, ``mnist:PATH``, ``cifar10:PATH``,
+    ``npz:PATH`` or ``digits``.
+
+    The kind is matched case-insensitively; everything after the first ``:`` is the path
+    (``~`` is expanded). Shapeset ignores ``preprocess``: its pixels are already in [-1, 1].
+
+    Args:
+        spec: the dataset spec.
+        preprocess: ``"scale"`` (raw pixel range to [-1, 1]) or ``"standardize"`` (per-feature
+            mean 0, std 1 on the training split).
+        seed: a non-negative integer seeding the training stream (and digits' split).
+
+    Raises:
+        XavinitError: an unknown kind (with the closest one suggested), a missing or
+            unexpected path, a bad preprocess or seed, or an unreadable file.
+    """
+    check_preprocess(preprocess)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise XavinitError(f"seed must be a non-negative integer, got {seed!r}")
+    kind, colon, path = spec.partition(":")
+    kind = kind.strip().lower()
+    path = path.strip()
+    if kind not in DATASET_KINDS:
+        raise XavinitError(_unknown_kind(spec, kind))
+    if kind in _PATH_EXAMPLES:
+        if not path:
+            raise XavinitError(
+                f"dataset {kind} needs a path: {kind}:PATH, for example {_PATH_EXAMPLES[kind]}"
+            )
+    elif colon:
+        raise XavinitError(f"dataset {kind} takes no path; write just {kind!r}, not {spec!r}")
+    if kind == "shapeset":
+        from xavinit.datasets.shapeset import load_shapeset
+
+        return load_shapeset(int(seed))
+    seed = int(seed)
+    if kind == "mnist":
+        return load_mnist(path, preprocess, seed)
+    if kind == "cifar10":
+        return load_cifar10(path, preprocess, seed)
+    if kind == "npz":
+        return load_npz(path, preprocess, seed)
+    return load_digits(preprocess, seed)
+
+
+def _unknown_kind(spec: str, kind: str) -> str:
+    """The one-line message for an unknown kind: the closest kind, else a hint, and the list."""
+    close = difflib.get_close_matches(kind, DATASET_KINDS, n=1, cutoff=0.6)
+    if spec.lower().endswith(".npz"):
+        hint = f" (did you mean 'npz:{spec}'?)"
+    elif close:
+        hint = f" (did you mean {close[0]!r}?)"
+    else:
+        hint = ""
+    return (
+        f"unknown dataset kind {kind!r}{hint}; kinds: {', '.join(DATASET_KINDS)} "
+        "(mnist, cifar10 and npz take :PATH)"
+    )

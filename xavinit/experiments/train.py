@@ -1,0 +1,388 @@
+"""``xavinit train``: the paper's training experiments (section 2.3), tracked per layer.
+
+One SGD run per (scheme, activation), one after another, each on the same data stream: plain
+SGD on minibatches (default 10), the NLL cost, biases started at 0. Every ``track_every``
+updates the per-layer statistics behind the paper's figures 2, 3, 4 and 9 are measured on a
+fixed set of 300 test examples; every ``eval_every`` updates the test error (figures 11, 12).
+
+A checkpoint holds the whole state (weights, the data stream's position and generator, the
+tracked history and the finished runs), so a resumed run ends bit-identical to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xavinit import __version__
+from xavinit.activations import Activation, get_activation
+from xavinit.config import TrainConfig
+from xavinit.datasets.base import Dataset, Split
+from xavinit.errors import XavinitError
+from xavinit.experiments.init import layer_rng
+from xavinit.fileio import NpzWriter, atomic_write
+from xavinit.network import backward, forward
+from xavinit.results import TrainResult, TrainRun
+from xavinit.schemes import get_scheme
+from xavinit.sgd import SGD
+
+Progress = Callable[[int, int, str], None]
+
+TRACKED_EXAMPLES = 300
+"""The paper measures activation statistics on a fixed set of 300 test examples."""
+
+EVAL_CHUNK = 1000
+CHECKPOINT_FORMAT = "xavinit-train-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training, raised between two updates (after saving a checkpoint)."""
+
+    def __init__(self, checkpoint: str | None) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+
+
+def resolve_layers(config: TrainConfig, dataset: Dataset) -> tuple[int, ...]:
+    """Inputs and outputs follow the dataset; a full ``--layers`` must agree with it."""
+    layers = (dataset.inputs, *config.hidden, dataset.classes)
+    if config.layers and config.layers != layers:
+        raise XavinitError(
+            f"--layers: {dataset.name} needs {dataset.inputs} inputs and {dataset.classes} "
+            f"outputs, got {','.join(map(str, config.layers))}; give e.g. "
+            f"--layers {dataset.inputs},1000x5,{dataset.classes} or --depth/--width"
+        )
+    return layers
+
+
+def test_error(
+    weights: list[np.ndarray], biases: list[np.ndarray], act: Activation, split: Split
+) -> float:
+    """Fraction of ``split`` misclassified by the argmax of the network's output."""
+    wrong = 0
+    for start in range(0, len(split), EVAL_CHUNK):
+        x = split.x[start : start + EVAL_CHUNK]
+        with np.errstate(all="ignore"):
+            logits = forward(x, weights, biases, act).logits
+        wrong += int(np.count_nonzero(logits.argmax(axis=1) != split.y[start : start + EVAL_CHUNK]))
+    return wrong / len(split)
+
+
+def layer_statistics(
+    update: int,
+    weights: list[np.ndarray],
+    biases: list[np.ndarray],
+    act: Activation,
+    tracked: Split,
+    cost: str,
+) -> list[dict[str, Any]]:
+    """Per hidden layer on the tracked examples: mean, std, 98th percentile and saturation of
+    the activations (figures 2, 3), and the std of dC/dW^k of the mean cost (figure 9)."""
+    with np.errstate(all="ignore"):
+        cache = forward(tracked.x, weights, biases, act)
+        grads = backward(cache, weights, act, labels=tracked.y, cost=cost)
+    rows = []
+    for k, z in enumerate(cache.hidden):
+        values = z.astype(np.float64)
+        rows.append(
+            {
+                "update": update,
+                "layer": k + 1,
+                "mean": float(values.mean()),
+                "std": float(values.std()),
+                "p98": float(np.percentile(values, 98.0)),
+                "saturated_fraction": float(np.count_nonzero(act.saturated(z))) / z.size,
+                "weight_grad_std": float(grads.dw[k].astype(np.float64).std()),
+            }
+        )
+    return rows
+
+
+def final_histograms(
+    weights: list[np.ndarray],
+    biases: list[np.ndarray],
+    act: Activation,
+    tracked: Split,
+    bins: int = 41,
+) -> list[dict[str, Any]]:
+    """Activation histograms per hidden layer on the tracked examples (the paper's figure 4)."""
+    with np.errstate(all="ignore"):
+        hidden = forward(tracked.x, weights, biases, act).hidden
+    out = []
+    for k, z in enumerate(hidden):
+        limits = act.limits
+        if limits is not None and all(map(math.isfinite, limits)):
+            edges = np.linspace(limits[0], limits[1], bins + 1)
+        else:
+            lo, hi = float(z.min()), float(z.max())
+            edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        counts, _ = np.histogram(z, bins=edges)
+        out.append({"layer": k + 1, "edges": edges.tolist(), "counts": counts.astype(int).tolist()})
+    return out
+
+
+@dataclass
+class RunState:
+    """A run in progress: everything a checkpoint must hold to continue it exactly."""
+
+    scheme: str
+    activation: str
+    update: int = 0
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    layer_stats: list[dict[str, Any]] = field(default_factory=list)
+    cost_sum: float = 0.0
+    cost_count: int = 0
+    stream: dict[str, Any] = field(default_factory=dict)
+    diverged_at: int | None = None
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Turn Ctrl-C into a flag checked between updates, so no update is left half done."""
+    requested = {"flag": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        requested["flag"] = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: Ctrl-C cannot be caught here
+        yield lambda: False
+        return
+    try:
+        yield lambda: requested["flag"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def save_checkpoint(
+    path: str,
+    config: TrainConfig,
+    finished: list[TrainRun],
+    state: RunState,
+    sgd: SGD,
+) -> None:
+    """Write the whole state atomically: weights and biases as arrays, the rest as JSON."""
+    document = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "xavinit_version": __version__,
+        "config": config.to_dict(),
+        "finished": [run.to_dict() for run in finished],
+        "current": state.__dict__,
+    }
+    payload = np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)
+    with atomic_write(path, "wb") as stream:
+        writer = NpzWriter(stream)
+        writer.add("state", payload)
+        for k, (w, b) in enumerate(zip(sgd.weights, sgd.biases, strict=True)):
+            writer.add(f"W{k + 1}", w)
+            writer.add(f"b{k + 1}", b)
+        writer.close()
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint."""
+
+    config: TrainConfig
+    finished: list[TrainRun]
+    state: RunState
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+
+
+def load_checkpoint(path: str) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        XavinitError: missing, corrupt or not an xavinit training checkpoint.
+    """
+    from xavinit.fileio import load_npz_arrays
+
+    arrays = load_npz_arrays(path)
+    try:
+        document = json.loads(bytes(arrays["state"]).decode("utf-8"))
+        if document.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not a training checkpoint")
+        if document.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {document.get('version')} is not supported")
+        config = TrainConfig.from_dict(document["config"])
+        finished = [TrainRun.from_dict(run) for run in document["finished"]]
+        state = RunState(**document["current"])
+        count = len(config.hidden) + 1
+        weights = [np.array(arrays[f"W{k + 1}"]) for k in range(count)]
+        biases = [np.array(arrays[f"b{k + 1}"]) for k in range(count)]
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as error:
+        raise XavinitError(f"{path}: not a valid xavinit training checkpoint ({error})") from None
+    return Checkpoint(config, finished, state, weights, biases)
+
+
+def load_training_data(config: TrainConfig) -> Dataset:
+    """The dataset of ``config.dataset`` (never downloaded)."""
+    from xavinit.datasets import load_dataset
+
+    return load_dataset(config.dataset, config.preprocess, config.seed)
+
+
+def run_train(
+    config: TrainConfig,
+    progress: Progress | None = None,
+    resume: Checkpoint | None = None,
+) -> TrainResult:
+    """Train one network per (scheme, activation); a diverged run stops and is marked.
+
+    Raises:
+        Interrupted: on Ctrl-C, after writing ``config.checkpoint`` when one is set.
+    """
+    dataset = load_training_data(config)
+    layers = resolve_layers(config, dataset)
+    test = dataset.test if config.test_size is None else dataset.test.head(config.test_size)
+    tracked = dataset.test.head(min(TRACKED_EXAMPLES, len(dataset.test)))
+    initial_stream = dataset.train.state()
+    pairs = [(s, a) for a in config.activations for s in config.schemes]
+    finished: list[TrainRun] = list(resume.finished) if resume else []
+    total = config.updates * len(pairs)
+    with deferred_interrupt() as interrupted:
+        for index, (spec, act_spec) in enumerate(pairs):
+            if index < len(finished):
+                continue
+            scheme, act = get_scheme(spec), get_activation(act_spec)
+            dtype = np.dtype(config.dtype)
+            if resume is not None and index == len(resume.finished):
+                state = resume.state
+                weights, biases = resume.weights, resume.biases
+                dataset.train.restore(state.stream)
+            else:
+                state = RunState(scheme=spec, activation=act_spec)
+                weights = [
+                    scheme.sample(
+                        (layers[k], layers[k + 1]), layer_rng(config.seed, 0, k + 1), dtype=dtype
+                    )
+                    for k in range(len(layers) - 1)
+                ]
+                biases = [np.zeros(n, dtype=dtype) for n in layers[1:]]
+                dataset.train.restore(initial_stream)
+            sgd = SGD(weights, biases, act, config.cost)
+            _train_one(
+                config,
+                dataset,
+                sgd,
+                state,
+                test,
+                tracked,
+                interrupted,
+                finished,
+                progress,
+                index,
+                total,
+            )
+            finished.append(_finish(config, state, sgd, test, tracked, dataset))
+        if progress is not None:
+            progress(total, total, "done")
+    return TrainResult(
+        seed=config.seed,
+        config={**config.to_dict(), "layers": list(layers)},
+        passed=all(not run.diverged for run in finished),
+        runs=finished,
+        dataset=dataset.name,
+    )
+
+
+def _evaluate(state: RunState, sgd: SGD, test: Split) -> None:
+    mean_cost = state.cost_sum / state.cost_count if state.cost_count else None
+    state.curve.append(
+        {
+            "update": state.update,
+            "train_cost": mean_cost,
+            "test_error": test_error(sgd.weights, sgd.biases, sgd.activation, test),
+        }
+    )
+    state.cost_sum, state.cost_count = 0.0, 0
+
+
+def _train_one(
+    config: TrainConfig,
+    dataset: Dataset,
+    sgd: SGD,
+    state: RunState,
+    test: Split,
+    tracked: Split,
+    interrupted: Callable[[], bool],
+    finished: list[TrainRun],
+    progress: Progress | None,
+    index: int,
+    total: int,
+) -> None:
+    """Run SGD from ``state.update`` to ``config.updates``, tracking, evaluating, checkpointing."""
+    act = sgd.activation
+    checkpoint_every = config.checkpoint_every or config.eval_every
+    label = f"{state.scheme} / {state.activation}"
+    if state.update == 0 and not state.curve:
+        state.layer_stats += layer_statistics(0, sgd.weights, sgd.biases, act, tracked, config.cost)
+        _evaluate(state, sgd, test)
+    while state.update < config.updates:
+        x, y = dataset.train.next_batch(config.batch_size)
+        cost = sgd.step(x, y, config.lr)
+        state.update += 1
+        if not math.isfinite(cost):
+            state.diverged_at = state.update
+            return
+        state.cost_sum += cost
+        state.cost_count += 1
+        if state.update % config.track_every == 0 or state.update == config.updates:
+            state.layer_stats += layer_statistics(
+                state.update, sgd.weights, sgd.biases, act, tracked, config.cost
+            )
+        if state.update % config.eval_every == 0 or state.update == config.updates:
+            _evaluate(state, sgd, test)
+            if progress is not None:
+                last = state.curve[-1]
+                progress(
+                    index * config.updates + state.update,
+                    total,
+                    f"{label}: cost {last['train_cost']:.3f}, test error {last['test_error']:.3f}",
+                )
+        elif progress is not None and state.update % 50 == 0:
+            progress(index * config.updates + state.update, total, label)
+        stopping = interrupted()
+        if config.checkpoint and (stopping or state.update % checkpoint_every == 0):
+            state.stream = dataset.train.state()
+            save_checkpoint(config.checkpoint, config, finished, state, sgd)
+        if stopping:
+            raise Interrupted(config.checkpoint)
+
+
+def _finish(
+    config: TrainConfig, state: RunState, sgd: SGD, test: Split, tracked: Split, dataset: Dataset
+) -> TrainRun:
+    diverged = state.diverged_at is not None
+    final_error = None if diverged else state.curve[-1]["test_error"]
+    return TrainRun(
+        scheme=state.scheme,
+        activation=state.activation,
+        updates=state.update,
+        final_test_error=final_error,
+        curve=state.curve,
+        layer_stats=state.layer_stats,
+        diverged=diverged,
+        diverged_at=state.diverged_at,
+        lr=config.lr,
+        final_histograms=[]
+        if diverged
+        else final_histograms(sgd.weights, sgd.biases, sgd.activation, tracked),
+        final_valid_error=(
+            None
+            if diverged or dataset.valid is None
+            else test_error(sgd.weights, sgd.biases, sgd.activation, dataset.valid.head(len(test)))
+        ),
+    )
