@@ -501,3 +501,31 @@ class TrainConfig:
         for key in ("hidden", "layers", "schemes", "activations"):
             body[key] = tuple(body[key])
         return cls(**body)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What ``xavinit report`` reads and writes."""
+
+    files: tuple[str, ...] = ()
+    paper: bool = False
+    plots: str | None = None
+
+    OPTION_KEYS = frozenset({"files", "paper", "plots"})
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin = lambda k: k) -> ReportConfig:
+        """Validate and build; ``origin`` names where each key came from, for messages."""
+        check_keys(mapping, set(cls.OPTION_KEYS), origin)
+        files = string_list(mapping.get("files", ()), origin("files"))
+        if not files:
+            raise XavinitError("give at least one result file: xavinit report RESULT.json ...")
+        return cls(
+            files=files,
+            paper=_boolean(mapping.get("paper", False), origin("paper")),
+            plots=_optional_path(mapping.get("plots"), origin("plots")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}

@@ -159,6 +159,7 @@ class PropagateLayer:
     linear_backprop_var: float
     linear_weight_grad_var: float
     spread: dict[str, float] = field(default_factory=dict)
+    weight_grad_histogram: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import typer
 from xavinit import __version__
 from xavinit.cli import init as init_command
 from xavinit.cli import propagate as propagate_command
+from xavinit.cli import report as report_command
 from xavinit.cli import schemes as schemes_command
 from xavinit.cli import train as train_command
 from xavinit.cli.data import data_app
@@ -44,6 +45,7 @@ def _root(
 app.command("init")(init_command.init)
 app.command("propagate")(propagate_command.propagate)
 app.command("train")(train_command.train)
+app.command("report")(report_command.report)
 app.command("schemes")(schemes_command.schemes)
 app.add_typer(data_app, name="data")
 

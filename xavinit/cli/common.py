@@ -34,6 +34,7 @@ class OutputFormat(str, Enum):
     yaml = "yaml"
     csv = "csv"
     markdown = "markdown"
+    html = "html"
 
 
 SeedOption = Annotated[

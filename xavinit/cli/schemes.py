@@ -9,9 +9,9 @@ from rich.table import Table
 
 from xavinit.cli.common import FormatOption, OutputFormat, fail, stdout_console
 from xavinit.errors import XavinitError
+from xavinit.render.blocks import Blocks, to_markdown
 from xavinit.render.data import render_csv, render_json, render_yaml
 from xavinit.render.format import num
-from xavinit.render.markdown import _table
 from xavinit.schemes import PRESETS, get_scheme
 
 
@@ -102,7 +102,9 @@ def schemes(
             if fan_in is not None:
                 cells += [num(r["variance"]), num(r["bound"]), num(r["std"])]
             lines.append(cells)
-        print("\n".join(_table(header, lines)))
+        blocks = Blocks()
+        blocks.table(header, lines)
+        print(to_markdown(blocks), end="")
     else:
         table = Table(
             title="xavinit schemes" + (f" (fan_in={fan_in}, fan_out={fan_out})" if fan_in else "")

@@ -133,13 +133,14 @@ def shared_edges(
     activation: Activation,
     activation_samples: list[np.ndarray],
     gradient_samples: list[np.ndarray],
+    weight_gradient_samples: list[np.ndarray],
     bins: int,
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Histogram bins shared by all hidden layers, so that layers compare at a glance.
 
     Activations use the activation's range when it is bounded, else the hidden layers' joint
-    range; gradients a symmetric range over all hidden layers. The output layer (logits and
-    their gradients) gets its own bins.
+    range; gradients and weight gradients a symmetric range over all hidden layers. The output
+    layer (logits and their gradients) gets its own bins.
     """
 
     def span(samples: list[np.ndarray], symmetric: bool) -> np.ndarray:
@@ -152,17 +153,21 @@ def shared_edges(
         return np.linspace(lo, hi, bins + 1)
 
     hidden_acts, hidden_grads = activation_samples[:-1], gradient_samples[:-1]
+    hidden_dw = weight_gradient_samples[:-1]
     limits = activation.limits
     if hidden_acts and limits is not None and all(map(math.isfinite, limits)):
         act_edges = np.linspace(limits[0], limits[1], bins + 1)
     else:
         act_edges = span(hidden_acts or activation_samples, False)
     grad_edges = span(hidden_grads or gradient_samples, True)
-    shared = [(act_edges, grad_edges)] * len(hidden_acts)
-    return [
-        *shared,
-        (span(activation_samples[-1:], False), span(gradient_samples[-1:], True)),
-    ]
+    dw_edges = span(hidden_dw or weight_gradient_samples, True)
+    shared = [(act_edges, grad_edges, dw_edges)] * len(hidden_acts)
+    top = (
+        span(activation_samples[-1:], False),
+        span(gradient_samples[-1:], True),
+        span(weight_gradient_samples[-1:], True),
+    )
+    return [*shared, top]
 
 
 def measure_network(
@@ -170,8 +175,8 @@ def measure_network(
     scheme: Scheme,
     activation: Activation,
     trial: int,
-    edges: list[tuple[np.ndarray, np.ndarray]] | None,
-) -> tuple[_Measured, list[tuple[np.ndarray, np.ndarray]]]:
+    edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
+) -> tuple[_Measured, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Draw one network and batch, run forward and backward, and measure every layer."""
     dtype = np.dtype(config.dtype)
     widths = config.layers
@@ -194,19 +199,24 @@ def measure_network(
     for k in range(n_layers):
         act, act_sample = scan(outputs[k], STAT_SAMPLE)
         ds, ds_sample = scan(grads.ds[k], STAT_SAMPLE)
-        dw = scan(grads.dw[k])[0]
+        dw, dw_sample = scan(grads.dw[k], STAT_SAMPLE)
         if not (ds.finite and dw.finite):
             empty = _Measured(
                 [], k + 1, input_moments.mean_square, input_moments.variance, math.nan
             )
             return empty, edges or []
-        scanned.append((act, act_sample, ds, ds_sample, dw))
+        dw_sample = dw_sample.astype(np.float64) / batch  # of the batch-mean cost
+        scanned.append((act, act_sample, ds, ds_sample, dw, dw_sample))
     if edges is None:
         edges = shared_edges(
-            activation, [item[1] for item in scanned], [item[3] for item in scanned], config.bins
+            activation,
+            [item[1] for item in scanned],
+            [item[3] for item in scanned],
+            [item[5] for item in scanned],
+            config.bins,
         )
     rows: list[dict[str, object]] = []
-    for k, (act, act_sample, ds, ds_sample, dw) in enumerate(scanned):
+    for k, (act, act_sample, ds, ds_sample, dw, dw_sample) in enumerate(scanned):
         hidden = k < n_layers - 1
         out = outputs[k]
         p2, p98 = np.percentile(act_sample, [2.0, 98.0])
@@ -225,6 +235,7 @@ def measure_network(
             "weight_grad_var": dw.variance / batch**2,
             "activation_histogram": _histogram(act_sample, edges[k][0]),
             "backprop_histogram": _histogram(ds_sample, edges[k][1]),
+            "weight_grad_histogram": _histogram(dw_sample, edges[k][2]),
         }
         if hidden and config.jacobian_samples:
             derivative = activation.derivative(cache.s[k], out)
@@ -333,7 +344,7 @@ def run_one(config: PropagateConfig, scheme: Scheme, activation: Activation) -> 
     assert edges is not None
     layers = []
     for k, (row, spread, predicted) in enumerate(zip(merged, spreads, theory, strict=True)):
-        act_edges, grad_edges = edges[k]
+        act_edges, grad_edges, dw_edges = edges[k]
         layers.append(
             PropagateLayer(
                 layer=k + 1,
@@ -357,6 +368,10 @@ def run_one(config: PropagateConfig, scheme: Scheme, activation: Activation) -> 
                 backprop_histogram={
                     "edges": grad_edges.tolist(),
                     "counts": row["backprop_histogram"],
+                },
+                weight_grad_histogram={
+                    "edges": dw_edges.tolist(),
+                    "counts": row["weight_grad_histogram"],
                 },
                 spread=spread if config.trials > 1 else {},
                 **predicted,

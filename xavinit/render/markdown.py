@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from xavinit.render.blocks import Blocks, to_markdown
 from xavinit.render.format import (
     fixed,
     init_summary,
@@ -18,26 +19,20 @@ from xavinit.render.format import (
 )
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return lines
-
-
 def _mark(passed: Any) -> str:
     return "✅" if passed else "❌"
 
 
-def markdown_init(document: dict[str, Any]) -> list[str]:
+def markdown_init(document: dict[str, Any]) -> Blocks:
     """Verdict line and one row per (scheme, layer) or checked array; a ranking per array."""
-    lines = [f"**{init_summary(document)}**", ""]
+    out = Blocks()
+    out.verdict(init_summary(document), document.get("passed"))
     if document.get("mode") == "rank":
         for ranking in document.get("rankings", []):
-            lines += [
-                f"### `{ranking['array']}` ({ranking['fan_in']} x {ranking['fan_out']}): "
-                f"{ranking['verdict']}",
-                "",
-            ]
+            out.heading(
+                f"`{ranking['array']}` ({ranking['fan_in']} x {ranking['fan_out']}): "
+                f"{ranking['verdict']}"
+            )
             rows = [
                 [
                     f"`{c['scheme']}`",
@@ -51,11 +46,11 @@ def markdown_init(document: dict[str, Any]) -> list[str]:
                 for c in ranking["candidates"]
             ]
             header = ["scheme", "score", "expected Var", "rel. error", "p (Var)", "p (KS)", "fits"]
-            lines += [*_table(header, rows), ""]
-        return lines
+            out.table(header, rows)
+        return out
     check = document.get("config", {}).get("check")
     where = f"File `{check}`" if check else f"Layers `{layer_names(document)}`"
-    lines += [f"{where}, seed {document.get('seed')}.", ""]
+    out.text(f"{where}, seed {document.get('seed')}.")
     header = [
         "scheme", "layer", "fan_in x fan_out", "expected Var", "observed Var", "rel. error",
         "CI", "p (Var)", "p (KS)", "fan_in·Var", "fan_out·Var", "ok",
@@ -85,28 +80,28 @@ def markdown_init(document: dict[str, Any]) -> list[str]:
                 + (" " + ", ".join(row["failures"]) if row.get("failures") else ""),
             ]
         )
-    lines += _table(header, rows)
-    return lines
+    out.table(header, rows)
+    return out
 
 
-MARKDOWN: dict[str, Callable[[dict[str, Any]], list[str]]] = {"init": markdown_init}
+MARKDOWN: dict[str, Callable[[dict[str, Any]], Blocks]] = {"init": markdown_init}
 
 
 def render_markdown(document: dict[str, Any]) -> str:
     """The document as Markdown, by its ``command``."""
-    return "\n".join(MARKDOWN[document["command"]](document)).rstrip() + "\n"
+    return to_markdown(MARKDOWN[document["command"]](document))
 
 
-def markdown_propagate(document: dict[str, Any]) -> list[str]:
+def markdown_propagate(document: dict[str, Any]) -> Blocks:
     """Verdict line, the first/last ratios per run, then one row per (run, layer)."""
-    lines = [f"**{propagate_summary(document)}**", ""]
+    out = Blocks()
+    out.verdict(propagate_summary(document), document.get("passed"))
     config = document.get("config", {})
-    lines += [
+    out.text(
         f"Layers `{layer_names(document)}`, batch {config.get('batch')}, "
         f"{config.get('input')} inputs, seed {document.get('seed')}. Predictions in brackets "
-        "(mean field).",
-        "",
-    ]
+        "(mean field)."
+    )
     header = ["scheme", "activation", "Var[dC/ds] 1/last", "Var[z] 1/last", "Var[dC/dW] 1/last"]
     rows = [
         [
@@ -118,7 +113,7 @@ def markdown_propagate(document: dict[str, Any]) -> list[str]:
         ]
         for r in document.get("runs", [])
     ]
-    lines += [*_table(header, rows), ""]
+    out.table(header, rows)
     header = [
         "scheme", "activation", "layer", "Var[z]", "Var[dC/ds]", "Var[dC/dW]", "saturated",
         "J mean sv",
@@ -153,23 +148,22 @@ def markdown_propagate(document: dict[str, Any]) -> list[str]:
                     num(row.get("jacobian_sv_mean"), 3),
                 ]
             )
-    lines += _table(header, rows)
-    return lines
+    out.table(header, rows)
+    return out
 
 
 MARKDOWN["propagate"] = markdown_propagate
 
 
-def markdown_train(document: dict[str, Any]) -> list[str]:
+def markdown_train(document: dict[str, Any]) -> Blocks:
     """Verdict line, one row per run, then the last tracked statistics per layer."""
     config = document.get("config", {})
-    lines = [
-        f"**{train_summary(document)}**",
-        "",
+    out = Blocks()
+    out.verdict(train_summary(document), document.get("passed"))
+    out.text(
         f"Dataset `{document.get('dataset')}`, layers `{layer_names(document)}`, lr "
-        f"{config.get('lr')}, batch {config.get('batch_size')}, seed {document.get('seed')}.",
-        "",
-    ]
+        f"{config.get('lr')}, batch {config.get('batch_size')}, seed {document.get('seed')}."
+    )
     rows = []
     for run in document.get("runs", []):
         errors = [row["test_error"] for row in run["curve"]]
@@ -186,7 +180,7 @@ def markdown_train(document: dict[str, Any]) -> list[str]:
             ]
         )
     header = ["scheme", "activation", "updates", "test error", "valid error", "test error curve"]
-    lines += [*_table(header, rows), ""]
+    out.table(header, rows)
     header = [
         "scheme",
         "activation",
@@ -218,8 +212,8 @@ def markdown_train(document: dict[str, Any]) -> list[str]:
                     sci(row["weight_grad_std"]),
                 ]
             )
-    lines += _table(header, rows)
-    return lines
+    out.table(header, rows)
+    return out
 
 
 MARKDOWN["train"] = markdown_train
