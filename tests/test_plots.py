@@ -142,6 +142,7 @@ def test_without_matplotlib_the_module_imports_and_drawing_names_the_extra(monke
         fresh.figures(document)
     with pytest.raises(XavinitError, match="figures need matplotlib"):
         fresh.write_figures([document], tmp_path / "figures")
+    assert not (tmp_path / "figures").exists()
     assert fresh.scheme_colour("normalized") == SCHEME_COLOURS["normalized"]
 
 

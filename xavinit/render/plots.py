@@ -167,12 +167,12 @@ def write_figures(documents: list[dict[str, Any]], directory: Path) -> list[Path
     its document as a prefix (``1-init-variance``, ``2-init-variance``). Files are written
     atomically. Returns the paths written, in order.
     """
+    drawn = [figures(document) for document in documents]  # first: no folder without matplotlib
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise XavinitError(f"cannot create figure folder {str(directory)!r}: {error}") from None
-    drawn = [figures(document) for document in documents]
     counts: dict[str, int] = {}
     for items in drawn:
         for name in {name for name, _, _ in items}:
