@@ -11,32 +11,12 @@ same run, and their ratio. Aim: within 2x of bare sampling.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from timing import blas_info, median_time
 
 from xavinit.checks import assess_iid, measure
 from xavinit.schemes import get_scheme
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm up: page in buffers, load BLAS
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def blas_threads() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-
-        return ", ".join(f"{i['internal_api']} x{i['num_threads']}" for i in threadpool_info())
-    except ImportError:
-        return "unknown (pip install threadpoolctl to see)"
 
 
 def main() -> None:
@@ -49,7 +29,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(
         f"{n} x {n} float32 ({n * n / 1e6:.1f} M values), medians of {args.repeats}; "
-        f"BLAS: {blas_threads()}"
+        f"BLAS: {blas_info()}"
     )
     print(f"{'scheme':<26}{'bare numpy':>12}{'xavinit':>12}{'ratio':>8}   sample / verify")
     for spec, bare in (

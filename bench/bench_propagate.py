@@ -13,25 +13,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
-import time
 
 import numpy as np
+from timing import median_time
 
 from xavinit.activations import get_activation
 from xavinit.config import PAPER_LAYERS, PropagateConfig
 from xavinit.experiments.propagate import run_one, run_propagate
 from xavinit.schemes import get_scheme
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bare_products(batch: int, widths: tuple[int, ...]):

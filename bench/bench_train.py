@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+from timing import blas_info, median_time
 
 LAYERS = (1024, 1000, 1000, 1000, 1000, 1000, 9)
 
@@ -50,17 +50,6 @@ for batch in batches:
     out[batch] = statistics.median(times)
 print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "times": out}))
 """
-
-
-def median_step(fn, repeats: int) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bare_products(batch: int):
@@ -93,17 +82,6 @@ def torch_times(batches: list[int], repeats: int) -> dict | None:
     return json.loads(proc.stdout)
 
 
-def blas_info() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threads: unknown (pip install threadpoolctl to see)"
-    return ", ".join(
-        f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}"
-        for i in threadpool_info()
-    )
-
-
 def main() -> None:
     from xavinit.activations import get_activation
     from xavinit.schemes import get_scheme
@@ -125,8 +103,8 @@ def main() -> None:
         sgd = SGD(weights, biases, get_activation("tanh"))
         x = rng.uniform(-1, 1, (batch, LAYERS[0])).astype(np.float32)
         y = rng.integers(0, LAYERS[-1], batch)
-        ours = median_step(lambda sgd=sgd, x=x, y=y: sgd.step(x, y, 1e-4), args.repeats)
-        bare = median_step(bare_products(batch), args.repeats)
+        ours = median_time(lambda sgd=sgd, x=x, y=y: sgd.step(x, y, 1e-4), args.repeats, warmup=5)
+        bare = median_time(bare_products(batch), args.repeats, warmup=5)
         line = (
             f"batch {batch:>4}: xavinit {ours * 1e3:6.2f} ms, bare products {bare * 1e3:6.2f} ms "
             f"(xavinit reaches {bare / ours:.0%} of the bare-product bound)"

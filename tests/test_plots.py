@@ -32,22 +32,6 @@ needs_matplotlib = pytest.mark.skipif(
 )
 
 
-def _blobs(path, n_train=1200, n_test=400, inputs=12, classes=3, seed=0):
-    """A small, learnable npz dataset: Gaussian blobs around random centres."""
-    rng = np.random.default_rng(seed)
-    centres = rng.uniform(-1, 1, (classes, inputs))
-
-    def draw(n):
-        y = rng.integers(0, classes, n)
-        x = centres[y] + 0.35 * rng.standard_normal((n, inputs))
-        return x.astype(np.float32), y
-
-    x_train, y_train = draw(n_train)
-    x_test, y_test = draw(n_test)
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
-
-
 # ------------------------------------------------------------------------------------ documents
 
 
@@ -63,14 +47,9 @@ def propagate_doc():
 
 
 @pytest.fixture(scope="module")
-def blobs(tmp_path_factory):
-    return _blobs(tmp_path_factory.mktemp("data") / "blobs.npz")
-
-
-@pytest.fixture(scope="module")
-def train_doc(blobs):
+def train_doc(module_blobs):
     mapping = {
-        "dataset": f"npz:{blobs}", "layers": "12,16,16,3", "updates": 100, "eval_every": 50,
+        "dataset": f"npz:{module_blobs}", "layers": "12,16,16,3", "updates": 100, "eval_every": 50,
         "track_every": 25, "lr": 0.1, "activation": ["tanh"],
     }  # fmt: skip
     return run_train(TrainConfig.from_mapping(mapping)).to_dict()
@@ -88,10 +67,10 @@ def overflow_doc():
 
 
 @pytest.fixture(scope="module")
-def diverged_doc(blobs):
+def diverged_doc(module_blobs):
     # As in test_train: at lr 2 a linear network diverges while tanh stays stable.
     mapping = {
-        "dataset": f"npz:{blobs}", "layers": "12,16,16,3", "updates": 100, "eval_every": 25,
+        "dataset": f"npz:{module_blobs}", "layers": "12,16,16,3", "updates": 100, "eval_every": 25,
         "track_every": 25, "lr": 2.0, "activation": ["linear", "tanh"], "scheme": ["normalized"],
     }  # fmt: skip
     return run_train(TrainConfig.from_mapping(mapping)).to_dict()

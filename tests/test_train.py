@@ -20,27 +20,6 @@ from xavinit.sgd import SGD
 runner = CliRunner()
 
 
-def _blobs(path, n_train=1200, n_test=400, inputs=12, classes=3, seed=0):
-    """A small, learnable npz dataset: Gaussian blobs around random centres."""
-    rng = np.random.default_rng(seed)
-    centres = rng.uniform(-1, 1, (classes, inputs))
-
-    def draw(n):
-        y = rng.integers(0, classes, n)
-        x = centres[y] + 0.35 * rng.standard_normal((n, inputs))
-        return x.astype(np.float32), y
-
-    x_train, y_train = draw(n_train)
-    x_test, y_test = draw(n_test)
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
-
-
-@pytest.fixture
-def blobs(tmp_path):
-    return _blobs(tmp_path / "blobs.npz")
-
-
 def _config(path, **extra):
     mapping = {
         "dataset": f"npz:{path}", "layers": "12,16,16,3", "updates": 200, "eval_every": 50,

@@ -208,8 +208,16 @@ def check_keys(mapping: Mapping[str, Any], allowed: set[str], origin: Origin) ->
             )
 
 
+class _Resolved:
+    """What every config has: its fully resolved fields as a plain dict."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved configuration, as recorded in a result (and a checkpoint)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
-class InitConfig:
+class InitConfig(_Resolved):
     """What ``xavinit init`` does: sample and verify, or ``check`` weights from a file."""
 
     layers: tuple[int, ...] = PAPER_LAYERS
@@ -273,10 +281,6 @@ class InitConfig:
             ),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fully resolved configuration, as recorded in a result."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
 
 def _optional_path(value: Any, where: str) -> str | None:
     if value is None:
@@ -327,7 +331,7 @@ def _boolean(value: Any, where: str) -> bool:
 
 
 @dataclass(frozen=True)
-class PropagateConfig:
+class PropagateConfig(_Resolved):
     """What ``xavinit propagate`` does: one network per (scheme, activation) at initialization."""
 
     layers: tuple[int, ...] = PAPER_LAYERS
@@ -384,10 +388,6 @@ class PropagateConfig:
             histograms=_boolean(mapping.get("histograms", False), origin("histograms")),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fully resolved configuration, as recorded in a result."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
 
 def _positive_float(value: Any, where: str) -> float:
     try:
@@ -400,7 +400,7 @@ def _positive_float(value: Any, where: str) -> float:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Resolved):
     """What ``xavinit train`` does: one SGD run per (scheme, activation), one after another.
 
     ``layers`` is empty until the dataset is known: inputs and outputs follow the dataset, the
@@ -490,10 +490,6 @@ class TrainConfig:
             dtype=choice(mapping.get("dtype", cls.dtype), origin("dtype"), ("float32", "float64")),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fully resolved configuration, as recorded in a result and a checkpoint."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Rebuild from :meth:`to_dict` (a checkpoint's copy)."""
@@ -504,7 +500,7 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class ReportConfig:
+class ReportConfig(_Resolved):
     """What ``xavinit report`` reads and writes."""
 
     files: tuple[str, ...] = ()
@@ -525,7 +521,3 @@ class ReportConfig:
             paper=_boolean(mapping.get("paper", False), origin("paper")),
             plots=_optional_path(mapping.get("plots"), origin("plots")),
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}

@@ -63,6 +63,41 @@ ConfigOption = Annotated[
         dir_okay=False,
     ),
 ]  # fmt: skip
+LayersOption = Annotated[
+    str | None,
+    typer.Option(
+        "--layers",
+        "-l",
+        help="Widths input,hidden...,output; AxK repeats A K times (default 1024,1000x5,10).",
+    ),
+]
+DepthOption = Annotated[int | None, typer.Option(help="Hidden layers (with --width; default 5).")]
+WidthOption = Annotated[int | None, typer.Option(help="Units per hidden layer (default 1000).")]
+InputsOption = Annotated[int | None, typer.Option(help="Input width (default 1024).")]
+OutputsOption = Annotated[int | None, typer.Option(help="Output width (default 10).")]
+SchemeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scheme",
+        "-s",
+        help="Scheme spec, repeatable: standard, normalized, he-normal:mode=fan_out, "
+        "normalized:gain=tanh, variance-scaling:scale=2,distribution=normal ... "
+        "(default standard and normalized; see 'xavinit schemes').",
+    ),
+]
+ActivationOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--activation",
+        "-a",
+        help="Hidden activation, repeatable: tanh (default), sigmoid, softsign, relu, "
+        "leaky-relu[:slope=0.01], linear, selu, gelu.",
+    ),
+]
+TrialsOption = Annotated[
+    int | None, typer.Option(help="Independent draws; report the mean and spread.", min=1)
+]
+DtypeOption = Annotated[str | None, typer.Option(help="float32 (default) or float64.")]
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")
 ]

@@ -9,56 +9,32 @@ import typer
 
 from xavinit.cli.common import (
     ConfigOption,
+    DepthOption,
+    DtypeOption,
     FormatOption,
+    InputsOption,
+    LayersOption,
     OutputOption,
+    OutputsOption,
     QuietOption,
+    SchemeOption,
     SeedOption,
+    TrialsOption,
+    WidthOption,
     execute,
 )
 from xavinit.config import InitConfig
 from xavinit.experiments.init import run_init
 
-_EXAMPLES = """
-Examples:
-
-  xavinit init                                  # the paper's 1024-1000x5-10 net, standard vs normalized
-
-  xavinit init --layers 784,256,10 -s he-normal -s 'normalized:gain=tanh' --trials 5
-
-  xavinit init -s orthogonal --depth 3 --width 512 -f json -o init.json
-
-  xavinit init --check model.npz --layout out-in          # which scheme made these weights?
-
-  xavinit init --check model.npz --key 'fc*' -s standard  # exit 1 unless they follow it
-"""
-
 
 def init(
-    layers: Annotated[
-        str | None,
-        typer.Option(
-            "--layers",
-            "-l",
-            help="Widths input,hidden...,output; AxK repeats A K times (default 1024,1000x5,10).",
-        ),
-    ] = None,
-    depth: Annotated[int | None, typer.Option(help="Hidden layers (with --width).")] = None,
-    width: Annotated[int | None, typer.Option(help="Units per hidden layer.")] = None,
-    inputs: Annotated[int | None, typer.Option(help="Input width (default 1024).")] = None,
-    outputs: Annotated[int | None, typer.Option(help="Output width (default 10).")] = None,
-    scheme: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--scheme",
-            "-s",
-            help="Scheme spec, repeatable: standard, normalized, he-normal:mode=fan_out, "
-            "normalized:gain=tanh, variance-scaling:scale=2,distribution=normal ... "
-            "(default standard and normalized; see 'xavinit schemes').",
-        ),
-    ] = None,
-    trials: Annotated[
-        int | None, typer.Option(help="Draw each matrix K times; report the spread.", min=1)
-    ] = None,
+    layers: LayersOption = None,
+    depth: DepthOption = None,
+    width: WidthOption = None,
+    inputs: InputsOption = None,
+    outputs: OutputsOption = None,
+    scheme: SchemeOption = None,
+    trials: TrialsOption = None,
     alpha: Annotated[
         float | None,
         typer.Option(
@@ -68,7 +44,7 @@ def init(
     correction: Annotated[
         str | None, typer.Option(help="Multiple-testing correction: holm (default) or bonferroni.")
     ] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32 (default) or float64.")] = None,
+    dtype: DtypeOption = None,
     save: Annotated[
         Path | None,
         typer.Option(help="Write the sampled weights (first trial) to FILE.npz.", dir_okay=False),
@@ -104,6 +80,18 @@ def init(
     Reports expected and observed variance, a confidence interval, p-values (variance z-test and
     Kolmogorov-Smirnov), and the paper's conditions fan_in·Var and fan_out·Var. Exit 1 when a
     check fails at the family-wise --alpha, 2 on bad input.
+
+    Examples:
+
+      xavinit init                                  # the paper's 1024-1000x5-10 net, standard vs normalized
+
+      xavinit init --layers 784,256,10 -s he-normal -s 'normalized:gain=tanh' --trials 5
+
+      xavinit init -s orthogonal --depth 3 --width 512 -f json -o init.json
+
+      xavinit init --check model.npz --layout out-in          # which scheme made these weights?
+
+      xavinit init --check model.npz --key 'fc*' -s standard  # exit 1 unless they follow it
     """
     cli_values = {
         "layers": layers, "depth": depth, "width": width, "inputs": inputs, "outputs": outputs,
@@ -121,6 +109,3 @@ def init(
         output=output,
         quiet=quiet,
     )
-
-
-init.__doc__ = (init.__doc__ or "") + _EXAMPLES

@@ -7,11 +7,20 @@ from typing import Annotated
 import typer
 
 from xavinit.cli.common import (
+    ActivationOption,
     ConfigOption,
+    DepthOption,
+    DtypeOption,
     FormatOption,
+    InputsOption,
+    LayersOption,
     OutputOption,
+    OutputsOption,
     QuietOption,
+    SchemeOption,
     SeedOption,
+    TrialsOption,
+    WidthOption,
     execute,
 )
 from xavinit.config import PropagateConfig
@@ -19,35 +28,13 @@ from xavinit.experiments.propagate import run_propagate
 
 
 def propagate(
-    layers: Annotated[
-        str | None,
-        typer.Option(
-            "--layers",
-            "-l",
-            help="Widths input,hidden...,output; AxK repeats A K times (default 1024,1000x5,10).",
-        ),
-    ] = None,
-    depth: Annotated[int | None, typer.Option(help="Hidden layers (with --width).")] = None,
-    width: Annotated[int | None, typer.Option(help="Units per hidden layer.")] = None,
-    inputs: Annotated[int | None, typer.Option(help="Input width (default 1024).")] = None,
-    outputs: Annotated[int | None, typer.Option(help="Output classes (default 10).")] = None,
-    scheme: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--scheme",
-            "-s",
-            help="Scheme spec, repeatable (default standard and normalized; see 'xavinit schemes').",
-        ),
-    ] = None,
-    activation: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--activation",
-            "-a",
-            help="Hidden activation, repeatable: tanh (default), sigmoid, softsign, relu, "
-            "leaky-relu[:slope=0.01], linear, selu, gelu.",
-        ),
-    ] = None,
+    layers: LayersOption = None,
+    depth: DepthOption = None,
+    width: WidthOption = None,
+    inputs: InputsOption = None,
+    outputs: OutputsOption = None,
+    scheme: SchemeOption = None,
+    activation: ActivationOption = None,
     batch: Annotated[
         int | None, typer.Option(help="Examples pushed through (default 1000).")
     ] = None,
@@ -74,10 +61,8 @@ def propagate(
             help="Draw per-layer histograms in the terminal (the paper's figures 6 and 7).",
         ),
     ] = None,
-    trials: Annotated[
-        int | None, typer.Option(help="Network draws; report mean and spread.", min=1)
-    ] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32 (default) or float64.")] = None,
+    trials: TrialsOption = None,
+    dtype: DtypeOption = None,
     seed: SeedOption = None,
     fmt: FormatOption = None,
     output: OutputOption = None,

@@ -8,11 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from xavinit.cli.common import (
+    ActivationOption,
     ConfigOption,
+    DepthOption,
+    DtypeOption,
     FormatOption,
     OutputOption,
     QuietOption,
+    SchemeOption,
     SeedOption,
+    WidthOption,
     execute,
     fail,
 )
@@ -39,20 +44,10 @@ def train(
             "(default: the dataset's inputs, 1000x5, its classes).",
         ),
     ] = None,
-    depth: Annotated[int | None, typer.Option(help="Hidden layers (default 5).")] = None,
-    width: Annotated[
-        int | None, typer.Option(help="Units per hidden layer (default 1000).")
-    ] = None,
-    scheme: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--scheme", "-s", help="Scheme spec, repeatable (default standard and normalized)."
-        ),
-    ] = None,
-    activation: Annotated[
-        list[str] | None,
-        typer.Option("--activation", "-a", help="Hidden activation, repeatable (default tanh)."),
-    ] = None,
+    depth: DepthOption = None,
+    width: WidthOption = None,
+    scheme: SchemeOption = None,
+    activation: ActivationOption = None,
     cost: Annotated[str | None, typer.Option(help="nll (default) or quadratic.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default 0.03).")] = None,
     batch_size: Annotated[
@@ -93,7 +88,7 @@ def train(
             dir_okay=False,
         ),
     ] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32 (default) or float64.")] = None,
+    dtype: DtypeOption = None,
     seed: SeedOption = None,
     fmt: FormatOption = None,
     output: OutputOption = None,

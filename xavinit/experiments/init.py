@@ -8,44 +8,19 @@ other layers or schemes are in the run.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 
 import numpy as np
 
 from xavinit.checks import assess_iid, assess_orthogonal, judge, measure, rank_schemes
 from xavinit.config import InitConfig
-from xavinit.errors import ResourceError
 from xavinit.fileio import NpzWriter, atomic_write, load_weight_arrays
+from xavinit.resources import require_memory
 from xavinit.results import InitCheck, InitResult, Ranking
 from xavinit.schemes import PRESETS, Scheme, get_scheme
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, what)``, called as work advances (the CLI draws a bar with it)."""
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (MemAvailable, else physical memory)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
-
-
-def format_bytes(count: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if count < 1024 or unit == "PiB":
-            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
-        count /= 1024
-    return f"{count:.1f} PiB"
 
 
 def layer_rng(seed: int, trial: int, layer: int) -> np.random.Generator:
@@ -66,12 +41,7 @@ def check_memory(config: InitConfig, schemes: list[Scheme]) -> None:
         ((k + 1, widths[k] * widths[k + 1] * itemsize * factor) for k in range(len(widths) - 1)),
         key=lambda pair: pair[1],
     )
-    have = available_memory()
-    if need > 0.9 * have:
-        raise ResourceError(
-            f"layer {layer} ({widths[layer - 1]} x {widths[layer]}, {config.dtype}) would need "
-            f"{format_bytes(need)} of memory; this machine has {format_bytes(have)} available"
-        )
+    require_memory(need, f"layer {layer} ({widths[layer - 1]} x {widths[layer]}, {config.dtype})")
 
 
 def run_init(config: InitConfig, progress: Progress | None = None) -> InitResult:

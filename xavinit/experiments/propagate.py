@@ -22,9 +22,9 @@ import numpy as np
 
 from xavinit.activations import Activation, get_activation
 from xavinit.config import PropagateConfig
-from xavinit.errors import ResourceError
-from xavinit.experiments.init import available_memory, format_bytes, layer_rng
+from xavinit.experiments.init import layer_rng
 from xavinit.network import backward, forward
+from xavinit.resources import require_memory
 from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
 from xavinit.schemes import Scheme, get_scheme
 from xavinit.stats import scan
@@ -187,7 +187,8 @@ def measure_network(
     with np.errstate(all="ignore"):
         cache = forward(x, weights, None, activation)
     outputs = [*cache.hidden, cache.logits]
-    overflow = next((k + 1 for k, out in enumerate(outputs) if not scan(out)[0].finite), None)
+    forward_scans = [scan(out, STAT_SAMPLE) for out in outputs]  # one pass per layer
+    overflow = next((k + 1 for k, (m, _) in enumerate(forward_scans) if not m.finite), None)
     if overflow is not None:
         empty = _Measured([], overflow, input_moments.mean_square, input_moments.variance, math.nan)
         return empty, edges or []
@@ -197,7 +198,7 @@ def measure_network(
     batch = config.batch
     scanned = []
     for k in range(n_layers):
-        act, act_sample = scan(outputs[k], STAT_SAMPLE)
+        act, act_sample = forward_scans[k]
         ds, ds_sample = scan(grads.ds[k], STAT_SAMPLE)
         dw, dw_sample = scan(grads.dw[k], STAT_SAMPLE)
         if not (ds.finite and dw.finite):
@@ -404,12 +405,7 @@ def check_memory(config: PropagateConfig) -> None:
         3 * config.batch * units * itemsize
         + 2 * sum(widths[k] * widths[k + 1] for k in range(len(widths) - 1)) * itemsize
     )
-    have = available_memory()
-    if need > 0.8 * have:
-        raise ResourceError(
-            f"--batch {config.batch} on layers of {units} units in all would need "
-            f"{format_bytes(need)} of memory; this machine has {format_bytes(have)} available"
-        )
+    require_memory(need, f"--batch {config.batch} on layers of {units} units in all", share=0.8)
 
 
 def run_propagate(config: PropagateConfig, progress: Progress | None = None) -> PropagateResult:
