@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,12 @@ def test_readme_has_exactly_the_two_setup_commands_and_ci_runs_the_test_one():
         "pip install '.[test]' && python -m pytest",
     ]
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_mypy_passes():
+    if importlib.util.find_spec("mypy") is None:
+        pytest.fail("mypy is not installed: pip install '.[test]'")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

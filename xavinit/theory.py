@@ -251,7 +251,7 @@ def mean_field_forward(
 
 def mean_field_backward(
     top_backprop_var: float,
-    qs: Sequence[float],
+    qs: Sequence[float] | Array,
     widths: Sequence[int],
     weight_vars: Sequence[float],
     activation: Activation,

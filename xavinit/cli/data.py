@@ -50,7 +50,7 @@ def load_preview_images(spec: str, count: int, seed: int) -> tuple[np.ndarray, l
         x, y = ShapesetStream(seed).next_batch(count)
         return x.reshape(count, SIZE, SIZE), [CLASS_NAMES[int(label)] for label in y]
     try:
-        from xavinit.datasets import load_dataset  # type: ignore[attr-defined]
+        from xavinit.datasets import load_dataset
     except ImportError:
         raise XavinitError(
             f"unknown dataset {spec!r}: only 'shapeset' can be previewed here "

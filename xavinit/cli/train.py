@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,7 +122,7 @@ def train(
         "checkpoint": str(checkpoint) if checkpoint else None,
         "checkpoint_every": checkpoint_every, "dtype": dtype, "seed": seed,
     }  # fmt: skip
-    build = TrainConfig.from_mapping
+    build: Callable[[dict[str, Any], Callable[[str], str]], TrainConfig] = TrainConfig.from_mapping
     run: Any = run_train
     if resume is not None:
         given = [k for k, v in cli_values.items() if v is not None]
@@ -135,11 +136,14 @@ def train(
         except XavinitError as error:
             fail(str(error))
 
-        def build(mapping: dict[str, Any], origin: Any) -> TrainConfig:
+        def build_from_checkpoint(mapping: dict[str, Any], origin: Any) -> TrainConfig:
             return saved.config
 
-        def run(config: TrainConfig, progress: Any) -> Any:
+        def run_from_checkpoint(config: TrainConfig, progress: Any) -> Any:
             return run_train(config, progress, resume=saved)
+
+        build = build_from_checkpoint
+        run = run_from_checkpoint
 
     try:
         execute(

@@ -107,12 +107,13 @@ def load_mnist(path: str | Path, preprocess: str = "scale", seed: int = 0) -> Da
         )
     if source.is_dir():
         files = [_find_idx(source, base) for base in MNIST_FILES]
-        if all(files):
-            train_x = _read_idx(files[0], IDX_IMAGES_MAGIC, "mnist")
-            train_y = _read_idx(files[1], IDX_LABELS_MAGIC, "mnist")
-            test_x = _read_idx(files[2], IDX_IMAGES_MAGIC, "mnist")
-            test_y = _read_idx(files[3], IDX_LABELS_MAGIC, "mnist")
-            names = [str(f) for f in files]
+        found = [f for f in files if f is not None]
+        if len(found) == len(files):
+            train_x = _read_idx(found[0], IDX_IMAGES_MAGIC, "mnist")
+            train_y = _read_idx(found[1], IDX_LABELS_MAGIC, "mnist")
+            test_x = _read_idx(found[2], IDX_IMAGES_MAGIC, "mnist")
+            test_y = _read_idx(found[3], IDX_LABELS_MAGIC, "mnist")
+            names = [str(f) for f in found]
         elif (source / "mnist.npz").is_file():
             train_x, train_y, test_x, test_y, names = _read_mnist_npz(source / "mnist.npz")
         else:
@@ -666,7 +667,8 @@ def _numpy_internals() -> dict[tuple[str, str], Any]:
     }
     for package in ("numpy.core", "numpy._core"):
         allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+        # Private and absent from numpy's stubs, hence getattr.
+        allowed[(f"{package}.numeric", "_frombuffer")] = getattr(numeric, "_frombuffer")  # noqa: B009
     return allowed
 
 

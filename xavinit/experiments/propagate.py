@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -291,15 +292,15 @@ def predictions(
 
 def _mean_and_spread(
     trials: list[list[dict[str, object]]],
-) -> tuple[list[dict[str, object]], list[dict[str, float]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
     """Average every numeric field over trials; spread is the sample std (0 for one trial)."""
-    merged: list[dict[str, object]] = []
+    merged: list[dict[str, Any]] = []
     spreads: list[dict[str, float]] = []
     for k in range(len(trials[0])):
-        row: dict[str, object] = {}
+        row: dict[str, Any] = {}
         spread: dict[str, float] = {}
         for key, first in trials[0][k].items():
-            values = [t[k][key] for t in trials]
+            values: list[Any] = [t[k][key] for t in trials]
             if isinstance(first, list):
                 row[key] = np.sum(values, axis=0).astype(int).tolist()
             elif first is None:
@@ -352,16 +353,16 @@ def run_one(config: PropagateConfig, scheme: Scheme, activation: Activation) -> 
                 fan_in=widths[k],
                 fan_out=widths[k + 1],
                 kind="hidden" if k < len(widths) - 2 else "output",
-                activation_mean=float(row["activation_mean"]),  # type: ignore[arg-type]
-                activation_var=float(row["activation_var"]),  # type: ignore[arg-type]
-                activation_std=float(row["activation_std"]),  # type: ignore[arg-type]
-                activation_p2=float(row["activation_p2"]),  # type: ignore[arg-type]
-                activation_p98=float(row["activation_p98"]),  # type: ignore[arg-type]
-                saturated_fraction=row["saturated_fraction"],  # type: ignore[arg-type]
-                backprop_var=float(row["backprop_var"]),  # type: ignore[arg-type]
-                weight_grad_var=float(row["weight_grad_var"]),  # type: ignore[arg-type]
-                jacobian_sv_mean=row.get("jacobian_sv_mean"),  # type: ignore[arg-type]
-                jacobian_sv_ratio=row.get("jacobian_sv_ratio"),  # type: ignore[arg-type]
+                activation_mean=float(row["activation_mean"]),
+                activation_var=float(row["activation_var"]),
+                activation_std=float(row["activation_std"]),
+                activation_p2=float(row["activation_p2"]),
+                activation_p98=float(row["activation_p98"]),
+                saturated_fraction=row["saturated_fraction"],
+                backprop_var=float(row["backprop_var"]),
+                weight_grad_var=float(row["weight_grad_var"]),
+                jacobian_sv_mean=row.get("jacobian_sv_mean"),
+                jacobian_sv_ratio=row.get("jacobian_sv_ratio"),
                 histogram={
                     "edges": act_edges.tolist(),
                     "counts": row["activation_histogram"],

@@ -18,7 +18,7 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.experiments.init import layer_rng
 from xavinit.fileio import NpzWriter, atomic_write
-from xavinit.network import backward, forward
+from xavinit.network import Cost, backward, forward
 from xavinit.results import TrainResult, TrainRun
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
@@ -89,7 +89,8 @@ def layer_statistics(
     the activations (figures 2, 3), and the std of dC/dW^k of the mean cost (figure 9)."""
     with np.errstate(all="ignore"):
         cache = forward(tracked.x, weights, biases, act)
-        grads = backward(cache, weights, act, labels=tracked.y, cost=cost)
+        # TrainConfig.from_mapping only accepts "nll" or "quadratic".
+        grads = backward(cache, weights, act, labels=tracked.y, cost=cast(Cost, cost))
     rows = []
     for k, z in enumerate(cache.hidden):
         values = z.astype(np.float64)

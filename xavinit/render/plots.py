@@ -577,9 +577,9 @@ def _histogram_figure(
     for scheme, layers in panels:
         lines = {}
         for layer in layers:
-            density = _density(layer if field is None else layer.get(field))
-            if density is not None:
-                lines[int(layer["layer"])] = density
+            curve = _density(layer if field is None else layer.get(field))
+            if curve is not None:
+                lines[int(layer["layer"])] = curve
         if lines:
             curves.append((scheme, lines))
     if not curves:
