@@ -233,6 +233,7 @@ def backward(
     labels: Array | None = None,
     output_grad: Array | None = None,
     cost: Cost = "nll",
+    bias_gradients: bool = True,
 ) -> Gradients:
     """Back-propagate ``dC/ds^L`` through the network of :func:`forward`.
 
@@ -250,6 +251,8 @@ def backward(
             ``output_grad``.
         output_grad: ``dC/ds^L``, shape ``(batch, n_L)``, e.g. unit-variance noise.
         cost: ``"nll"`` or ``"quadratic"``; ignored with ``output_grad``.
+        bias_gradients: False skips ``db`` (left as empty arrays) when only ``ds`` and
+            ``dW`` are wanted.
 
     Returns:
         Gradients with ``ds[i] = dC/ds^{i+1}``, ``dw[i] = dC/dW^{i+1}``, ``db[i] = dC/db^{i+1}``.
@@ -271,14 +274,15 @@ def backward(
     n_layers = len(weights)
     ds_all: list[Array] = [ds] * n_layers
     dw_all: list[Array] = [ds] * n_layers
-    db_all: list[Array] = [ds] * n_layers
+    db_all: list[Array] = [np.empty(0, dtype=dtype)] * n_layers
     skip_derivative = activation.name == "linear"
     buf: Array | None = None
     for i in range(n_layers - 1, -1, -1):
         w = np.asarray(weights[i]).astype(dtype, copy=False)
         ds_all[i] = ds
         dw_all[i] = cache.z[i].T @ ds
-        db_all[i] = ds.sum(axis=0)
+        if bias_gradients:
+            db_all[i] = ds.sum(axis=0)
         if i == 0:
             break
         ds = ds @ w.T  # dC/dz^i, then times f'(s^i) in place
