@@ -23,7 +23,8 @@ def report_summary(document: dict[str, Any]) -> str:
     if failed:
         names = ", ".join(f"{d['command']} ({d['file']})" for d in failed)
         return f"xavinit report: FAILED: {len(failed)} of {len(docs)} results failed their checks: {names}"
-    return f"xavinit report: PASSED: {len(docs)} results ({kinds}), every check holds"
+    noun = "result" if len(docs) == 1 else "results"
+    return f"xavinit report: PASSED: {len(docs)} {noun} ({kinds}), every check holds"
 
 
 def paper_rows(document: dict[str, Any]) -> list[list[str]]:
