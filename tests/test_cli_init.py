@@ -267,3 +267,17 @@ def test_save_is_atomic_when_the_run_fails(tmp_path):
         app, ["init", "--layers", "10,5", "-s", "nonsense", "--save", str(target)]
     )
     assert result.exit_code == 2 and not target.exists()
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`xavinit ... | head` closes stdout early: no traceback, no BrokenPipeError message."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xavinit", "init", "--layers", "20,20x300,10", "-f", "csv"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10).startswith(b"scheme")
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
