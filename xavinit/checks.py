@@ -239,7 +239,8 @@ def judge(checks: Sequence[InitCheck], alpha: float, correction: str = "holm") -
     for check, failed in zip(checks, failures, strict=True):
         if check.support_ok is False:
             failed.append("support")
-        if check.check == "orthogonality" and not check.deterministic_ok():
+        error, tolerance = check.orthogonality_error, check.orthogonality_tolerance
+        if error is not None and tolerance is not None and error > tolerance:
             failed.append("orthogonality")
         judged.append(dataclasses.replace(check, passed=not failed, failures=failed))
     return judged

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from xavinit.checks import KS_SAMPLE
 from xavinit.errors import XavinitError
 from xavinit.schemes import get_scheme
 
@@ -231,7 +232,7 @@ class InitConfig(_Resolved):
     check: str | None = None
     keys: tuple[str, ...] = ()
     layout: str = "in-out"
-    ks_sample: int = 1_000_000
+    ks_sample: int = KS_SAMPLE
 
     OPTION_KEYS = frozenset(
         {

@@ -65,20 +65,6 @@ class InitCheck:
     array: str | None = None
     failures: list[str] = field(default_factory=list)
 
-    def p_values(self) -> list[float]:
-        """The p-values this check contributes to the run's family of tests."""
-        return [p for p in (self.p_value, self.ks_p_value) if p is not None]
-
-    def deterministic_ok(self) -> bool:
-        """Checks without a p-value: the support of bounded laws and orthogonality."""
-        if self.support_ok is False:
-            return False
-        return not (
-            self.orthogonality_error is not None
-            and self.orthogonality_tolerance is not None
-            and self.orthogonality_error > self.orthogonality_tolerance
-        )
-
 
 @dataclass(frozen=True)
 class Ranking:

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from xavinit.config import load_yaml, merge_options
 from xavinit.errors import XavinitError
+from xavinit.experiments import Progress as ProgressCallback
 from xavinit.fileio import atomic_write
 from xavinit.render import EXTENSIONS, render
 from xavinit.render.table import print_table
@@ -124,7 +125,7 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 
 @contextlib.contextmanager
-def progress_bar(quiet: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+def progress_bar(quiet: bool) -> Iterator[ProgressCallback | None]:
     """A Rich progress bar on stderr, or None when quiet or stderr is not a terminal."""
     console = stderr_console()
     if quiet or not console.is_terminal:
@@ -161,7 +162,7 @@ def execute(
     cli_values: dict[str, Any],
     config_file: Path | None,
     build: Callable[[dict[str, Any], Callable[[str], str]], Any],
-    run: Callable[[Any, Callable[[int, int, str], None] | None], Any],
+    run: Callable[[Any, ProgressCallback | None], Any],
     fmt: OutputFormat | None,
     output: Path | None,
     quiet: bool,
@@ -197,7 +198,7 @@ def execute(
         document = result.to_dict()
         if output is not None and file_fmt is not None:
             with atomic_write(output) as stream:
-                stream.write(_text(document, file_fmt))
+                stream.write(render(document, file_fmt))
             if not quiet:
                 print(f"wrote {output}", file=sys.stderr)
         if output is None or fmt is not None:
@@ -205,7 +206,7 @@ def execute(
             if chosen == "table":
                 print_table(document, stdout_console())
             else:
-                sys.stdout.write(_text(document, chosen))
+                sys.stdout.write(render(document, chosen))
     except XavinitError as error:
         fail(str(error))
     except MemoryError:
@@ -215,12 +216,3 @@ def execute(
             raise
         fail("interrupted", EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
-
-
-def _text(document: dict[str, Any], fmt: str) -> str:
-    if fmt == "table":
-        console = Console(file=None, record=True, width=160)
-        with console.capture():
-            print_table(document, console)
-        return console.export_text()
-    return render(document, fmt)

@@ -8,19 +8,16 @@ other layers or schemes are in the run.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 
 from xavinit.checks import assess_iid, assess_orthogonal, judge, measure, rank_schemes
 from xavinit.config import InitConfig
+from xavinit.experiments import Progress
 from xavinit.fileio import NpzWriter, atomic_write, load_weight_arrays
 from xavinit.resources import require_memory
 from xavinit.results import InitCheck, InitResult, Ranking
 from xavinit.schemes import PRESETS, Scheme, get_scheme
-
-Progress = Callable[[int, int, str], None]
-"""``progress(done, total, what)``, called as work advances (the CLI draws a bar with it)."""
 
 
 def layer_rng(seed: int, trial: int, layer: int) -> np.random.Generator:

@@ -15,7 +15,6 @@ entries of ``dC/dW^k`` for the batch-mean cost, the gradient SGD would apply.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from xavinit.activations import Activation, get_activation
 from xavinit.config import PropagateConfig
+from xavinit.experiments import Progress
 from xavinit.experiments.init import layer_rng
 from xavinit.network import backward, forward
 from xavinit.resources import require_memory
@@ -36,8 +36,6 @@ from xavinit.theory import (
     mean_field_backward,
     mean_field_forward,
 )
-
-Progress = Callable[[int, int, str], None]
 
 STAT_SAMPLE = 1 << 17
 """Percentiles, histograms and the saturated fraction use at most this many values per layer,

@@ -7,16 +7,14 @@ document, with the file it came from. ``--plots DIR`` writes every figure as PNG
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xavinit import __version__
 from xavinit.config import ReportConfig
+from xavinit.experiments import Progress
 from xavinit.results import SCHEMA_VERSION, load_result
-
-Progress = Callable[[int, int, str], None]
 
 COMMAND_ORDER = ("init", "propagate", "train")
 

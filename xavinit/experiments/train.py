@@ -27,14 +27,13 @@ from xavinit.activations import Activation, get_activation
 from xavinit.config import TrainConfig
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
+from xavinit.experiments import Progress
 from xavinit.experiments.init import layer_rng
 from xavinit.fileio import NpzWriter, atomic_write
 from xavinit.network import Cost, backward, forward
 from xavinit.results import TrainResult, TrainRun
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
-
-Progress = Callable[[int, int, str], None]
 
 TRACKED_EXAMPLES = 300
 """The paper measures activation statistics on a fixed set of 300 test examples."""
