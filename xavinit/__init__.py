@@ -1,45 +1,79 @@
 """xavinit: empirical variance analysis of neural-network initialization (Glorot and Bengio, 2010).
 
 Public API: :func:`get_scheme`, :func:`verify`, one function per experiment (:func:`run_init`,
-:func:`run_propagate`, :func:`run_train`, :func:`run_report`) taking its config dataclass and
-returning a result dataclass with ``to_dict()``, and :func:`load_result` to read a saved one.
+:func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`) taking its
+config model and returning a result dataclass with ``to_dict()``, and :func:`load_result` to read
+a saved one. Names are imported on first use, so ``import xavinit`` (and the command line's
+``--help``) stays fast.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from xavinit.checks import verify
-from xavinit.config import InitConfig, PropagateConfig, ReportConfig, TrainConfig
-from xavinit.errors import XavinitError
-from xavinit.experiments.init import run_init
-from xavinit.experiments.propagate import run_propagate
-from xavinit.experiments.report import run_report
-from xavinit.experiments.train import run_train
-from xavinit.results import (
-    InitCheck,
-    InitResult,
-    PropagateResult,
-    TrainResult,
-    load_result,
-)
-from xavinit.schemes import Scheme, get_scheme
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "InitCheck",
-    "InitConfig",
-    "InitResult",
-    "PropagateConfig",
-    "PropagateResult",
-    "ReportConfig",
-    "Scheme",
-    "TrainConfig",
-    "TrainResult",
-    "XavinitError",
-    "__version__",
-    "get_scheme",
-    "load_result",
-    "run_init",
-    "run_propagate",
-    "run_report",
-    "run_train",
-    "verify",
-]
+from xavinit._version import __version__
+
+_EXPORTS = {
+    "InitCheck": "xavinit.results",
+    "InitResult": "xavinit.results",
+    "PropagateResult": "xavinit.results",
+    "TrainResult": "xavinit.results",
+    "ReportResult": "xavinit.results",
+    "SchemesResult": "xavinit.results",
+    "InitConfig": "xavinit.config",
+    "PropagateConfig": "xavinit.config",
+    "TrainConfig": "xavinit.config",
+    "ReportConfig": "xavinit.config",
+    "SchemesConfig": "xavinit.config",
+    "XavinitError": "xavinit.errors",
+    "Scheme": "xavinit.schemes",
+    "get_scheme": "xavinit.schemes",
+    "verify": "xavinit.checks",
+    "load_result": "xavinit.loading",
+    "run_init": "xavinit.experiments.init",
+    "run_propagate": "xavinit.experiments.propagate",
+    "run_train": "xavinit.experiments.train",
+    "run_report": "xavinit.experiments.report",
+    "run_schemes": "xavinit.experiments.schemes",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xavinit' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from xavinit.checks import verify
+    from xavinit.config import (
+        InitConfig,
+        PropagateConfig,
+        ReportConfig,
+        SchemesConfig,
+        TrainConfig,
+    )
+    from xavinit.errors import XavinitError
+    from xavinit.experiments.init import run_init
+    from xavinit.experiments.propagate import run_propagate
+    from xavinit.experiments.report import run_report
+    from xavinit.experiments.schemes import run_schemes
+    from xavinit.experiments.train import run_train
+    from xavinit.loading import load_result
+    from xavinit.results import (
+        InitCheck,
+        InitResult,
+        PropagateResult,
+        ReportResult,
+        SchemesResult,
+        TrainResult,
+    )
+    from xavinit.schemes import Scheme, get_scheme

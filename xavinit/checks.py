@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from xavinit.errors import XavinitError
+from xavinit.limits import KS_SAMPLE
 from xavinit.results import InitCheck
 from xavinit.schemes import PRESETS, Scheme, get_scheme
 from xavinit.stats import CORRECTIONS, Moments, ks_test, moments, scan, variance_test
 
-KS_SAMPLE = 1_000_000
 GRAM_BLOCK = 512
 
 RANKING_CANDIDATES = (

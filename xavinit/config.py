@@ -1,82 +1,46 @@
-"""Configurations: YAML files and command-line options -> frozen, validated dataclasses.
+"""Every command's configuration: options declared once (see :mod:`xavinit.options`).
 
 A config file uses the long option names as keys (``layers``, ``scheme``, ``trials``; hyphens or
 underscores); options given on the command line override it. Every error names its key path,
-e.g. ``run.yaml: layers[2]: must be a positive integer, got -3``.
+e.g. ``run.yaml: layers[2]: must be an integer >= 1, got -3``.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from xavinit.checks import KS_SAMPLE
 from xavinit.errors import XavinitError
-from xavinit.schemes import get_scheme
+from xavinit.limits import KS_SAMPLE, MAX_LAYERS
+from xavinit.options import (
+    Choice,
+    Config,
+    Opt,
+    Origin,
+    file_path,
+    integer,
+    positive_float,
+    reject_bool,
+    resolved,
+    strings,
+)
+from xavinit.serialize import parse_yaml_text, quote, read_text
 
 PAPER_LAYERS = (1024, 1000, 1000, 1000, 1000, 1000, 10)
 """The paper's network: 32x32 inputs, five hidden layers of 1000, ten outputs."""
+PAPER_DEPTH, PAPER_WIDTH, PAPER_INPUTS, PAPER_OUTPUTS = 5, 1000, 1024, 10
 
-MAX_LAYERS = 10_000
-
-Origin = Callable[[str], str]
-
-
-def _fail(where: str, message: str) -> XavinitError:
-    return XavinitError(f"{where}: {message}")
+DTYPES = ("float32", "float64")
+DEFAULT_SCHEMES = ("standard", "normalized")
 
 
-def positive_int(value: Any, where: str, *, minimum: int = 1) -> int:
-    """An integer >= minimum; rejects bools, fractions and strings that are not integers."""
-    if isinstance(value, bool):
-        raise _fail(where, f"must be an integer >= {minimum}, got {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        if not re.fullmatch(r"[+-]?\d+", text):
-            raise _fail(where, f"must be an integer >= {minimum}, got {value!r}")
-        value = int(text)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or value < minimum:
-        raise _fail(where, f"must be an integer >= {minimum}, got {value!r}")
-    return value
+# --- validators ---------------------------------------------------------------------------
 
 
-def probability(value: Any, where: str) -> float:
-    """A number strictly between 0 and 1."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _fail(where, f"must be a number between 0 and 1, got {value!r}") from None
-    if isinstance(value, bool) or not 0.0 < number < 1.0:
-        raise _fail(where, f"must be a number between 0 and 1 (exclusive), got {value!r}")
-    return number
-
-
-def choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
-    """One of ``allowed`` (case-insensitive, '_' and '-' alike)."""
-    text = str(value).strip().lower().replace("_", "-")
-    normalized = {a.replace("_", "-"): a for a in allowed}
-    if text not in normalized:
-        raise _fail(where, f"must be one of {', '.join(allowed)}, got {value!r}")
-    return normalized[text]
-
-
-def string_list(value: Any, where: str) -> tuple[str, ...]:
-    """A string or a list of strings, as a tuple."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
-        raise _fail(where, f"must be a string or a list of strings, got {value!r}")
-    return tuple(items)
-
-
-def parse_layers(value: Any, where: str = "--layers") -> tuple[int, ...]:
+def parse_layers(value: Any, *, allow_empty: bool = False) -> tuple[int, ...]:
     """Layer widths from ``"1024,1000x5,10"`` or a list of integers (input, hidden..., output).
 
     ``AxK`` repeats width A K times. At least two widths (one weight matrix), each >= 1.
@@ -85,49 +49,409 @@ def parse_layers(value: Any, where: str = "--layers") -> tuple[int, ...]:
         items: list[Any] = []
         text = value.strip()
         if not text:
-            raise _fail(where, "is empty; give widths like 1024,1000x5,10")
+            raise ValueError("is empty; give widths like 1024,1000x5,10")
         for position, token in enumerate(text.split(",")):
-            token = token.strip()
-            width, sep, times = token.partition("x")
-            times = times if sep else "1"
-            count = positive_int(times, f"{where}[{position}] repeat count")
+            width, sep, times = token.strip().partition("x")
+            count = integer(times if sep else "1", f"[{position}]: repeat count ")
             if count > MAX_LAYERS:
-                raise _fail(where, f"at most {MAX_LAYERS} layers, got a repeat of {count}")
+                raise ValueError(f"at most {MAX_LAYERS} layers, got a repeat of {count}")
             items.extend([width] * count)
     elif isinstance(value, list | tuple):
         items = list(value)
     else:
-        raise _fail(where, f"must be widths like 1024,1000x5,10 or a list, got {value!r}")
-    widths = tuple(positive_int(w, f"{where}[{i}]") for i, w in enumerate(items))
+        raise ValueError(f"must be widths like 1024,1000x5,10 or a list, got {quote(value)}")
+    widths = tuple(integer(w, f"[{i}]: ") for i, w in enumerate(items))
+    if allow_empty and not widths:
+        return ()
     if len(widths) < 2:
-        raise _fail(where, f"needs at least two widths (inputs and outputs), got {value!r}")
+        raise ValueError(f"needs at least two widths (inputs and outputs), got {quote(value)}")
     if len(widths) > MAX_LAYERS:
-        raise _fail(where, f"at most {MAX_LAYERS} layers, got {len(widths)}")
+        raise ValueError(f"at most {MAX_LAYERS} layers, got {len(widths)}")
     return widths
 
 
-def layers_from_shape(depth: int, width: int, inputs: int, outputs: int) -> tuple[int, ...]:
-    """``inputs, width x depth, outputs``: the ``--depth/--width/--inputs/--outputs`` form."""
-    return (inputs, *([width] * depth), outputs)
+def _widths(value: Any) -> Any:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"must be a list of widths, got {quote(value)}")
+    return tuple(integer(w, f"[{i}]: ") for i, w in enumerate(value))
 
 
-def resolve_layers(mapping: Mapping[str, Any], origin: Origin) -> tuple[int, ...]:
-    """Layers from ``layers``, or from ``depth``/``width``/``inputs``/``outputs`` (paper defaults)."""
-    shape_keys = ("depth", "width", "inputs", "outputs")
-    given = [k for k in shape_keys if mapping.get(k) is not None]
-    if mapping.get("layers") is not None:
-        if given:
-            raise XavinitError(
-                f"{origin('layers')} and {origin(given[0])} both set the layers; give one form"
+def _schemes(specs: tuple[str, ...]) -> tuple[str, ...]:
+    from xavinit.schemes import get_scheme
+
+    for spec in specs:
+        get_scheme(spec)
+    return specs
+
+
+def _activations(specs: tuple[str, ...]) -> tuple[str, ...]:
+    from xavinit.activations import get_activation
+
+    for spec in specs:
+        get_activation(spec)
+    return specs
+
+
+def _dataset(value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a dataset spec like shapeset, got {quote(value)}")
+    return value.strip()
+
+
+Count = Annotated[int, BeforeValidator(reject_bool)]
+Layers = Annotated[tuple[int, ...], BeforeValidator(parse_layers)]
+Schemes = Annotated[tuple[str, ...], BeforeValidator(strings), AfterValidator(_schemes)]
+Activations = Annotated[tuple[str, ...], BeforeValidator(strings), AfterValidator(_activations)]
+Path_ = Annotated[str | None, BeforeValidator(file_path)]
+Dtype = Annotated[str, BeforeValidator(Choice(DTYPES))]
+
+LAYERS_HELP = "Widths input,hidden...,output; AxK repeats A K times."
+SCHEME_HELP = (
+    "Scheme spec, repeatable: standard, normalized, he-normal:mode=fan_out, "
+    "normalized:gain=tanh, variance-scaling:scale=2,distribution=normal ... "
+    "(see 'xavinit schemes')."
+)
+ACTIVATION_HELP = (
+    "Hidden activation, repeatable: tanh, sigmoid, softsign, relu, leaky-relu[:slope=0.01], "
+    "linear, selu, gelu."
+)
+SEED_HELP = "Seed of every random draw."
+DTYPE_HELP = "Floating-point type of weights and activations: float32 or float64."
+
+
+class Seeded(Config):
+    """A config with a seed (every command that draws random numbers)."""
+
+    seed: Annotated[Count, Field(ge=0), Opt(SEED_HELP)] = 0
+
+
+class Network(Seeded):
+    """A config with a whole network: ``--layers``, or ``--depth/--width/--inputs/--outputs``."""
+
+    layers: Annotated[
+        Layers, Opt(LAYERS_HELP, flags=("-l",), cli_type=str, default_text="1024,1000x5,10")
+    ] = PAPER_LAYERS
+    depth: Annotated[
+        Count | None, Field(ge=0, le=MAX_LAYERS, exclude=True), Opt("Hidden layers (with --width).")
+    ] = None
+    width: Annotated[
+        Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
+    ] = None
+    inputs: Annotated[Count | None, Field(ge=1, exclude=True), Opt("Input width.")] = None
+    outputs: Annotated[Count | None, Field(ge=1, exclude=True), Opt("Output width.")] = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Network:
+        shape = {k: getattr(self, k) for k in ("depth", "width", "inputs", "outputs")}
+        given = [k for k, v in shape.items() if v is not None]
+        if not given:
+            return self
+        if "layers" in self.model_fields_set:
+            raise ValueError(f"layers: cannot be combined with {given[0]}; give one form")
+        depth = PAPER_DEPTH if shape["depth"] is None else shape["depth"]
+        width = shape["width"] or PAPER_WIDTH
+        resolved(
+            self,
+            layers=(
+                shape["inputs"] or PAPER_INPUTS,
+                *([width] * depth),
+                shape["outputs"] or PAPER_OUTPUTS,
+            ),
+            depth=None,
+            width=None,
+            inputs=None,
+            outputs=None,
+        )
+        return self
+
+
+SHAPE_KEYS = ("depth", "width", "inputs", "outputs")
+"""The keys that set the layers instead of ``layers``: one form replaces the other."""
+
+
+class InitConfig(Network):
+    """What ``xavinit init`` does: sample and verify, or ``check`` weights from a file."""
+
+    command = "init"
+
+    schemes: Annotated[
+        Schemes | None,
+        Opt(
+            SCHEME_HELP,
+            flags=("-s",),
+            key="scheme",
+            aliases=("schemes",),
+            default_text="standard and normalized; with --check, rank every known scheme",
+        ),
+    ] = None
+    trials: Annotated[Count, Field(ge=1), Opt("Independent draws; report the mean and spread.")] = 1
+    alpha: Annotated[
+        float,
+        BeforeValidator(reject_bool),
+        Field(gt=0.0, lt=1.0),
+        Opt("Family-wise false-alarm rate over all layers and schemes."),
+    ] = 0.01
+    correction: Annotated[
+        str,
+        BeforeValidator(Choice(("holm", "bonferroni"))),
+        Opt("Multiple-testing correction: holm or bonferroni."),
+    ] = "holm"
+    dtype: Annotated[Dtype, Opt(DTYPE_HELP)] = "float32"
+    save: Annotated[
+        Path_, Opt("Write the sampled weights (first trial) to FILE.npz.", metavar="FILE")
+    ] = None
+    check: Annotated[
+        Path_,
+        Opt(
+            "Verify the 2-D arrays of a .npy/.npz file instead of sampling; without --scheme, "
+            "rank the known schemes for each.",
+            metavar="FILE",
+        ),
+    ] = None
+    keys: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        Opt(
+            "With --check: array names or patterns (fc*) to verify, repeatable.",
+            key="key",
+            aliases=("keys",),
+            default_text="every 2-D array",
+        ),
+    ] = ()
+    layout: Annotated[
+        str,
+        BeforeValidator(Choice(("in-out", "out-in"))),
+        Opt("With --check: in-out (fan_in, fan_out) or out-in (PyTorch)."),
+    ] = "in-out"
+    ks_sample: Annotated[
+        Count, Field(ge=5), Opt("At most this many entries per matrix enter the KS test.")
+    ] = KS_SAMPLE
+
+    @model_validator(mode="after")
+    def _modes(self) -> InitConfig:
+        if self.check is not None and self.save is not None:
+            raise ValueError("save: --save writes sampled weights and cannot be used with --check")
+        if self.check is None:
+            for name in ("keys", "layout"):
+                if getattr(self, name) != type(self).model_fields[name].default:
+                    raise ValueError(f"{self.option_key(name)}: applies only with --check FILE")
+        if self.schemes is None:
+            resolved(self, schemes=() if self.check is not None else DEFAULT_SCHEMES)
+        elif not self.schemes and self.check is None:
+            raise ValueError("scheme: give at least one scheme")
+        return self
+
+
+class PropagateConfig(Network):
+    """What ``xavinit propagate`` does: one network per (scheme, activation) at initialization."""
+
+    command = "propagate"
+
+    schemes: Annotated[
+        Schemes, Opt(SCHEME_HELP, flags=("-s",), key="scheme", aliases=("schemes",))
+    ] = DEFAULT_SCHEMES
+    activations: Annotated[
+        Activations,
+        Opt(ACTIVATION_HELP, flags=("-a",), key="activation", aliases=("activations",)),
+    ] = ("tanh",)
+    batch: Annotated[Count, Field(ge=1), Opt("Examples pushed through the network.")] = 1000
+    input: Annotated[
+        str,
+        BeforeValidator(Choice(("uniform", "normal"))),
+        Opt("Input distribution: uniform (U[-1,1], like scaled pixels) or normal."),
+    ] = "uniform"
+    backward: Annotated[
+        str,
+        BeforeValidator(Choice(("nll", "unit"))),
+        Opt(
+            "Top gradient: nll (softmax NLL on random labels, as in the paper) or unit "
+            "(unit-variance noise)."
+        ),
+    ] = "nll"
+    jacobian_samples: Annotated[
+        Count,
+        Field(ge=0),
+        Opt("Examples whose layer Jacobians' singular values are computed (0: none)."),
+    ] = 4
+    bins: Annotated[Count, Field(ge=2), Opt("Histogram bins.")] = 41
+    trials: Annotated[
+        Count, Field(ge=1), Opt("Independent networks; report the mean and spread.")
+    ] = 1
+    dtype: Annotated[Dtype, Opt(DTYPE_HELP)] = "float32"
+    histograms: Annotated[
+        bool, Opt("Show each layer's histogram in the terminal table (figures 6 and 7).")
+    ] = False
+
+    @model_validator(mode="after")
+    def _samples(self) -> PropagateConfig:
+        if self.jacobian_samples > self.batch:
+            raise ValueError(
+                f"jacobian_samples: must be at most the batch size {self.batch}, "
+                f"got {self.jacobian_samples}"
             )
-        return parse_layers(mapping["layers"], origin("layers"))
-    depth = positive_int(mapping.get("depth", 5), origin("depth"), minimum=0)
-    if depth > MAX_LAYERS:
-        raise _fail(origin("depth"), f"at most {MAX_LAYERS}, got {depth}")
-    width = positive_int(mapping.get("width", 1000), origin("width"))
-    inputs = positive_int(mapping.get("inputs", 1024), origin("inputs"))
-    outputs = positive_int(mapping.get("outputs", 10), origin("outputs"))
-    return layers_from_shape(depth, width, inputs, outputs)
+        return self
+
+
+class TrainConfig(Seeded):
+    """What ``xavinit train`` does: one SGD run per (scheme, activation), one after another.
+
+    ``layers`` is empty until the dataset is known: inputs and outputs follow the dataset, the
+    hidden part comes from ``hidden`` (``--depth/--width``, default 5 x 1000) or from a full
+    ``--layers`` that must match the dataset.
+    """
+
+    command = "train"
+
+    dataset: Annotated[
+        str,
+        BeforeValidator(_dataset),
+        Opt(
+            "shapeset (generated), mnist:PATH, cifar10:PATH, npz:PATH or digits.",
+            flags=("-d",),
+        ),
+    ] = "shapeset"
+    layers: Annotated[
+        tuple[int, ...],
+        BeforeValidator(lambda v: parse_layers(v, allow_empty=True)),
+        Opt(
+            "Full widths input,hidden...,output; they must match the dataset.",
+            flags=("-l",),
+            cli_type=str,
+            default_text="the dataset's inputs, 1000x5, its classes",
+        ),
+    ] = ()
+    depth: Annotated[
+        Count | None, Field(ge=0, le=MAX_LAYERS, exclude=True), Opt("Hidden layers (with --width).")
+    ] = None
+    width: Annotated[
+        Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
+    ] = None
+    hidden: Annotated[
+        tuple[int, ...],
+        BeforeValidator(_widths),
+    ] = (PAPER_WIDTH,) * PAPER_DEPTH
+    schemes: Annotated[
+        Schemes, Opt(SCHEME_HELP, flags=("-s",), key="scheme", aliases=("schemes",))
+    ] = DEFAULT_SCHEMES
+    activations: Annotated[
+        Activations,
+        Opt(ACTIVATION_HELP, flags=("-a",), key="activation", aliases=("activations",)),
+    ] = ("tanh",)
+    cost: Annotated[
+        str, BeforeValidator(Choice(("nll", "quadratic"))), Opt("Cost: nll or quadratic.")
+    ] = "nll"
+    lr: Annotated[float, BeforeValidator(positive_float), Opt("Learning rate.")] = 0.03
+    batch_size: Annotated[Count, Field(ge=1), Opt("Minibatch size (the paper's is 10).")] = 10
+    updates: Annotated[Count, Field(ge=0), Opt("SGD updates per run.")] = 2000
+    eval_every: Annotated[Count, Field(ge=1), Opt("Updates between test-error evaluations.")] = 500
+    track_every: Annotated[
+        Count, Field(ge=1), Opt("Updates between per-layer statistics on 300 test examples.")
+    ] = 100
+    test_size: Annotated[
+        Count | None,
+        Field(ge=1),
+        Opt("Evaluate on the first N test examples.", default_text="all"),
+    ] = None
+    preprocess: Annotated[
+        str,
+        BeforeValidator(Choice(("scale", "standardize"))),
+        Opt("File datasets: scale (to [-1,1]) or standardize."),
+    ] = "scale"
+    checkpoint: Annotated[
+        Path_,
+        Opt(
+            "Save the whole state to FILE.npz every --checkpoint-every updates and on Ctrl-C.",
+            metavar="FILE",
+        ),
+    ] = None
+    checkpoint_every: Annotated[
+        Count | None,
+        Field(ge=1),
+        Opt("Updates between checkpoints.", default_text="--eval-every"),
+    ] = None
+    dtype: Annotated[Dtype, Opt(DTYPE_HELP)] = "float32"
+
+    @model_validator(mode="after")
+    def _hidden(self) -> TrainConfig:
+        shape = [k for k in ("depth", "width") if getattr(self, k) is not None]
+        if self.layers and shape:
+            raise ValueError(f"layers: cannot be combined with {shape[0]}; give one form")
+        if self.layers:
+            if "hidden" in self.model_fields_set and self.hidden != self.layers[1:-1]:
+                raise ValueError("hidden: must be the hidden part of layers")
+            resolved(self, hidden=self.layers[1:-1])
+        elif shape:
+            depth = PAPER_DEPTH if self.depth is None else self.depth
+            resolved(self, hidden=(self.width or PAPER_WIDTH,) * depth, depth=None, width=None)
+        return self
+
+
+class ReportConfig(Config):
+    """What ``xavinit report`` reads and writes."""
+
+    command = "report"
+
+    files: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        Field(min_length=1),
+        Opt(
+            "Result files written by init, propagate or train with --output (.json or .yaml).",
+            argument=True,
+            metavar="RESULT...",
+        ),
+    ]
+    paper: Annotated[
+        bool,
+        Opt("Put the paper's reference values (Table 1, the Jacobian's 0.5 and 0.8) beside ours."),
+    ] = False
+    plots: Annotated[
+        Path_,
+        Opt(
+            "Write every figure as PNG and SVG into this folder (needs matplotlib).", metavar="DIR"
+        ),
+    ] = None
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin | None = None) -> Any:
+        """As :meth:`Config.from_mapping`, with a usage line when no file is given."""
+        if not mapping.get("files"):
+            raise XavinitError("give at least one result file: xavinit report RESULT.json ...")
+        return super().from_mapping(mapping, origin)
+
+
+class SchemesConfig(Config):
+    """What ``xavinit schemes`` lists: every scheme, or one spec, with numbers for given fans."""
+
+    command = "schemes"
+
+    spec: Annotated[
+        str | None,
+        Opt("One scheme spec to show, e.g. 'he-normal:mode=fan_out'.", argument=True),
+    ] = None
+    fan_in: Annotated[Count | None, Field(ge=1), Opt("Show numbers for this fan_in.")] = None
+    fan_out: Annotated[Count | None, Field(ge=1), Opt("... and this fan_out.")] = None
+
+    @model_validator(mode="after")
+    def _fans(self) -> SchemesConfig:
+        if (self.fan_in is None) != (self.fan_out is None):
+            raise ValueError("fan_in: give both --fan-in and --fan-out, or neither")
+        if self.spec is not None:
+            _schemes((self.spec,))
+        return self
+
+
+CONFIG_TYPES: dict[str, type[Config]] = {
+    c.command: c for c in (InitConfig, PropagateConfig, TrainConfig, ReportConfig, SchemesConfig)
+}
+
+
+def config_type(command: str) -> type[Config]:
+    """The config model of a command."""
+    return CONFIG_TYPES[command]
+
+
+# --- config files and the command line ------------------------------------------------------
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -137,13 +461,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         XavinitError: missing or unreadable file, malformed YAML, or a top level that is not a
         mapping.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise XavinitError(f"config file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise XavinitError(f"cannot read config file {str(path)!r}: {error}") from None
+    text = read_text(str(path), "config file")
     data = parse_yaml_text(text, str(path))
     if data is None:
         return {}
@@ -153,22 +471,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             f"got {type(data).__name__}"
         )
     return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-def parse_yaml_text(text: str, source: str) -> Any:
-    """``yaml.safe_load`` with a one-line error naming the file, line and problem."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "malformed YAML"
-        raise XavinitError(f"{source}: malformed YAML{at}: {problem}") from None
-
-
-def dump_yaml(data: Any) -> str:
-    """A result document as block-style YAML, keys in their given order."""
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 def merge_options(
@@ -182,9 +484,9 @@ def merge_options(
     merged = dict(file_values)
     given = {k: v for k, v in cli_values.items() if v is not None and v != ()}
     if "layers" in given:
-        for key in ("depth", "width", "inputs", "outputs"):
+        for key in SHAPE_KEYS:
             merged.pop(key, None)
-    if any(k in given for k in ("depth", "width", "inputs", "outputs")):
+    if any(k in given for k in SHAPE_KEYS):
         merged.pop("layers", None)
     merged.update(given)
 
@@ -194,331 +496,3 @@ def merge_options(
         return f"{file_label}: {key}"
 
     return merged, origin
-
-
-def check_keys(mapping: Mapping[str, Any], allowed: set[str], origin: Origin) -> None:
-    """Reject keys that no option of the command has, suggesting the closest."""
-    import difflib
-
-    for key in mapping:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise XavinitError(
-                f"{origin(key)}: unknown key{hint}; allowed keys: {', '.join(sorted(allowed))}"
-            )
-
-
-class _Resolved:
-    """What every config has: its fully resolved fields as a plain dict."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fully resolved configuration, as recorded in a result (and a checkpoint)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class InitConfig(_Resolved):
-    """What ``xavinit init`` does: sample and verify, or ``check`` weights from a file."""
-
-    layers: tuple[int, ...] = PAPER_LAYERS
-    schemes: tuple[str, ...] = ("standard", "normalized")
-    seed: int = 0
-    alpha: float = 0.01
-    correction: str = "holm"
-    trials: int = 1
-    dtype: str = "float32"
-    save: str | None = None
-    check: str | None = None
-    keys: tuple[str, ...] = ()
-    layout: str = "in-out"
-    ks_sample: int = KS_SAMPLE
-
-    OPTION_KEYS = frozenset(
-        {
-            "layers", "depth", "width", "inputs", "outputs", "scheme", "schemes", "seed",
-            "alpha", "correction", "trials", "dtype", "save", "check", "key", "keys", "layout",
-            "ks_sample",
-        }
-    )  # fmt: skip
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin = lambda k: k) -> InitConfig:
-        """Validate and build; ``origin`` names where each key came from, for messages."""
-        check_keys(mapping, set(cls.OPTION_KEYS), origin)
-        check = mapping.get("check")
-        if check is not None and mapping.get("save") is not None:
-            raise XavinitError(
-                f"{origin('save')}: --save writes sampled weights and cannot be used with --check"
-            )
-        if check is None:
-            for key in ("key", "keys", "layout"):
-                if mapping.get(key) is not None:
-                    raise XavinitError(f"{origin(key)}: applies only with --check FILE")
-        schemes = _schemes(mapping, origin, () if check is not None else cls.schemes)
-        if check is None and not schemes:
-            raise XavinitError(f"{origin('scheme')}: give at least one scheme")
-        keys_value = mapping.get("key", mapping.get("keys"))
-        return cls(
-            layers=resolve_layers(mapping, origin),
-            schemes=schemes,
-            seed=positive_int(mapping.get("seed", 0), origin("seed"), minimum=0),
-            alpha=probability(mapping.get("alpha", cls.alpha), origin("alpha")),
-            correction=choice(
-                mapping.get("correction", cls.correction),
-                origin("correction"),
-                ("holm", "bonferroni"),
-            ),
-            trials=positive_int(mapping.get("trials", 1), origin("trials")),
-            dtype=choice(mapping.get("dtype", cls.dtype), origin("dtype"), ("float32", "float64")),
-            save=_optional_path(mapping.get("save"), origin("save")),
-            check=_optional_path(check, origin("check")),
-            keys=string_list(keys_value, origin("key")) if keys_value is not None else (),
-            layout=choice(
-                mapping.get("layout", cls.layout), origin("layout"), ("in-out", "out-in")
-            ),
-            ks_sample=positive_int(
-                mapping.get("ks_sample", cls.ks_sample), origin("ks_sample"), minimum=5
-            ),
-        )
-
-
-def _optional_path(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str | Path) or not str(value).strip():
-        raise _fail(where, f"must be a file path, got {value!r}")
-    return str(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def _schemes(
-    mapping: Mapping[str, Any], origin: Origin, default: tuple[str, ...]
-) -> tuple[str, ...]:
-    value = mapping.get("scheme", mapping.get("schemes"))
-    schemes = string_list(value, origin("scheme")) if value is not None else default
-    for spec in schemes:
-        try:
-            get_scheme(spec)
-        except XavinitError as error:
-            raise XavinitError(f"{origin('scheme')}: {error}") from None
-    return tuple(dict.fromkeys(schemes))
-
-
-def _activations(mapping: Mapping[str, Any], origin: Origin) -> tuple[str, ...]:
-    from xavinit.activations import get_activation
-
-    value = mapping.get("activation", mapping.get("activations"))
-    names = string_list(value, origin("activation")) if value is not None else ("tanh",)
-    for spec in names:
-        try:
-            get_activation(spec)
-        except XavinitError as error:
-            raise XavinitError(f"{origin('activation')}: {error}") from None
-    return tuple(dict.fromkeys(names))
-
-
-def _boolean(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise _fail(where, f"must be true or false, got {value!r}")
-
-
-@dataclass(frozen=True)
-class PropagateConfig(_Resolved):
-    """What ``xavinit propagate`` does: one network per (scheme, activation) at initialization."""
-
-    layers: tuple[int, ...] = PAPER_LAYERS
-    schemes: tuple[str, ...] = ("standard", "normalized")
-    activations: tuple[str, ...] = ("tanh",)
-    batch: int = 1000
-    input: str = "uniform"
-    backward: str = "nll"
-    jacobian_samples: int = 4
-    bins: int = 41
-    trials: int = 1
-    seed: int = 0
-    dtype: str = "float32"
-    histograms: bool = False
-
-    OPTION_KEYS = frozenset(
-        {
-            "layers", "depth", "width", "inputs", "outputs", "scheme", "schemes", "activation",
-            "activations", "batch", "input", "backward", "jacobian_samples", "bins", "trials",
-            "seed", "dtype", "histograms",
-        }
-    )  # fmt: skip
-
-    @classmethod
-    def from_mapping(
-        cls, mapping: Mapping[str, Any], origin: Origin = lambda k: k
-    ) -> PropagateConfig:
-        """Validate and build; ``origin`` names where each key came from, for messages."""
-        check_keys(mapping, set(cls.OPTION_KEYS), origin)
-        batch = positive_int(mapping.get("batch", cls.batch), origin("batch"))
-        samples = positive_int(
-            mapping.get("jacobian_samples", cls.jacobian_samples),
-            origin("jacobian_samples"),
-            minimum=0,
-        )
-        if samples > batch:
-            raise _fail(
-                origin("jacobian_samples"), f"must be at most the batch size {batch}, got {samples}"
-            )
-        return cls(
-            layers=resolve_layers(mapping, origin),
-            schemes=_schemes(mapping, origin, cls.schemes),
-            activations=_activations(mapping, origin),
-            batch=batch,
-            input=choice(mapping.get("input", cls.input), origin("input"), ("uniform", "normal")),
-            backward=choice(
-                mapping.get("backward", cls.backward), origin("backward"), ("nll", "unit")
-            ),
-            jacobian_samples=samples,
-            bins=positive_int(mapping.get("bins", cls.bins), origin("bins"), minimum=2),
-            trials=positive_int(mapping.get("trials", 1), origin("trials")),
-            seed=positive_int(mapping.get("seed", 0), origin("seed"), minimum=0),
-            dtype=choice(mapping.get("dtype", cls.dtype), origin("dtype"), ("float32", "float64")),
-            histograms=_boolean(mapping.get("histograms", False), origin("histograms")),
-        )
-
-
-def _positive_float(value: Any, where: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _fail(where, f"must be a positive number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise _fail(where, f"must be a positive number, got {value!r}")
-    return number
-
-
-@dataclass(frozen=True)
-class TrainConfig(_Resolved):
-    """What ``xavinit train`` does: one SGD run per (scheme, activation), one after another.
-
-    ``layers`` is empty until the dataset is known: inputs and outputs follow the dataset, the
-    hidden part comes from ``hidden`` (``--depth/--width``, default 5 x 1000) or from a full
-    ``--layers`` that must match the dataset.
-    """
-
-    dataset: str = "shapeset"
-    hidden: tuple[int, ...] = (1000,) * 5
-    layers: tuple[int, ...] = ()
-    schemes: tuple[str, ...] = ("standard", "normalized")
-    activations: tuple[str, ...] = ("tanh",)
-    cost: str = "nll"
-    lr: float = 0.03
-    batch_size: int = 10
-    updates: int = 2000
-    eval_every: int = 500
-    track_every: int = 100
-    test_size: int | None = None
-    preprocess: str = "scale"
-    checkpoint: str | None = None
-    checkpoint_every: int | None = None
-    seed: int = 0
-    dtype: str = "float32"
-
-    OPTION_KEYS = frozenset(
-        {
-            "dataset", "layers", "depth", "width", "scheme", "schemes", "activation",
-            "activations", "cost", "lr", "batch_size", "updates", "eval_every", "track_every",
-            "test_size", "preprocess", "checkpoint", "checkpoint_every", "seed", "dtype",
-        }
-    )  # fmt: skip
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin = lambda k: k) -> TrainConfig:
-        """Validate and build; ``origin`` names where each key came from, for messages."""
-        check_keys(mapping, set(cls.OPTION_KEYS), origin)
-        dataset = mapping.get("dataset", cls.dataset)
-        if not isinstance(dataset, str) or not dataset.strip():
-            raise _fail(origin("dataset"), f"must be a dataset spec like shapeset, got {dataset!r}")
-        layers: tuple[int, ...] = ()
-        hidden = cls.hidden
-        if mapping.get("layers") is not None:
-            if mapping.get("depth") is not None or mapping.get("width") is not None:
-                raise XavinitError(
-                    f"{origin('layers')} and --depth/--width both set the layers; give one form"
-                )
-            layers = parse_layers(mapping["layers"], origin("layers"))
-            hidden = layers[1:-1]
-        else:
-            depth = positive_int(mapping.get("depth", 5), origin("depth"), minimum=0)
-            width = positive_int(mapping.get("width", 1000), origin("width"))
-            hidden = (width,) * depth
-        updates = positive_int(mapping.get("updates", cls.updates), origin("updates"), minimum=0)
-        eval_every = positive_int(mapping.get("eval_every", cls.eval_every), origin("eval_every"))
-        checkpoint_every = mapping.get("checkpoint_every")
-        test_size = mapping.get("test_size")
-        return cls(
-            dataset=dataset.strip(),
-            hidden=hidden,
-            layers=layers,
-            schemes=_schemes(mapping, origin, cls.schemes),
-            activations=_activations(mapping, origin),
-            cost=choice(mapping.get("cost", cls.cost), origin("cost"), ("nll", "quadratic")),
-            lr=_positive_float(mapping.get("lr", cls.lr), origin("lr")),
-            batch_size=positive_int(
-                mapping.get("batch_size", cls.batch_size), origin("batch_size")
-            ),
-            updates=updates,
-            eval_every=eval_every,
-            track_every=positive_int(
-                mapping.get("track_every", cls.track_every), origin("track_every")
-            ),
-            test_size=None if test_size is None else positive_int(test_size, origin("test_size")),
-            preprocess=choice(
-                mapping.get("preprocess", cls.preprocess),
-                origin("preprocess"),
-                ("scale", "standardize"),
-            ),
-            checkpoint=_optional_path(mapping.get("checkpoint"), origin("checkpoint")),
-            checkpoint_every=(
-                None
-                if checkpoint_every is None
-                else positive_int(checkpoint_every, origin("checkpoint_every"))
-            ),
-            seed=positive_int(mapping.get("seed", 0), origin("seed"), minimum=0),
-            dtype=choice(mapping.get("dtype", cls.dtype), origin("dtype"), ("float32", "float64")),
-        )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Rebuild from :meth:`to_dict` (a checkpoint's copy)."""
-        body = dict(data)
-        for key in ("hidden", "layers", "schemes", "activations"):
-            body[key] = tuple(body[key])
-        return cls(**body)
-
-
-@dataclass(frozen=True)
-class ReportConfig(_Resolved):
-    """What ``xavinit report`` reads and writes."""
-
-    files: tuple[str, ...] = ()
-    paper: bool = False
-    plots: str | None = None
-
-    OPTION_KEYS = frozenset({"files", "paper", "plots"})
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin = lambda k: k) -> ReportConfig:
-        """Validate and build; ``origin`` names where each key came from, for messages."""
-        check_keys(mapping, set(cls.OPTION_KEYS), origin)
-        files = string_list(mapping.get("files", ()), origin("files"))
-        if not files:
-            raise XavinitError("give at least one result file: xavinit report RESULT.json ...")
-        return cls(
-            files=files,
-            paper=_boolean(mapping.get("paper", False), origin("paper")),
-            plots=_optional_path(mapping.get("plots"), origin("plots")),
-        )

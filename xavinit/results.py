@@ -1,23 +1,133 @@
-"""Result dataclasses and their dictionaries (the result contract of DESIGN.md).
+"""Result types (the result contract of DESIGN.md): every command's, typed and validated on load.
 
 Every result document has ``schema_version``, ``xavinit_version``, ``command``, ``seed``,
 ``config`` and ``passed``, plus the command's payload. Field names are stable: add, never rename.
+
+Results are frozen dataclasses, built by the experiments and turned into documents by
+``to_dict()``; rows inside them (a curve point, a histogram, a ranking candidate) are typed
+dicts. :func:`result_from_dict` and :func:`load_result` read a document back with every field's
+type and range checked (pydantic, strict: ``"passed": "false"`` is refused, not read as true);
+a field that does not fit is an error naming its path (``runs[0].curve[3].update``).
+Non-finite floats are stored as ``"inf"``, ``"-inf"`` and ``"nan"`` (:mod:`xavinit.serialize`)
+and read back as floats.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
+import functools
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from xavinit import __version__
+from annotated_types import Ge, Interval
+from typing_extensions import TypedDict
+
+from xavinit._version import __version__
 from xavinit.errors import XavinitError
+from xavinit.serialize import (
+    decode_nonfinite,
+    encode_nonfinite,
+    quote,
+)
 
 SCHEMA_VERSION = 1
 KNOWN_SCHEMA_VERSIONS = (1,)
+
+
+class _NonFinite:
+    """Marker: the field reads ``"inf"``/``"-inf"``/``"nan"`` as floats (see serialize)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_before_validator_function(decode_nonfinite, handler(source))
+
+
+Real = Annotated[float, _NonFinite]
+"""A float that may be non-finite."""
+Probability = Annotated[float, Interval(ge=0.0, le=1.0)]
+Fraction = Probability
+Count = Annotated[int, Ge(0)]
+Index = Annotated[int, Ge(1)]
+"""A 1-based layer number or a width."""
+Variance = Annotated[float, _NonFinite, Ge(0.0)]
+
+
+class Histogram(TypedDict):
+    """Bin ``edges`` (one more than ``counts``) and the count in each bin."""
+
+    edges: list[Real]
+    counts: list[Count]
+
+
+class LayerHistogram(TypedDict):
+    """A histogram of one hidden layer's activations (train's ``final_histograms``)."""
+
+    layer: Index
+    edges: list[Real]
+    counts: list[Count]
+
+
+class Candidate(TypedDict):
+    """How well one known scheme explains a checked matrix (a row of a ranking)."""
+
+    scheme: str
+    score: Probability
+    p_value: Probability | None
+    ks_p_value: Probability | None
+    expected_var: Variance
+    rel_error: Real
+    explains: bool
+    known_as: str
+
+
+class CurvePoint(TypedDict):
+    """One evaluation: mean minibatch cost since the previous point (None at 0), test error."""
+
+    update: Count
+    train_cost: Real | None
+    test_error: Fraction
+
+
+class LayerStats(TypedDict):
+    """Per hidden layer on the 300 tracked test examples at one update (figures 2, 3, 9)."""
+
+    update: Count
+    layer: Index
+    mean: Real
+    std: Real
+    p98: Real
+    saturated_fraction: Fraction
+    weight_grad_std: Real
+
+
+class SchemeRow(TypedDict, total=False):
+    """One scheme of ``xavinit schemes``; numbers only when fans are given."""
+
+    name: str
+    aliases: list[str]
+    distribution: str
+    formula: str
+    parameters: list[str]
+    known_as: str
+    source: str
+    spec: str
+    fan_in: Index
+    fan_out: Index
+    variance: Variance
+    bound: Real | None
+    std: Real | None
+
+
+class _Document:
+    """What every result has: ``to_dict()`` with the contract's keys first."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready document (non-finite floats become strings)."""
+        data = dataclasses.asdict(self)  # type: ignore[call-overload]
+        head = {k: data.pop(k) for k in ("schema_version", "xavinit_version", "command")}
+        return encode_nonfinite({**head, **data})  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -30,38 +140,38 @@ class InitCheck:
     """
 
     scheme: str
-    layer: int
-    fan_in: int
-    fan_out: int
+    layer: Index
+    fan_in: Index
+    fan_out: Index
     distribution: str
-    expected_var: float
-    observed_var: float
-    rel_error: float
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
+    expected_var: Variance
+    observed_var: Variance
+    rel_error: Real
+    ci_low: Real | None
+    ci_high: Real | None
+    p_value: Probability | None
     passed: bool
-    bound: float | None = None
-    std: float | None = None
-    ks_statistic: float | None = None
-    ks_p_value: float | None = None
+    bound: Real | None = None
+    std: Real | None = None
+    ks_statistic: Real | None = None
+    ks_p_value: Probability | None = None
     support_ok: bool | None = None
-    observed_mean: float = 0.0
-    observed_min: float = 0.0
-    observed_max: float = 0.0
-    fan_in_var: float = 0.0
-    fan_out_var: float = 0.0
-    expected_fan_in_var: float = 0.0
-    expected_fan_out_var: float = 0.0
-    count: int = 0
-    ks_sample_size: int = 0
-    kurtosis: float | None = None
+    observed_mean: Real = 0.0
+    observed_min: Real = 0.0
+    observed_max: Real = 0.0
+    fan_in_var: Real = 0.0
+    fan_out_var: Real = 0.0
+    expected_fan_in_var: Real = 0.0
+    expected_fan_out_var: Real = 0.0
+    count: Count = 0
+    ks_sample_size: Count = 0
+    kurtosis: Real | None = None
     check: str = "iid"
-    orthogonality_error: float | None = None
-    orthogonality_tolerance: float | None = None
-    trials: int = 1
-    observed_var_std: float | None = None
-    trial_observed_vars: list[float] = field(default_factory=list)
+    orthogonality_error: Real | None = None
+    orthogonality_tolerance: Real | None = None
+    trials: Index = 1
+    observed_var_std: Real | None = None
+    trial_observed_vars: list[Real] = field(default_factory=list)
     array: str | None = None
     failures: list[str] = field(default_factory=list)
 
@@ -71,22 +181,22 @@ class Ranking:
     """How well each known scheme explains one matrix of a checked file (best first)."""
 
     array: str
-    fan_in: int
-    fan_out: int
+    fan_in: Index
+    fan_out: Index
     best: str
     verdict: str
-    candidates: list[dict[str, Any]]
+    candidates: list[Candidate]
 
 
 @dataclass(frozen=True)
-class InitResult:
+class InitResult(_Document):
     """The result of ``xavinit init`` (sampling, ``--check`` with a scheme, or a ranking)."""
 
-    seed: int
+    seed: Count
     config: dict[str, Any]
     passed: bool
     layers: list[InitCheck]
-    alpha: float
+    alpha: Probability
     correction: str
     mode: str = "sample"
     rankings: list[Ranking] = field(default_factory=list)
@@ -95,18 +205,6 @@ class InitResult:
     command: str = "init"
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready document (non-finite floats become strings)."""
-        return _document(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InitResult:
-        """Rebuild from a document written by :meth:`to_dict`."""
-        body = dict(data)
-        body["layers"] = [InitCheck(**row) for row in body.get("layers", [])]
-        body["rankings"] = [Ranking(**row) for row in body.get("rankings", [])]
-        return cls(**body)
 
 
 @dataclass(frozen=True)
@@ -119,33 +217,33 @@ class PropagateLayer:
     ``linear_*`` from the paper's linear regime (eq. 5-7).
     """
 
-    layer: int
-    fan_in: int
-    fan_out: int
+    layer: Index
+    fan_in: Index
+    fan_out: Index
     kind: str
-    activation_mean: float
-    activation_var: float
-    activation_std: float
-    activation_p2: float
-    activation_p98: float
-    saturated_fraction: float | None
-    backprop_var: float
-    weight_grad_var: float
-    jacobian_sv_mean: float | None
-    jacobian_sv_ratio: float | None
-    histogram: dict[str, list[Any]]
-    backprop_histogram: dict[str, list[Any]]
-    weight_var: float
-    predicted_preactivation_var: float
-    predicted_activation_var: float
-    predicted_activation_mean: float
-    predicted_backprop_var: float
-    predicted_weight_grad_var: float
-    linear_activation_var: float
-    linear_backprop_var: float
-    linear_weight_grad_var: float
-    spread: dict[str, float] = field(default_factory=dict)
-    weight_grad_histogram: dict[str, list[Any]] = field(default_factory=dict)
+    activation_mean: Real
+    activation_var: Real
+    activation_std: Real
+    activation_p2: Real
+    activation_p98: Real
+    saturated_fraction: Fraction | None
+    backprop_var: Real
+    weight_grad_var: Real
+    jacobian_sv_mean: Real | None
+    jacobian_sv_ratio: Real | None
+    histogram: Histogram
+    backprop_histogram: Histogram
+    weight_var: Real
+    predicted_preactivation_var: Real
+    predicted_activation_var: Real
+    predicted_activation_mean: Real
+    predicted_backprop_var: Real
+    predicted_weight_grad_var: Real
+    linear_activation_var: Real
+    linear_backprop_var: Real
+    linear_weight_grad_var: Real
+    spread: dict[str, Real] = field(default_factory=dict)
+    weight_grad_histogram: Histogram | dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,39 +254,25 @@ class PropagateRun:
     activation: str
     layers: list[PropagateLayer]
     passed: bool
-    backprop_var_ratio: float | None = None
-    activation_var_ratio: float | None = None
-    weight_grad_var_ratio: float | None = None
-    input_second_moment: float | None = None
-    overflow_layer: int | None = None
+    backprop_var_ratio: Real | None = None
+    activation_var_ratio: Real | None = None
+    weight_grad_var_ratio: Real | None = None
+    input_second_moment: Real | None = None
+    overflow_layer: Index | None = None
     failure: str | None = None
 
 
 @dataclass(frozen=True)
-class PropagateResult:
+class PropagateResult(_Document):
     """The result of ``xavinit propagate``."""
 
-    seed: int
+    seed: Count
     config: dict[str, Any]
     passed: bool
     runs: list[PropagateRun]
     command: str = "propagate"
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready document (non-finite floats become strings)."""
-        return _document(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PropagateResult:
-        """Rebuild from a document written by :meth:`to_dict`."""
-        body = dict(data)
-        body["runs"] = [
-            PropagateRun(**{**run, "layers": [PropagateLayer(**row) for row in run["layers"]]})
-            for run in body.get("runs", [])
-        ]
-        return cls(**body)
 
 
 @dataclass(frozen=True)
@@ -203,31 +287,26 @@ class TrainRun:
 
     scheme: str
     activation: str
-    updates: int
-    final_test_error: float | None
-    curve: list[dict[str, Any]]
-    layer_stats: list[dict[str, Any]]
+    updates: Count
+    final_test_error: Fraction | None
+    curve: list[CurvePoint]
+    layer_stats: list[LayerStats]
     diverged: bool = False
-    diverged_at: int | None = None
-    lr: float | None = None
-    final_histograms: list[dict[str, Any]] = field(default_factory=list)
-    final_valid_error: float | None = None
+    diverged_at: Count | None = None
+    lr: Real | None = None
+    final_histograms: list[LayerHistogram] = field(default_factory=list)
+    final_valid_error: Fraction | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The run as a JSON-ready dict."""
-        return _finite(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainRun:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(**data)
+        return encode_nonfinite(dataclasses.asdict(self))  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class TrainResult(_Document):
     """The result of ``xavinit train``; ``passed`` is False when a run diverged."""
 
-    seed: int
+    seed: Count
     config: dict[str, Any]
     passed: bool
     runs: list[TrainRun]
@@ -236,84 +315,81 @@ class TrainResult:
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready document."""
-        return _document(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
-        """Rebuild from a document written by :meth:`to_dict`."""
-        body = dict(data)
-        body["runs"] = [TrainRun.from_dict(run) for run in body.get("runs", [])]
-        return cls(**body)
+@dataclass(frozen=True)
+class SchemesResult(_Document):
+    """The result of ``xavinit schemes``: every scheme (or one spec) with its formula."""
+
+    config: dict[str, Any]
+    schemes: list[SchemeRow]
+    passed: bool = True
+    command: str = "schemes"
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
 
 
-RESULT_TYPES: dict[str, Any] = {
+@dataclass(frozen=True)
+class ReportResult(_Document):
+    """The result of ``xavinit report``: every included result document, in command order,
+    each with the ``file`` it came from; ``passed`` when all of them passed."""
+
+    config: dict[str, Any]
+    passed: bool
+    paper: bool = False
+    plots: list[str] = field(default_factory=list)
+    plots_note: str | None = None
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    command: str = "report"
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
+
+
+Result = InitResult | PropagateResult | TrainResult | SchemesResult | ReportResult
+"""Any command's result."""
+
+RESULT_TYPES: dict[str, type[Any]] = {
     "init": InitResult,
     "propagate": PropagateResult,
     "train": TrainResult,
+    "schemes": SchemesResult,
+    "report": ReportResult,
 }
+"""Each command's result type, by the document's ``command``."""
 
 
-def _document(result: Any) -> dict[str, Any]:
-    data = dataclasses.asdict(result)
-    head = {k: data.pop(k) for k in ("schema_version", "xavinit_version", "command")}
-    return _finite({**head, **data})
+@functools.cache
+def _adapter(kind: type[Any]) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(kind)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
 
 
-def result_from_dict(data: Any, source: str = "result") -> Any:
-    """Validate a result document and rebuild its dataclass.
+def validate(kind: type[Any], data: Any, source: str) -> Any:
+    """``data`` as a ``kind`` (a result dataclass or row type), every field's type and range
+    checked strictly.
 
     Raises:
-        XavinitError: not a result, an unknown command or an unknown ``schema_version``.
+        XavinitError: the first field that does not fit, by its path.
     """
-    if not isinstance(data, dict) or "command" not in data or "schema_version" not in data:
-        raise XavinitError(f"{source}: not an xavinit result (no 'command' and 'schema_version')")
-    version = data["schema_version"]
-    if version not in KNOWN_SCHEMA_VERSIONS:
-        raise XavinitError(
-            f"{source}: schema_version {version!r} is not known to xavinit {__version__} "
-            f"(known: {', '.join(map(str, KNOWN_SCHEMA_VERSIONS))}); upgrade xavinit"
-        )
-    kind = RESULT_TYPES.get(data["command"])
-    if kind is None:
-        raise XavinitError(
-            f"{source}: unknown command {data['command']!r}; known: {', '.join(RESULT_TYPES)}"
-        )
+    import json
+
+    from pydantic import ValidationError
+
     try:
-        return kind.from_dict(data)
-    except TypeError as error:
-        raise XavinitError(f"{source}: malformed {data['command']} result ({error})") from None
-
-
-def load_result(path: str | Path) -> Any:
-    """Read a result saved with ``--output FILE.json`` or ``.yaml`` back into its dataclass."""
-    path = Path(path)
+        text = json.dumps(encode_nonfinite(data))
+    except (TypeError, ValueError, RecursionError) as error:
+        raise XavinitError(f"{source}: not plain data ({error})") from None
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise XavinitError(f"result file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise XavinitError(f"cannot read result file {str(path)!r}: {error}") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        from xavinit.config import parse_yaml_text
-
-        data = parse_yaml_text(text, str(path))
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise XavinitError(
-                f"{path}: malformed JSON at line {error.lineno}: {error.msg}"
-            ) from None
-    return result_from_dict(data, str(path))
+        return _adapter(kind).validate_json(text, strict=True)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        message = first["msg"][0].lower() + first["msg"][1:]
+        got = f", got {quote(first['input'], 60)}" if first["type"] != "missing" else ""
+        raise XavinitError(f"{source}: {_path(first['loc'])}: {message}{got}") from None

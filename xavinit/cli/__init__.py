@@ -8,7 +8,7 @@ from types import ModuleType
 
 import typer
 
-from xavinit import __version__
+from xavinit._version import __version__
 from xavinit.cli import init as init_command
 from xavinit.cli import propagate as propagate_command
 from xavinit.cli import report as report_command

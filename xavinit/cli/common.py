@@ -1,4 +1,5 @@
-"""What every command shares: options, config merging, errors -> exit codes, output, progress.
+"""What every command shares: options made from the config declarations, config merging,
+errors -> exit codes, output, progress, and the consoles (this module owns them).
 
 Exit codes: 0 all checks hold, 1 a check failed, 2 bad input (one line on stderr, no traceback,
 no output file), 130 interrupted.
@@ -7,40 +8,34 @@ no output file), 130 interrupted.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
+import os
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from xavinit.config import load_yaml, merge_options
 from xavinit.errors import XavinitError
-from xavinit.experiments import Progress as ProgressCallback
-from xavinit.fileio import atomic_write
-from xavinit.render import EXTENSIONS, render
-from xavinit.render.table import print_table
+from xavinit.options import Config, Opt
+from xavinit.render import EXTENSIONS, FORMATS, formats, supported
+
+if typing.TYPE_CHECKING:
+    from rich.console import Console
+
+    from xavinit.experiments import Progress as ProgressCallback
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+OutputFormat = Enum("OutputFormat", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
+"""``--format`` values: one per renderer format."""
 
-class OutputFormat(str, Enum):
-    """``--format`` values."""
-
-    table = "table"
-    json = "json"
-    yaml = "yaml"
-    csv = "csv"
-    markdown = "markdown"
-    html = "html"
-
-
-SeedOption = Annotated[
-    int | None, typer.Option("--seed", help="Seed of every random draw (default 0).", min=0)
-]
 FormatOption = Annotated[
     OutputFormat | None,
     typer.Option(
@@ -51,7 +46,7 @@ OutputOption = Annotated[
     Path | None,
     typer.Option(
         "--output", "-o",
-        help="Also write the result to FILE (.json, .yaml, .csv or .md, by extension); "
+        help="Also write the result to FILE (.json, .yaml, .csv, .md or .html, by extension); "
         "stdout then stays empty unless --format is given.",
         dir_okay=False,
     ),
@@ -64,56 +59,30 @@ ConfigOption = Annotated[
         dir_okay=False,
     ),
 ]  # fmt: skip
-LayersOption = Annotated[
-    str | None,
-    typer.Option(
-        "--layers",
-        "-l",
-        help="Widths input,hidden...,output; AxK repeats A K times (default 1024,1000x5,10).",
-    ),
-]
-DepthOption = Annotated[int | None, typer.Option(help="Hidden layers (with --width; default 5).")]
-WidthOption = Annotated[int | None, typer.Option(help="Units per hidden layer (default 1000).")]
-InputsOption = Annotated[int | None, typer.Option(help="Input width (default 1024).")]
-OutputsOption = Annotated[int | None, typer.Option(help="Output width (default 10).")]
-SchemeOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--scheme",
-        "-s",
-        help="Scheme spec, repeatable: standard, normalized, he-normal:mode=fan_out, "
-        "normalized:gain=tanh, variance-scaling:scale=2,distribution=normal ... "
-        "(default standard and normalized; see 'xavinit schemes').",
-    ),
-]
-ActivationOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--activation",
-        "-a",
-        help="Hidden activation, repeatable: tanh (default), sigmoid, softsign, relu, "
-        "leaky-relu[:slope=0.01], linear, selu, gelu.",
-    ),
-]
-TrialsOption = Annotated[
-    int | None, typer.Option(help="Independent draws; report the mean and spread.", min=1)
-]
-DtypeOption = Annotated[str | None, typer.Option(help="float32 (default) or float64.")]
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")
 ]
+COMMON = ("fmt", "output", "config", "quiet")
+"""The parameters every result command takes besides its config's options."""
+
+
+# --- consoles -------------------------------------------------------------------------------
 
 
 def stderr_console() -> Console:
     """The console for progress, notes and errors (honours NO_COLOR)."""
+    from rich.console import Console
+
     return Console(file=sys.stderr, highlight=False)
 
 
 def stdout_console() -> Console:
-    """The console for the result itself."""
+    """The console for the result itself; piped output is 160 columns unless COLUMNS says."""
+    from rich.console import Console
+
     console = Console(file=sys.stdout, highlight=False)
-    if not console.is_terminal:
-        console.width = 160  # piped or captured: do not squeeze tables to 80 columns
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160
     return console
 
 
@@ -131,6 +100,8 @@ def progress_bar(quiet: bool) -> Iterator[ProgressCallback | None]:
     if quiet or not console.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -146,67 +117,217 @@ def progress_bar(quiet: bool) -> Iterator[ProgressCallback | None]:
         yield update
 
 
-def output_format(path: Path) -> str:
-    """The format ``--output`` writes, from the file's extension."""
-    fmt = EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        fail(
-            f"--output {str(path)!r}: unknown extension {path.suffix or '(none)'!r}; "
-            f"use one of {', '.join(EXTENSIONS)}"
+# --- options from declarations ----------------------------------------------------------------
+
+
+def _cli_type(annotation: Any, opt: Opt) -> Any:
+    """The type typer parses an option into: the field's, without None and constraints."""
+    if opt.cli_type is not None:
+        return opt.cli_type
+    kind = annotation
+    while typing.get_origin(kind) is Annotated:
+        kind = typing.get_args(kind)[0]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        while typing.get_origin(kind) is Annotated:
+            kind = typing.get_args(kind)[0]
+    if typing.get_origin(kind) is tuple:
+        return list[typing.get_args(kind)[0]]  # type: ignore[misc]
+    return kind
+
+
+def _default_text(value: Any, opt: Opt) -> str:
+    if opt.default_text is not None:
+        return opt.default_text
+    if isinstance(value, tuple):
+        return " and ".join(map(str, value)) if value else "none"
+    if isinstance(value, bool):
+        return "off" if not value else "on"
+    return str(value)
+
+
+def option_parameters(config_type: type[Config]) -> list[inspect.Parameter]:
+    """One typer parameter per option of ``config_type``, in declaration order."""
+    params = []
+    options = sorted(config_type.options(), key=lambda item: item[0] == "seed")  # seed last
+    for name, opt, info in options:
+        if not opt.cli:
+            continue
+        key = opt.key or name
+        kind = _cli_type(info.annotation, opt)
+        text = opt.help
+        if (
+            not info.is_required()
+            and not opt.argument
+            and (info.default is not None or opt.default_text is not None)
+        ):
+            text = f"{text} (default {_default_text(info.default, opt)})"
+        if opt.argument:
+            marker: Any = typer.Argument(help=text, metavar=opt.metavar, show_default=False)
+        else:
+            flag = "--" + key.replace("_", "-")
+            flags = (f"{flag}/--no-{key.replace('_', '-')}",) if kind is bool else (flag,)
+            metavar = opt.metavar or ("TEXT" if typing.get_origin(kind) is list else None)
+            marker = typer.Option(
+                *flags, *opt.flags, help=text, metavar=metavar, show_default=False
+            )
+        params.append(
+            inspect.Parameter(
+                key,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[kind | None, marker],
+            )
         )
-    return fmt
+    return params
+
+
+def _common_parameters() -> list[inspect.Parameter]:
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return [
+        inspect.Parameter("fmt", keyword, default=None, annotation=FormatOption),
+        inspect.Parameter("output", keyword, default=None, annotation=OutputOption),
+        inspect.Parameter("config", keyword, default=None, annotation=ConfigOption),
+        inspect.Parameter("quiet", keyword, default=False, annotation=QuietOption),
+    ]
+
+
+def result_command(
+    config_type: type[Config],
+    run: str,
+    doc: str,
+    *,
+    extra: list[inspect.Parameter] | None = None,
+    prepare: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
+) -> Callable[..., None]:
+    """A typer command for ``config_type``: its options, the common ones, and ``extra``.
+
+    ``run`` is ``"module:function"`` (imported when the command runs, so ``--help`` stays
+    fast). ``prepare(values, extra_values)``, if given, may replace the build and run steps
+    (``train --resume``); it returns ``(build, run)`` or None.
+    """
+    parameters = option_parameters(config_type) + (extra or []) + _common_parameters()
+    extra_names = {p.name for p in extra or []}
+
+    def command(**kwargs: Any) -> None:
+        common = {k: kwargs.pop(k) for k in COMMON}
+        extras = {k: kwargs.pop(k) for k in extra_names}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+        module, _, function = run.partition(":")
+        steps = prepare(values, extras) if prepare is not None else None
+        build, runner = steps or (
+            config_type.from_mapping,
+            lambda: getattr(importlib.import_module(module), function),
+        )
+        execute(
+            command=config_type.command,
+            cli_values=values,
+            build=build,
+            run=runner,
+            fmt=common["fmt"],
+            output=common["output"],
+            config_file=common["config"],
+            quiet=common["quiet"],
+        )
+
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    command.__doc__ = doc
+    command.__name__ = config_type.command
+    return command
+
+
+# --- running a command ------------------------------------------------------------------------
+
+
+def chosen_formats(
+    command: str, fmt: OutputFormat | None, output: Path | None
+) -> tuple[str | None, str | None]:
+    """``(stdout format or None, file format or None)``, refused before any work if the
+    command's result cannot be rendered so."""
+    file_fmt = None
+    if output is not None:
+        file_fmt = EXTENSIONS.get(output.suffix.lower())
+        if file_fmt is None:
+            fail(
+                f"--output {str(output)!r}: unknown extension {output.suffix or '(none)'!r}; "
+                f"use one of {', '.join(EXTENSIONS)}"
+            )
+        if not output.parent.is_dir():
+            fail(f"--output {str(output)!r}: folder {str(output.parent)!r} does not exist")
+    screen = None if output is not None and fmt is None else (fmt.value if fmt else "table")
+    for name in (screen, file_fmt):
+        if name is not None and not supported(command, name):
+            fail(f"{command} cannot be rendered as {name}; formats: {', '.join(formats(command))}")
+    return screen, file_fmt
+
+
+def _file_options(
+    file_values: dict[str, Any], label: str, fmt: OutputFormat | None, output: Path | None
+) -> tuple[OutputFormat | None, Path | None, bool]:
+    """``format``, ``output`` and ``quiet`` taken out of a config file (options win)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    fmt_value = file_values.pop("format", None)
+    output_value = file_values.pop("output", None)
+    quiet_value = file_values.pop("quiet", False)
+    try:
+        quiet = TypeAdapter(bool).validate_python(quiet_value)
+    except ValidationError:
+        fail(f"{label}: quiet: must be true or false, got {quiet_value!r}")
+    if fmt is None and fmt_value is not None:
+        try:
+            fmt = OutputFormat(str(fmt_value).lower())
+        except ValueError:
+            fail(f"{label}: format must be one of {', '.join(FORMATS)}")
+    if output is None and output_value is not None:
+        output = Path(str(output_value))
+    return fmt, output, quiet
 
 
 def execute(
     *,
+    command: str,
     cli_values: dict[str, Any],
-    config_file: Path | None,
     build: Callable[[dict[str, Any], Callable[[str], str]], Any],
-    run: Callable[[Any, ProgressCallback | None], Any],
+    run: Callable[[], Callable[[Any, ProgressCallback | None], Any]],
     fmt: OutputFormat | None,
     output: Path | None,
+    config_file: Path | None,
     quiet: bool,
-) -> None:
+) -> NoReturn:
     """Merge the config file and options, build the config, run, render, write, exit.
 
-    ``build(mapping, origin)`` validates into a config dataclass; ``run(config, progress)``
-    returns a result with ``to_dict()`` and ``passed``.
+    ``build(mapping, origin)`` validates into a config; ``run()`` gives the experiment function
+    (imported late), which returns a result with ``command``, ``to_dict()`` and ``passed``.
     """
+    from xavinit.fileio import atomic_write
+    from xavinit.render import print_table, render
+
     try:
         file_values: dict[str, Any] = {}
         label = ""
         if config_file is not None:
             file_values = load_yaml(config_file)
             label = str(config_file)
-            fmt_value = file_values.pop("format", None)
-            output_value = file_values.pop("output", None)
-            quiet = quiet or bool(file_values.pop("quiet", False))
-            if fmt is None and fmt_value is not None:
-                try:
-                    fmt = OutputFormat(str(fmt_value).lower())
-                except ValueError:
-                    fail(
-                        f"{label}: format must be one of {', '.join(f.value for f in OutputFormat)}"
-                    )
-            if output is None and output_value is not None:
-                output = Path(str(output_value))
-        file_fmt = output_format(output) if output is not None else None
+            fmt, output, file_quiet = _file_options(file_values, label, fmt, output)
+            quiet = quiet or file_quiet
+        screen, file_fmt = chosen_formats(command, fmt, output)
         merged, origin = merge_options(file_values, cli_values, label)
         config = build(merged, origin)
+        experiment = run()
         with progress_bar(quiet) as progress:
-            result = run(config, progress)
-        document = result.to_dict()
+            result = experiment(config, progress)
         if output is not None and file_fmt is not None:
+            text = render(result, file_fmt)
             with atomic_write(output) as stream:
-                stream.write(render(document, file_fmt))
+                stream.write(text)
             if not quiet:
                 print(f"wrote {output}", file=sys.stderr)
-        if output is None or fmt is not None:
-            chosen = (fmt or OutputFormat.table).value
-            if chosen == "table":
-                print_table(document, stdout_console())
-            else:
-                sys.stdout.write(render(document, chosen))
+        if screen == "table":
+            print_table(result, stdout_console())
+        elif screen is not None:
+            sys.stdout.write(render(result, screen))
     except XavinitError as error:
         fail(str(error))
     except MemoryError:

@@ -12,7 +12,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 from collections.abc import Callable, Iterator
@@ -22,14 +21,13 @@ from typing import Any, cast
 
 import numpy as np
 
-from xavinit import __version__
 from xavinit.activations import Activation, get_activation
 from xavinit.config import TrainConfig
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.init import layer_rng
-from xavinit.fileio import NpzWriter, atomic_write
+from xavinit.experiments.checkpoint import Checkpoint, RunState, load_checkpoint, save_checkpoint
 from xavinit.network import Cost, backward, forward
 from xavinit.results import TrainResult, TrainRun
 from xavinit.schemes import get_scheme
@@ -39,8 +37,6 @@ TRACKED_EXAMPLES = 300
 """The paper measures activation statistics on a fixed set of 300 test examples."""
 
 EVAL_CHUNK = 1000
-CHECKPOINT_FORMAT = "xavinit-train-checkpoint"
-CHECKPOINT_VERSION = 1
 
 
 class Interrupted(KeyboardInterrupt):
@@ -130,21 +126,6 @@ def final_histograms(
     return out
 
 
-@dataclass
-class RunState:
-    """A run in progress: everything a checkpoint must hold to continue it exactly."""
-
-    scheme: str
-    activation: str
-    update: int = 0
-    curve: list[dict[str, Any]] = field(default_factory=list)
-    layer_stats: list[dict[str, Any]] = field(default_factory=list)
-    cost_sum: float = 0.0
-    cost_count: int = 0
-    stream: dict[str, Any] = field(default_factory=dict)
-    diverged_at: int | None = None
-
-
 @contextmanager
 def deferred_interrupt() -> Iterator[Callable[[], bool]]:
     """Turn Ctrl-C into a flag checked between updates, so no update is left half done."""
@@ -162,69 +143,6 @@ def deferred_interrupt() -> Iterator[Callable[[], bool]]:
         yield lambda: requested["flag"]
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def save_checkpoint(
-    path: str,
-    config: TrainConfig,
-    finished: list[TrainRun],
-    state: RunState,
-    sgd: SGD,
-) -> None:
-    """Write the whole state atomically: weights and biases as arrays, the rest as JSON."""
-    document = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "xavinit_version": __version__,
-        "config": config.to_dict(),
-        "finished": [run.to_dict() for run in finished],
-        "current": state.__dict__,
-    }
-    payload = np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)
-    with atomic_write(path, "wb") as stream:
-        writer = NpzWriter(stream)
-        writer.add("state", payload)
-        for k, (w, b) in enumerate(zip(sgd.weights, sgd.biases, strict=True)):
-            writer.add(f"W{k + 1}", w)
-            writer.add(f"b{k + 1}", b)
-        writer.close()
-
-
-@dataclass
-class Checkpoint:
-    """A loaded checkpoint."""
-
-    config: TrainConfig
-    finished: list[TrainRun]
-    state: RunState
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
-
-
-def load_checkpoint(path: str) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`.
-
-    Raises:
-        XavinitError: missing, corrupt or not an xavinit training checkpoint.
-    """
-    from xavinit.fileio import load_npz_arrays
-
-    arrays = load_npz_arrays(path)
-    try:
-        document = json.loads(bytes(arrays["state"]).decode("utf-8"))
-        if document.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError("not a training checkpoint")
-        if document.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint version {document.get('version')} is not supported")
-        config = TrainConfig.from_dict(document["config"])
-        finished = [TrainRun.from_dict(run) for run in document["finished"]]
-        state = RunState(**document["current"])
-        count = len(config.hidden) + 1
-        weights = [np.array(arrays[f"W{k + 1}"]) for k in range(count)]
-        biases = [np.array(arrays[f"b{k + 1}"]) for k in range(count)]
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as error:
-        raise XavinitError(f"{path}: not a valid xavinit training checkpoint ({error})") from None
-    return Checkpoint(config, finished, state, weights, biases)
 
 
 def load_training_data(config: TrainConfig) -> Dataset:

@@ -1,36 +1,61 @@
-"""Machine-readable renderings: JSON, YAML and CSV (one row per layer entry)."""
+"""Machine-readable renderings: JSON, YAML and CSV.
+
+CSV is one table per command: ``init`` one row per (scheme, layer or array); ``propagate`` one
+row per (run, layer); ``train`` one row per (run, evaluation) of the learning curve; ``schemes``
+one row per scheme; ``report`` the rows of every included result, each with its ``file`` and
+``command`` in front. Nested values (histograms) are compact JSON, lists are joined with ';'.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
-from xavinit.config import dump_yaml
+from xavinit.serialize import to_json, to_yaml
 
 
 def render_json(document: dict[str, Any]) -> str:
     """The document as indented JSON (non-finite floats already strings)."""
-    return json.dumps(document, indent=2) + "\n"
+    return to_json(document)
 
 
 def render_yaml(document: dict[str, Any]) -> str:
     """The document as block YAML with keys in contract order."""
-    return dump_yaml(document)
+    return to_yaml(document)
+
+
+def _run_rows(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    rows = []
+    for run in document["runs"]:
+        head = {k: run[k] for k in ("scheme", "activation")}
+        rows.extend({**head, **row} for row in run[key])
+    return rows
+
+
+def _report_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for inner in document["documents"]:
+        head = {"file": inner["file"], "command": inner["command"]}
+        rows.extend({**head, **row} for row in table_rows(inner))
+    return rows
+
+
+CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "init": lambda d: list(d["layers"]),
+    "propagate": lambda d: _run_rows(d, "layers"),
+    "train": lambda d: _run_rows(d, "curve"),
+    "schemes": lambda d: list(d["schemes"]),
+    "report": _report_rows,
+}
+"""Each command's CSV rows, from its document."""
 
 
 def table_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The document's per-layer rows, flat: ``init`` layers; for run-based commands, each run's
-    layers with the run's ``scheme`` and ``activation`` in front."""
-    if "runs" in document:
-        rows = []
-        for run in document["runs"]:
-            head = {k: run.get(k) for k in ("scheme", "activation")}
-            for layer in run.get("layers", []):
-                rows.append({**head, **layer})
-        return rows
-    return list(document.get("layers", []))
+    """The document's rows for CSV (see the module docstring)."""
+    return CSV_ROWS[document["command"]](document)
 
 
 def _cell(value: Any) -> Any:
@@ -42,8 +67,7 @@ def _cell(value: Any) -> Any:
 
 
 def render_csv(document: dict[str, Any]) -> str:
-    """One CSV row per layer entry; nested values (histograms) as compact JSON, lists joined
-    with ';'."""
+    """The document's rows as CSV with a header of every column that occurs."""
     rows = table_rows(document)
     columns: list[str] = []
     for row in rows:

@@ -11,7 +11,7 @@ import html
 from typing import Any
 
 from xavinit.render.blocks import to_html
-from xavinit.render.markdown import MARKDOWN
+from xavinit.render.markdown import blocks
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -57,7 +57,7 @@ def figure_section(document: dict[str, Any]) -> str:
 def render_html(document: dict[str, Any]) -> str:
     """The whole page for a result document (a report or a single command's result)."""
     title = f"xavinit {document['command']}"
-    body = to_html(MARKDOWN[document["command"]](document))
+    body = to_html(blocks(document))
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

@@ -87,9 +87,18 @@ def markdown_init(document: dict[str, Any]) -> Blocks:
 MARKDOWN: dict[str, Callable[[dict[str, Any]], Blocks]] = {"init": markdown_init}
 
 
+def blocks(document: dict[str, Any]) -> Blocks:
+    """The document's blocks, by its ``command``."""
+    if document["command"] == "report":
+        from xavinit.render.report import markdown_report
+
+        return markdown_report(document)
+    return MARKDOWN[document["command"]](document)
+
+
 def render_markdown(document: dict[str, Any]) -> str:
     """The document as Markdown, by its ``command``."""
-    return to_markdown(MARKDOWN[document["command"]](document))
+    return to_markdown(blocks(document))
 
 
 def markdown_propagate(document: dict[str, Any]) -> Blocks:
@@ -217,3 +226,25 @@ def markdown_train(document: dict[str, Any]) -> Blocks:
 
 
 MARKDOWN["train"] = markdown_train
+
+
+def markdown_schemes(document: dict[str, Any]) -> Blocks:
+    """One row per scheme: name, aliases, distribution, formula; numbers when fans are given."""
+    rows = document["schemes"]
+    numbers = bool(rows) and "variance" in rows[0]
+    header = ["name", "aliases", "distribution", "Var formula", "known as"]
+    if numbers:
+        header += ["Var", "bound", "std"]
+    lines = []
+    for r in rows:
+        cells = [f"`{r['name']}`", ", ".join(r["aliases"]), r["distribution"], r["formula"]]
+        cells.append(r["known_as"])
+        if numbers:
+            cells += [num(r["variance"]), num(r["bound"]), num(r["std"])]
+        lines.append(cells)
+    out = Blocks()
+    out.table(header, lines)
+    return out
+
+
+MARKDOWN["schemes"] = markdown_schemes

@@ -11,8 +11,8 @@ from rich.text import Text
 
 from xavinit.paper import JACOBIAN_SV_MEAN, SOURCE, table_1_value
 from xavinit.render.blocks import Blocks
-from xavinit.render.markdown import MARKDOWN
-from xavinit.render.table import TABLES
+from xavinit.render.markdown import blocks
+from xavinit.render.table import print_table
 
 
 def report_summary(document: dict[str, Any]) -> str:
@@ -67,7 +67,7 @@ def markdown_report(document: dict[str, Any]) -> Blocks:
     out.verdict(report_summary(document), document.get("passed"))
     for doc in document.get("documents", []):
         out.heading(f"`xavinit {doc['command']}`: `{doc['file']}`", level=2)
-        out.extend(MARKDOWN[doc["command"]](doc))
+        out.extend(blocks(doc))
     if document.get("paper"):
         out.heading("Beside the paper", level=2)
         out.text(f"Reference values from {SOURCE}.")
@@ -87,7 +87,7 @@ def table_report(document: dict[str, Any], console: Console) -> None:
         console.print(Rule(f"xavinit {doc['command']}: {doc['file']}"))
         if doc["command"] == "propagate":
             doc = {**doc, "config": {**doc.get("config", {}), "histograms": True}}
-        TABLES[doc["command"]](doc, console)
+        print_table(doc, console)
     if document.get("paper"):
         table = Table(title=f"Beside the paper: {SOURCE}", title_justify="left")
         for column in ("file", "quantity", "measured here", "paper"):
@@ -103,7 +103,3 @@ def table_report(document: dict[str, Any], console: Console) -> None:
         console.print(Text(f"wrote {len(document['plots'])} figure files to {folder}"))
     style = "bold green" if document.get("passed") else "bold red"
     console.print(Text(report_summary(document), style=style))
-
-
-MARKDOWN["report"] = markdown_report
-TABLES["report"] = table_report

@@ -120,6 +120,11 @@ TABLES: dict[str, Callable[[dict[str, Any], Console], None]] = {"init": table_in
 
 def print_table(document: dict[str, Any], console: Console) -> None:
     """Print a result document as Rich tables, by its ``command``."""
+    if document["command"] == "report":
+        from xavinit.render.report import table_report
+
+        table_report(document, console)
+        return
     TABLES[document["command"]](document, console)
 
 
@@ -278,3 +283,26 @@ def table_train(document: dict[str, Any], console: Console) -> None:
 
 
 TABLES["train"] = table_train
+
+
+def table_schemes(document: dict[str, Any], console: Console) -> None:
+    """Every scheme: name, aliases, distribution and formula; numbers when fans are given."""
+    rows = document["schemes"]
+    config = document["config"]
+    numbers = bool(rows) and "variance" in rows[0]
+    fans = f" (fan_in={config['fan_in']}, fan_out={config['fan_out']})" if numbers else ""
+    table = Table(title="xavinit schemes" + fans)
+    for column in ("name", "aliases", "distribution", "Var formula"):
+        table.add_column(column, overflow="fold")
+    if numbers:
+        for column in ("Var", "bound", "std"):
+            table.add_column(column, justify="right")
+    for r in rows:
+        cells = [r["name"], ", ".join(r["aliases"]), r["distribution"], r["formula"]]
+        if numbers:
+            cells += [num(r["variance"]), num(r["bound"]), num(r["std"])]
+        table.add_row(*cells)
+    console.print(table)
+
+
+TABLES["schemes"] = table_schemes

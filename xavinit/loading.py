@@ -1,0 +1,67 @@
+"""Reading saved results back: a file -> a validated result dataclass.
+
+Above :mod:`xavinit.results` (the types) and :mod:`xavinit.config` (a result's recorded
+configuration is checked against the command's own config model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from xavinit._version import __version__
+from xavinit.config import config_type
+from xavinit.errors import XavinitError
+from xavinit.results import KNOWN_SCHEMA_VERSIONS, RESULT_TYPES, ReportResult, validate
+from xavinit.serialize import parse_json_text, parse_yaml_text, quote, read_text
+
+
+def result_from_dict(data: Any, source: str = "result") -> Any:
+    """Validate a result document and rebuild its dataclass.
+
+    Raises:
+        XavinitError: not a result, an unknown command or ``schema_version``, or a field whose
+        type or range does not fit (named by its path).
+    """
+    if not isinstance(data, dict) or "command" not in data or "schema_version" not in data:
+        raise XavinitError(f"{source}: not an xavinit result (no 'command' and 'schema_version')")
+    version = data["schema_version"]
+    if type(version) is not int or version not in KNOWN_SCHEMA_VERSIONS:
+        raise XavinitError(
+            f"{source}: schema_version {quote(version, 40)} is not known to xavinit "
+            f"{__version__} (known: {', '.join(map(str, KNOWN_SCHEMA_VERSIONS))}); upgrade xavinit"
+        )
+    command = data["command"]
+    kind = RESULT_TYPES.get(command) if isinstance(command, str) else None
+    if kind is None:
+        raise XavinitError(
+            f"{source}: unknown command {quote(command, 40)}; known: {', '.join(RESULT_TYPES)}"
+        )
+    result = validate(kind, data, source)
+    if isinstance(result, ReportResult):
+        for position, document in enumerate(result.documents):
+            inner = {k: v for k, v in document.items() if k != "file"}
+            result_from_dict(inner, f"{source}: documents[{position}]")
+    _check_config(command, result.config, source)
+    return result
+
+
+def _check_config(command: str, config: dict[str, Any], source: str) -> None:
+    """The recorded configuration must be one the command accepts (types and ranges)."""
+    config_type(command).from_record(config, f"{source}: config")
+
+
+def load_result(path: str | Path) -> Any:
+    """Read a result saved with ``--output FILE.json`` or ``.yaml`` back into its dataclass.
+
+    Raises:
+        XavinitError: a missing or unreadable file, malformed JSON or YAML, or a document that
+        is not a valid result (see :func:`result_from_dict`).
+    """
+    name = str(path)
+    text = read_text(name, "result file")
+    if Path(name).suffix.lower() in (".yaml", ".yml"):
+        data = parse_yaml_text(text, name)
+    else:
+        data = parse_json_text(text, name)
+    return result_from_dict(data, name)

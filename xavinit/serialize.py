@@ -1,0 +1,107 @@
+"""Text encodings of documents: JSON and YAML, and the one encoding of non-finite floats.
+
+A result may hold ``inf`` or ``nan`` (a diverged run's cost, a ratio over a zero variance).
+Standard JSON has no such numbers, so they are written as the strings ``"inf"``, ``"-inf"``
+and ``"nan"`` in JSON and YAML alike, and read back as floats wherever the field is a number
+(:data:`NONFINITE_STRINGS`). YAML is read with ``yaml.safe_load`` only: nothing in a file is ever
+executed or constructed beyond plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from xavinit.errors import XavinitError
+
+NONFINITE_STRINGS = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+"""The strings that stand for non-finite floats in a saved document."""
+
+MAX_QUOTE = 200
+"""At most this many characters of a bad value are quoted in an error message."""
+
+
+def quote(value: Any, limit: int = MAX_QUOTE) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so a hostile value cannot flood a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def encode_nonfinite(value: Any) -> Any:
+    """A copy of ``value`` with every non-finite float replaced by its string (see module doc)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: encode_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_nonfinite(v) for v in value]
+    return value
+
+
+def decode_nonfinite(value: Any) -> Any:
+    """``"inf"``, ``"-inf"`` or ``"nan"`` as a float; anything else unchanged."""
+    if isinstance(value, str) and value in NONFINITE_STRINGS:
+        return NONFINITE_STRINGS[value]
+    return value
+
+
+def to_json(document: Any) -> str:
+    """A document as indented JSON text (non-finite floats already encoded as strings)."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+def parse_json_text(text: str, source: str) -> Any:
+    """``json.loads`` with a one-line error naming the file and line.
+
+    Raises:
+        XavinitError: malformed JSON, or nesting too deep to read.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise XavinitError(
+            f"{source}: malformed JSON at line {error.lineno}: {error.msg}"
+        ) from None
+    except RecursionError:
+        raise XavinitError(f"{source}: malformed JSON: nested too deeply") from None
+
+
+def parse_yaml_text(text: str, source: str) -> Any:
+    """``yaml.safe_load`` with a one-line error naming the file, line and problem."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "malformed YAML"
+        raise XavinitError(f"{source}: malformed YAML{at}: {problem}") from None
+    except RecursionError:
+        raise XavinitError(f"{source}: malformed YAML: nested too deeply") from None
+
+
+def to_yaml(document: Any) -> str:
+    """A document as block-style YAML, keys in their given order."""
+    import yaml
+
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def read_text(path: str, what: str) -> str:
+    """The UTF-8 text of a file, with one-line errors naming ``what`` it should have been.
+
+    Raises:
+        XavinitError: a missing, unreadable or non-UTF-8 file.
+    """
+    from pathlib import Path
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise XavinitError(f"{what} {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise XavinitError(f"{what} {str(path)!r} is a folder") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise XavinitError(f"cannot read {what} {str(path)!r}: {error}") from None
