@@ -1,0 +1,194 @@
+"""The lazy matplotlib shim, the colours and the small helpers every figure uses.
+
+matplotlib is imported by :func:`_matplotlib` on first need, never at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import textwrap
+from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
+
+from xavinit.errors import XavinitError
+
+INSTALL_HINT = "figures need matplotlib: pip install 'xavinit[plot]'"
+DPI = 100
+MAX_LAYER_LINES = 8
+"""Line plots with one line per layer show at most this many layers (first, last, between)."""
+
+SCHEME_COLOURS: dict[str, str] = {
+    "standard": "#d62728",
+    "normalized": "#1f77b4",
+    "xavier-normal": "#17becf",
+    "glorot-normal-truncated": "#393b79",
+    "he-uniform": "#ff7f0e",
+    "he-normal": "#2ca02c",
+    "he-normal-truncated": "#8c564b",
+    "lecun-uniform": "#9467bd",
+    "lecun-normal": "#e377c2",
+    "lecun-normal-truncated": "#bcbd22",
+    "orthogonal": "#7f7f7f",
+}
+"""The colour of each named scheme (aliases such as ``xavier-uniform`` share their preset's)."""
+
+_FALLBACK_COLOURS = (
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+    "#3182bd",
+    "#a55194",
+    "#843c39",
+    "#637939",
+    "#8c6d31",
+    "#7b4173",
+    "#5254a3",
+    "#ad494a",
+)
+
+
+class PlotsUnavailable(XavinitError):  # noqa: N818 (the name the API promises)
+    """matplotlib is not installed, so no figure can be drawn."""
+
+
+def plots_available() -> bool:
+    """Whether matplotlib can be imported (figures can be drawn)."""
+    try:
+        _matplotlib()
+    except PlotsUnavailable:
+        return False
+    return True
+
+
+def _matplotlib() -> SimpleNamespace:
+    """The few matplotlib pieces the figures use, imported on first need."""
+    try:
+        import matplotlib  # noqa: F401  (first, so a blocked top-level package is seen)
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.colors import to_hex
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+    except ImportError:
+        raise PlotsUnavailable(INSTALL_HINT) from None
+    return SimpleNamespace(
+        Figure=Figure, Canvas=FigureCanvasAgg, Line2D=Line2D, colormaps=colormaps, to_hex=to_hex
+    )
+
+
+def scheme_colour(spec: str) -> str:
+    """The colour of a scheme: fixed for known names and aliases, else from a hash of the spec."""
+    key = str(spec).strip().lower()
+    if key not in SCHEME_COLOURS:
+        from xavinit.schemes import ALIASES
+
+        key = ALIASES.get(key, key)
+    if key in SCHEME_COLOURS:
+        return SCHEME_COLOURS[key]
+    digest = hashlib.sha256(str(spec).strip().encode("utf-8")).digest()
+    return _FALLBACK_COLOURS[int.from_bytes(digest[:4], "big") % len(_FALLBACK_COLOURS)]
+
+
+# ------------------------------------------------------------------------------------ small helpers
+
+
+def _num(value: Any) -> float:
+    """A float from a document value: None and unparsable values are NaN; "inf" strings parse."""
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _positive(values: Iterable[Any]) -> list[float]:
+    """Values for a log axis: anything not finite and positive becomes NaN (a gap)."""
+    out = []
+    for value in values:
+        number = _num(value)
+        out.append(number if math.isfinite(number) and number > 0 else math.nan)
+    return out
+
+
+def _log_y(ax: Any, *series: list[float], min_ratio: float = 1.0) -> None:
+    """A log y axis when there is something positive to show and its range spans
+    ``min_ratio`` or more."""
+    positive = [v for values in series for v in values if math.isfinite(v) and v > 0]
+    if positive and max(positive) >= min_ratio * min(positive):
+        ax.set_yscale("log")
+
+
+def _group(rows: list[dict[str, Any]], key: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Rows grouped by ``row[key]``, groups in order of first appearance."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(row.get(key, "?")), []).append(row)
+    return list(groups.items())
+
+
+def _pick(numbers: list[int], limit: int = MAX_LAYER_LINES) -> list[int]:
+    """At most ``limit`` of ``numbers``, evenly spaced, always the first and the last."""
+    if len(numbers) <= limit:
+        return numbers
+    step = (len(numbers) - 1) / (limit - 1)
+    return [numbers[round(i * step)] for i in range(limit)]
+
+
+def _layer_colours(mpl: SimpleNamespace, count: int) -> dict[int, str]:
+    """Layer number (1-based) -> colour along viridis (stopping short of its pale yellow end)."""
+    cmap = mpl.colormaps["viridis"]
+    return {k: mpl.to_hex(cmap(0.88 * (k - 1) / max(count - 1, 1))) for k in range(1, count + 1)}
+
+
+def _new_figure(
+    mpl: SimpleNamespace,
+    panels: int,
+    *,
+    ncols: int | None = None,
+    panel_size: tuple[float, float] = (5.0, 3.8),
+    sharex: bool = False,
+    sharey: bool = False,
+) -> tuple[Any, list[Any]]:
+    panels = max(panels, 1)
+    ncols = ncols or min(panels, 3)
+    nrows = math.ceil(panels / ncols)
+    fig = mpl.Figure(
+        figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.4), dpi=DPI, layout="constrained"
+    )
+    mpl.Canvas(fig)
+    grid = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, sharey=sharey)
+    axes = list(grid.ravel())
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    for ax in axes[:panels]:
+        ax.grid(True, alpha=0.3, linewidth=0.6)
+    return fig, axes[:panels]
+
+
+def _suptitle(fig: Any, title: str) -> None:
+    """The figure's title, wrapped to its width."""
+    fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 11))))
+
+
+def _scheme_title(ax: Any, scheme: str, extra: str = "") -> None:
+    ax.set_title(f"{scheme}{extra}", color=scheme_colour(scheme), fontweight="bold")
+
+
+def _network(document: dict[str, Any]) -> str:
+    """The network as ``1024-1000x5-10`` (runs of equal hidden widths folded)."""
+    layers = (document.get("config") or {}).get("layers") or []
+    if len(layers) < 3:
+        return "-".join(map(str, layers))
+    hidden, parts = layers[1:-1], []
+    i = 0
+    while i < len(hidden):
+        j = i
+        while j < len(hidden) and hidden[j] == hidden[i]:
+            j += 1
+        parts.append(f"{hidden[i]}x{j - i}" if j - i > 1 else str(hidden[i]))
+        i = j
+    return "-".join([str(layers[0]), *parts, str(layers[-1])])

@@ -1,0 +1,74 @@
+"""Figures to files: each figure encoded as PNG or SVG, written atomically into a folder."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from xavinit.errors import XavinitError
+from xavinit.fileio import atomic_write
+from xavinit.render.plots.base import DPI
+
+FORMATS = ("png", "svg")
+
+
+def figure_bytes(figure: Any, fmt: str) -> bytes:
+    """A figure encoded as ``png`` (at :data:`DPI`) or ``svg``."""
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise XavinitError(f"unknown figure format {fmt!r}; known: {', '.join(FORMATS)}")
+    buffer = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else None
+    figure.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
+    return buffer.getvalue()
+
+
+def write_figures(documents: list[dict[str, Any]], directory: Path) -> list[Path]:
+    """Write every figure of every document as ``NAME.png`` and ``NAME.svg`` into ``directory``.
+
+    The folder is created. A name that more than one document produces gets the 1-based index of
+    its document as a prefix (``1-init-variance``, ``2-init-variance``). Files are written
+    atomically. Returns the paths written, in order.
+    """
+    from xavinit.render.plots import figures  # the dispatcher, which imports this module
+
+    drawn = [figures(document) for document in documents]  # first: no folder without matplotlib
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise XavinitError(f"cannot create figure folder {str(directory)!r}: {error}") from None
+    counts: dict[str, int] = {}
+    for items in drawn:
+        for name in {name for name, _, _ in items}:
+            counts[name] = counts.get(name, 0) + 1
+    written: list[Path] = []
+    for index, items in enumerate(drawn, start=1):
+        for name, _title, fig in items:
+            stem = f"{index}-{name}" if counts[name] > 1 else name
+            for fmt in FORMATS:
+                path = directory / f"{stem}.{fmt}"
+                data = figure_bytes(fig, fmt)
+                with atomic_write(path, "wb") as stream:
+                    stream.write(data)
+                written.append(path)
+            fig.clear()  # release the artists now; the figure itself is garbage-collected
+    return written
+
+
+# ------------------------------------------------------------------------------------ small helpers
+
+
+def _slug(text: Any) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "unnamed"
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out

@@ -1,0 +1,181 @@
+"""The figures of ``init`` results: weight variance per layer, and rank mode's candidate scores."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+from xavinit.render.plots.base import (
+    _group,
+    _log_y,
+    _network,
+    _new_figure,
+    _num,
+    _positive,
+    _suptitle,
+    scheme_colour,
+)
+from xavinit.render.plots.files import _slug
+
+
+def _init_figures(document: dict[str, Any], mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+    out = []
+    rows = [row for row in document.get("layers", []) if _num(row.get("expected_var")) > 0]
+    if rows:
+        out.append(_init_variance(document, rows, mpl))
+    if document.get("mode") == "rank":
+        alpha = _num(document.get("alpha", 0.01))
+        for ranking in document.get("rankings", []):
+            if ranking.get("candidates"):
+                out.append(_init_ranking(ranking, alpha, mpl))
+    return out
+
+
+def _yerr(values: list[float], low: list[float], high: list[float]) -> list[list[float]]:
+    """Asymmetric error bars from interval ends (no bar where an end is missing)."""
+    below = [v - lo if math.isfinite(lo) else 0.0 for v, lo in zip(values, low, strict=True)]
+    above = [hi - v if math.isfinite(hi) else 0.0 for v, hi in zip(values, high, strict=True)]
+    return [[max(b, 0.0) for b in below], [max(a, 0.0) for a in above]]
+
+
+def _init_variance(
+    document: dict[str, Any], rows: list[dict[str, Any]], mpl: SimpleNamespace
+) -> tuple[str, str, Any]:
+    """Observed variance (CI bars) and expected (dashes) per layer above, deviation in % below."""
+    alpha = _num(document.get("alpha", 0.01))
+    level = f"{100 * (1 - alpha):g}% CI" if math.isfinite(alpha) else "CI"
+    mode = document.get("mode", "sample")
+    fig, (top, bottom) = _new_figure(mpl, 2, ncols=1, panel_size=(8.0, 3.4))
+    positions = sorted({int(row["layer"]) for row in rows})
+    ticks: dict[int, str] = {}
+    for row in rows:
+        ticks.setdefault(int(row["layer"]), str(row.get("array") or row["layer"]))
+    groups = _group(rows, "scheme")
+    width = 0.5 / max(len(groups), 1)
+    handles = []
+    any_failed = False
+    all_values: list[float] = []
+    for i, (scheme, group) in enumerate(groups):
+        colour = scheme_colour(scheme)
+        group = sorted(group, key=lambda r: int(r["layer"]))
+        shift = (i - (len(groups) - 1) / 2) * width
+        x = [int(r["layer"]) + shift for r in group]
+        expected = [_num(r["expected_var"]) for r in group]
+        observed = [_num(r["observed_var"]) for r in group]
+        low = [_num(r.get("ci_low")) for r in group]
+        high = [_num(r.get("ci_high")) for r in group]
+        all_values += observed + expected
+        # Expected: a wide dash per layer (layers of a checked file are unrelated: no line).
+        top.plot(
+            x, expected, linestyle="none", marker="_", markersize=14, markeredgewidth=2.2,
+            color=colour, label=scheme,
+        )  # fmt: skip
+        top.errorbar(
+            x, _positive(observed), yerr=_yerr(observed, low, high), fmt="o", markersize=5,
+            capsize=3, color=colour,
+        )  # fmt: skip
+        rel = [100 * (o / e - 1) for o, e in zip(observed, expected, strict=True)]
+        rel_low = [100 * (lo / e - 1) for lo, e in zip(low, expected, strict=True)]
+        rel_high = [100 * (hi / e - 1) for hi, e in zip(high, expected, strict=True)]
+        bottom.errorbar(
+            x, rel, yerr=_yerr(rel, rel_low, rel_high), fmt="o", markersize=5, capsize=3,
+            color=colour, label=scheme,
+        )  # fmt: skip
+        handles.append(mpl.Line2D([], [], color=colour, marker="o", linewidth=2, label=scheme))
+        failed = [j for j, row in enumerate(group) if not row.get("passed", True)]
+        if failed:
+            any_failed = True
+            for ax, values in ((top, observed), (bottom, rel)):
+                ax.plot(
+                    [x[j] for j in failed], [values[j] for j in failed], linestyle="none",
+                    marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
+                    markeredgewidth=1.2,
+                )  # fmt: skip
+    _log_y(top, _positive(all_values))
+    bottom.axhline(0.0, color="black", linewidth=0.8)
+    handles += [
+        mpl.Line2D([], [], color="grey", marker="o", linestyle="none", label=f"observed ({level})"),
+        mpl.Line2D(
+            [], [], color="grey", marker="_", markersize=14, markeredgewidth=2.2,
+            linestyle="none", label="expected",
+        ),
+    ]  # fmt: skip
+    if any_failed:
+        handles.append(
+            mpl.Line2D(
+                [], [], linestyle="none", marker="o", markersize=11, markerfacecolor="none",
+                markeredgecolor="black", label="failed check",
+            )
+        )  # fmt: skip
+    top.legend(handles=handles, fontsize="small", loc="best")
+    xlabel = "layer (weight matrix)" if mode == "sample" else "array (position in file)"
+    top.set_ylabel("weight variance Var[W]")
+    top.set_title(f"observed (markers, bars: {level}) and expected (dashes)")
+    bottom.set_ylabel("observed / expected − 1 (%)")
+    bottom.set_title("relative deviation from the expected variance")
+    rotate = any(len(label) > 6 for label in ticks.values())
+    for ax in (top, bottom):
+        ax.set_xlabel(xlabel)
+        ax.set_xticks(positions, [ticks[p] for p in positions])
+        ax.set_xlim(positions[0] - 0.5, positions[-1] + 0.5)
+        if rotate:
+            ax.tick_params(axis="x", labelrotation=30)
+    what = {
+        "rank": "best-fitting scheme per array",
+        "check": f"checked file {(document.get('config') or {}).get('check') or ''}".strip(),
+    }.get(mode, f"sampled, network {_network(document)}")
+    title = f"Weight variance per layer and scheme ({what})"
+    _suptitle(fig, title)
+    return "init-variance", title, fig
+
+
+def _init_ranking(
+    ranking: dict[str, Any], alpha: float, mpl: SimpleNamespace
+) -> tuple[str, str, Any]:
+    floor = 1e-30
+    candidates = ranking["candidates"]
+    fig, (ax,) = _new_figure(mpl, 1, panel_size=(8.0, 0.9 + 0.32 * len(candidates)))
+    names = [str(c["scheme"]) for c in candidates]
+    scores = [_num(c.get("score")) for c in candidates]
+    shown = [max(s, floor) if math.isfinite(s) else floor for s in scores]
+    y = list(range(len(candidates)))[::-1]  # best at the top
+    for yi, name, value, cand in zip(y, names, shown, candidates, strict=True):
+        explains = bool(cand.get("explains"))
+        ax.barh(
+            yi,
+            value - floor,
+            left=floor,
+            color=scheme_colour(name),
+            alpha=1.0 if explains else 0.45,
+            edgecolor="black" if explains else "none",
+            height=0.7,
+        )
+        if value <= floor:
+            ax.text(floor * 3, yi, f"< {floor:g}", va="center", fontsize="x-small")
+    ax.set_xscale("log")
+    ax.set_xlim(floor, 2.0)
+    if math.isfinite(alpha) and alpha > 0:
+        ax.axvline(alpha, color="black", linestyle="--", linewidth=1, label=f"α = {alpha:g}")
+    ax.set_yticks(y, names)
+    for tick in ax.get_yticklabels():
+        tick.set_color(scheme_colour(tick.get_text()))
+    ax.set_xlabel("score = min(p variance, p distribution) (probability, log scale)")
+    ax.set_ylabel("candidate scheme")
+    ax.legend(
+        handles=[
+            *ax.get_legend_handles_labels()[0],
+            mpl.Line2D([], [], color="grey", linewidth=6, label="explains the matrix"),
+            mpl.Line2D([], [], color="grey", alpha=0.45, linewidth=6, label="does not"),
+        ],
+        fontsize="small",
+        loc="lower right",
+    )
+    array = str(ranking.get("array", "?"))
+    title = (
+        f"Which scheme explains {array} ({ranking.get('fan_in')} x {ranking.get('fan_out')}): "
+        f"{ranking.get('best', '?')}"
+    )
+    ax.set_title(str(ranking.get("verdict", "")), fontsize="small")
+    _suptitle(fig, title)
+    return f"init-rank-{_slug(array)}", title, fig

@@ -1,0 +1,201 @@
+"""The figures of ``propagate`` results: histograms per hidden layer, and variance against depth."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+from xavinit.render.plots.base import (
+    _group,
+    _layer_colours,
+    _log_y,
+    _network,
+    _new_figure,
+    _num,
+    _pick,
+    _positive,
+    _scheme_title,
+    _suptitle,
+    scheme_colour,
+)
+from xavinit.render.plots.files import _slug
+
+_HISTOGRAMS = (
+    # (field, name, x label, what, paper figure)
+    ("histogram", "activations", "activation value z = f(s)", "activation values", 6),
+    (
+        "backprop_histogram",
+        "backprop-gradients",
+        "back-propagated gradient ∂C/∂s",
+        "back-propagated gradients",
+        7,
+    ),
+    ("weight_grad_histogram", "weight-gradients", "weight gradient ∂C/∂W", "weight gradients", 8),
+)
+
+_VARIANCES = (
+    # (measured, mean field, linear regime, y label, panel title)
+    (
+        "activation_var",
+        "predicted_activation_var",
+        "linear_activation_var",
+        "variance Var[z]",
+        "activations",
+    ),
+    (
+        "backprop_var",
+        "predicted_backprop_var",
+        "linear_backprop_var",
+        "variance Var[∂C/∂s]",
+        "back-propagated gradients",
+    ),
+    (
+        "weight_grad_var",
+        "predicted_weight_grad_var",
+        "linear_weight_grad_var",
+        "variance Var[∂C/∂W]",
+        "weight gradients",
+    ),
+)
+
+
+def _hidden(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hidden layers of a run (all of them when it has none, e.g. a single layer)."""
+    hidden = [layer for layer in layers if layer.get("kind", "hidden") == "hidden"]
+    return hidden or layers
+
+
+def _density(histogram: Any) -> tuple[list[float], list[float]] | None:
+    """Bin centres and normalized density (integrates to 1 over the binned range)."""
+    if not isinstance(histogram, dict):
+        return None
+    edges = [_num(e) for e in histogram.get("edges") or []]
+    counts = [_num(c) for c in histogram.get("counts") or []]
+    if len(counts) == 0 or len(edges) != len(counts) + 1:
+        return None
+    total = sum(c for c in counts if math.isfinite(c))
+    if not total > 0:
+        return None
+    centres = [(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)]
+    density = [
+        c / (total * (b - a)) if b > a and math.isfinite(c) else math.nan
+        for c, a, b in zip(counts, edges, edges[1:], strict=False)
+    ]
+    return centres, density
+
+
+def _propagate_figures(
+    document: dict[str, Any], mpl: SimpleNamespace
+) -> list[tuple[str, str, Any]]:
+    runs = [run for run in document.get("runs", []) if run.get("layers")]
+    out = []
+    network = _network(document)
+    for activation, group in _group(runs, "activation"):
+        slug = _slug(activation)
+        for field, name, xlabel, what, number in _HISTOGRAMS:
+            drawn = _histogram_figure(
+                mpl,
+                [(run["scheme"], _hidden(run["layers"])) for run in group],
+                field,
+                xlabel,
+                f"{activation}, network {network}: {what} at initialization, per hidden layer "
+                f"(paper's figure {number})",
+            )
+            if drawn is not None:
+                out.append((f"propagate-{slug}-{name}", *drawn))
+        out.append(
+            (f"propagate-{slug}-variance", *_variance_figure(mpl, group, activation, network))
+        )
+    return out
+
+
+def _histogram_figure(
+    mpl: SimpleNamespace,
+    panels: list[tuple[str, list[dict[str, Any]]]],
+    field: str | None,
+    xlabel: str,
+    title: str,
+) -> tuple[str, Any] | None:
+    """One panel per scheme, one density line per layer; None when no panel has a histogram.
+
+    ``field`` names each layer's histogram; None when the layer rows are histograms themselves.
+    """
+    curves = []
+    for scheme, layers in panels:
+        lines = {}
+        for layer in layers:
+            curve = _density(layer if field is None else layer.get(field))
+            if curve is not None:
+                lines[int(layer["layer"])] = curve
+        if lines:
+            curves.append((scheme, lines))
+    if not curves:
+        return None
+    count = max(max(lines) for _, lines in curves)
+    colours = _layer_colours(mpl, count)
+    spans = [
+        max(x[-1] for x, _ in lines.values()) - min(x[0] for x, _ in lines.values())
+        for _, lines in curves
+    ]
+    # Share the x axis (so schemes compare at a glance) unless one panel would be crushed.
+    share = all(s > 0 for s in spans) and max(spans) / min(spans) <= 5
+    fig, axes = _new_figure(mpl, len(curves), sharex=share)
+    for ax, (scheme, lines) in zip(axes, curves, strict=True):
+        for k in _pick(sorted(lines)):
+            x, density = lines[k]
+            ax.plot(x, density, color=colours[k], linewidth=1.4, label=f"layer {k}")
+        _scheme_title(ax, scheme)
+        ax.ticklabel_format(axis="both", style="sci", scilimits=(-3, 4))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("density")
+        ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize="small", loc="upper right")
+    _suptitle(fig, title)
+    return title, fig
+
+
+def _variance_figure(
+    mpl: SimpleNamespace, runs: list[dict[str, Any]], activation: str, network: str
+) -> tuple[str, Any]:
+    fig, axes = _new_figure(mpl, len(_VARIANCES), panel_size=(5.0, 4.2))
+    for ax, (measured, mean_field, linear, ylabel, what) in zip(axes, _VARIANCES, strict=True):
+        values: list[float] = []
+        for run in runs:
+            scheme = run["scheme"]
+            colour = scheme_colour(scheme)
+            layers = _hidden(run["layers"])
+            x = [int(layer["layer"]) for layer in layers]
+            y = _positive(layer.get(measured) for layer in layers)
+            spread = [_num((layer.get("spread") or {}).get(measured)) for layer in layers]
+            predicted = _positive(layer.get(mean_field) for layer in layers)
+            regime = _positive(layer.get(linear) for layer in layers)
+            values += y + predicted + regime
+            ax.plot(x, predicted, color=colour, linewidth=1.6, label=scheme)
+            ax.plot(x, regime, color=colour, linewidth=1.2, linestyle="--")
+            if any(math.isfinite(s) and s > 0 for s in spread):
+                lower = [
+                    min(s, 0.999 * v) if math.isfinite(s) else 0.0
+                    for s, v in zip(spread, y, strict=True)
+                ]
+                upper = [s if math.isfinite(s) else 0.0 for s in spread]
+                ax.errorbar(
+                    x, y, yerr=[lower, upper], fmt="o", color=colour, markersize=5, capsize=3
+                )
+            else:
+                ax.plot(x, y, linestyle="none", marker="o", color=colour, markersize=5)
+        _log_y(ax, values)
+        ax.set_xlabel("hidden layer (1 = nearest the input)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(what)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles = [
+        *axes[0].get_legend_handles_labels()[0],
+        mpl.Line2D([], [], color="grey", linestyle="none", marker="o", label="measured"),
+        mpl.Line2D([], [], color="grey", linewidth=1.6, label="mean field"),
+        mpl.Line2D([], [], color="grey", linestyle="--", label="linear regime (eq. 5-7)"),
+    ]
+    axes[0].legend(handles=handles, fontsize="small", loc="best")
+    title = f"{activation}, network {network}: variance against depth at initialization"
+    _suptitle(fig, title)
+    return title, fig
