@@ -207,9 +207,9 @@ def load_checkpoint(path: str) -> Checkpoint:
     Raises:
         XavinitError: missing, corrupt or not an xavinit training checkpoint.
     """
-    from xavinit.fileio import load_npz_arrays
+    from xavinit.fileio import read_npz
 
-    arrays = load_npz_arrays(path)
+    arrays = read_npz(path, "checkpoint", expected="an xavinit training checkpoint (.npz)")
     try:
         document = json.loads(bytes(arrays["state"]).decode("utf-8"))
         if document.get("format") != CHECKPOINT_FORMAT:
