@@ -174,7 +174,7 @@ def test_mnist_idx_shapes_splits_labels_and_exact_scaling(tmp_path):
 
 
 def test_mnist_paper_split_is_50000_10000():
-    from xavinit.datasets.files import MNIST_VALID
+    from xavinit.datasets.mnist import MNIST_VALID
 
     assert MNIST_VALID == 10_000 and min(MNIST_VALID, 60_000 // 6) == 10_000
 

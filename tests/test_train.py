@@ -13,7 +13,8 @@ from xavinit.activations import ACTIVATION_NAMES, get_activation
 from xavinit.cli import app
 from xavinit.config import TrainConfig
 from xavinit.experiments import train as train_module
-from xavinit.experiments.train import Interrupted, load_checkpoint, run_train
+from xavinit.experiments.checkpoint import load_checkpoint
+from xavinit.experiments.train import Interrupted, run_train
 from xavinit.network import backward, forward, nll_cost, quadratic_cost
 from xavinit.sgd import SGD
 

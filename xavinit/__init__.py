@@ -38,7 +38,30 @@ _EXPORTS = {
     "run_schemes": "xavinit.experiments.schemes",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "InitCheck",
+    "InitConfig",
+    "InitResult",
+    "PropagateConfig",
+    "PropagateResult",
+    "ReportConfig",
+    "ReportResult",
+    "Scheme",
+    "SchemesConfig",
+    "SchemesResult",
+    "TrainConfig",
+    "TrainResult",
+    "XavinitError",
+    "__version__",
+    "get_scheme",
+    "load_result",
+    "run_init",
+    "run_propagate",
+    "run_report",
+    "run_schemes",
+    "run_train",
+    "verify",
+]
 
 
 def __getattr__(name: str) -> Any:

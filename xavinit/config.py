@@ -175,7 +175,7 @@ class InitConfig(Network):
     command = "init"
 
     schemes: Annotated[
-        Schemes | None,
+        Schemes,
         Opt(
             SCHEME_HELP,
             flags=("-s",),
@@ -183,7 +183,7 @@ class InitConfig(Network):
             aliases=("schemes",),
             default_text="standard and normalized; with --check, rank every known scheme",
         ),
-    ] = None
+    ] = ()
     trials: Annotated[Count, Field(ge=1), Opt("Independent draws; report the mean and spread.")] = 1
     alpha: Annotated[
         float,
@@ -235,7 +235,7 @@ class InitConfig(Network):
             for name in ("keys", "layout"):
                 if getattr(self, name) != type(self).model_fields[name].default:
                     raise ValueError(f"{self.option_key(name)}: applies only with --check FILE")
-        if self.schemes is None:
+        if "schemes" not in self.model_fields_set:
             resolved(self, schemes=() if self.check is not None else DEFAULT_SCHEMES)
         elif not self.schemes and self.check is None:
             raise ValueError("scheme: give at least one scheme")

@@ -1,4 +1,4 @@
-"""Atomic file writes and reading weight arrays from ``.npy`` / ``.npz`` files.
+"""Atomic file writes, the one ``.npz`` reader, and weight matrices from ``.npy`` or ``.npz``.
 
 Results and weights are written to a temporary file in the target folder and renamed into place,
 so an interrupted or failed run never leaves a half-written file.
@@ -11,7 +11,8 @@ import fnmatch
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -109,26 +110,10 @@ def load_weight_arrays(
 
 def _load_npz(path: Path, keys: tuple[str, ...]) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
     name = str(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-        names = list(archive.files)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise XavinitError(f"{name}: corrupt .npz file ({error})") from None
-    if keys:
-        selected = [n for n in names if any(fnmatch.fnmatchcase(n, k) for k in keys)]
-        if not selected:
-            raise XavinitError(
-                f"{name}: no array matches --key {', '.join(keys)}; arrays: {', '.join(names)}"
-            )
-    else:
-        selected = names
+    found = read_npz(path, "weights", keys, expected=_WEIGHTS_EXPECTED)
     arrays: list[tuple[str, np.ndarray]] = []
     skipped: list[str] = []
-    for key in selected:
-        try:
-            array = archive[key]
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-            raise XavinitError(f"{name}: array {key!r} is corrupt ({error})") from None
+    for key, array in found.items():
         if not keys and array.ndim != 2:
             skipped.append(key)
             continue
@@ -136,7 +121,7 @@ def _load_npz(path: Path, keys: tuple[str, ...]) -> tuple[list[tuple[str, np.nda
         arrays.append((key, array))
     if not arrays:
         raise XavinitError(
-            f"{name}: holds no 2-D weight matrix (arrays: {', '.join(names) or 'none'})"
+            f"{name}: holds no 2-D weight matrix (arrays: {', '.join(found) or 'none'})"
         )
     return arrays, skipped
 
@@ -154,17 +139,82 @@ def _require_matrix(key: str, array: np.ndarray, file: str) -> None:
         raise XavinitError(f"{file}: array {key!r} is empty")
 
 
-def load_npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file, read into memory.
+NPZ_EXPECTED = "an .npz archive of numpy arrays (numpy.savez)"
+"""What :func:`read_npz` says a file should be, unless its caller says more precisely."""
+
+_WEIGHTS_EXPECTED = "a .npy or .npz file of weight matrices"
+
+
+def read_npz(
+    path: str | Path,
+    label: str,
+    keys: Sequence[str] | None = None,
+    *,
+    expected: str = NPZ_EXPECTED,
+) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz``, in file order, read into memory with ``allow_pickle=False``.
+
+    Every ``.npz`` xavinit reads goes through here: weight matrices, training checkpoints and
+    the ``npz`` and ``mnist`` datasets. The file is opened by this function and closed on every
+    path, since ``np.load`` given a path leaks its handle when the zip is damaged.
+
+    Args:
+        path: the ``.npz`` file.
+        label: what is reading it, the start of every message: ``"npz"``, ``"weights"``...
+        keys: names or shell-style patterns (``normalized/*``) of the arrays to read; the others
+            are never read. None or empty: every array.
+        expected: what the file should be, the end of the messages about the file itself.
 
     Raises:
-        XavinitError: a missing, unreadable or corrupt file.
+        XavinitError: one line, ``{label}: {path} ...``: the file is missing, a folder, not a
+            zip archive (a ``.npy``, say), a damaged zip, holds pickled data, an object array or
+            a member that is not a ``.npy`` array, or no array matches ``keys``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise XavinitError(f"file {str(path)!r} does not exist")
+    if not path.exists():
+        raise XavinitError(f"{label}: {path} does not exist; expected {expected}")
+    if path.is_dir():
+        raise XavinitError(f"{label}: {path} is a folder; expected {expected}")
+    key = None
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise XavinitError(f"{path}: corrupt or not an .npz file ({error})") from None
+        with path.open("rb") as stream:  # our handle: np.load leaks its own on a damaged zip
+            signature = stream.read(4)
+            if signature not in (b"PK\x03\x04", b"PK\x05\x06"):
+                kind = "a .npy array" if signature == b"\x93NUM" else "not a zip archive"
+                raise XavinitError(f"{label}: {path} is {kind}; expected {expected}")
+            stream.seek(0)
+            with np.load(stream, allow_pickle=False) as archive:
+                names = list(archive.files)
+                selected = names
+                if keys:
+                    selected = [n for n in names if any(fnmatch.fnmatchcase(n, k) for k in keys)]
+                    if not selected:
+                        raise XavinitError(
+                            f"{label}: no array in {path} matches {', '.join(keys)}; "
+                            f"arrays: {', '.join(names) or 'none'}"
+                        )
+                arrays: dict[str, np.ndarray] = {}
+                for key in selected:
+                    array = archive[key]
+                    if not isinstance(array, np.ndarray):  # np.load gives a non-.npy member's bytes
+                        raise XavinitError(
+                            f"{label}: {path} is unreadable (member {key!r} is not a .npy "
+                            f"array); expected {expected}"
+                        )
+                    arrays[key] = array
+                return arrays
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        reason = f"a damaged or corrupt .npz ({_where(key)}{error or type(error).__name__})"
+    except XavinitError:
+        raise
+    except ValueError as error:  # pickled data or object arrays, refused by allow_pickle=False
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = f"unreadable ({_where(key)}{detail})"
+    except OSError as error:
+        reason = f"unreadable ({_where(key)}{error.strerror or error})"
+    raise XavinitError(f"{label}: {path} is {reason}; expected {expected}")
+
+
+def _where(key: str | None) -> str:
+    """``"array 'W1': "`` while reading an array of the archive, else nothing."""
+    return "" if key is None else f"array {key!r}: "

@@ -15,7 +15,6 @@ and read back as floats.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -125,9 +124,9 @@ class _Document:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready document (non-finite floats become strings)."""
-        data = dataclasses.asdict(self)  # type: ignore[call-overload]
+        data = dataclasses.asdict(self)  # type: ignore[call-overload,unused-ignore]
         head = {k: data.pop(k) for k in ("schema_version", "xavinit_version", "command")}
-        return encode_nonfinite({**head, **data})  # type: ignore[no-any-return]
+        return encode_nonfinite({**head, **data})  # type: ignore[no-any-return,unused-ignore]
 
 
 @dataclass(frozen=True)
@@ -299,7 +298,7 @@ class TrainRun:
 
     def to_dict(self) -> dict[str, Any]:
         """The run as a JSON-ready dict."""
-        return encode_nonfinite(dataclasses.asdict(self))  # type: ignore[no-any-return]
+        return encode_nonfinite(dataclasses.asdict(self))  # type: ignore[no-any-return,unused-ignore]
 
 
 @dataclass(frozen=True)
@@ -357,11 +356,15 @@ RESULT_TYPES: dict[str, type[Any]] = {
 """Each command's result type, by the document's ``command``."""
 
 
-@functools.cache
-def _adapter(kind: type[Any]) -> Any:
-    from pydantic import TypeAdapter
+_ADAPTERS: dict[type[Any], Any] = {}
 
-    return TypeAdapter(kind)
+
+def _adapter(kind: type[Any]) -> Any:
+    if kind not in _ADAPTERS:
+        from pydantic import TypeAdapter
+
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
 
 
 def _path(loc: tuple[Any, ...]) -> str:

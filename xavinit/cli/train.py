@@ -58,7 +58,8 @@ def _prepare(
         fail(
             f"--resume takes the configuration from the checkpoint; drop --{given[0].replace('_', '-')}"
         )
-    from xavinit.experiments.train import load_checkpoint, run_train
+    from xavinit.experiments.checkpoint import load_checkpoint
+    from xavinit.experiments.train import run_train
 
     try:
         saved = load_checkpoint(str(resume))

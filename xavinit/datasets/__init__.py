@@ -10,6 +10,23 @@ A dataset is named by a spec string, ``KIND`` or ``KIND:PATH``:
 | ``npz:PATH`` | an ``.npz`` with ``x_train, y_train, x_test, y_test`` |
 | ``digits`` | scikit-learn's 8x8 digits (``pip install 'xavinit[digits]'``) |
 
+Nothing is ever downloaded: each loader reads files the user already has, checks their format
+and splits them as Glorot and Bengio (2010) did:
+
+| dataset | inputs | train / valid / test |
+|---|---|---|
+| MNIST | 28x28 = 784 | first 50,000 / last 10,000 of the training file / the 10,000 test images |
+| CIFAR-10 | 3x32x32 = 3072 | ``data_batch_1..4`` / ``data_batch_5`` / ``test_batch`` |
+| ``.npz`` | any ``(N, ...)`` | ``x_train`` / ``x_valid`` (else the last 1/6 of train) / ``x_test`` |
+| digits | 8x8 = 64 | 1197 / 300 / 300 by a permutation drawn from the seed |
+
+One module per format: :mod:`~xavinit.datasets.mnist`, :mod:`~xavinit.datasets.cifar`,
+:mod:`~xavinit.datasets.npz`, :mod:`~xavinit.datasets.digits` and
+:mod:`~xavinit.datasets.shapeset`; :mod:`~xavinit.datasets.preprocess` holds the preprocessing
+(``"scale"`` or ``"standardize"``, fitted on the training split) that the file loaders share.
+CIFAR-10 pickles are read by an unpickler that only rebuilds numpy arrays (a pickle can run
+arbitrary code); ``.npz`` files are read with ``allow_pickle=False``.
+
 Example:
     >>> data = load_dataset("mnist:~/data/mnist", preprocess="scale", seed=0)  # doctest: +SKIP
     >>> data.inputs, data.classes, len(data.valid)  # doctest: +SKIP
@@ -22,15 +39,11 @@ import difflib
 import numbers
 
 from xavinit.datasets.base import ArrayStream, Dataset, Split, TrainStream
-from xavinit.datasets.files import (
-    PREPROCESSING,
-    check_preprocess,
-    load_cifar10,
-    load_digits,
-    load_mnist,
-    load_npz,
-    to_images,
-)
+from xavinit.datasets.cifar import load_cifar10
+from xavinit.datasets.digits import load_digits
+from xavinit.datasets.mnist import load_mnist
+from xavinit.datasets.npz import load_npz
+from xavinit.datasets.preprocess import PREPROCESSING, check_preprocess, to_images
 from xavinit.errors import XavinitError
 
 DATASET_KINDS = ("shapeset", "mnist", "cifar10", "npz", "digits")

@@ -18,7 +18,7 @@ import numpy as np
 from xavinit._version import __version__
 from xavinit.config import TrainConfig
 from xavinit.errors import XavinitError
-from xavinit.fileio import NpzWriter, atomic_write, load_npz_arrays
+from xavinit.fileio import NpzWriter, atomic_write, read_npz
 from xavinit.results import Count, CurvePoint, LayerStats, Real, TrainRun, validate
 from xavinit.serialize import encode_nonfinite
 
@@ -101,7 +101,8 @@ def _arrays(
     """The weights and biases, checked: one pair per layer, shapes chained, config's dtype."""
     count = len(config.hidden) + 1
     dtype = np.dtype(config.dtype)
-    weights, biases = [], []
+    weights: list[np.ndarray] = []
+    biases: list[np.ndarray] = []
     for k in range(1, count + 1):
         if f"W{k}" not in arrays or f"b{k}" not in arrays:
             raise XavinitError(f"{path}: lacks W{k} or b{k} for {count} layers")
@@ -131,7 +132,7 @@ def load_checkpoint(path: str) -> Checkpoint:
         XavinitError: missing, corrupt or not an xavinit training checkpoint, or any field,
         array or shape that does not fit (named).
     """
-    arrays = load_npz_arrays(path)
+    arrays = read_npz(path, "checkpoint", expected="an xavinit training checkpoint (.npz)")
     document = _document(arrays, path)
     config = TrainConfig.from_record(document["config"], f"{path}: config")
     if not isinstance(document["finished"], list):

@@ -8,6 +8,7 @@ other layers or schemes are in the run.
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from xavinit.config import InitConfig
 from xavinit.experiments import Progress
 from xavinit.fileio import NpzWriter, atomic_write, load_weight_arrays
 from xavinit.resources import require_memory
-from xavinit.results import InitCheck, InitResult, Ranking
+from xavinit.results import Candidate, InitCheck, InitResult, Ranking
 from xavinit.schemes import PRESETS, Scheme, get_scheme
 
 
@@ -144,7 +145,7 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
                     fan_out=fan_out,
                     best=str(top["scheme"]),
                     verdict=_verdict(top),
-                    candidates=candidates,
+                    candidates=cast(list[Candidate], candidates),
                 )
             )
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from xavinit.config import SchemesConfig
 from xavinit.experiments import Progress
@@ -24,7 +24,7 @@ def _numbers(scheme: Scheme, fan_in: int | None, fan_out: int | None) -> dict[st
 
 def run_schemes(config: SchemesConfig, progress: Progress | None = None) -> SchemesResult:
     """One row per preset (or the one ``config.spec``), with numbers when both fans are given."""
-    rows: list[SchemeRow] = []
+    rows: list[dict[str, Any]] = []
     for preset in PRESETS.values():
         scheme = get_scheme(preset.name)
         row: dict[str, Any] = {
@@ -37,15 +37,15 @@ def run_schemes(config: SchemesConfig, progress: Progress | None = None) -> Sche
             "source": preset.source,
         }
         row.update(_numbers(scheme, config.fan_in, config.fan_out))
-        rows.append(row)  # type: ignore[arg-type]
+        rows.append(row)
     if config.spec is not None:
         scheme = get_scheme(config.spec)
         (row,) = (r for r in rows if r["name"] == scheme.name)
-        row.update(  # type: ignore[typeddict-item]
+        row.update(
             spec=scheme.spec,
             formula=scheme.formula(),
             distribution=scheme.distribution,
             **_numbers(scheme, config.fan_in, config.fan_out),
         )
         rows = [row]
-    return SchemesResult(config=config.to_dict(), schemes=rows)
+    return SchemesResult(config=config.to_dict(), schemes=cast(list[SchemeRow], rows))

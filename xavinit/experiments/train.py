@@ -16,7 +16,6 @@ import math
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -26,10 +25,10 @@ from xavinit.config import TrainConfig
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
+from xavinit.experiments.checkpoint import Checkpoint, RunState, save_checkpoint
 from xavinit.experiments.init import layer_rng
-from xavinit.experiments.checkpoint import Checkpoint, RunState, load_checkpoint, save_checkpoint
 from xavinit.network import Cost, backward, forward
-from xavinit.results import TrainResult, TrainRun
+from xavinit.results import LayerHistogram, LayerStats, TrainResult, TrainRun
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
 
@@ -79,14 +78,14 @@ def layer_statistics(
     act: Activation,
     tracked: Split,
     cost: str,
-) -> list[dict[str, Any]]:
+) -> list[LayerStats]:
     """Per hidden layer on the tracked examples: mean, std, 98th percentile and saturation of
     the activations (figures 2, 3), and the std of dC/dW^k of the mean cost (figure 9)."""
     with np.errstate(all="ignore"):
         cache = forward(tracked.x, weights, biases, act)
         # TrainConfig.from_mapping only accepts "nll" or "quadratic".
         grads = backward(cache, weights, act, labels=tracked.y, cost=cast(Cost, cost))
-    rows = []
+    rows: list[LayerStats] = []
     for k, z in enumerate(cache.hidden):
         values = z.astype(np.float64)
         rows.append(
@@ -109,11 +108,11 @@ def final_histograms(
     act: Activation,
     tracked: Split,
     bins: int = 41,
-) -> list[dict[str, Any]]:
+) -> list[LayerHistogram]:
     """Activation histograms per hidden layer on the tracked examples (the paper's figure 4)."""
     with np.errstate(all="ignore"):
         hidden = forward(tracked.x, weights, biases, act).hidden
-    out = []
+    out: list[LayerHistogram] = []
     for k, z in enumerate(hidden):
         limits = act.limits
         if limits is not None and all(map(math.isfinite, limits)):

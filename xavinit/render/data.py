@@ -28,7 +28,7 @@ def render_yaml(document: dict[str, Any]) -> str:
 
 
 def _run_rows(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run in document["runs"]:
         head = {k: run[k] for k in ("scheme", "activation")}
         rows.extend({**head, **row} for row in run[key])
@@ -36,7 +36,7 @@ def _run_rows(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def _report_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for inner in document["documents"]:
         head = {"file": inner["file"], "command": inner["command"]}
         rows.extend({**head, **row} for row in table_rows(inner))
