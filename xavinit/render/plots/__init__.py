@@ -69,15 +69,13 @@ def figures(document: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
     Raises:
         PlotsUnavailable: matplotlib is not installed.
-        XavinitError: the document is not an init, propagate or train result.
+
+    Results without figures (``schemes``) give none.
     """
-    command = document.get("command") if isinstance(document, dict) else None
     builders = {"init": _init_figures, "propagate": _propagate_figures, "train": _train_figures}
-    if command not in builders:
-        raise XavinitError(
-            f"cannot draw figures of a {command!r} result; figures exist for "
-            f"{', '.join(builders)} results"
-        )
+    if document["command"] not in builders:
+        return []
+    command = document["command"]
     mpl = _matplotlib()
     drawn = builders[command](document, mpl)
     names = _unique([name for name, _, _ in drawn])
