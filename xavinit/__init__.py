@@ -5,8 +5,7 @@ Public API: :func:`get_scheme`, :func:`verify`, one function per experiment (:fu
 returning a result dataclass with ``to_dict()``, and :func:`load_result` to read a saved one.
 """
 
-__version__ = "0.1.0"
-
+from xavinit._version import __version__
 from xavinit.checks import verify
 from xavinit.config import InitConfig, PropagateConfig, ReportConfig, TrainConfig
 from xavinit.errors import XavinitError

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from xavinit import __version__
+from xavinit._version import __version__
 from xavinit.activations import Activation, get_activation
 from xavinit.config import TrainConfig
 from xavinit.datasets.base import Dataset, Split
