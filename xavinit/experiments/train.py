@@ -28,12 +28,12 @@ from xavinit.config import TrainConfig
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
-from xavinit.experiments.init import layer_rng
 from xavinit.fileio import NpzWriter, atomic_write
 from xavinit.network import Cost, backward, forward
 from xavinit.results import TrainResult, TrainRun
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
+from xavinit.streams import layer_rng
 
 TRACKED_EXAMPLES = 300
 """The paper measures activation statistics on a fixed set of 300 test examples."""
