@@ -25,7 +25,6 @@ PyTorch ``torch/nn/init.py``; JAX ``jax/_src/nn/initializers.py``.
 from __future__ import annotations
 
 import difflib
-import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,29 +32,19 @@ from typing import Any
 import numpy as np
 
 from xavinit.errors import XavinitError
+from xavinit.stats import big_phi, normal_cdf, phi
 
 TRUNCATION = 2.0
 """Truncated normals are cut at +-TRUNCATION standard deviations of the underlying normal."""
 
-
-def _phi(x: float) -> float:
-    """Standard normal density."""
-    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-
-
-def _big_phi(x: float) -> float:
-    """Standard normal CDF."""
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-_MASS = _big_phi(TRUNCATION) - _big_phi(-TRUNCATION)
-TRUNCATED_VARIANCE_FACTOR = 1.0 - 2.0 * TRUNCATION * _phi(TRUNCATION) / _MASS
+_MASS = big_phi(TRUNCATION) - big_phi(-TRUNCATION)
+TRUNCATED_VARIANCE_FACTOR = 1.0 - 2.0 * TRUNCATION * phi(TRUNCATION) / _MASS
 """Var of N(0, 1) truncated at +-2: 1 - 2 c phi(c) / (2 Phi(c) - 1) = 0.7737..."""
 
 TRUNCATED_STD_CORRECTION = 0.87962566103423978
 """sqrt(TRUNCATED_VARIANCE_FACTOR): Keras/JAX divide the std by it so that Var stays exact."""
 
-_TRUNCATED_FOURTH_MOMENT = 3.0 - 2.0 * (TRUNCATION**3 + 3.0 * TRUNCATION) * _phi(TRUNCATION) / _MASS
+_TRUNCATED_FOURTH_MOMENT = 3.0 - 2.0 * (TRUNCATION**3 + 3.0 * TRUNCATION) * phi(TRUNCATION) / _MASS
 TRUNCATED_KURTOSIS = _TRUNCATED_FOURTH_MOMENT / TRUNCATED_VARIANCE_FACTOR**2
 """Kurtosis E[z^4] / E[z^2]^2 of a normal truncated at +-2 sigma (about 2.366)."""
 
@@ -74,28 +63,6 @@ DEFAULT_LEAKY_SLOPE = 0.01
 
 SAMPLE_CHUNK = 1 << 16
 """Entries drawn per generator call: each chunk is scaled while it is still in cache."""
-
-_CDF_GRID_LIMIT = 9.0
-_CDF_GRID_POINTS = 36_001
-
-
-@functools.cache
-def _normal_cdf_table() -> tuple[np.ndarray, np.ndarray]:
-    """Phi on a grid of step 5e-4 over [-9, 9], from ``math.erf`` (exact to double precision)."""
-    grid = np.linspace(-_CDF_GRID_LIMIT, _CDF_GRID_LIMIT, _CDF_GRID_POINTS)
-    values = np.array([_big_phi(g) for g in grid])
-    return grid, values
-
-
-def normal_cdf(z: np.ndarray) -> np.ndarray:
-    """Standard normal CDF, vectorised: linear interpolation of an exact table.
-
-    The interpolation error is at most h^2/8 max|phi'| = (5e-4)^2 / 8 * 0.242 < 1e-8 (beyond
-    +-9 the CDF is 0 or 1 to 1e-19), far below the 1/sqrt(n) resolution of a KS test.
-    numpy has no erf, and a Python-level ``math.erf`` costs 70 ns a value.
-    """
-    grid, values = _normal_cdf_table()
-    return np.interp(z, grid, values)
 
 
 def activation_gain(name: str, slope: float = DEFAULT_LEAKY_SLOPE) -> float:
@@ -226,12 +193,12 @@ class Scheme:
             raise ValueError(f"scheme {self.spec!r} has no per-entry distribution")
         z = np.array(x, dtype=np.float64)
         z *= 1.0 / std
-        big_phi = normal_cdf(z)
+        p = normal_cdf(z)
         if self.distribution == "normal":
-            return big_phi
-        big_phi -= _big_phi(-TRUNCATION)
-        big_phi *= 1.0 / _MASS
-        return np.clip(big_phi, 0.0, 1.0, out=big_phi)
+            return p
+        p -= big_phi(-TRUNCATION)
+        p *= 1.0 / _MASS
+        return np.clip(p, 0.0, 1.0, out=p)
 
     def sample(
         self,
