@@ -296,6 +296,5 @@ def test_bad_input_is_a_clear_error(init_doc):
     (_, _, fig), *_ = figures(init_doc)
     with pytest.raises(XavinitError, match="png, svg"):
         figure_bytes(fig, "gif")
-    with pytest.raises(XavinitError, match="init, propagate, train"):
-        figures({"command": "schemes"})
+    assert figures({"command": "schemes"}) == []  # a result without figures has none
     assert b"<svg" in figure_bytes(fig, "SVG")

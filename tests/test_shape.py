@@ -66,10 +66,9 @@ class _Tags(HTMLParser):
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_renders_every_format_with_content(command, fmt, saved, tmp_path):
-    """Re-render each saved result through ``report`` when it is not itself a report."""
+    """Each saved result, rendered through ``report`` (a report of a report is one too)."""
     source = saved[command]
-    args = ["report", str(source)] if command != "report" else ["report", str(source)]
-    result = runner.invoke(app, [*args, "-f", fmt])
+    result = runner.invoke(app, ["report", str(source), "-f", fmt])
     assert result.exit_code == 0, result.stderr
     text = result.stdout
     assert text.strip(), (command, fmt)
@@ -200,7 +199,7 @@ def test_each_option_is_declared_once_and_reaches_cli_yaml_and_config(tmp_path):
     """Every declared option is a CLI flag, a YAML key and a config field, with one default."""
     for command, config_type in CONFIG_TYPES.items():
         help_text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout
-        for name, opt, info in config_type.options():
+        for name, opt, _ in config_type.options():
             key = opt.key or name
             if not opt.argument:
                 assert "--" + key.replace("_", "-") in help_text, (command, key)

@@ -1,3 +1,3 @@
-"""The package version, in a leaf module so that anything can import it without cycles."""
+"""The version of xavinit, in one place: the package, results and ``--version`` read it."""
 
 __version__ = "0.1.0"

@@ -8,7 +8,8 @@ tanh ``1 - z^2``, sigmoid ``z (1 - z)``, softsign ``(1 - |z|)^2``, relu ``[z > 0
 Gains follow PyTorch's ``torch.nn.init.calculate_gain`` (linear 1, sigmoid 1, tanh 5/3, relu
 sqrt(2), leaky-relu sqrt(2/(1 + slope^2)), selu 3/4). PyTorch has none for softsign and gelu:
 softsign gets 1 here (``f'(0) = 1``, as the paper uses it, without a gain); gelu gets ``None``
-(no standard value; choose one explicitly).
+(no standard value; choose one explicitly). This module owns the table: every
+``Activation.gain`` and :func:`activation_gain` (what a scheme's ``gain=NAME`` means) read it.
 
 GELU is the tanh approximation ``0.5 s (1 + tanh(sqrt(2/pi) (s + 0.044715 s^3)))`` (Hendrycks
 and Gimpel, 2016; PyTorch's ``approximate="tanh"``), within 1e-3 of the exact ``s Phi(s)``:
@@ -25,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 from collections.abc import Callable
@@ -36,15 +36,18 @@ from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 
 from xavinit.errors import XavinitError
+from xavinit.specs import split_spec, suggest
 
 __all__ = [
     "ACTIVATION_ALIASES",
     "ACTIVATION_NAMES",
     "DEFAULT_LEAKY_SLOPE",
+    "GAIN_NAMES",
     "GELU_TANH_C",
     "SELU_ALPHA",
     "SELU_LAMBDA",
     "Activation",
+    "activation_gain",
     "gaussian_expectation",
     "get_activation",
 ]
@@ -61,6 +64,33 @@ _GELU_A = 0.044715
 _SATURATION_FRACTION = 0.99
 DEFAULT_LEAKY_SLOPE = 0.01
 """PyTorch's default ``negative_slope`` for leaky ReLU."""
+
+_GAINS: dict[str, float | None] = {
+    "sigmoid": 1.0,
+    "tanh": 5.0 / 3.0,
+    "softsign": 1.0,
+    "relu": math.sqrt(2.0),
+    "linear": 1.0,
+    "selu": 3.0 / 4.0,
+    "gelu": None,
+}
+"""Recommended gain of each activation but leaky-relu (see :func:`_leaky_relu_gain`)."""
+
+GAIN_NAMES: tuple[str, ...] = (
+    "linear",
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky-relu",
+    "selu",
+)
+"""The names :func:`activation_gain` accepts: those of PyTorch's ``calculate_gain``."""
+
+
+def _leaky_relu_gain(slope: float) -> float:
+    """sqrt(2 / (1 + slope^2)): He et al. (2015) for leaky ReLU; sqrt(2) at slope 0."""
+    return math.sqrt(2.0 / (1.0 + slope**2))
 
 
 @dataclass(frozen=True)
@@ -299,31 +329,31 @@ _GELU_MIN = -0.17004075057125403  # min of the tanh-approximate GELU, at s = -0.
 
 
 def _build(name: str, params: dict[str, float]) -> Activation:
+    gain = _leaky_relu_gain(params["slope"]) if name == "leaky-relu" else _GAINS[name]
     if name == "sigmoid":
-        return Activation(name, 1.0, (0.0, 1.0), False, (), _sigmoid, _sigmoid_d, _sigmoid_sat)
+        return Activation(name, gain, (0.0, 1.0), False, (), _sigmoid, _sigmoid_d, _sigmoid_sat)
     if name == "tanh":
-        return Activation(name, 5.0 / 3.0, (-1.0, 1.0), False, (), _tanh, _tanh_d, _symmetric_sat)
+        return Activation(name, gain, (-1.0, 1.0), False, (), _tanh, _tanh_d, _symmetric_sat)
     if name == "softsign":
-        return Activation(name, 1.0, (-1.0, 1.0), False, (), _softsign, _softsign_d, _symmetric_sat)
-    if name == "relu":
         return Activation(
-            name, math.sqrt(2.0), (0.0, math.inf), False, (), _relu, _relu_d, _off_sat
+            name, gain, (-1.0, 1.0), False, (), _softsign, _softsign_d, _symmetric_sat
         )
+    if name == "relu":
+        return Activation(name, gain, (0.0, math.inf), False, (), _relu, _relu_d, _off_sat)
     if name == "leaky-relu":
         slope = params["slope"]
         fwd, der = _make_leaky(slope)
-        gain = math.sqrt(2.0 / (1.0 + slope**2))
         lo = 0.0 if slope == 0.0 else -math.inf
         return Activation(
             name, gain, (lo, math.inf), False, (("slope", slope),), fwd, der, _off_sat
         )
     if name == "linear":
-        return Activation(name, 1.0, None, False, (), _linear, _linear_d, _never)
+        return Activation(name, gain, None, False, (), _linear, _linear_d, _never)
     if name == "selu":
         lo = -SELU_LAMBDA * SELU_ALPHA
-        return Activation(name, 0.75, (lo, math.inf), False, (), _selu, _selu_d, _selu_sat)
+        return Activation(name, gain, (lo, math.inf), False, (), _selu, _selu_d, _selu_sat)
     if name == "gelu":
-        return Activation(name, None, (_GELU_MIN, math.inf), True, (), _gelu, _gelu_d, _never)
+        return Activation(name, gain, (_GELU_MIN, math.inf), True, (), _gelu, _gelu_d, _never)
     raise AssertionError(name)  # pragma: no cover
 
 
@@ -349,9 +379,27 @@ ACTIVATION_ALIASES: dict[str, str] = {
 _PARAMS: dict[str, dict[str, float]] = {"leaky-relu": {"slope": DEFAULT_LEAKY_SLOPE}}
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def activation_gain(name: str, slope: float = DEFAULT_LEAKY_SLOPE) -> float:
+    """Return the recommended gain for an activation (PyTorch's ``calculate_gain``).
+
+    linear, sigmoid: 1; tanh: 5/3; relu: sqrt(2); leaky relu: sqrt(2 / (1 + a^2)); selu: 3/4.
+    Names are case-insensitive and ``_`` counts as ``-``; the accepted ones are
+    :data:`GAIN_NAMES` (``identity`` is linear).
+
+    Raises:
+        XavinitError: for an unknown activation name, listing the known ones.
+    """
+    key = name.strip().lower().replace("_", "-")
+    if key not in GAIN_NAMES:
+        raise XavinitError(
+            f"unknown gain {name!r}{suggest(key, GAIN_NAMES)}; use a positive number or one of: "
+            + ", ".join(GAIN_NAMES)
+        )
+    if key == "leaky-relu":
+        return _leaky_relu_gain(slope)
+    gain = _GAINS[ACTIVATION_ALIASES.get(key, key)]
+    assert gain is not None  # every name in GAIN_NAMES has one
+    return gain
 
 
 def get_activation(spec: str) -> Activation:
@@ -375,28 +423,31 @@ def get_activation(spec: str) -> Activation:
     """
     if not isinstance(spec, str):
         raise XavinitError(f"activation spec must be a string, got {spec!r}")
-    raw_name, _, raw_params = spec.strip().partition(":")
-    key = raw_name.strip().lower()
+    raw_name, items = split_spec(spec)
+    key = raw_name.lower()
     name = ACTIVATION_ALIASES.get(key, key)
     if name not in ACTIVATION_NAMES:
-        valid = ", ".join(ACTIVATION_NAMES)
-        hint = _suggest(key, [*ACTIVATION_NAMES, *ACTIVATION_ALIASES])
-        raise XavinitError(f"unknown activation {raw_name.strip()!r}; valid: {valid}{hint}")
+        hint = suggest(key, [*ACTIVATION_NAMES, *ACTIVATION_ALIASES])
+        raise XavinitError(
+            f"unknown activation {raw_name!r}{hint}; valid: {', '.join(ACTIVATION_NAMES)}"
+        )
     defaults = _PARAMS.get(name, {})
     params = dict(defaults)
     seen: set[str] = set()
-    for item in filter(None, (p.strip() for p in raw_params.split(","))):
-        pkey, eq, pval = (x.strip() for x in item.partition("="))
+    for item in items:
+        if not item.text:
+            continue  # empty items are allowed: "leaky-relu:slope=0.2,"
+        pkey, pval = item.key, item.value
         if not defaults:
-            raise XavinitError(f"activation {name!r} takes no parameters, got {item!r}")
+            raise XavinitError(f"activation {name!r} takes no parameters, got {item.text!r}")
         if pkey not in defaults:
-            valid = ", ".join(defaults)
-            hint = _suggest(pkey, list(defaults))
+            hint = suggest(pkey, defaults)
             raise XavinitError(
-                f"activation {name!r}: unknown parameter {pkey!r}; valid: {valid}{hint}"
+                f"activation {name!r}: unknown parameter {pkey!r}{hint}; "
+                f"valid: {', '.join(defaults)}"
             )
-        if not eq:
-            raise XavinitError(f"activation {name!r}: expected {pkey}=VALUE, got {item!r}")
+        if pval is None:
+            raise XavinitError(f"activation {name!r}: expected {pkey}=VALUE, got {item.text!r}")
         if pkey in seen:
             raise XavinitError(f"activation {name!r}: parameter {pkey!r} given twice")
         seen.add(pkey)

@@ -18,44 +18,37 @@ accident):
 ``orthogonal`` (Saxe et al. 2013) is the one scheme that is not i.i.d.: ``W^T W = gain^2 I``
 (or ``W W^T`` when ``fan_in < fan_out``).
 
+``gain=NAME`` (``normalized:gain=tanh``) takes the activation's recommended gain from
+:func:`xavinit.activations.activation_gain`, which owns the gain table.
+
 Sources: Glorot and Bengio (2010), eq. 1 and eq. 16; He et al. (2015); LeCun et al. (1998);
 PyTorch ``torch/nn/init.py``; JAX ``jax/_src/nn/initializers.py``.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from xavinit.activations import activation_gain
 from xavinit.errors import XavinitError
+from xavinit.specs import split_spec, suggest
+from xavinit.stats import big_phi, normal_cdf, phi
 
 TRUNCATION = 2.0
 """Truncated normals are cut at +-TRUNCATION standard deviations of the underlying normal."""
 
-
-def _phi(x: float) -> float:
-    """Standard normal density."""
-    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-
-
-def _big_phi(x: float) -> float:
-    """Standard normal CDF."""
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-_MASS = _big_phi(TRUNCATION) - _big_phi(-TRUNCATION)
-TRUNCATED_VARIANCE_FACTOR = 1.0 - 2.0 * TRUNCATION * _phi(TRUNCATION) / _MASS
+_MASS = big_phi(TRUNCATION) - big_phi(-TRUNCATION)
+TRUNCATED_VARIANCE_FACTOR = 1.0 - 2.0 * TRUNCATION * phi(TRUNCATION) / _MASS
 """Var of N(0, 1) truncated at +-2: 1 - 2 c phi(c) / (2 Phi(c) - 1) = 0.7737..."""
 
 TRUNCATED_STD_CORRECTION = 0.87962566103423978
 """sqrt(TRUNCATED_VARIANCE_FACTOR): Keras/JAX divide the std by it so that Var stays exact."""
 
-_TRUNCATED_FOURTH_MOMENT = 3.0 - 2.0 * (TRUNCATION**3 + 3.0 * TRUNCATION) * _phi(TRUNCATION) / _MASS
+_TRUNCATED_FOURTH_MOMENT = 3.0 - 2.0 * (TRUNCATION**3 + 3.0 * TRUNCATION) * phi(TRUNCATION) / _MASS
 TRUNCATED_KURTOSIS = _TRUNCATED_FOURTH_MOMENT / TRUNCATED_VARIANCE_FACTOR**2
 """Kurtosis E[z^4] / E[z^2]^2 of a normal truncated at +-2 sigma (about 2.366)."""
 
@@ -70,63 +63,8 @@ KURTOSIS = {
 }
 """Kurtosis E[w^4] / E[w^2]^2 of each distribution: it sets the standard error of a variance."""
 
-DEFAULT_LEAKY_SLOPE = 0.01
-
 SAMPLE_CHUNK = 1 << 16
 """Entries drawn per generator call: each chunk is scaled while it is still in cache."""
-
-_CDF_GRID_LIMIT = 9.0
-_CDF_GRID_POINTS = 36_001
-
-
-@functools.cache
-def _normal_cdf_table() -> tuple[np.ndarray, np.ndarray]:
-    """Phi on a grid of step 5e-4 over [-9, 9], from ``math.erf`` (exact to double precision)."""
-    grid = np.linspace(-_CDF_GRID_LIMIT, _CDF_GRID_LIMIT, _CDF_GRID_POINTS)
-    values = np.array([_big_phi(g) for g in grid])
-    return grid, values
-
-
-def normal_cdf(z: np.ndarray) -> np.ndarray:
-    """Standard normal CDF, vectorised: linear interpolation of an exact table.
-
-    The interpolation error is at most h^2/8 max|phi'| = (5e-4)^2 / 8 * 0.242 < 1e-8 (beyond
-    +-9 the CDF is 0 or 1 to 1e-19), far below the 1/sqrt(n) resolution of a KS test.
-    numpy has no erf, and a Python-level ``math.erf`` costs 70 ns a value.
-    """
-    grid, values = _normal_cdf_table()
-    return np.interp(z, grid, values)
-
-
-def activation_gain(name: str, slope: float = DEFAULT_LEAKY_SLOPE) -> float:
-    """Return the recommended gain for an activation (PyTorch's ``calculate_gain``).
-
-    linear, sigmoid: 1; tanh: 5/3; relu: sqrt(2); leaky relu: sqrt(2 / (1 + a^2)); selu: 3/4.
-
-    Raises:
-        XavinitError: for an unknown activation name, listing the known ones.
-    """
-    key = name.strip().lower().replace("_", "-")
-    gains = {
-        "linear": 1.0,
-        "identity": 1.0,
-        "sigmoid": 1.0,
-        "tanh": 5.0 / 3.0,
-        "relu": math.sqrt(2.0),
-        "leaky-relu": math.sqrt(2.0 / (1.0 + slope**2)),
-        "selu": 3.0 / 4.0,
-    }
-    if key not in gains:
-        raise XavinitError(
-            f"unknown gain {name!r}{_suggest(key, gains)}; use a positive number or one of: "
-            + ", ".join(gains)
-        )
-    return gains[key]
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -226,12 +164,12 @@ class Scheme:
             raise ValueError(f"scheme {self.spec!r} has no per-entry distribution")
         z = np.array(x, dtype=np.float64)
         z *= 1.0 / std
-        big_phi = normal_cdf(z)
+        p = normal_cdf(z)
         if self.distribution == "normal":
-            return big_phi
-        big_phi -= _big_phi(-TRUNCATION)
-        big_phi *= 1.0 / _MASS
-        return np.clip(big_phi, 0.0, 1.0, out=big_phi)
+            return p
+        p -= big_phi(-TRUNCATION)
+        p *= 1.0 / _MASS
+        return np.clip(p, 0.0, 1.0, out=p)
 
     def sample(
         self,
@@ -473,7 +411,7 @@ def _canonical_name(name: str) -> str:
     if key not in PRESETS:
         valid = ", ".join(SCHEME_NAMES)
         raise XavinitError(
-            f"unknown scheme {name.strip()!r}{_suggest(key, [*SCHEME_NAMES, *ALIASES])}; "
+            f"unknown scheme {name.strip()!r}{suggest(key, [*SCHEME_NAMES, *ALIASES])}; "
             f"valid schemes: {valid}"
         )
     return key
@@ -511,27 +449,25 @@ def get_scheme(spec: str) -> Scheme:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise XavinitError(f"scheme must be a non-empty name, got {spec!r}")
-    raw_name, _, raw_params = spec.partition(":")
+    raw_name, items = split_spec(spec)
     name = _canonical_name(raw_name)
     preset = PRESETS[name]
     params: dict[str, str] = {}
-    if raw_params.strip():
-        for item in raw_params.split(","):
-            key, sep, value = item.partition("=")
-            key, value = key.strip().lower().replace("-", "_"), value.strip()
-            if not sep or not key or not value:
-                raise XavinitError(
-                    f"{name}: parameter {item.strip()!r} is not key=value; "
-                    f"allowed keys: {', '.join(preset.params)}"
-                )
-            if key not in preset.params:
-                raise XavinitError(
-                    f"{name}: unknown parameter {key!r}{_suggest(key, preset.params)}; "
-                    f"allowed: {', '.join(preset.params)}"
-                )
-            if key in params:
-                raise XavinitError(f"{name}: parameter {key!r} given twice")
-            params[key] = value
+    for item in items:
+        key = item.key.lower().replace("-", "_")
+        if not key or not item.value:
+            raise XavinitError(
+                f"{name}: parameter {item.text!r} is not key=value; "
+                f"allowed keys: {', '.join(preset.params)}"
+            )
+        if key not in preset.params:
+            raise XavinitError(
+                f"{name}: unknown parameter {key!r}{suggest(key, preset.params)}; "
+                f"allowed: {', '.join(preset.params)}"
+            )
+        if key in params:
+            raise XavinitError(f"{name}: parameter {key!r} given twice")
+        params[key] = item.value
 
     scale, mode, distribution, gain = preset.scale, preset.mode, preset.distribution, 1.0
     if "scale" in params:

@@ -98,6 +98,39 @@ def normal_quantile(p: float) -> float:
     return NormalDist().inv_cdf(p)
 
 
+def phi(x: float) -> float:
+    """Standard normal density: exp(-x^2 / 2) / sqrt(2 pi)."""
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def big_phi(x: float) -> float:
+    """Standard normal CDF of one number: (1 + erf(x / sqrt 2)) / 2, exact to double precision."""
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+_CDF_GRID_LIMIT = 9.0
+_CDF_GRID_POINTS = 36_001
+
+
+@functools.cache
+def _normal_cdf_table() -> tuple[np.ndarray, np.ndarray]:
+    """Phi on a grid of step 5e-4 over [-9, 9], from ``math.erf`` (exact to double precision)."""
+    grid = np.linspace(-_CDF_GRID_LIMIT, _CDF_GRID_LIMIT, _CDF_GRID_POINTS)
+    values = np.array([big_phi(g) for g in grid])
+    return grid, values
+
+
+def normal_cdf(z: np.ndarray) -> np.ndarray:
+    """Standard normal CDF, vectorised: linear interpolation of an exact table.
+
+    The interpolation error is at most h^2/8 max|phi'| = (5e-4)^2 / 8 * 0.242 < 1e-8 (beyond
+    +-9 the CDF is 0 or 1 to 1e-19), far below the 1/sqrt(n) resolution of a KS test.
+    numpy has no erf, and a Python-level ``math.erf`` costs 70 ns a value.
+    """
+    grid, values = _normal_cdf_table()
+    return np.interp(z, grid, values)
+
+
 @dataclass(frozen=True)
 class VarianceTest:
     """z-test of a mean of squares against an expected variance, with a confidence interval.

@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import numbers
 
 from xavinit.datasets.base import ArrayStream, Dataset, Split, TrainStream
@@ -45,6 +44,7 @@ from xavinit.datasets.mnist import load_mnist
 from xavinit.datasets.npz import load_npz
 from xavinit.datasets.preprocess import PREPROCESSING, check_preprocess, to_images
 from xavinit.errors import XavinitError
+from xavinit.specs import suggest
 
 DATASET_KINDS = ("shapeset", "mnist", "cifar10", "npz", "digits")
 """Every dataset kind a spec may name."""
@@ -119,13 +119,10 @@ def load_dataset(spec: str, preprocess: str = "scale", seed: int = 0) -> Dataset
 
 def _unknown_kind(spec: str, kind: str) -> str:
     """The one-line message for an unknown kind: the closest kind, else a hint, and the list."""
-    close = difflib.get_close_matches(kind, DATASET_KINDS, n=1, cutoff=0.6)
     if spec.lower().endswith(".npz"):
         hint = f" (did you mean 'npz:{spec}'?)"
-    elif close:
-        hint = f" (did you mean {close[0]!r}?)"
     else:
-        hint = ""
+        hint = suggest(kind, DATASET_KINDS)
     return (
         f"unknown dataset kind {kind!r}{hint}; kinds: {', '.join(DATASET_KINDS)} "
         "(mnist, cifar10 and npz take :PATH)"

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from xavinit.streams import shuffle_rng
+
 
 @dataclass(frozen=True)
 class Split:
@@ -65,7 +67,7 @@ class ArrayStream:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, seed: int) -> None:
         self.x, self.y = x, y
-        self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+        self._rng = shuffle_rng(seed)
         self._epoch = 0
         self._position = 0
         self._order = self._rng.permutation(len(y))

@@ -7,6 +7,7 @@ import numpy as np
 from xavinit.datasets.base import Dataset
 from xavinit.datasets.preprocess import _build, check_preprocess
 from xavinit.errors import XavinitError
+from xavinit.streams import digits_split_rng
 
 DIGITS_VALID = 300
 DIGITS_TEST = 300
@@ -37,7 +38,7 @@ def load_digits(preprocess: str = "scale", seed: int = 0) -> Dataset:
             f"digits: scikit-learn returned {len(x)} images and {len(y)} labels; expected "
             "1797 of each"
         )
-    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(11,))).permutation(len(y))
+    order = digits_split_rng(seed).permutation(len(y))
     test, valid, train = np.split(order, [DIGITS_TEST, DIGITS_TEST + DIGITS_VALID])
     return _build(
         name="digits",

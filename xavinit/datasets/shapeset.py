@@ -47,6 +47,7 @@ import numpy as np
 
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
+from xavinit.streams import TEST_KEY, VALID_KEY, block_rng
 
 SIZE = 32
 """Image side in pixels; images are ``SIZE x SIZE`` flattened row-major to ``SIZE**2`` inputs."""
@@ -85,9 +86,6 @@ MAX_OVERLAP = 0.5
 MAX_REJECTIONS = 50
 """Rejected second objects per image before the first object is redrawn too."""
 
-VALID_KEY = 2**31 - 1
-TEST_KEY = 2**31 - 2
-"""``spawn_key``s of the fixed splits; training block ``b`` uses ``spawn_key=(b,)``."""
 
 _RASTER_CHUNK = 256  # shapes rasterised at once: (256, 32, 32) float32 is 1 MiB, cache-sized
 _CENTRES = np.arange(SIZE, dtype=np.float32) + np.float32(0.5)
@@ -294,16 +292,12 @@ def generate_shapeset(count: int, rng: np.random.Generator) -> tuple[np.ndarray,
     return sample.images, sample.labels
 
 
-def block_rng(seed: int, key: int) -> np.random.Generator:
-    """The generator of training block ``key`` (or of a fixed split) for ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,)))
-
-
 class ShapesetStream:
     """The endless Shapeset-3x2 training stream, generated in blocks, resumable exactly.
 
     Image ``p`` of the stream is image ``p % block`` of block ``p // block``, and block ``b``
-    is ``generate_shapeset(block, default_rng(SeedSequence(seed, spawn_key=(b,))))``. The state
+    is ``generate_shapeset(block, block_rng(seed, b))`` (``spawn_key=(b,)``, see
+    :mod:`xavinit.streams`). The state
     is the position (images consumed); ``restore`` regenerates the current block and skips to
     the position, so a restored stream yields bit-identical batches.
     """

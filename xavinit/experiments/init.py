@@ -1,8 +1,8 @@
 """``xavinit init``: sample every layer under every scheme and verify it, or check a file.
 
 Config in, result out; numpy only. Each (trial, layer) draw uses its own generator,
-``SeedSequence(seed, spawn_key=(trial, layer))``, so a layer's weights do not depend on which
-other layers or schemes are in the run.
+:func:`xavinit.streams.layer_rng`, so a layer's weights do not depend on which other layers or
+schemes are in the run.
 """
 
 from __future__ import annotations
@@ -19,11 +19,7 @@ from xavinit.fileio import NpzWriter, atomic_write, load_weight_arrays
 from xavinit.resources import require_memory
 from xavinit.results import Candidate, InitCheck, InitResult, Ranking
 from xavinit.schemes import PRESETS, Scheme, get_scheme
-
-
-def layer_rng(seed: int, trial: int, layer: int) -> np.random.Generator:
-    """The generator of one draw: independent streams keyed by (trial, layer)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(trial, layer)))
+from xavinit.streams import layer_rng
 
 
 def check_memory(config: InitConfig, schemes: list[Scheme]) -> None:

@@ -23,12 +23,12 @@ import numpy as np
 from xavinit.activations import Activation, get_activation
 from xavinit.config import PropagateConfig
 from xavinit.experiments import Progress
-from xavinit.experiments.init import layer_rng
 from xavinit.network import backward, forward
 from xavinit.resources import require_memory
 from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
 from xavinit.schemes import Scheme, get_scheme
 from xavinit.stats import scan
+from xavinit.streams import INPUT_KEY, LABEL_KEY, input_rng, layer_rng
 from xavinit.theory import (
     linear_activation_var,
     linear_backprop_var,
@@ -43,17 +43,10 @@ taken at an even stride (131072: the 2nd/98th percentiles to about 0.1% of the r
 saturated fraction to a standard error below 0.14%, at a tenth of the cost of all 10^6 values
 of a paper-sized layer). Means and variances always use every value."""
 
-INPUT_KEY, LABEL_KEY = 1, 2
-
-
-def _input_rng(seed: int, trial: int, which: int) -> np.random.Generator:
-    """Generators for inputs and labels: spawn keys (trial, 0, which) never meet a layer's."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(trial, 0, which)))
-
 
 def draw_inputs(config: PropagateConfig, trial: int, dtype: np.dtype) -> np.ndarray:
     """``U[-1, 1]`` (like pixels scaled to [-1, 1]) or ``N(0, 1)`` inputs, ``(batch, n_0)``."""
-    rng = _input_rng(config.seed, trial, INPUT_KEY)
+    rng = input_rng(config.seed, trial, INPUT_KEY)
     x = np.empty((config.batch, config.layers[0]), dtype=dtype)
     if config.input == "uniform":
         rng.random(dtype=dtype, out=x)
@@ -76,7 +69,7 @@ def draw_weights(
 
 def top_gradient(config: PropagateConfig, trial: int, probs: np.ndarray) -> np.ndarray:
     """Per-example ``dC_n/ds^L``: ``P - onehot(y)`` for NLL with random labels, or N(0, 1)."""
-    rng = _input_rng(config.seed, trial, LABEL_KEY)
+    rng = input_rng(config.seed, trial, LABEL_KEY)
     if config.backward == "unit":
         return rng.standard_normal(probs.shape, dtype=probs.dtype)
     labels = rng.integers(0, probs.shape[1], size=probs.shape[0])

@@ -26,11 +26,11 @@ from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.checkpoint import Checkpoint, RunState, save_checkpoint
-from xavinit.experiments.init import layer_rng
 from xavinit.network import Cost, backward, forward
 from xavinit.results import LayerHistogram, LayerStats, TrainResult, TrainRun
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
+from xavinit.streams import layer_rng
 
 TRACKED_EXAMPLES = 300
 """The paper measures activation statistics on a fixed set of 300 test examples."""

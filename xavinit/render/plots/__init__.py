@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from xavinit.errors import XavinitError
 from xavinit.render.plots.base import (
     INSTALL_HINT,
     MAX_LAYER_LINES,
