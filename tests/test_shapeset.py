@@ -299,7 +299,7 @@ def test_preview_draws_half_blocks_and_label_names():
 def test_preview_in_colour_uses_grey_rgb_styles():
     from rich.console import Console
 
-    from xavinit.cli.data import load_preview_images, print_preview
+    from xavinit.render.preview import load_preview_images, print_preview
 
     images, names = load_preview_images("shapeset", 2, 0)
     assert images.shape == (2, 32, 32) and names == [
