@@ -119,6 +119,22 @@ SEED_HELP = "Seed of every random draw."
 DTYPE_HELP = "Floating-point type of weights and activations: float32 or float64."
 
 
+SchemesOption = Annotated[
+    Schemes, Opt(SCHEME_HELP, flags=("-s",), key="scheme", aliases=("schemes",))
+]
+ActivationsOption = Annotated[
+    Activations, Opt(ACTIVATION_HELP, flags=("-a",), key="activation", aliases=("activations",))
+]
+DtypeOption = Annotated[Dtype, Opt(DTYPE_HELP)]
+DepthOption = Annotated[
+    Count | None, Field(ge=0, le=MAX_LAYERS, exclude=True), Opt("Hidden layers (with --width).")
+]
+WidthOption = Annotated[
+    Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
+]
+"""Options several commands share, each declared once."""
+
+
 class Seeded(Config):
     """A config with a seed (every command that draws random numbers)."""
 
@@ -131,12 +147,8 @@ class Network(Seeded):
     layers: Annotated[
         Layers, Opt(LAYERS_HELP, flags=("-l",), cli_type=str, default_text="1024,1000x5,10")
     ] = PAPER_LAYERS
-    depth: Annotated[
-        Count | None, Field(ge=0, le=MAX_LAYERS, exclude=True), Opt("Hidden layers (with --width).")
-    ] = None
-    width: Annotated[
-        Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
-    ] = None
+    depth: DepthOption = None
+    width: WidthOption = None
     inputs: Annotated[Count | None, Field(ge=1, exclude=True), Opt("Input width.")] = None
     outputs: Annotated[Count | None, Field(ge=1, exclude=True), Opt("Output width.")] = None
 
@@ -196,7 +208,7 @@ class InitConfig(Network):
         BeforeValidator(Choice(("holm", "bonferroni"))),
         Opt("Multiple-testing correction: holm or bonferroni."),
     ] = "holm"
-    dtype: Annotated[Dtype, Opt(DTYPE_HELP)] = "float32"
+    dtype: DtypeOption = "float32"
     save: Annotated[
         Path_, Opt("Write the sampled weights (first trial) to FILE.npz.", metavar="FILE")
     ] = None
@@ -247,13 +259,8 @@ class PropagateConfig(Network):
 
     command = "propagate"
 
-    schemes: Annotated[
-        Schemes, Opt(SCHEME_HELP, flags=("-s",), key="scheme", aliases=("schemes",))
-    ] = DEFAULT_SCHEMES
-    activations: Annotated[
-        Activations,
-        Opt(ACTIVATION_HELP, flags=("-a",), key="activation", aliases=("activations",)),
-    ] = ("tanh",)
+    schemes: SchemesOption = DEFAULT_SCHEMES
+    activations: ActivationsOption = ("tanh",)
     batch: Annotated[Count, Field(ge=1), Opt("Examples pushed through the network.")] = 1000
     input: Annotated[
         str,
@@ -277,7 +284,7 @@ class PropagateConfig(Network):
     trials: Annotated[
         Count, Field(ge=1), Opt("Independent networks; report the mean and spread.")
     ] = 1
-    dtype: Annotated[Dtype, Opt(DTYPE_HELP)] = "float32"
+    dtype: DtypeOption = "float32"
     histograms: Annotated[
         bool, Opt("Show each layer's histogram in the terminal table (figures 6 and 7).")
     ] = False
@@ -320,23 +327,14 @@ class TrainConfig(Seeded):
             default_text="the dataset's inputs, 1000x5, its classes",
         ),
     ] = ()
-    depth: Annotated[
-        Count | None, Field(ge=0, le=MAX_LAYERS, exclude=True), Opt("Hidden layers (with --width).")
-    ] = None
-    width: Annotated[
-        Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
-    ] = None
+    depth: DepthOption = None
+    width: WidthOption = None
     hidden: Annotated[
         tuple[int, ...],
         BeforeValidator(_widths),
     ] = (PAPER_WIDTH,) * PAPER_DEPTH
-    schemes: Annotated[
-        Schemes, Opt(SCHEME_HELP, flags=("-s",), key="scheme", aliases=("schemes",))
-    ] = DEFAULT_SCHEMES
-    activations: Annotated[
-        Activations,
-        Opt(ACTIVATION_HELP, flags=("-a",), key="activation", aliases=("activations",)),
-    ] = ("tanh",)
+    schemes: SchemesOption = DEFAULT_SCHEMES
+    activations: ActivationsOption = ("tanh",)
     cost: Annotated[
         str, BeforeValidator(Choice(("nll", "quadratic"))), Opt("Cost: nll or quadratic.")
     ] = "nll"
@@ -369,7 +367,7 @@ class TrainConfig(Seeded):
         Field(ge=1),
         Opt("Updates between checkpoints.", default_text="--eval-every"),
     ] = None
-    dtype: Annotated[Dtype, Opt(DTYPE_HELP)] = "float32"
+    dtype: DtypeOption = "float32"
 
     @model_validator(mode="after")
     def _hidden(self) -> TrainConfig:
