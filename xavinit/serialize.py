@@ -23,8 +23,15 @@ MAX_QUOTE = 200
 
 
 def quote(value: Any, limit: int = MAX_QUOTE) -> str:
-    """``repr(value)`` cut to ``limit`` characters, so a hostile value cannot flood a message."""
-    text = repr(value)
+    """A bounded ``repr(value)`` of at most ``limit`` characters: nested and long values are
+    abbreviated before they are formatted, so a hostile value (a YAML alias bomb, a 10^6-long
+    list) cannot flood a message or take time to print."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict = 3, 8, 8, 8
+    short.maxstring = short.maxother = short.maxlong = limit
+    text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -67,16 +74,45 @@ def parse_json_text(text: str, source: str) -> Any:
         raise XavinitError(f"{source}: malformed JSON: nested too deeply") from None
 
 
+MAX_YAML_ALIASES = 100
+"""At most this many alias references (``*name``) in a YAML file: a few are convenient, but
+nested aliases multiply (the "billion laughs": 347 bytes that expand to gigabytes)."""
+
+
+def _bounded_loader() -> Any:
+    """A ``yaml.SafeLoader`` that refuses more than :data:`MAX_YAML_ALIASES` aliases."""
+    import yaml
+
+    class BoundedSafeLoader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_YAML_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise yaml.YAMLError(
+                        f"more than {MAX_YAML_ALIASES} aliases (at line {mark.line + 1}); "
+                        "nested aliases can expand without bound"
+                    )
+            return super().compose_node(parent, index)
+
+    return BoundedSafeLoader
+
+
 def parse_yaml_text(text: str, source: str) -> Any:
-    """``yaml.safe_load`` with a one-line error naming the file, line and problem."""
+    """Safe YAML with a bound on aliases, and a one-line error naming the file, line and problem.
+
+    Only plain data is constructed (``yaml.SafeLoader``); nothing in the file runs.
+    """
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_bounded_loader())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "malformed YAML"
+        problem = getattr(error, "problem", None) or str(error) or "malformed YAML"
         raise XavinitError(f"{source}: malformed YAML{at}: {problem}") from None
     except RecursionError:
         raise XavinitError(f"{source}: malformed YAML: nested too deeply") from None

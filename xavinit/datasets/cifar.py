@@ -176,10 +176,10 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise XavinitError(
             f"cifar10: {path} has b'data' {dtype} {shape}; expected uint8 (N, {CIFAR10_INPUTS})"
         )
-    try:
-        y = np.asarray(labels)
-    except (TypeError, ValueError):
-        y = np.asarray([], dtype=object)
+    flat = isinstance(labels, np.ndarray) or (
+        isinstance(labels, list | tuple) and all(type(v) is int for v in labels)
+    )  # checked first: np.asarray of a nested, self-referencing list never ends
+    y = np.asarray(labels) if flat else np.asarray([], dtype=object)
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise XavinitError(
             f"cifar10: {path} has b'labels' that are not a list of integers; expected {expected}"

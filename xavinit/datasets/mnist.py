@@ -8,9 +8,11 @@ the training file / the 10,000 test images. ``mnist.npz`` is read by
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -18,6 +20,7 @@ from xavinit.datasets.base import Dataset
 from xavinit.datasets.preprocess import _build, check_preprocess
 from xavinit.errors import XavinitError
 from xavinit.fileio import read_npz
+from xavinit.resources import require_memory
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -129,47 +132,65 @@ def _read_idx(path: Path, magic: int, label: str) -> np.ndarray:
     """Parse an IDX file of unsigned bytes (optionally gzipped) into a uint8 array.
 
     Layout (big-endian): int32 magic ``0x0000 08 nd`` (type 0x08 = ubyte, ``nd`` dimensions),
-    ``nd`` uint32 sizes, then ``prod(sizes)`` bytes. Every one of these is checked.
+    ``nd`` uint32 sizes, then ``prod(sizes)`` bytes. Every one of these is checked, and the header
+    is read first: the data is read (decompressed) only up to the size it declares, after that
+    size has been checked against the memory available, so a small gzip that inflates to
+    gigabytes is refused before it is inflated.
     """
     kind = "image" if magic == IDX_IMAGES_MAGIC else "label"
-    raw = _read_bytes(path, label, f"an IDX {kind} file")
-    if len(raw) < 4:
-        raise XavinitError(
-            f"{label}: {path} is not an IDX {kind} file (it is {len(raw)} bytes, shorter than "
-            "the 4-byte magic number)"
-        )
-    (found,) = struct.unpack(">i", raw[:4])
-    if found != magic:
-        raise XavinitError(
-            f"{label}: {path} is not an IDX {kind} file (magic {magic} expected, got {found})"
-        )
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise XavinitError(
-            f"{label}: {path} is truncated: its IDX header needs {header} bytes, "
-            f"the file has {len(raw)}"
-        )
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    if ndim == 3 and (dims[1] == 0 or dims[2] == 0):
-        raise XavinitError(f"{label}: {path} declares images of {_dims(dims[1:])} pixels")
-    size = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header != size:
-        state = "truncated" if len(raw) - header < size else "longer than its header says"
+    expected = f"an IDX {kind} file"
+    with _open_idx(path, label, expected) as stream:
+        raw = _read(stream, 4, path, label, expected)
+        if len(raw) < 4:
+            raise XavinitError(
+                f"{label}: {path} is not an IDX {kind} file (it is {len(raw)} bytes, shorter "
+                "than the 4-byte magic number)"
+            )
+        (found,) = struct.unpack(">i", raw)
+        if found != magic:
+            raise XavinitError(
+                f"{label}: {path} is not an IDX {kind} file (magic {magic} expected, got {found})"
+            )
+        ndim = magic & 0xFF
+        head = _read(stream, 4 * ndim, path, label, expected)
+        if len(head) < 4 * ndim:
+            raise XavinitError(
+                f"{label}: {path} is truncated: its IDX header needs {4 + 4 * ndim} bytes, "
+                f"the file has {4 + len(head)}"
+            )
+        dims = struct.unpack(f">{ndim}I", head)
+        if ndim == 3 and (dims[1] == 0 or dims[2] == 0):
+            raise XavinitError(f"{label}: {path} declares images of {_dims(dims[1:])} pixels")
+        size = math.prod(dims)  # a Python int: no overflow
+        require_memory(size, f"{label}: {path} (its header declares {_dims(dims)} bytes)")
+        data = _read(stream, size, path, label, expected)
+        extra = _read(stream, 1, path, label, expected)
+    if len(data) != size or extra:
+        state = "truncated" if len(data) < size else "longer than its header says"
+        held = f"{len(data)}" if len(data) < size else f"more than {size}"
         raise XavinitError(
             f"{label}: {path} is {state}: its IDX header declares {_dims(dims)} = {size} bytes "
-            f"of data, the file holds {len(raw) - header}"
+            f"of data, the file holds {held}"
         )
-    return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
-def _read_bytes(path: Path, label: str, expected: str) -> bytes:
-    """The bytes of ``path``, gunzipped when it ends with ``.gz``, errors as XavinitError."""
+def _open_idx(path: Path, label: str, expected: str) -> IO[bytes]:
+    """``path`` opened for reading, through gzip when it ends with ``.gz``."""
     try:
         if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as stream:
-                return stream.read()
-        return path.read_bytes()
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return path.open("rb")
+    except OSError as error:
+        raise XavinitError(
+            f"{label}: cannot read {path} ({error.strerror or error}); expected {expected}"
+        ) from None
+
+
+def _read(stream: IO[bytes], count: int, path: Path, label: str, expected: str) -> bytes:
+    """At most ``count`` bytes, errors as XavinitError."""
+    try:
+        return stream.read(count)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise XavinitError(
             f"{label}: {path} is not a valid gzip file ({error or type(error).__name__}); "

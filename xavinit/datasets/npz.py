@@ -16,6 +16,10 @@ from xavinit.datasets.preprocess import _CHUNK_ROWS, _build, _chunks, check_prep
 from xavinit.errors import XavinitError
 from xavinit.fileio import read_npz
 
+MAX_CLASSES = 100_000
+"""At most this many classes: one output unit each (a label of 10^9 would ask for a 10^9-wide
+output layer)."""
+
 
 def load_npz(path: str | Path, preprocess: str = "scale", seed: int = 0) -> Dataset:
     """Read a dataset from an ``.npz`` of arrays ``x_train, y_train, x_test, y_test``.
@@ -76,6 +80,11 @@ def load_npz(path: str | Path, preprocess: str = "scale", seed: int = 0) -> Data
         data["train"] = (x[:-n_valid], y[:-n_valid])
         data["valid"] = (x[-n_valid:], y[-n_valid:])
     classes = 1 + max(int(y.max()) for _, y in data.values() if y.size)
+    if classes > MAX_CLASSES:
+        raise XavinitError(
+            f"{label}: {source} holds label {classes - 1}; labels must be 0..K-1 with K at most "
+            f"{MAX_CLASSES:,} (one output unit per class)"
+        )
     class_names = tuple(str(c) for c in range(classes))
     if "class_names" in arrays:
         names = arrays["class_names"]

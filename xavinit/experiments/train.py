@@ -27,6 +27,7 @@ from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.checkpoint import Checkpoint, RunState, save_checkpoint
 from xavinit.network import Cost, backward, forward
+from xavinit.resources import require_memory
 from xavinit.results import LayerHistogram, LayerStats, TrainResult, TrainRun
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
@@ -56,6 +57,18 @@ def resolve_layers(config: TrainConfig, dataset: Dataset) -> tuple[int, ...]:
             f"--layers {dataset.inputs},1000x5,{dataset.classes} or --depth/--width"
         )
     return layers
+
+
+def check_memory(layers: tuple[int, ...], batch: int, itemsize: int) -> None:
+    """Refuse a network whose weights, gradients and activations would not fit in memory.
+
+    SGD holds each weight matrix and its gradient, plus a batch's activations and gradients per
+    layer (at least the 1000 examples an evaluation chunk takes).
+    """
+    weights = sum(a * b for a, b in zip(layers[:-1], layers[1:], strict=False))
+    rows = max(batch, EVAL_CHUNK)
+    need = itemsize * (2 * weights + 2 * rows * sum(layers))
+    require_memory(need, f"a {'-'.join(map(str, layers))} network ({itemsize * 8}-bit)")
 
 
 def test_error(
@@ -163,6 +176,7 @@ def run_train(
     """
     dataset = load_training_data(config)
     layers = resolve_layers(config, dataset)
+    check_memory(layers, config.batch_size, np.dtype(config.dtype).itemsize)
     test = dataset.test if config.test_size is None else dataset.test.head(config.test_size)
     tracked = dataset.test.head(min(TRACKED_EXAMPLES, len(dataset.test)))
     initial_stream = dataset.train.state()
