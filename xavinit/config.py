@@ -210,7 +210,8 @@ class InitConfig(Network):
     ] = "holm"
     dtype: DtypeOption = "float32"
     save: Annotated[
-        Path_, Opt("Write the sampled weights (first trial) to FILE.npz.", metavar="FILE")
+        Path_,
+        Opt("Write the sampled weights (first trial) to FILE.npz.", metavar="FILE", writes="file"),
     ] = None
     check: Annotated[
         Path_,
@@ -360,6 +361,7 @@ class TrainConfig(Seeded):
         Opt(
             "Save the whole state to FILE.npz every --checkpoint-every updates and on Ctrl-C.",
             metavar="FILE",
+            writes="file",
         ),
     ] = None
     checkpoint_every: Annotated[
@@ -406,7 +408,9 @@ class ReportConfig(Config):
     plots: Annotated[
         Path_,
         Opt(
-            "Write every figure as PNG and SVG into this folder (needs matplotlib).", metavar="DIR"
+            "Write every figure as PNG and SVG into this folder (needs matplotlib).",
+            metavar="DIR",
+            writes="folder",
         ),
     ] = None
 

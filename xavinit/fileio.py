@@ -43,6 +43,10 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         with os.fdopen(handle, mode, encoding=encoding) as stream:
             yield stream
         os.replace(temporary, target)
+    except OSError as error:  # a full disk, a quota, a vanished folder: one line, nothing left
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise XavinitError(f"cannot write {str(target)!r}: {error.strerror or error}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -52,7 +56,9 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 class NpzWriter:
     """Write arrays one by one into an ``.npz`` (a zip of ``.npy`` files), atomically.
 
-    Only one array needs to be in memory at a time, unlike ``numpy.savez``.
+    Only one array needs to be in memory at a time, unlike ``numpy.savez``. Use it as a context
+    manager inside :func:`atomic_write`: on success the archive is finished; on an error (a full
+    disk, Ctrl-C) it is abandoned without writing more, and the temporary file is removed.
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -66,6 +72,15 @@ class NpzWriter:
 
     def close(self) -> None:
         self._zip.close()
+
+    def __enter__(self) -> NpzWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if kind is None:
+            self._zip.close()
+        else:  # abandon: ZipFile.close (and its __del__) would write to a failed stream
+            self._zip.fp = None
 
 
 def load_weight_arrays(

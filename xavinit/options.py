@@ -45,6 +45,8 @@ class Opt:
             ``--layers 1024,1000x5,10``); validation is the model's either way.
         default_text: How ``--help`` shows the default, when ``str(default)`` would not do.
         metavar: The placeholder ``--help`` shows for the value.
+        writes: ``"file"`` or ``"folder"`` for an option naming something the command writes:
+            its folder must exist before any work starts.
     """
 
     help: str
@@ -56,6 +58,7 @@ class Opt:
     cli_type: Any = None
     default_text: str | None = None
     metavar: str | None = None
+    writes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,8 @@ class Config(BaseModel):
         """Validate a configuration recorded in a result or checkpoint (``source``: where)."""
         if not isinstance(record, Mapping):
             raise XavinitError(f"{source}: must be a mapping, got {quote(record)}")
-        return cls.from_mapping(record, lambda key: f"{source}.{key}")
+        fields = cls.accepted_keys()  # a record names fields (schemes), not options (scheme)
+        return cls.from_mapping(record, lambda key: f"{source}.{fields.get(key, key)}")
 
     @classmethod
     def _explain(cls, error: ValidationError, origin: Origin) -> str:

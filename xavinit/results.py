@@ -374,9 +374,9 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "(document)"
 
 
-def validate(kind: type[Any], data: Any, source: str) -> Any:
+def validate(kind: type[Any], data: Any, source: str, where: str = "") -> Any:
     """``data`` as a ``kind`` (a result dataclass or row type), every field's type and range
-    checked strictly.
+    checked strictly. ``source`` names the file, ``where`` the part of it ``data`` is.
 
     Raises:
         XavinitError: the first field that does not fit, by its path.
@@ -395,4 +395,6 @@ def validate(kind: type[Any], data: Any, source: str) -> Any:
         first = error.errors(include_url=False)[0]
         message = first["msg"][0].lower() + first["msg"][1:]
         got = f", got {quote(first['input'], 60)}" if first["type"] != "missing" else ""
-        raise XavinitError(f"{source}: {_path(first['loc'])}: {message}{got}") from None
+        path = _path(first["loc"])
+        location = f"{where}.{path}" if where and first["loc"] else (where or path)
+        raise XavinitError(f"{source}: {location}: {message}{got}") from None

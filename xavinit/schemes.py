@@ -417,26 +417,33 @@ def _canonical_name(name: str) -> str:
     return key
 
 
+PARAMETER_RANGE = (1e-6, 1e6)
+"""``gain``, ``scale`` and ``slope`` must lie in this range (``slope`` may also be 0): beyond it
+a float32 weight's variance underflows or overflows, and no initialisation uses such values."""
+
+
 def _positive_number(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise XavinitError(f"{what} must be a number, got {text!r}") from None
+    low, high = PARAMETER_RANGE
     if not math.isfinite(value) or value <= 0:
         raise XavinitError(f"{what} must be a positive finite number, got {text!r}")
+    if not low <= value <= high:
+        raise XavinitError(f"{what} must be between {low:g} and {high:g}, got {text!r}")
     return value
 
 
 def _parse_gain(text: str, scheme: str) -> float:
     try:
-        return _positive_number(text, f"{scheme}: gain")
-    except XavinitError:
-        if any(c.isalpha() for c in text) and text.lower() not in ("nan", "inf", "infinity"):
-            try:
-                return activation_gain(text)
-            except XavinitError as error:
-                raise XavinitError(f"{scheme}: {error}") from None
-        raise
+        float(text)
+    except ValueError:  # not a number: an activation's name
+        try:
+            return activation_gain(text)
+        except XavinitError as error:
+            raise XavinitError(f"{scheme}: {error}") from None
+    return _positive_number(text, f"{scheme}: gain")
 
 
 def get_scheme(spec: str) -> Scheme:
@@ -490,9 +497,10 @@ def get_scheme(spec: str) -> Scheme:
             slope = float(params["slope"])
         except ValueError:
             slope = math.nan
-        if not math.isfinite(slope) or slope < 0:
+        if not math.isfinite(slope) or slope < 0 or slope > PARAMETER_RANGE[1]:
             raise XavinitError(
-                f"{name}: slope must be a non-negative number, got {params['slope']!r}"
+                f"{name}: slope must be a non-negative number at most {PARAMETER_RANGE[1]:g}, "
+                f"got {params['slope']!r}"
             )
         scale = preset.scale / (1.0 + slope**2)
     if "gain" in params:

@@ -262,6 +262,25 @@ def chosen_formats(
     return screen, file_fmt
 
 
+def check_outputs(config: Config, output: Path | None) -> None:
+    """Before any work: every file the command will write has an existing folder, and no two
+    outputs are the same file (a 10-minute run must not end in "folder does not exist")."""
+    named = {output.resolve(): "--output"} if output is not None else {}
+    for name, opt, _ in type(config).options():
+        value = getattr(config, name)
+        if opt.writes is None or value is None:
+            continue
+        flag = "--" + (opt.key or name).replace("_", "-")
+        path = Path(value)
+        if not path.parent.is_dir():
+            fail(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist")
+        if opt.writes == "folder" and path.exists() and not path.is_dir():
+            fail(f"{flag} {str(path)!r}: exists and is not a folder")
+        if path.resolve() in named:
+            fail(f"{flag} and {named[path.resolve()]} name the same file {str(path)!r}")
+        named[path.resolve()] = flag
+
+
 def _file_options(
     file_values: dict[str, Any], label: str, fmt: OutputFormat | None, output: Path | None
 ) -> tuple[OutputFormat | None, Path | None, bool]:
@@ -285,6 +304,31 @@ def _file_options(
     return fmt, output, quiet
 
 
+def _to_stdout(result: Any, screen: str | None) -> None:
+    """Print the result; a closed pipe (``| head``) ends quietly, a full device is one line."""
+    from xavinit.render import print_table, render
+
+    try:
+        if screen == "table":
+            print_table(result, stdout_console())
+        elif screen is not None:
+            sys.stdout.write(render(result, screen))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as error:
+        _silence_stdout()
+        fail(f"cannot write the result to stdout: {error.strerror or error}")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: a stdout without a descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def execute(
     *,
     command: str,
@@ -302,7 +346,7 @@ def execute(
     (imported late), which returns a result with ``command``, ``to_dict()`` and ``passed``.
     """
     from xavinit.fileio import atomic_write
-    from xavinit.render import print_table, render
+    from xavinit.render import render
 
     try:
         file_values: dict[str, Any] = {}
@@ -315,6 +359,7 @@ def execute(
         screen, file_fmt = chosen_formats(command, fmt, output)
         merged, origin = merge_options(file_values, cli_values, label)
         config = build(merged, origin)
+        check_outputs(config, output)
         experiment = run()
         with progress_bar(quiet) as progress:
             result = experiment(config, progress)
@@ -324,10 +369,7 @@ def execute(
                 stream.write(text)
             if not quiet:
                 print(f"wrote {output}", file=sys.stderr)
-        if screen == "table":
-            print_table(result, stdout_console())
-        elif screen is not None:
-            sys.stdout.write(render(result, screen))
+        _to_stdout(result, screen)
     except XavinitError as error:
         fail(str(error))
     except MemoryError:

@@ -69,7 +69,10 @@ def _prepare(
     def run(config: TrainConfig, progress: Any) -> Any:
         return run_train(config, progress, resume=saved)
 
-    return (lambda mapping, origin: saved.config), lambda: run
+    # Further checkpoints go to the file named here, never to a path stored in the checkpoint
+    # (it may be relative to another folder, or someone else's file).
+    config = saved.config.model_copy(update={"checkpoint": str(resume)})
+    return (lambda mapping, origin: config), lambda: run
 
 
 _train = result_command(

@@ -65,13 +65,11 @@ def save_checkpoint(
         "current": encode_nonfinite(asdict(state)),
     }
     payload = np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)
-    with atomic_write(path, "wb") as stream:
-        writer = NpzWriter(stream)
+    with atomic_write(path, "wb") as stream, NpzWriter(stream) as writer:
         writer.add("state", payload)
         for k, (w, b) in enumerate(zip(sgd.weights, sgd.biases, strict=True)):
             writer.add(f"W{k + 1}", w)
             writer.add(f"b{k + 1}", b)
-        writer.close()
 
 
 def _document(arrays: dict[str, np.ndarray], path: str) -> dict[str, Any]:
@@ -138,10 +136,10 @@ def load_checkpoint(path: str) -> Checkpoint:
     if not isinstance(document["finished"], list):
         raise XavinitError(f"{path}: finished: must be a list")
     finished = [
-        validate(TrainRun, run, f"{path}: finished[{i}]")
+        validate(TrainRun, run, path, f"finished[{i}]")
         for i, run in enumerate(document["finished"])
     ]
-    state = validate(RunState, document["current"], f"{path}: current")
+    state = validate(RunState, document["current"], path, "current")
     if state.update > config.updates:
         raise XavinitError(
             f"{path}: current.update {state.update} is beyond the config's {config.updates} updates"

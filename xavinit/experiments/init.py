@@ -51,10 +51,8 @@ def run_init(config: InitConfig, progress: Progress | None = None) -> InitResult
     total = (len(config.layers) - 1) * len(schemes) * config.trials
     dtype = np.dtype(config.dtype)
     if config.save is not None:
-        with atomic_write(config.save, "wb") as stream:
-            writer = NpzWriter(stream)
+        with atomic_write(config.save, "wb") as stream, NpzWriter(stream) as writer:
             checks = _sample_all(config, schemes, dtype, progress, total, writer)
-            writer.close()
     else:
         checks = _sample_all(config, schemes, dtype, progress, total, None)
     judged = judge(checks, config.alpha, config.correction)
