@@ -122,7 +122,10 @@ def to_yaml(document: Any) -> str:
     """A document as block-style YAML, keys in their given order."""
     import yaml
 
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: about 10x faster
+    return yaml.dump(
+        document, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
 
 
 def read_text(path: str, what: str) -> str:

@@ -19,6 +19,11 @@ from xavinit.render.plots.base import (
 from xavinit.render.plots.files import _slug
 
 
+MAX_TICKS = 40
+"""At most this many labelled layers on the x axis; a file of thousands of matrices shows every
+k-th label."""
+
+
 def _init_figures(document: dict[str, Any], mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     out = []
     rows = [row for row in document.get("layers", []) if _num(row.get("expected_var")) > 0]
@@ -108,16 +113,18 @@ def _init_variance(
                 markeredgecolor="black", label="failed check",
             )
         )  # fmt: skip
-    top.legend(handles=handles, fontsize="small", loc="best")
+    # "best" scans every point for a free corner: quadratic in the layers of a large file.
+    top.legend(handles=handles, fontsize="small", loc="best" if len(rows) <= 200 else "upper right")
     xlabel = "layer (weight matrix)" if mode == "sample" else "array (position in file)"
     top.set_ylabel("weight variance Var[W]")
     top.set_title(f"observed (markers, bars: {level}) and expected (dashes)")
     bottom.set_ylabel("observed / expected − 1 (%)")
     bottom.set_title("relative deviation from the expected variance")
-    rotate = any(len(label) > 6 for label in ticks.values())
+    shown = positions[:: math.ceil(len(positions) / MAX_TICKS)]  # every label would overlap
+    rotate = any(len(ticks[p]) > 6 for p in shown)
     for ax in (top, bottom):
         ax.set_xlabel(xlabel)
-        ax.set_xticks(positions, [ticks[p] for p in positions])
+        ax.set_xticks(shown, [ticks[p] for p in shown])
         ax.set_xlim(positions[0] - 0.5, positions[-1] + 0.5)
         if rotate:
             ax.tick_params(axis="x", labelrotation=30)
