@@ -21,10 +21,8 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
 
 def blas_info() -> str:
     """The BLAS libraries loaded and their thread counts (threadpoolctl, when installed)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threads unknown (pip install 'xavinit[bench]' to see)"
+    from threadpoolctl import threadpool_info
+
     return ", ".join(
         f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}"
         for i in threadpool_info()

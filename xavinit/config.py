@@ -185,6 +185,7 @@ class InitConfig(Network):
     """What ``xavinit init`` does: sample and verify, or ``check`` weights from a file."""
 
     command = "init"
+    numeric = True
 
     schemes: Annotated[
         Schemes,
@@ -259,6 +260,7 @@ class PropagateConfig(Network):
     """What ``xavinit propagate`` does: one network per (scheme, activation) at initialization."""
 
     command = "propagate"
+    numeric = True
 
     schemes: SchemesOption = DEFAULT_SCHEMES
     activations: ActivationsOption = ("tanh",)
@@ -309,6 +311,7 @@ class TrainConfig(Seeded):
     """
 
     command = "train"
+    numeric = True
 
     dataset: Annotated[
         str,

@@ -150,6 +150,8 @@ class Config(BaseModel):
 
     command: ClassVar[str] = ""
     """The command this config belongs to."""
+    numeric: ClassVar[bool] = False
+    """Whether the command's work is matrix products (it then takes ``--threads``)."""
 
     @classmethod
     def options(cls) -> Iterator[tuple[str, Opt, Any]]:

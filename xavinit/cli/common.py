@@ -59,6 +59,15 @@ ConfigOption = Annotated[
         dir_okay=False,
     ),
 ]  # fmt: skip
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="BLAS threads for the matrix products (default: the cores not busy with other "
+        "work, so never slower than one thread on a loaded machine).",
+    ),
+]
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")
 ]
@@ -182,9 +191,10 @@ def option_parameters(config_type: type[Config]) -> list[inspect.Parameter]:
     return params
 
 
-def _common_parameters() -> list[inspect.Parameter]:
+def _common_parameters(numeric: bool) -> list[inspect.Parameter]:
     keyword = inspect.Parameter.KEYWORD_ONLY
-    return [
+    threads = [inspect.Parameter("threads", keyword, default=None, annotation=ThreadsOption)]
+    return (threads if numeric else []) + [
         inspect.Parameter("fmt", keyword, default=None, annotation=FormatOption),
         inspect.Parameter("output", keyword, default=None, annotation=OutputOption),
         inspect.Parameter("config", keyword, default=None, annotation=ConfigOption),
@@ -206,11 +216,14 @@ def result_command(
     fast). ``prepare(values, extra_values)``, if given, may replace the build and run steps
     (``train --resume``); it returns ``(build, run)`` or None.
     """
-    parameters = option_parameters(config_type) + (extra or []) + _common_parameters()
+    parameters = (
+        option_parameters(config_type) + (extra or []) + _common_parameters(config_type.numeric)
+    )
     extra_names = {p.name for p in extra or []}
 
     def command(**kwargs: Any) -> None:
         common = {k: kwargs.pop(k) for k in COMMON}
+        threads = kwargs.pop("threads", None)
         extras = {k: kwargs.pop(k) for k in extra_names}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
         module, _, function = run.partition(":")
@@ -228,6 +241,7 @@ def result_command(
             output=common["output"],
             config_file=common["config"],
             quiet=common["quiet"],
+            threads=threads,
         )
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -339,6 +353,7 @@ def execute(
     output: Path | None,
     config_file: Path | None,
     quiet: bool,
+    threads: int | None = None,
 ) -> NoReturn:
     """Merge the config file and options, build the config, run, render, write, exit.
 
@@ -347,6 +362,7 @@ def execute(
     """
     from xavinit.fileio import atomic_write
     from xavinit.render import render
+    from xavinit.resources import blas_threads
 
     try:
         file_values: dict[str, Any] = {}
@@ -361,7 +377,7 @@ def execute(
         config = build(merged, origin)
         check_outputs(config, output)
         experiment = run()
-        with progress_bar(quiet) as progress:
+        with progress_bar(quiet) as progress, blas_threads(threads):
             result = experiment(config, progress)
         if output is not None and file_fmt is not None:
             text = render(result, file_fmt)
