@@ -37,7 +37,7 @@ def synthetic(rows: int) -> InitResult:
             bound=0.0548,
             ks_p_value=0.4,
             count=10**6,
-        )  # fmt: skip
+        )
         for k in range(rows)
     ]
     config = {"layers": [1000] * (rows + 1), "schemes": ["normalized"]}
@@ -58,10 +58,12 @@ def main(sizes: list[int]) -> None:
         for fmt in FORMATS:
             if fmt == "table":
                 seconds = median_time(
-                    lambda: print_table(result, Console(file=StringIO(), width=160)), 1, 0
+                    lambda result=result: print_table(result, Console(file=StringIO(), width=160)),
+                    1,
+                    0,
                 )
             else:
-                seconds = median_time(lambda fmt=fmt: render(result, fmt), 1, 0)
+                seconds = median_time(lambda fmt=fmt, result=result: render(result, fmt), 1, 0)
             cells.append(f"{rows / seconds:>9.0f} ({seconds:4.1f}s)")
         print(f"{rows:>8} " + " ".join(cells), flush=True)
 
