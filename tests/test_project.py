@@ -36,7 +36,7 @@ def test_ruff_format_is_applied():
 
 def _commands() -> list[str]:
     group = typer.main.get_command(app)
-    return sorted(group.commands)  # type: ignore[attr-defined]
+    return sorted(group.list_commands(None))  # type: ignore[attr-defined]
 
 
 def test_every_command_has_an_example_in_the_docs():

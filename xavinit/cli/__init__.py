@@ -5,18 +5,63 @@ from __future__ import annotations
 import importlib
 import sys
 from types import ModuleType
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from xavinit._version import __version__
-from xavinit.cli import init as init_command
-from xavinit.cli import propagate as propagate_command
-from xavinit.cli import report as report_command
-from xavinit.cli import schemes as schemes_command
-from xavinit.cli import train as train_command
-from xavinit.cli.data import data_app
+
+COMMANDS = ("init", "propagate", "train", "report", "schemes", "data")
+"""Every command, in the order ``--help`` lists them; each is the module ``xavinit.cli.NAME``
+with a ``DOC`` string and a ``command()`` that builds it."""
+
+
+class LazyGroup(TyperGroup):
+    """The root command: a command's module is imported only when that command is used.
+
+    ``xavinit --help`` lists the commands from their modules' ``DOC`` strings without building
+    them (building one imports its config models and validation); ``xavinit init ...`` builds
+    ``init`` alone. So help, usage errors and ``schemes`` cost little more than importing typer.
+    """
+
+    listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"xavinit.cli.{cmd_name}")
+        if self.listing:  # only the help line is needed
+            return TyperCommand(name=cmd_name, help=_doc(module), callback=None)
+        built = module.command()
+        holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        if isinstance(built, typer.Typer):  # a group of commands (``data preview``)
+            holder.add_typer(built, name=cmd_name)
+        else:
+            holder.command(cmd_name)(built)
+            holder.command("_")(lambda: None)  # two commands: typer keeps the group
+        return typer.main.get_command(holder).get_command(ctx, cmd_name)  # type: ignore[attr-defined]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
+def _doc(module: ModuleType) -> str:
+    doc = getattr(module, "DOC", None)
+    if doc is None:  # a typer group: its help
+        doc = module.command().info.help or ""
+    return str(doc)
+
 
 app = typer.Typer(
+    cls=LazyGroup,
     name="xavinit",
     help="Empirical variance analysis of neural-network initialization, after Glorot and "
     "Bengio (2010). Run 'xavinit COMMAND --help' for each command's options and examples.",
@@ -40,14 +85,6 @@ def _root(
     ),
 ) -> None:
     """Empirical variance analysis of neural-network initialization."""
-
-
-app.command("init")(init_command.init)
-app.command("propagate")(propagate_command.propagate)
-app.command("train")(train_command.train)
-app.command("report")(report_command.report)
-app.command("schemes")(schemes_command.schemes)
-app.add_typer(data_app, name="data")
 
 
 def _click_exceptions() -> ModuleType:

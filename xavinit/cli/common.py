@@ -21,15 +21,14 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from xavinit.config import load_yaml, merge_options
 from xavinit.errors import XavinitError
-from xavinit.options import Config, Opt
 from xavinit.render import EXTENSIONS, FORMATS, formats, supported
 
 if typing.TYPE_CHECKING:
     from rich.console import Console
 
     from xavinit.experiments import Progress as ProgressCallback
+    from xavinit.options import Config, Opt
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -360,6 +359,7 @@ def execute(
     ``build(mapping, origin)`` validates into a config; ``run()`` gives the experiment function
     (imported late), which returns a result with ``command``, ``to_dict()`` and ``passed``.
     """
+    from xavinit.config import load_yaml, merge_options
     from xavinit.fileio import atomic_write
     from xavinit.render import render
     from xavinit.resources import blas_threads

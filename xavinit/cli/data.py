@@ -68,3 +68,8 @@ def preview(
     print_preview(images, names, stdout_console())
     if save is not None:
         print(f"wrote {save}", file=sys.stderr)
+
+
+def command() -> typer.Typer:
+    """The ``data`` command group."""
+    return data_app

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from xavinit.cli.common import result_command
-from xavinit.config import InitConfig
+from collections.abc import Callable
+from typing import Any
 
 DOC = """Sample W (fan_in x fan_out) for each layer and scheme and verify Var, CDF and support.
 
@@ -24,4 +24,10 @@ DOC = """Sample W (fan_in x fan_out) for each layer and scheme and verify Var, C
       xavinit init --check model.npz --key 'fc*' -s standard  # exit 1 unless they follow it
     """
 
-init = result_command(InitConfig, "xavinit.experiments.init:run_init", DOC)
+
+def command() -> Callable[..., Any]:
+    """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
+    from xavinit.cli.common import result_command
+    from xavinit.config import InitConfig
+
+    return result_command(InitConfig, "xavinit.experiments.init:run_init", DOC)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from xavinit.cli.common import result_command
-from xavinit.config import PropagateConfig
+from collections.abc import Callable
+from typing import Any
 
 DOC = """Push a batch forward and gradients backward through a network at initialization.
 
@@ -23,4 +23,10 @@ DOC = """Push a batch forward and gradients backward through a network at initia
       xavinit propagate -a tanh -a softsign -a sigmoid --trials 3 -f json -o propagate.json
     """
 
-propagate = result_command(PropagateConfig, "xavinit.experiments.propagate:run_propagate", DOC)
+
+def command() -> Callable[..., Any]:
+    """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
+    from xavinit.cli.common import result_command
+    from xavinit.config import PropagateConfig
+
+    return result_command(PropagateConfig, "xavinit.experiments.propagate:run_propagate", DOC)

@@ -7,9 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xavinit.cli.common import result_command
-from xavinit.config import ReportConfig
-
 DOC = """Read saved results and render them together: tables, Markdown, HTML, JSON, figures.
 
     Exit 1 when any included result failed its checks, 2 on bad input (a file that is not a
@@ -25,7 +22,7 @@ DOC = """Read saved results and render them together: tables, Markdown, HTML, JS
     """
 
 
-def run_and_draw(config: ReportConfig, progress: Any) -> Any:
+def run_and_draw(config: Any, progress: Any) -> Any:
     """Gather the results, then write every figure into ``--plots DIR`` when asked."""
     from xavinit.experiments.report import run_report
 
@@ -41,8 +38,12 @@ def run_and_draw(config: ReportConfig, progress: Any) -> Any:
     return dataclasses.replace(result, plots=written)
 
 
-def _prepare(values: dict[str, Any], extras: dict[str, Any]) -> tuple[Callable[..., Any], Any]:
-    return ReportConfig.from_mapping, lambda: run_and_draw
+def command() -> Callable[..., Any]:
+    """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
+    from xavinit.cli.common import result_command
+    from xavinit.config import ReportConfig
 
+    def prepare(values: dict[str, Any], extras: dict[str, Any]) -> Any:
+        return ReportConfig.from_mapping, lambda: run_and_draw
 
-report = result_command(ReportConfig, "", DOC, prepare=_prepare)
+    return result_command(ReportConfig, "", DOC, prepare=prepare)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from xavinit.cli.common import result_command
-from xavinit.config import SchemesConfig
+from collections.abc import Callable
+from typing import Any
 
 DOC = """List every initialization scheme: name, aliases, distribution and Var formula.
 
@@ -16,4 +16,10 @@ DOC = """List every initialization scheme: name, aliases, distribution and Var f
       xavinit schemes 'normalized:gain=tanh' --fan-in 256 --fan-out 256 -f json
     """
 
-schemes = result_command(SchemesConfig, "xavinit.experiments.schemes:run_schemes", DOC)
+
+def command() -> Callable[..., Any]:
+    """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
+    from xavinit.cli.common import result_command
+    from xavinit.config import SchemesConfig
+
+    return result_command(SchemesConfig, "xavinit.experiments.schemes:run_schemes", DOC)

@@ -9,8 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from xavinit.cli.common import fail, result_command
-from xavinit.config import TrainConfig
+from xavinit.cli.common import fail
 from xavinit.errors import XavinitError
 
 DOC = """Train MLPs with plain SGD as in the paper and track every layer during training.
@@ -66,7 +65,7 @@ def _prepare(
     except XavinitError as error:
         fail(str(error))
 
-    def run(config: TrainConfig, progress: Any) -> Any:
+    def run(config: Any, progress: Any) -> Any:
         return run_train(config, progress, resume=saved)
 
     # Further checkpoints go to the file named here, never to a path stored in the checkpoint
@@ -75,26 +74,34 @@ def _prepare(
     return (lambda mapping, origin: config), lambda: run
 
 
-_train = result_command(
-    TrainConfig, "xavinit.experiments.train:run_train", DOC, extra=[RESUME], prepare=_prepare
-)
+def command() -> Callable[..., Any]:
+    """The typer command (built when the command is used, so ``xavinit --help`` stays fast).
 
+    Ctrl-C saves a checkpoint first and says how to resume.
+    """
+    from xavinit.cli.common import result_command
+    from xavinit.config import TrainConfig
 
-def train(**kwargs: Any) -> None:
-    """Run the command; Ctrl-C saves a checkpoint first and says how to resume."""
-    from xavinit.experiments.train import Interrupted
+    inner = result_command(
+        TrainConfig, "xavinit.experiments.train:run_train", DOC, extra=[RESUME], prepare=_prepare
+    )
 
-    if kwargs.get("resume") is not None and kwargs.get("config") is not None:
-        fail("--resume takes the configuration from the checkpoint; drop --config")
-    try:
-        _train(**kwargs)
-    except Interrupted as stop:
-        where = (
-            f"; resume with: xavinit train --resume {stop.checkpoint}" if stop.checkpoint else ""
-        )
-        fail(f"interrupted{where}", 130)
+    def train(**kwargs: Any) -> None:
+        from xavinit.experiments.train import Interrupted
 
+        if kwargs.get("resume") is not None and kwargs.get("config") is not None:
+            fail("--resume takes the configuration from the checkpoint; drop --config")
+        try:
+            inner(**kwargs)
+        except Interrupted as stop:
+            where = (
+                f"; resume with: xavinit train --resume {stop.checkpoint}"
+                if stop.checkpoint
+                else ""
+            )
+            fail(f"interrupted{where}", 130)
 
-train.__signature__ = _train.__signature__  # type: ignore[attr-defined]
-train.__annotations__ = _train.__annotations__
-train.__doc__ = DOC
+    train.__signature__ = inner.__signature__  # type: ignore[attr-defined]
+    train.__annotations__ = inner.__annotations__
+    train.__doc__ = DOC
+    return train

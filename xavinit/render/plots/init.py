@@ -18,7 +18,6 @@ from xavinit.render.plots.base import (
 )
 from xavinit.render.plots.files import _slug
 
-
 MAX_TICKS = 40
 """At most this many labelled layers on the x axis; a file of thousands of matrices shows every
 k-th label."""
