@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import inspect
 import os
+import re
 import sys
 import types
 import typing
@@ -201,6 +202,20 @@ def _common_parameters(numeric: bool) -> list[inspect.Parameter]:
     ]
 
 
+def reflow(doc: str) -> str:
+    """A docstring for ``--help``: each prose paragraph on one line (the terminal wraps it at its
+    own width), example lines (indented, or after ``Examples:``) kept as they are."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    out = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        if any(line.startswith(" ") or line.startswith("xavinit ") for line in lines):
+            out.append("\n".join(re.sub(r"\s{3,}#", "  #", line) for line in lines))
+        else:
+            out.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(out)
+
+
 def result_command(
     config_type: type[Config],
     run: str,
@@ -245,7 +260,7 @@ def result_command(
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in parameters}
-    command.__doc__ = doc
+    command.__doc__ = reflow(doc)
     command.__name__ = config_type.command
     return command
 
