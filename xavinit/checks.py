@@ -17,12 +17,40 @@ from dataclasses import dataclass
 import numpy as np
 
 from xavinit.errors import XavinitError
-from xavinit.limits import KS_SAMPLE
+from xavinit.limits import KS_DISTANCE, KS_SAMPLE, VARIANCE_TOLERANCE
 from xavinit.results import InitCheck
 from xavinit.schemes import PRESETS, Scheme, get_scheme
-from xavinit.stats import CORRECTIONS, Moments, ks_test, moments, scan, variance_test
+from xavinit.stats import (
+    CORRECTIONS,
+    Moments,
+    ks_interval_p,
+    ks_test,
+    moments,
+    scan,
+    variance_interval_p,
+    variance_test,
+)
 
 GRAM_BLOCK = 512
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far from its scheme a matrix may be and still count as the scheme.
+
+    ``variance``: the largest relative deviation of Var[W] that does not matter (default 1%);
+    ``ks_distance``: the largest sup-distance between the empirical and the scheme's CDF that
+    does not matter (default 0.01, see :data:`xavinit.limits.KS_DISTANCE`). A check fails only when the data show, at the
+    family-wise alpha, a deviation beyond these (interval nulls, see :mod:`xavinit.stats`).
+    With huge N a point null would flag differences far too small to matter, and a fixed seed
+    would turn its 1% false-alarm rate into a deterministic red CI.
+    """
+
+    variance: float = VARIANCE_TOLERANCE
+    ks_distance: float = KS_DISTANCE
+
+
+DEFAULT_TOLERANCE = Tolerance()
 
 RANKING_CANDIDATES = (
     "standard",
@@ -75,6 +103,7 @@ def assess_iid(
     layer: int = 1,
     array: str | None = None,
     with_ks: bool = True,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> InitCheck:
     """Judge one or more draws (trials) of one matrix under an i.i.d. scheme.
 
@@ -91,12 +120,21 @@ def assess_iid(
     test = variance_test(observed, expected, count, kurtosis, alpha)
     ks_stat: float | None = None
     ks_p: float | None = None
+    ks_far: float | None = None
     if with_ks:
         results = [
             ks_test(m.sample, lambda x: scheme.cdf(x, fan_in, fan_out)) for m in measurements
         ]
         ks_stat = max(d for d, _ in results)
         ks_p = min(1.0, min(p for _, p in results) * len(results))
+        ks_far = min(
+            1.0,
+            len(results)
+            * min(
+                ks_interval_p(d, m.sample.size, tolerance.ks_distance)
+                for (d, _), m in zip(results, measurements, strict=True)
+            ),
+        )
     bound = scheme.bound(fan_in, fan_out)
     lo = min(m.moments.minimum for m in measurements)
     hi = max(m.moments.maximum for m in measurements)
@@ -136,8 +174,36 @@ def assess_iid(
         observed_var_std=float(np.std(trial_vars, ddof=1)) if len(trial_vars) > 1 else None,
         trial_observed_vars=trial_vars if len(trial_vars) > 1 else [],
         array=array,
+        tolerance=tolerance.variance,
+        variance_interval_p=variance_interval_p(
+            observed, expected, count, kurtosis, tolerance.variance
+        ),
+        ks_distance=tolerance.ks_distance if with_ks else None,
+        ks_interval_p=ks_far,
     )
     return judge([check], alpha)[0]
+
+
+def _gram_dtype(dtype: np.dtype) -> np.dtype:
+    """The precision a Gram matrix is computed in: the weights' own, at least float32 (numpy's
+    float16 products accumulate in float16, and integers have no rounding to speak of)."""
+    if dtype.kind == "f" and dtype.itemsize >= 4:
+        return dtype
+    return np.dtype(np.float32) if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def orthogonality_tolerance(dtype: np.dtype, fan_in: int, fan_out: int) -> float:
+    """How far ``W^T W / gain^2`` may be from I for an orthogonal matrix stored in ``dtype``.
+
+    Two sources of error: storing each entry rounds it by at most eps/2 relative, which moves a
+    Gram entry by at most eps (Cauchy-Schwarz over unit columns), whatever the size; summing
+    ``n`` products in the Gram's precision adds about ``eps_gram sqrt n``. Tolerance:
+    ``10 eps_storage + 100 eps_gram sqrt(max(fan_in, fan_out))``. For float16 weights this is
+    about 0.01, so an all-zero matrix (error 1) is never orthogonal.
+    """
+    storage = float(np.finfo(dtype).eps) if dtype.kind == "f" else 0.0
+    gram = float(np.finfo(_gram_dtype(dtype)).eps)
+    return 10.0 * storage + 100.0 * gram * math.sqrt(max(fan_in, fan_out))
 
 
 def orthogonality_error(weights: np.ndarray, gain: float) -> float:
@@ -148,8 +214,7 @@ def orthogonality_error(weights: np.ndarray, gain: float) -> float:
     """
     tall = weights.shape[0] >= weights.shape[1]
     w = np.asarray(weights if tall else weights.T)
-    if w.dtype.kind != "f":
-        w = w.astype(np.float64)
+    w = w.astype(_gram_dtype(w.dtype), copy=False)
     columns = w.shape[1]
     worst = 0.0
     for start in range(0, columns, GRAM_BLOCK):
@@ -169,17 +234,13 @@ def assess_orthogonal(
     array: str | None = None,
     name: str = "weights",
 ) -> InitCheck:
-    """Check ``W^T W = gain^2 I`` for each draw; tolerance ``100 eps sqrt(max(fan_in, fan_out))``.
-
-    The tolerance follows the rounding of a Gram entry, a sum of ``n`` products in the
-    matrix's precision (about ``eps sqrt n`` for random signs).
-    """
+    """Check ``W^T W = gain^2 I`` for each draw, within :func:`orthogonality_tolerance`."""
     fan_in, fan_out = weights[0].shape
     found = [moments(w) for w in weights]
     if not all(m.finite for m in found):
         raise XavinitError(f"{name}: holds NaN or infinite values; weights must be finite")
     error = max(orthogonality_error(w, scheme.gain) for w in weights)
-    tolerance = 100.0 * _float_tolerance(weights[0].dtype) * math.sqrt(max(fan_in, fan_out))
+    tolerance = orthogonality_tolerance(weights[0].dtype, fan_in, fan_out)
     expected = scheme.variance(fan_in, fan_out)
     trial_vars = [m.mean_square for m in found]
     observed = float(np.mean(trial_vars))
@@ -218,7 +279,9 @@ def assess_orthogonal(
 def judge(checks: Sequence[InitCheck], alpha: float, correction: str = "holm") -> list[InitCheck]:
     """Re-judge a family of checks so the family-wise false-alarm rate is at most ``alpha``.
 
-    All p-values of all checks form one family (Holm by default, valid under any dependence);
+    The interval-null p-values (a deviation beyond the tolerance; the point-null ones for checks
+    made without a tolerance) of all checks form one family (Holm by default, valid under any
+    dependence);
     a check passes when none of its hypotheses is rejected and its support and orthogonality
     hold. ``failures`` names what failed: ``variance``, ``distribution``, ``support``,
     ``orthogonality``.
@@ -226,7 +289,9 @@ def judge(checks: Sequence[InitCheck], alpha: float, correction: str = "holm") -
     owners: list[tuple[int, str]] = []
     p_values: list[float] = []
     for index, check in enumerate(checks):
-        for label, p in (("variance", check.p_value), ("distribution", check.ks_p_value)):
+        variance = check.p_value if check.variance_interval_p is None else check.variance_interval_p
+        shape = check.ks_p_value if check.ks_interval_p is None else check.ks_interval_p
+        for label, p in (("variance", variance), ("distribution", shape)):
             if p is not None:
                 owners.append((index, label))
                 p_values.append(p)
@@ -253,6 +318,7 @@ def verify(
     *,
     layout: str = "in-out",
     ks_sample: int = KS_SAMPLE,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> InitCheck:
     """Verify one matrix against a scheme; the fields are those of ``init``'s result.
 
@@ -262,6 +328,7 @@ def verify(
         scheme: a :class:`Scheme` or a spec string.
         alpha: the false-alarm rate of the check as a whole (Holm over its tests).
         ks_sample: at most this many entries enter the KS test.
+        tolerance: the deviations that do not matter (:class:`Tolerance`).
     """
     scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
     weights = np.asarray(weights) if not isinstance(weights, np.ndarray) else weights
@@ -279,7 +346,7 @@ def verify(
         oriented = weights if layout == "in-out" else weights.T
         return judge([assess_orthogonal(scheme, [oriented])], alpha)[0]
     found = measure(weights, ks_sample)
-    return assess_iid(scheme, fan_in, fan_out, [found], alpha, weights.dtype)
+    return assess_iid(scheme, fan_in, fan_out, [found], alpha, weights.dtype, tolerance=tolerance)
 
 
 def rank_schemes(
@@ -330,6 +397,7 @@ def rank_schemes(
             "explains": score > alpha,
             "known_as": PRESETS[spec].known_as,
         }
-        rows.append((-score, abs(math.log1p(check.rel_error)), order, row, check))
+        distance = abs(math.log(max(1.0 + check.rel_error, 1e-300)))  # 0 for an all-zero matrix
+        rows.append((-score, distance, order, row, check))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     return [r[3] for r in rows], rows[0][4]

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from xavinit.errors import XavinitError
-from xavinit.limits import KS_SAMPLE, MAX_LAYERS
+from xavinit.limits import KS_DISTANCE, KS_SAMPLE, MAX_LAYERS, VARIANCE_TOLERANCE
 from xavinit.options import (
     Choice,
     Config,
@@ -240,6 +240,24 @@ class InitConfig(Network):
     ks_sample: Annotated[
         Count, Field(ge=5), Opt("At most this many entries per matrix enter the KS test.")
     ] = KS_SAMPLE
+    tolerance: Annotated[
+        float,
+        BeforeValidator(reject_bool),
+        Field(ge=0.0, lt=1.0),
+        Opt(
+            "Relative deviation of Var[W] that does not matter: a check fails only when the "
+            "variance is shown to be off by more (0 tests the exact formula)."
+        ),
+    ] = VARIANCE_TOLERANCE
+    ks_distance: Annotated[
+        float,
+        BeforeValidator(reject_bool),
+        Field(ge=0.0, lt=1.0),
+        Opt(
+            "Distance between the empirical and the scheme's CDF that does not matter: the "
+            "distribution check fails only when it is shown to be larger."
+        ),
+    ] = KS_DISTANCE
 
     @model_validator(mode="after")
     def _modes(self) -> InitConfig:

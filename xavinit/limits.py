@@ -6,3 +6,11 @@ MAX_LAYERS = 10_000
 KS_SAMPLE = 1_000_000
 """At most this many entries of a matrix enter the KS test (the p-value is then about
 ``n^-1/2``-accurate; the variance test always uses every entry)."""
+
+VARIANCE_TOLERANCE = 0.01
+"""Default relative deviation of Var[W] that does not matter to a verdict (1%)."""
+
+KS_DISTANCE = 0.01
+"""Default sup-distance between an empirical CDF and the scheme's that does not matter: a
+uniform and a normal of equal variance are 0.057 apart, a truncated and a plain normal 0.0167,
+a normal whose std is 1% off 0.0024 (a variance error is the variance test's to find)."""

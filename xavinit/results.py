@@ -134,7 +134,10 @@ class InitCheck:
     """The verification of one weight matrix under one scheme (one row of ``init``'s ``layers``).
 
     ``observed_var`` is the mean of squares (the variance about the hypothesised mean 0);
-    ``p_value`` tests it against ``expected_var``; ``ks_p_value`` tests the whole distribution;
+    ``p_value`` tests it against ``expected_var`` exactly and ``ks_p_value`` the whole
+    distribution (point nulls, reported). The verdict uses the interval nulls:
+    ``variance_interval_p`` tests whether the variance is off by more than ``tolerance``
+    (relative), ``ks_interval_p`` whether the CDF is off by more than ``ks_distance``;
     ``passed`` is the verdict after the family-wise correction over the run.
     """
 
@@ -173,6 +176,10 @@ class InitCheck:
     trial_observed_vars: list[Real] = field(default_factory=list)
     array: str | None = None
     failures: list[str] = field(default_factory=list)
+    tolerance: Fraction | None = None
+    variance_interval_p: Probability | None = None
+    ks_distance: Fraction | None = None
+    ks_interval_p: Probability | None = None
 
 
 @dataclass(frozen=True)

@@ -154,8 +154,46 @@ def variance_test(
     relative_se = math.sqrt((kurtosis - 1.0) / count)
     se = expected_var * relative_se
     z = (mean_square - expected_var) / se
-    half = normal_quantile(1.0 - alpha / 2.0) * mean_square * relative_se
+    half = -normal_quantile(alpha / 2.0) * mean_square * relative_se  # exact for tiny alpha
     return VarianceTest(se, z, normal_two_sided_p(z), mean_square - half, mean_square + half)
+
+
+def variance_interval_p(
+    mean_square: float, expected_var: float, count: int, kurtosis: float, tolerance: float
+) -> float:
+    """p-value of the interval null ``|E[w^2] / expected_var - 1| <= tolerance``.
+
+    With ``r = m2 / expected - 1`` and ``se = (1 + tolerance) sqrt((k - 1) / N)`` (the standard
+    error of ``m2 / expected`` when the true ratio sits on the interval's edge), the p-value is
+    the chance that ``|r|`` is at least as far out when the truth is on the edge:
+    ``P(|X| >= |r|)`` for ``X ~ N(tolerance, se)``, i.e.
+    ``1 - Phi((|r| - tol) / se) + Phi((-|r| - tol) / se)``. The edge is the least favourable point
+    of the null, so the test has size alpha over the whole interval: a correct sampler fails at
+    most alpha of the time however large N, while a deviation beyond the tolerance is found once
+    N is large enough (PAPER.md, "Statistics of a variance estimate"; equivalence testing,
+    Wellek 2010). With ``tolerance = 0`` it is the two-sided z-test of the exact formula.
+    """
+    ratio = abs(mean_square / expected_var - 1.0)
+    se = (1.0 + tolerance) * math.sqrt((kurtosis - 1.0) / count)
+    root2 = math.sqrt(2.0)
+    beyond = 0.5 * math.erfc((ratio - tolerance) / (se * root2))
+    mirror = 0.5 * math.erfc((ratio + tolerance) / (se * root2))
+    return min(1.0, beyond + mirror)
+
+
+def ks_interval_p(statistic: float, n: int, distance: float) -> float:
+    """p-value of the interval null ``sup |F - F_0| <= distance`` from a KS statistic ``D``.
+
+    If the sampled law G is within ``distance`` of the hypothesised F_0, then
+    ``D = sup |F_n - F_0| <= sup |F_n - G| + distance`` (triangle inequality), so
+    ``P(D > distance + t) <= P(K_n > t)``: ``p = Q_KS((sqrt n + 0.12 + 0.11 / sqrt n)(D - distance))``
+    with Stephens' correction, 1 when ``D <= distance``. Conservative (size at most alpha).
+    """
+    excess = statistic - distance
+    if excess <= 0.0:
+        return 1.0
+    root = math.sqrt(n)
+    return kolmogorov_sf((root + 0.12 + 0.11 / root) * excess)
 
 
 def kolmogorov_sf(x: float) -> float:

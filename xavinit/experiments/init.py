@@ -12,7 +12,14 @@ from typing import cast
 
 import numpy as np
 
-from xavinit.checks import assess_iid, assess_orthogonal, judge, measure, rank_schemes
+from xavinit.checks import (
+    Tolerance,
+    assess_iid,
+    assess_orthogonal,
+    judge,
+    measure,
+    rank_schemes,
+)
 from xavinit.config import InitConfig
 from xavinit.experiments import Progress
 from xavinit.fileio import NpzWriter, atomic_write, load_weight_arrays
@@ -104,14 +111,19 @@ def _sample_all(
                 done += 1
             if scheme.iid:
                 check = assess_iid(
-                    scheme, fan_in, fan_out, found, config.alpha, dtype, layer=index + 1
-                )
+                    scheme, fan_in, fan_out, found, config.alpha, dtype, layer=index + 1,
+                    tolerance=_tolerance(config),
+                )  # fmt: skip
             else:
                 check = assess_orthogonal(scheme, kept, layer=index + 1)
             checks.append(check)
     if progress is not None:
         progress(total, total, "done")
     return checks
+
+
+def _tolerance(config: InitConfig) -> Tolerance:
+    return Tolerance(variance=config.tolerance, ks_distance=config.ks_distance)
 
 
 def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
@@ -132,13 +144,14 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
             candidates, best = rank_schemes(array, fan_in, fan_out, found, config.alpha, name)
             checks.append(dataclasses.replace(best, layer=position + 1))
             top = candidates[0]
+            constant = found.moments.minimum == found.moments.maximum
             rankings.append(
                 Ranking(
                     array=name,
                     fan_in=fan_in,
                     fan_out=fan_out,
                     best=str(top["scheme"]),
-                    verdict=_verdict(top),
+                    verdict=_constant(found.moments.minimum) if constant else _verdict(top),
                     candidates=cast(list[Candidate], candidates),
                 )
             )
@@ -147,7 +160,7 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
             if scheme.iid:
                 check = assess_iid(
                     scheme, fan_in, fan_out, [found], config.alpha, array.dtype,
-                    layer=position + 1, array=name,
+                    layer=position + 1, array=name, tolerance=_tolerance(config),
                 )  # fmt: skip
             else:
                 oriented = array if config.layout == "in-out" else array.T
@@ -173,6 +186,10 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
         rankings=rankings,
         skipped=skipped,
     )
+
+
+def _constant(value: float) -> str:
+    return f"constant: every entry is {value:.6g}; no random scheme explains it"
 
 
 def _verdict(top: dict[str, object]) -> str:
