@@ -15,6 +15,7 @@ and read back as floats.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -119,14 +120,32 @@ class SchemeRow(TypedDict, total=False):
     std: Real | None
 
 
+def plain(value: Any) -> Any:
+    """Dataclasses, dicts, lists and tuples as plain dicts and lists, non-finite floats as their
+    strings: one pass, no deep copies (``dataclasses.asdict`` copies every leaf and is ten times
+    slower on a 200,000-row result)."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else encode_nonfinite(value)
+    if kind in (int, str, bool) or value is None:
+        return value
+    if kind is list or kind is tuple:
+        return [plain(item) for item in value]
+    if kind is dict:
+        return {key: plain(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    return encode_nonfinite(value)
+
+
 class _Document:
     """What every result has: ``to_dict()`` with the contract's keys first."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready document (non-finite floats become strings)."""
-        data = dataclasses.asdict(self)  # type: ignore[call-overload,unused-ignore]
+        data = plain(self)
         head = {k: data.pop(k) for k in ("schema_version", "xavinit_version", "command")}
-        return encode_nonfinite({**head, **data})  # type: ignore[no-any-return,unused-ignore]
+        return {**head, **data}
 
 
 @dataclass(frozen=True)
@@ -305,7 +324,7 @@ class TrainRun:
 
     def to_dict(self) -> dict[str, Any]:
         """The run as a JSON-ready dict."""
-        return encode_nonfinite(dataclasses.asdict(self))  # type: ignore[no-any-return,unused-ignore]
+        return plain(self)  # type: ignore[no-any-return,unused-ignore]
 
 
 @dataclass(frozen=True)
