@@ -441,8 +441,89 @@ class SchemesConfig(Config):
         return self
 
 
+def _expectation(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be trained, init or a scheme spec, got {quote(value)}")
+    text = value.strip()
+    if text.lower() in ("trained", "init"):
+        return text.lower()
+    _schemes((text,))
+    return text
+
+
+class CheckConfig(Seeded):
+    """What ``xavinit check`` reads and judges: every tensor of one or more checkpoints."""
+
+    command = "check"
+
+    files: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        Field(min_length=1),
+        Opt(
+            "Checkpoints: .npy, .npz, .safetensors, PyTorch .pt/.pth/.bin, Keras .keras/.h5, "
+            "ONNX .onnx (the format is read from the content).",
+            argument=True,
+            metavar="FILE...",
+        ),
+    ]
+    expect: Annotated[
+        str | None,
+        BeforeValidator(_expectation),
+        Opt(
+            "Exit 1 unless every selected tensor fits: a scheme spec, 'trained' (none still "
+            "looks fresh) or 'init' (none looks trained).",
+            metavar="SPEC|trained|init",
+            default_text="report only",
+        ),
+    ] = None
+    keys: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        Opt(
+            "Tensor names or globs to check, repeatable; a leading ! excludes ('!emb*').",
+            key="key",
+            aliases=("keys",),
+            default_text="every tensor",
+            metavar="PATTERN",
+        ),
+    ] = ()
+    layout: Annotated[
+        str,
+        BeforeValidator(Choice(("auto", "in-out", "out-in"))),
+        Opt(
+            "Weight layout for the whole file: auto (the format's: PyTorch and safetensors "
+            "out-in, Keras in-out, ONNX from the op), in-out or out-in."
+        ),
+    ] = "auto"
+    alpha: Annotated[
+        float,
+        BeforeValidator(reject_bool),
+        Field(gt=0.0, lt=1.0),
+        Opt("Family-wise rate of calling any fresh tensor trained (or failing --expect SPEC)."),
+    ] = 0.01
+    correction: Annotated[
+        str,
+        BeforeValidator(Choice(("holm", "bonferroni"))),
+        Opt("Multiple-testing correction over the tensors: holm or bonferroni."),
+    ] = "holm"
+    ks_sample: Annotated[
+        Count, Field(ge=5), Opt("At most this many entries per tensor enter the KS tests.")
+    ] = KS_SAMPLE
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin | None = None) -> Any:
+        """As :meth:`Config.from_mapping`, with a usage line when no file is given."""
+        if not mapping.get("files"):
+            raise XavinitError("give at least one checkpoint: xavinit check FILE ...")
+        return super().from_mapping(mapping, origin)
+
+
 CONFIG_TYPES: dict[str, type[Config]] = {
-    c.command: c for c in (InitConfig, PropagateConfig, TrainConfig, ReportConfig, SchemesConfig)
+    c.command: c
+    for c in (InitConfig, PropagateConfig, TrainConfig, ReportConfig, SchemesConfig, CheckConfig)
 }
 
 

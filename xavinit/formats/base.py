@@ -56,6 +56,7 @@ class TensorInfo:
         groups: a convolution's groups when the format knows them, else None.
         owner: for a bias, the name of the weight it belongs to, when the format knows it.
         key: the reader's own handle on the tensor (a storage key, a dataset path).
+        depthwise: a Keras depthwise kernel ``(*kernel, in, multiplier)``.
     """
 
     name: str
@@ -66,6 +67,7 @@ class TensorInfo:
     groups: int | None = None
     owner: str | None = None
     key: Any = None
+    depthwise: bool = False
 
     @property
     def size(self) -> int:

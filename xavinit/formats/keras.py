@@ -79,7 +79,7 @@ def _hints(layer: dict[str, Any] | None, variable: str, ndim: int) -> dict[str, 
     if kind == "Embedding":
         return {"role": "embedding"}
     if kind.startswith("DepthwiseConv"):
-        return {"role": "conv", "groups": -1}  # groups = input channels, read from the shape
+        return {"role": "conv", "depthwise": True}
     if kind.startswith("Conv"):
         groups = config.get("groups", 1)
         return {"role": "conv", "groups": groups if isinstance(groups, int) and groups > 0 else 1}
@@ -185,8 +185,6 @@ class KerasSource(TensorSource):
         kind = "str" if dtype.kind in "OSU" else dtype.name
         groups = hints.get("groups")
         shape = tuple(int(n) for n in dataset.shape)
-        if groups == -1:  # depthwise: (*kernel, in, multiplier), groups = in
-            groups = shape[-2] if len(shape) >= 3 else None
         owner = None
         if hints.get("role") == "bias":
             owner = name.rsplit("/", 1)[0] + "/kernel"
@@ -199,6 +197,7 @@ class KerasSource(TensorSource):
             groups=groups,
             owner=owner,
             key=dataset.name,
+            depthwise=bool(hints.get("depthwise")),
         )
 
     def load(self, info: TensorInfo) -> np.ndarray:
