@@ -98,7 +98,7 @@ def fan_based_candidates(tensor: Tensor) -> tuple[str, ...]:
         return ("standard",)
     if tensor.role in ("norm", "other") and len(tensor.shape) < 2:
         return ()
-    candidates = RANKING_CANDIDATES
+    candidates: tuple[str, ...] = RANKING_CANDIDATES
     if (
         len(tensor.shape) != 2
         or max(tensor.fan_in, tensor.fan_out) * min(tensor.fan_in, tensor.fan_out) ** 2 > GRAM_LIMIT
