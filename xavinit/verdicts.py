@@ -108,7 +108,16 @@ def fan_based_candidates(tensor: Tensor) -> tuple[str, ...]:
 
 
 def _spec(name: str, **values: float) -> str:
-    return name + ":" + ",".join(f"{k}={v:.4g}" for k, v in values.items())
+    """``name:key=value,...`` with 5 significant digits; bounds (``a``, ``b``) rounded away from
+    zero so that the largest entry stays inside them."""
+
+    def text(key: str, value: float) -> str:
+        if key in ("a", "b") and value != 0:
+            digits = 4 - math.floor(math.log10(abs(value)))
+            value = math.copysign(math.ceil(abs(value) * 10**digits) / 10**digits, value)
+        return f"{value:.5g}"
+
+    return name + ":" + ",".join(f"{k}={text(k, v)}" for k, v in values.items())
 
 
 def fitted_schemes(measurement: Measurement) -> list[Scheme]:

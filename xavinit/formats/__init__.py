@@ -70,6 +70,8 @@ def detect(path: str) -> str:
         raise XavinitError(legacy_message(path))
     if file.suffix.lower() == ".onnx" or head[:1] == b"\x08":
         return "onnx"
+    if file.suffix.lower() in (".npy", ".npz"):
+        raise XavinitError(f"{path}: not a NumPy file (no .npy header or zip archive)")
     kind = "empty" if size == 0 else "of an unknown format"
     raise XavinitError(f"{path}: the file is {kind}; xavinit reads {SUPPORTED}")
 
@@ -80,7 +82,7 @@ def _zip_kind(path: str) -> str:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise XavinitError(
-            f"{path}: a damaged or truncated zip archive ({error or type(error).__name__}); "
+            f"{path}: a damaged, corrupt or truncated zip archive ({error or type(error).__name__}); "
             f"xavinit reads {SUPPORTED}"
         ) from None
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):

@@ -117,8 +117,8 @@ def bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:
 def refuse_dtype(path: str, name: str, dtype: str) -> XavinitError:
     """The one message for a tensor whose element type is not a number xavinit checks."""
     return XavinitError(
-        f"{path}: tensor {name!r} has dtype {dtype}; xavinit checks float and integer "
-        f"tensors only (leave it out with --key '!{name}')"
+        f"{path}: tensor {name!r} has dtype {dtype}; xavinit checks numeric (float or "
+        f"integer) tensors only (leave it out with --key '!{name}')"
     )
 
 
