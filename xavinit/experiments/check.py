@@ -9,15 +9,18 @@ tensor. The verdicts are then decided over the whole run (:func:`xavinit.verdict
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from os import PathLike
+from typing import Any, cast
 
 from xavinit.config import CheckConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.formats import open_tensors
 from xavinit.formats.base import NUMERIC_KINDS, refuse_dtype
+from xavinit.formats.mapping import MAPPING_LABEL, MappingSource
+from xavinit.limits import KS_SAMPLE
 from xavinit.results import Candidate, CheckResult, InitCheck, TensorCheck
 from xavinit.roles import Tensor, describe, select_names
 from xavinit.schemes import PRESETS, Scheme, get_scheme
@@ -57,7 +60,7 @@ def _numeric(dtype: str) -> bool:
 
 
 def examine_files(
-    files: Sequence[str],
+    files: Sequence[str | Mapping[str, Any]],
     *,
     keys: Sequence[str],
     layout: str,
@@ -80,8 +83,10 @@ def examine_files(
     """
     examined: list[Examined] = []
     skipped: list[str] = []
-    for file in files:
-        with open_tensors(file) as source:
+    for item in files:
+        opened = MappingSource(item) if isinstance(item, Mapping) else open_tensors(item)
+        with opened as source:
+            file = source.path
             described = describe(source.tensors, layout)
             names = select_names([t.name for t in described], keys)
             if not names:
@@ -213,8 +218,15 @@ def meets(judged: Judged, expect: str | None) -> bool | None:
     return bool(check is not None and check.passed)
 
 
-def run_check(config: CheckConfig, progress: Progress | None = None) -> CheckResult:
+def run_check(
+    config: CheckConfig,
+    progress: Progress | None = None,
+    *,
+    sources: Sequence[str | Mapping[str, Any]] | None = None,
+) -> CheckResult:
     """Judge every selected tensor of every file; ``passed`` follows ``config.expect``.
+
+    ``sources`` replaces ``config.files`` with in-memory mappings (:func:`check_weights`).
 
     Raises:
         XavinitError: bad input (see :func:`examine_files`).
@@ -222,7 +234,7 @@ def run_check(config: CheckConfig, progress: Progress | None = None) -> CheckRes
     expect = config.expect
     schemes = [] if expect in (None, "trained", "init") else [get_scheme(str(expect))]
     examined, _ = examine_files(
-        config.files, keys=config.keys, layout=config.layout, alpha=config.alpha,
+        list(sources) if sources is not None else list(config.files), keys=config.keys, layout=config.layout, alpha=config.alpha,
         ks_sample=config.ks_sample, seed=config.seed, expected=schemes, progress=progress,
     )  # fmt: skip
     judged = judge_run(examined, config.alpha, config.correction)
@@ -246,3 +258,48 @@ def run_check(config: CheckConfig, progress: Progress | None = None) -> CheckRes
 
 VERDICT_ORDER = ("trained", "init", "constant", "unknown")
 """The order verdict groups are shown in (what needs attention first)."""
+
+
+def check_weights(
+    source: str | PathLike[str] | Mapping[str, Any],
+    expect: str | None = None,
+    layout: str = "auto",
+    *,
+    keys: Sequence[str] = (),
+    alpha: float = 0.01,
+    seed: int = 0,
+    ks_sample: int = KS_SAMPLE,
+) -> CheckResult:
+    """Check a checkpoint file, or a mapping of names to arrays, tensor by tensor.
+
+    Args:
+        source: a path of any supported format, or a mapping such as ``model.state_dict()``;
+            values may be anything with ``__array__`` or ``__dlpack__`` (torch tensors, JAX
+            arrays), read without importing their framework.
+        expect: None (report), ``"trained"``, ``"init"`` or a scheme spec; ``result.passed``
+            says whether every selected tensor meets it.
+        layout: ``auto``, ``in-out`` or ``out-in`` (see ``xavinit check --help``).
+        keys: globs of tensor names; a leading ``!`` excludes.
+
+    Returns:
+        the :class:`~xavinit.results.CheckResult` that ``xavinit check -f json`` prints.
+
+    Raises:
+        XavinitError: a bad argument or an unreadable source (one line).
+
+    Example:
+        >>> result = check_weights("model.safetensors", expect="trained")  # doctest: +SKIP
+        >>> assert result.passed, result.failures  # doctest: +SKIP
+    """
+    in_memory = isinstance(source, Mapping)
+    values: dict[str, Any] = {
+        "files": [MAPPING_LABEL if in_memory else str(source)],
+        "expect": expect,
+        "layout": layout,
+        "keys": list(keys),
+        "alpha": alpha,
+        "seed": seed,
+        "ks_sample": ks_sample,
+    }
+    config = CheckConfig.from_mapping(values)
+    return run_check(config, sources=[source] if in_memory else None)  # type: ignore[list-item]
