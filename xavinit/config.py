@@ -281,6 +281,44 @@ class PropagateConfig(Network):
     histograms: Annotated[
         bool, Opt("Show each layer's histogram in the terminal table (figures 6 and 7).")
     ] = False
+    weights: Annotated[
+        Path_,
+        Opt(
+            "Push through the dense layers of this checkpoint instead of drawn ones (its "
+            "selected 2-D tensors, in file order).",
+            metavar="FILE",
+        ),
+    ] = None
+    keys: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        Opt(
+            "With --weights: tensor names or globs, repeatable; a leading ! excludes.",
+            key="key",
+            aliases=("keys",),
+            default_text="every 2-D tensor",
+            metavar="PATTERN",
+        ),
+    ] = ()
+    layout: Annotated[
+        str,
+        BeforeValidator(Choice(("auto", "in-out", "out-in"))),
+        Opt("With --weights: auto (the format's), in-out or out-in."),
+    ] = "auto"
+
+    @model_validator(mode="after")
+    def _weights(self) -> PropagateConfig:
+        if self.weights is None:
+            for name in ("keys", "layout"):
+                if getattr(self, name) != type(self).model_fields[name].default:
+                    raise ValueError(f"{self.option_key(name)}: applies only with --weights FILE")
+            return self
+        if "schemes" in self.model_fields_set and self.schemes:
+            raise ValueError("scheme: the weights come from --weights; give no --scheme")
+        shape = [k for k in SHAPE_KEYS if k in self.model_fields_set]
+        if shape:
+            raise ValueError(f"{shape[0]}: the widths come from --weights")
+        return self
 
     @model_validator(mode="after")
     def _samples(self) -> PropagateConfig:
