@@ -154,14 +154,24 @@ def fans(
     else:
         out, per_group_in, kernel = shape[-1], shape[-2], shape[:-2]
     field = math.prod(kernel)
+    framework = (
+        f"PyTorch's and Keras' own formulas give {per_group_in * field}->{out * field}, so "
+        "their fan_out-based defaults (xavier, glorot) show as a fitted fan-free law"
+    )
     if depthwise:
-        return field, out * field, ""
+        return (
+            field,
+            out * field,
+            f"depthwise kernel: fans per unit {field}->{out * field}; {framework}",
+        )
     if groups is None:
         groups = 1
         if per_group_in == 1 and out > 1:
             note = "groups not in the file: fan_out assumes 1 (a depthwise conv has fan_out = rf)"
     if groups < 1 or out % groups:
         groups = 1
+    if groups > 1:
+        note = f"{groups} groups: fans per unit {per_group_in * field}->{out // groups * field}; {framework}"
     return per_group_in * field, (out // groups) * field, note
 
 

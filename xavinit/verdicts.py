@@ -60,6 +60,10 @@ GRAM_LIMIT = 4e11
 
 VERDICTS = ("constant", "init", "trained", "unknown")
 
+STORED_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10}
+"""Machine epsilon of the half types, which are widened to float32 before they are measured:
+the support of a bounded law is checked to the rounding of the type the file stored."""
+
 
 @dataclass
 class Examined:
@@ -311,7 +315,8 @@ def examine(
     values = array
     if values.dtype == np.float16:
         values = values.astype(np.float32)
-    found = measure(values, ks_sample, name=label, sort=True)
+    stored_eps = STORED_EPS.get(tensor.dtype)
+    found = measure(values, ks_sample, name=label, sort=True, eps=stored_eps)
     moments = found.moments
     base = Examined(
         tensor, file, "test", "", count=moments.count, observed_var=moments.mean_square,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -64,6 +65,39 @@ def _layer_configs(config: Any) -> dict[str, dict[str, Any]]:
 
     walk(config)
     return found
+
+
+def snake_case(name: str) -> str:
+    """Keras' ``to_snake_case``: ``DepthwiseConv2D`` -> ``depthwise_conv2d``."""
+    intermediate = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+
+
+def _saved_keys(config: Any) -> dict[str, dict[str, Any]]:
+    """The keys a ``.keras`` weights file stores each layer under, mapped to its config.
+
+    Keras 3 names a model's layers in the weights file by class, in order: the k-th
+    ``Conv2D`` is ``conv2d`` for k = 0 and ``conv2d_k`` after, whatever the layer's own name.
+    """
+    keys: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any) -> None:
+        inner = node.get("config") if isinstance(node, dict) else None
+        layers = inner.get("layers") if isinstance(inner, dict) else None
+        if not isinstance(layers, list):
+            return
+        seen: dict[str, int] = {}
+        for layer in layers:
+            if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
+                continue
+            base = snake_case(layer["class_name"])
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            keys.setdefault(base if count == 0 else f"{base}_{count}", layer)
+            walk(layer)
+
+    walk(config)
+    return keys
 
 
 def _hints(layer: dict[str, Any] | None, variable: str, ndim: int) -> dict[str, Any]:
@@ -144,8 +178,8 @@ class KerasSource(TensorSource):
             config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
         layers = _layer_configs(config)
         tensors: list[TensorInfo] = []
-        if "layers" in h5 and config is not None:  # Keras 3: layers/<name>/vars/<i>
-            self._walk_v3(h5["layers"], "", layers, tensors)
+        if "layers" in h5 and config is not None:  # Keras 3: layers/<key>/vars/<i>
+            self._walk_v3(h5["layers"], "", {**layers, **_saved_keys(config)}, tensors)
             if tensors:
                 return tensors
         root = h5.get("model_weights", h5)
@@ -170,13 +204,15 @@ class KerasSource(TensorSource):
             if "vars" in node:
                 layer = layers.get(name)
                 names = VARIABLES.get(str(layer.get("class_name")) if layer else "", ())
+                config = (layer or {}).get("config") or {}
+                label = config.get("name") if isinstance(config.get("name"), str) else name
                 variables = node["vars"]
                 for index in sorted(variables, key=lambda k: int(k) if k.isdigit() else 0):
                     dataset = variables[index]
                     position = int(index) if index.isdigit() else -1
                     variable = names[position] if 0 <= position < len(names) else f"vars/{index}"
                     hints = _hints(layer, variable, len(dataset.shape))
-                    out.append(self._info(f"{prefix}{name}/{variable}", dataset, hints))
+                    out.append(self._info(f"{prefix}{label}/{variable}", dataset, hints))
             if "layers" in node:
                 self._walk_v3(node["layers"], f"{prefix}{name}/", layers, out)
 
