@@ -64,7 +64,7 @@ def detect(path: str) -> str:
         return _zip_kind(path)
     if head.startswith(HDF5_SIGNATURE):
         return "keras-h5"
-    if is_safetensors(head, size):
+    if is_safetensors(head):
         return "safetensors"
     if head.startswith(b"\x80"):
         raise XavinitError(legacy_message(path))

@@ -132,6 +132,17 @@ class RefusedGlobal(pickle.UnpicklingError):
         self.name = name
 
 
+def _python3_name(module: str, name: str) -> str:
+    """A global's name as Python 3 spells it (protocol 2 writes ``__builtin__.eval``)."""
+    import _compat_pickle
+
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    return f"{module}.{name}"
+
+
 class _Unpickler(pickle.Unpickler):
     """Resolves only :data:`ALLOWED`, each to a recording function of this module."""
 
@@ -143,7 +154,7 @@ class _Unpickler(pickle.Unpickler):
             return _rebuild_tensor_v2 if name == "_rebuild_tensor_v2" else _rebuild_parameter
         if module == "torch" and (name in STORAGES or name in DTYPES):
             return _storage_type(name)
-        raise RefusedGlobal(full)
+        raise RefusedGlobal(_python3_name(module, name))
 
     def persistent_load(self, pid: Any) -> Any:
         if (
