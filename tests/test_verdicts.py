@@ -43,10 +43,7 @@ def test_edge_p_values_of_fresh_matrices_are_not_too_small(n, p, law):
     draws = 300
     p_values = []
     for _ in range(draws):
-        if law == "normal":
-            w = rng.standard_normal((n, p))
-        else:
-            w = rng.uniform(-1, 1, (n, p))
+        w = rng.standard_normal((n, p)) if law == "normal" else rng.uniform(-1, 1, (n, p))
         top = np.linalg.svd(w, compute_uv=False)[0]
         p_values.append(edge_p_value(top, float(np.mean(w * w)), n, p))
     rate = np.mean(np.array(p_values) < 0.05)
