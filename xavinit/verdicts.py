@@ -43,7 +43,13 @@ from xavinit.errors import XavinitError
 from xavinit.limits import KS_SAMPLE
 from xavinit.results import InitCheck
 from xavinit.roles import Tensor
-from xavinit.schemes import PRESETS, Scheme, get_scheme, truncated_variance_factor
+from xavinit.schemes import (
+    PRESETS,
+    Scheme,
+    get_scheme,
+    truncated_mass,
+    truncated_variance_factor,
+)
 from xavinit.spectrum import bai_yin_edge, edge_p_value, top_singular_value
 from xavinit.stats import CORRECTIONS
 
@@ -54,6 +60,10 @@ in CDF): such tensors are ``unknown``."""
 SPECTRUM_MIN_DIM = 8
 """The spectral test needs both matrix sides at least this long (Tracy-Widom's approximation,
 checked by simulation down to 8 x 8 in ``docs/theory.md``)."""
+
+TRUNCATION_EVIDENCE = 1e-3
+"""A truncated normal is fitted only when a plain normal would stay inside its bounds with
+less than this probability."""
 
 GRAM_LIMIT = 4e11
 """Orthogonal is not a candidate when ``max(fan) * min(fan)^2`` exceeds this (minutes of work)."""
@@ -131,8 +141,10 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
     - ``uniform:a=A``, ``A = max|w| (N + 1) / N`` (the unbiased estimate from the maximum);
     - ``truncated-normal:std=S`` (cut at +-2 S, Keras), ``S = sqrt(m2 / 0.7737)``;
     - ``trunc-normal:std=S,a=-B,b=B`` (PyTorch's absolute bounds), ``B`` as ``A`` above and
-      ``S`` solving ``S^2 factor(B / S) = m2`` by bisection, when the cut lies within 6 S (a
-      farther cut is the plain normal).
+      ``S`` solving ``S^2 factor(B / S) = m2`` by bisection, only when the cut is evident: a
+      plain normal of that std would keep all N entries within ``+-B`` with probability
+      ``(2 Phi(B / S) - 1)^N`` below :data:`TRUNCATION_EVIDENCE` (else the data are the plain
+      normal's, and a cut at their largest entry would fit them as well).
     """
     moments = measurement.moments
     m2, count = moments.mean_square, moments.count
@@ -154,7 +166,8 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
             else:
                 hi = mid
         std = math.sqrt(lo * hi)
-        if edge / std < 6.0:
+        inside = truncated_mass(edge / std)
+        if inside < 1.0 and count * math.log(inside) < math.log(TRUNCATION_EVIDENCE):
             specs.append(_spec("trunc-normal", std=std, a=-edge, b=edge))
     return [get_scheme(spec) for spec in specs]
 
