@@ -104,8 +104,9 @@ class Examined:
 # --- candidates ---------------------------------------------------------------------------
 
 
-def fan_based_candidates(tensor: Tensor) -> tuple[str, ...]:
-    """The fan-based presets a tensor of this role may have been drawn from."""
+def fan_based_candidates(tensor: Tensor, orthogonal: bool = True) -> tuple[str, ...]:
+    """The fan-based presets a tensor of this role may have been drawn from (``orthogonal``
+    False leaves out the one candidate that needs a Gram matrix)."""
     if tensor.fan_in is None or tensor.fan_out is None:
         return ()
     if tensor.role == "bias":
@@ -114,7 +115,8 @@ def fan_based_candidates(tensor: Tensor) -> tuple[str, ...]:
         return ()
     candidates: tuple[str, ...] = RANKING_CANDIDATES
     if (
-        len(tensor.shape) != 2
+        not orthogonal
+        or len(tensor.shape) != 2
         or max(tensor.fan_in, tensor.fan_out) * min(tensor.fan_in, tensor.fan_out) ** 2 > GRAM_LIMIT
     ):
         candidates = tuple(c for c in candidates if c != "orthogonal")
@@ -195,8 +197,27 @@ def matrix_view(tensor: Tensor, array: np.ndarray) -> np.ndarray:
     return array.reshape(-1, array.shape[-1])
 
 
+def orthogonal_possible(top: float | None, mean_square: float, shape: tuple[int, ...]) -> bool:
+    """Whether a matrix can be orthogonal, from its top singular value (when measured).
+
+    ``W^T W = g^2 I`` gives every singular value ``g`` and ``||W||_F^2 = g^2 min(n, p)``, so
+    ``s_max^2 = m2 max(n, p)``; the power estimate never exceeds ``s_max``, so a larger estimate
+    (an i.i.d. matrix has ``(sqrt n + sqrt p)^2 m2``) rules orthogonality out without the
+    Gram matrix.
+    """
+    if top is None or len(shape) != 2:
+        return True
+    return top * top <= mean_square * max(shape) * (1.0 + 1e-3)
+
+
 def rank_candidates(
-    tensor: Tensor, array: np.ndarray, measurement: Measurement, alpha: float, array_name: str
+    tensor: Tensor,
+    array: np.ndarray,
+    measurement: Measurement,
+    alpha: float,
+    array_name: str,
+    *,
+    orthogonal: bool = True,
 ) -> tuple[list[dict[str, object]], list[InitCheck]]:
     """Rank every candidate law for one tensor, best first.
 
@@ -212,7 +233,7 @@ def rank_candidates(
     fan_out = tensor.fan_out or 1
     dtype = array.dtype
     entries: list[tuple[tuple[float, ...], dict[str, object], InitCheck]] = []
-    schemes = [(get_scheme(spec), False) for spec in fan_based_candidates(tensor)]
+    schemes = [(get_scheme(spec), False) for spec in fan_based_candidates(tensor, orthogonal)]
     schemes += [(scheme, True) for scheme in fitted_schemes(measurement)]
     for order, (scheme, fitted) in enumerate(schemes):
         if scheme.iid:
@@ -272,21 +293,21 @@ def law_p_value(rows: Sequence[dict[str, object]]) -> float:
 
 def spectral_test(
     tensor: Tensor, array: np.ndarray, mean_square: float, rng: np.random.Generator
-) -> tuple[float | None, float | None]:
-    """``(top singular value / edge, p-value)`` for a matrix (or flattened conv kernel), or
-    ``(None, None)`` when a side is shorter than :data:`SPECTRUM_MIN_DIM`.
+) -> tuple[float | None, float | None, float | None]:
+    """``(top singular value, its ratio to the edge, p-value)`` for a matrix (or a flattened
+    conv kernel), or Nones when a side is shorter than :data:`SPECTRUM_MIN_DIM`.
 
     The edge is ``sqrt(m2) (sqrt(n) + sqrt(p))`` with ``m2`` the tensor's mean of squares.
     """
     if array.ndim < 2 or tensor.role in ("bias", "norm"):
-        return None, None
+        return None, None, None
     matrix = matrix_view(tensor, array)
     n, p = matrix.shape
     if min(n, p) < SPECTRUM_MIN_DIM or mean_square <= 0:
-        return None, None
+        return None, None, None
     top = top_singular_value(matrix, rng)
     ratio = top / (math.sqrt(mean_square) * bai_yin_edge(n, p))
-    return ratio, edge_p_value(top, mean_square, n, p)
+    return top, ratio, edge_p_value(top, mean_square, n, p)
 
 
 def trained_p_value(examined: Examined) -> float | None:
@@ -356,13 +377,16 @@ def examine(
     if not rank:
         base.status = "unranked"
         return base
-    rows, checks = rank_candidates(tensor, values, found, alpha, tensor.name)
+    top, base.top_singular_ratio, base.spectral_p = spectral_test(
+        tensor, values, moments.mean_square, rng
+    )
+    possible = orthogonal_possible(top, moments.mean_square, tuple(values.shape))
+    rows, checks = rank_candidates(
+        tensor, values, found, alpha, tensor.name, orthogonal=possible
+    )
     base.candidates = rows
     base.best = checks[0] if checks else None
     base.law_p = law_p_value(rows) if rows else None
-    base.top_singular_ratio, base.spectral_p = spectral_test(
-        tensor, values, moments.mean_square, rng
-    )
     return base
 
 
