@@ -381,9 +381,7 @@ def examine(
         tensor, values, moments.mean_square, rng
     )
     possible = orthogonal_possible(top, moments.mean_square, tuple(values.shape))
-    rows, checks = rank_candidates(
-        tensor, values, found, alpha, tensor.name, orthogonal=possible
-    )
+    rows, checks = rank_candidates(tensor, values, found, alpha, tensor.name, orthogonal=possible)
     base.candidates = rows
     base.best = checks[0] if checks else None
     base.law_p = law_p_value(rows) if rows else None
