@@ -146,7 +146,8 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
       ``S`` solving ``S^2 factor(B / S) = m2`` by bisection, only when the cut is evident: a
       plain normal of that std would keep all N entries within ``+-B`` with probability
       ``(2 Phi(B / S) - 1)^N`` below :data:`TRUNCATION_EVIDENCE` (else the data are the plain
-      normal's, and a cut at their largest entry would fit them as well).
+      normal's, and a cut at their largest entry would fit them as well), and lies at least one
+      std out (a nearer cut is all but the uniform, which is a candidate of its own).
     """
     moments = measurement.moments
     m2, count = moments.mean_square, moments.count
@@ -169,7 +170,9 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
                 hi = mid
         std = math.sqrt(lo * hi)
         inside = truncated_mass(edge / std)
-        if inside < 1.0 and count * math.log(inside) < math.log(TRUNCATION_EVIDENCE):
+        cut_beyond_one_std = edge >= std  # a nearer cut is all but uniform: that candidate is
+        evident = inside < 1.0 and count * math.log(inside) < math.log(TRUNCATION_EVIDENCE)
+        if cut_beyond_one_std and evident:
             specs.append(_spec("trunc-normal", std=std, a=-edge, b=edge))
     return [get_scheme(spec) for spec in specs]
 
