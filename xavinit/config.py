@@ -203,8 +203,8 @@ class InitConfig(Network):
     check: Annotated[
         Path_,
         Opt(
-            "Verify the 2-D arrays of a .npy/.npz file instead of sampling; without --scheme, "
-            "rank the known schemes for each.",
+            "Verify the 2-D arrays of a checkpoint (.npy, .npz or any format of 'xavinit "
+            "check') instead of sampling; without --scheme, rank the known schemes for each.",
             metavar="FILE",
         ),
     ] = None
@@ -487,7 +487,10 @@ def _expectation(value: Any) -> Any:
     text = value.strip()
     if text.lower() in ("trained", "init"):
         return text.lower()
-    _schemes((text,))
+    try:
+        _schemes((text,))
+    except XavinitError as error:
+        raise ValueError(f"give trained, init or a scheme spec; {error}") from None
     return text
 
 
