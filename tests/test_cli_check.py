@@ -186,7 +186,7 @@ def test_keras_and_onnx_files_get_their_verdicts(tmp_path):
     assert rows["dense/bias"]["verdict"] == "constant"
     assert rows["embed/embeddings"]["scheme"].startswith("uniform:a=0.05")
     assert "fans per unit" in rows["grouped/kernel"]["reason"]
-    from tests.test_formats import onnx_model
+    from test_formats import onnx_model  # tests/ is on sys.path (no __init__.py)
 
     path, _ = onnx_model(tmp_path)
     _, document = check(str(path))
