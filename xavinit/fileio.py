@@ -1,4 +1,4 @@
-"""Atomic file writes, the one ``.npz`` reader, and weight matrices from ``.npy`` or ``.npz``.
+"""Atomic file writes and the one ``.npz`` reader (weights of every format: :mod:`xavinit.formats`).
 
 Results and weights are written to a temporary file in the target folder and renamed into place,
 so an interrupted or failed run never leaves a half-written file.
@@ -68,82 +68,8 @@ class NpzWriter:
         self._zip.close()
 
 
-def load_weight_arrays(
-    path: str | Path, keys: tuple[str, ...] = ()
-) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
-    """Read the 2-D numeric arrays of a ``.npy`` or ``.npz`` file, in file order.
-
-    A ``.npy`` is memory-mapped, so a matrix larger than memory is verified without loading it.
-    In an ``.npz``, arrays that are not 2-D (biases, say) are skipped unless ``keys`` selects
-    them; ``keys`` are names or shell-style patterns (``normalized/*``).
-
-    Returns:
-        ``(arrays, skipped)``: ``(name, array)`` pairs and the names of skipped arrays.
-
-    Raises:
-        XavinitError: missing or unreadable file, neither npy nor npz, corrupt data, non-numeric
-        or non-2-D selected arrays, or keys that match nothing.
-    """
-    path = Path(path)
-    name = str(path)
-    if not path.exists():
-        raise XavinitError(f"weights file {name!r} does not exist")
-    if path.is_dir():
-        raise XavinitError(f"weights file {name!r} is a folder; expected a .npy or .npz file")
-    try:
-        with open(path, "rb") as stream:
-            magic = stream.read(6)
-    except OSError as error:
-        raise XavinitError(f"cannot read weights file {name!r}: {error.strerror}") from None
-    if magic.startswith(b"PK"):
-        return _load_npz(path, keys)
-    if magic == b"\x93NUMPY":
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as error:
-            raise XavinitError(f"{name}: corrupt .npy file ({error})") from None
-        stem = path.stem
-        _require_matrix(stem, array, name)
-        return [(stem, array)], []
-    raise XavinitError(f"{name}: not a NumPy file; expected .npy or .npz weights")
-
-
-def _load_npz(path: Path, keys: tuple[str, ...]) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
-    name = str(path)
-    found = read_npz(path, "weights", keys, expected=_WEIGHTS_EXPECTED)
-    arrays: list[tuple[str, np.ndarray]] = []
-    skipped: list[str] = []
-    for key, array in found.items():
-        if not keys and array.ndim != 2:
-            skipped.append(key)
-            continue
-        _require_matrix(key, array, name)
-        arrays.append((key, array))
-    if not arrays:
-        raise XavinitError(
-            f"{name}: holds no 2-D weight matrix (arrays: {', '.join(found) or 'none'})"
-        )
-    return arrays, skipped
-
-
-def _require_matrix(key: str, array: np.ndarray, file: str) -> None:
-    if array.dtype.kind not in "fiu":
-        raise XavinitError(
-            f"{file}: array {key!r} has dtype {array.dtype}; expected a numeric (float or int) matrix"
-        )
-    if array.ndim != 2:
-        raise XavinitError(
-            f"{file}: array {key!r} has shape {array.shape}; expected a 2-D weight matrix"
-        )
-    if array.size == 0:
-        raise XavinitError(f"{file}: array {key!r} is empty")
-
-
 NPZ_EXPECTED = "an .npz archive of numpy arrays (numpy.savez)"
 """What :func:`read_npz` says a file should be, unless its caller says more precisely."""
-
-_WEIGHTS_EXPECTED = "a .npy or .npz file of weight matrices"
-
 
 ZIP_EXPANSION_LIMIT = 100
 """A compressed zip member may declare at most this many times its compressed size (weights
