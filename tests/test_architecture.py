@@ -37,6 +37,9 @@ CORE = _modules(
     "theory",
     "sgd",
     "checks",
+    "roles",
+    "spectrum",
+    "verdicts",
     "streams",
     "specs",
     "fileio",
@@ -349,6 +352,7 @@ def test_core_modules_import_only_the_core_and_no_front_end_library():
 LAYERS = (
     ("xavinit.experiments", ("xavinit.render", "xavinit.cli")),
     ("xavinit.datasets", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
+    ("xavinit.formats", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
     ("xavinit.config", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
     ("xavinit.options", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
     ("xavinit.render", ("xavinit.cli",)),

@@ -16,7 +16,7 @@ import pytest
 from xavinit.datasets import load_mnist, load_npz
 from xavinit.errors import XavinitError
 from xavinit.experiments.checkpoint import load_checkpoint
-from xavinit.fileio import load_weight_arrays, read_npz
+from xavinit.fileio import npz_headers, read_npz
 
 
 @contextmanager
@@ -99,15 +99,16 @@ def test_every_caller_labels_the_same_errors(files, name):
     assert checkpoint.endswith("expected an xavinit training checkpoint (.npz)")
 
 
-def test_weights_reader_uses_it_for_npz_and_keeps_its_own_checks(files):
+def test_the_weights_reader_uses_it_and_lists_headers_without_reading(files):
+    from xavinit.formats import open_tensors
+
     with no_leaked_handle():
-        arrays, skipped = load_weight_arrays(files / "good.npz")
-    assert [name for name, _ in arrays] == ["W1", "W2"] and skipped == ["b1"]
-    arrays, _ = load_weight_arrays(files / "objects.npz", ("W1",))
-    assert [name for name, _ in arrays] == ["W1"]
-    refused(lambda: load_weight_arrays(files / "fake.npz"), r"^weights: .* damaged or corrupt")
-    refused(lambda: load_weight_arrays(files / "objects.npz"), r"unreadable \(array 'o'")
-    refused(lambda: load_weight_arrays(files / "good.npz", ("x*",)), r"no array in .* matches x\*;")
-    refused(lambda: load_weight_arrays(files / "good.npz", ("b1",)), "expected a 2-D weight")
-    refused(lambda: load_weight_arrays(files / "none.npz"), "does not exist")
-    refused(lambda: load_weight_arrays(files / "text.npz"), "not a NumPy file")
+        headers = npz_headers(files / "good.npz", "weights")
+    assert {k: v[0] for k, v in headers.items()} == {"W1": (3, 2), "b1": (2,), "W2": (2, 4)}
+    with no_leaked_handle(), open_tensors(files / "good.npz") as source:
+        assert [i.name for i in source.tensors] == ["W1", "b1", "W2"]
+        assert np.array_equal(source.load(source.tensors[2]), np.ones((2, 4)))
+    refused(lambda: npz_headers(files / "fake.npz", "weights"), r"^weights: .* damaged or corrupt")
+    refused(lambda: npz_headers(files / "objects.npz", "weights"), r"unreadable \(array 'o'")
+    refused(lambda: npz_headers(files / "good.npz", "weights", ["x*"]), r"no array in .* matches x")
+    refused(lambda: npz_headers(files / "none.npz", "weights"), "does not exist")

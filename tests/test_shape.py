@@ -10,6 +10,7 @@ import math
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -28,6 +29,13 @@ runner = CliRunner()
 def saved(tmp_path_factory, module_blobs):
     """One small saved result of every command, made by the commands themselves."""
     folder = tmp_path_factory.mktemp("results")
+    weights = folder / "weights.npz"
+    rng = np.random.default_rng(0)
+    np.savez(
+        weights,
+        **{"fc.weight": rng.uniform(-0.1, 0.1, (20, 100)), "fc.bias": np.zeros(20)},
+        tiny=np.ones(3),
+    )
     runs = {
         "init": ["init", "--layers", "20,10,5", "-s", "standard"],
         "propagate": ["propagate", "--layers", "12,8,8,3", "--batch", "50", "-s", "normalized"],
@@ -36,6 +44,7 @@ def saved(tmp_path_factory, module_blobs):
             "--updates", "20", "--eval-every", "10", "--track-every", "10", "-s", "normalized",
         ],
         "schemes": ["schemes", "--fan-in", "4", "--fan-out", "3"],
+        "check": ["check", str(weights), "--expect", "init"],
     }  # fmt: skip
     paths = {}
     for command, args in runs.items():

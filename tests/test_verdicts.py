@@ -1,12 +1,5 @@
-"""Verdicts users can rely on in CI: interval nulls that never false-alarm on a correct sampler,
-however large the matrix, and still catch deviations that matter.
-
-Calibration: a correct sampler fails at most alpha of the time, at every size (the interval
-null's least favourable point is its edge, so at the exact formula the rate is far below alpha).
-Power: a deviation beyond the tolerance fails once the standard error is small enough; each
-case's size is chosen so that ``(deviation - tolerance) / se >= 3.5`` by the formula, computed
-here by hand.
-"""
+"""Roles, fans, the spectral edge and the verdicts: fresh tensors of every scheme and shape are
+``init``, the same tensors with a low-rank update beyond the edge are ``trained``."""
 
 from __future__ import annotations
 
@@ -14,121 +7,222 @@ import math
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from xavinit import get_scheme, verify
-from xavinit.cli import app
-from xavinit.stats import ks_interval_p, variance_interval_p
+from xavinit.checks import RANKING_CANDIDATES
+from xavinit.experiments.check import check_weights
+from xavinit.roles import describe, fans, guess_role, select_names
+from xavinit.schemes import get_scheme
+from xavinit.spectrum import edge_p_value, top_singular_value, tw1_survival
 
-ALPHA = 0.01
+# --- the Tracy-Widom law and the edge ---------------------------------------------------------
 
 
-def _binomial_upper(trials: int, rate: float, tail: float = 1e-4) -> int:
-    """The smallest k with P(Binomial(trials, rate) > k) < tail (exact sum)."""
-    total = 0.0
-    for k in range(trials + 1):
-        total += math.comb(trials, k) * rate**k * (1 - rate) ** (trials - k)
-        if 1.0 - total < tail:
-            return k
-    return trials
+def test_tw1_table_gives_the_published_quantiles_and_mean():
+    # GOE Tracy-Widom: 95% quantile 0.9793, 99% 2.0234, mean -1.2065 (Tracy and Widom 1996;
+    # Bornemann 2010, table 6).
+    assert tw1_survival(0.9793) == pytest.approx(0.05, rel=0.01)
+    assert tw1_survival(2.0234) == pytest.approx(0.01, rel=0.01)
+    grid = np.linspace(-8.0, 16.0, 4801)
+    survival = np.array([tw1_survival(s) for s in grid])
+    step = grid[1] - grid[0]
+    mean = step * (survival[grid >= 0].sum() - (1 - survival[grid < 0]).sum())
+    # The interpolation errs by < 1% of S (see tw1_survival), so the mean by < 0.01 of a spread
+    # of about 1.27.
+    assert mean == pytest.approx(-1.2065, abs=0.013)
+    assert tw1_survival(-10) == 1.0
+    # Far right: the asymptotic tail exp(-2/3 s^1.5) / (4 sqrt(pi) s^0.75) (Baik et al. 2008).
+    asymptote = math.exp(-(2 / 3) * 15**1.5) / (4 * math.sqrt(math.pi) * 15**0.75)
+    assert tw1_survival(15) == pytest.approx(asymptote, rel=0.05)
+
+
+@pytest.mark.parametrize(("n", "p"), [(8, 8), (32, 32), (64, 16), (96, 48)])
+@pytest.mark.parametrize("law", ["normal", "uniform"])
+def test_edge_p_values_of_fresh_matrices_are_not_too_small(n, p, law):
+    """The rate of p < 0.05 over 300 fresh matrices stays below 0.05 plus 3 binomial SE."""
+    rng = np.random.default_rng(11)
+    draws = 300
+    p_values = []
+    for _ in range(draws):
+        w = rng.standard_normal((n, p)) if law == "normal" else rng.uniform(-1, 1, (n, p))
+        top = np.linalg.svd(w, compute_uv=False)[0]
+        p_values.append(edge_p_value(top, float(np.mean(w * w)), n, p))
+    rate = np.mean(np.array(p_values) < 0.05)
+    assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / draws), rate
+
+
+def test_power_iteration_finds_a_spike_and_never_overshoots():
+    rng = np.random.default_rng(2)
+    n, p = 300, 200
+    w = rng.standard_normal((n, p)).astype(np.float32)
+    u, v = rng.standard_normal(n), rng.standard_normal(p)
+    w += (
+        3 * (math.sqrt(n) + math.sqrt(p)) * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v))
+    ).astype(np.float32)
+    exact = np.linalg.svd(w.astype(np.float64), compute_uv=False)[0]
+    estimate = top_singular_value(w, np.random.default_rng(0))
+    assert exact * 0.995 <= estimate <= exact * (1 + 1e-6)
+    noise = rng.standard_normal((n, p))
+    assert top_singular_value(noise, rng) <= np.linalg.svd(noise, compute_uv=False)[0] * (1 + 1e-9)
+
+
+# --- roles and fans -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("spec", "shape", "seeds"),
+    ("name", "shape", "role"),
     [
-        ("normalized", (10, 10), 300),  # n = 100
-        ("xavier-normal", (100, 100), 300),  # n = 1e4
-        ("he-normal-truncated", (300, 400), 100),  # n = 1.2e5
-        ("normalized", (2000, 2000), 12),  # n = 4e6: no false alarm at any seed
+        ("encoder.layer.0.attention.self.query.weight", (768, 768), "attention"),
+        ("h.0.attn.c_attn.weight", (768, 2304), "attention"),
+        ("bert.embeddings.word_embeddings.weight", (30522, 768), "embedding"),
+        ("transformer.wte.weight", (50257, 768), "embedding"),
+        ("layers.0.in_proj_weight", (96, 32), "attention"),
+        ("fc1.weight", (256, 784), "dense"),
+        ("conv1.weight", (64, 3, 7, 7), "conv"),
+        ("fc1.bias", (256,), "bias"),
+        ("bn1.weight", (64,), "norm"),
+        ("bn1.running_var", (64,), "norm"),
+        ("h.0.ln_1.weight", (768,), "norm"),
+        ("encoder.layer.0.output.LayerNorm.bias", (768,), "norm"),
+        ("logit_scale", (), "other"),
     ],
 )
-def test_a_correct_sampler_fails_at_most_alpha_of_the_time(spec, shape, seeds):
-    scheme = get_scheme(spec)
-    failures = 0
-    for seed in range(seeds):
-        weights = scheme.sample(shape, np.random.default_rng(seed))
-        failures += not verify(weights, scheme, ALPHA).passed
-    assert failures <= _binomial_upper(seeds, ALPHA), (failures, seeds)
+def test_roles_from_state_dict_names(name, shape, role):
+    assert guess_role(name, shape) == role
 
 
-def test_the_readme_examples_that_false_alarmed_at_the_default_seed_now_pass():
-    runner = CliRunner()
-    for args in (
-        ["-s", "variance-scaling:scale=2,mode=fan_out,distribution=truncated_normal"],
-        ["--layers", "1024,1000,500,10", "-s", "xavier-normal", "-s", "he-normal"],
-    ):
-        result = runner.invoke(app, ["init", *args, "-q", "-f", "json"])
-        assert result.exit_code == 0, result.stdout[-2000:]
+def test_grouped_and_depthwise_conv_fans_by_hand():
+    # nn.Conv2d(8, 16, 3, groups=4): weight (16, 2, 3, 3). Each output sees 2 x 9 inputs; each
+    # input feeds the 16 / 4 = 4 output channels of its group over 9 positions: 36.
+    assert fans("conv", (16, 2, 3, 3), "out-in", 4)[:2] == (18, 36)
+    # Without the groups (a state dict does not store them), fan_out assumes one group.
+    fan_in, fan_out, note = fans("conv", (16, 1, 3, 3), "out-in", None)
+    assert (fan_in, fan_out) == (9, 144) and "groups not in the file" in note
+    # Keras DepthwiseConv2D(3, depth_multiplier=2) on 16 channels: kernel (3, 3, 16, 2).
+    assert fans("conv", (3, 3, 16, 2), "in-out", None, depthwise=True)[:2] == (9, 18)
+    # Keras Conv2D(16, 3, groups=4) on 8 channels: kernel (3, 3, 2, 16).
+    assert fans("conv", (3, 3, 2, 16), "in-out", 4)[:2] == (18, 36)
+    assert fans("dense", (64, 96), "out-in", None)[:2] == (96, 64)
+    assert fans("dense", (96, 64), "in-out", None)[:2] == (96, 64)
 
 
-def _scaled(spec: str, shape: tuple[int, int], variance_factor: float, seed: int = 0) -> np.ndarray:
-    weights = get_scheme(spec).sample(shape, np.random.default_rng(seed), dtype=np.float64)
-    return weights * math.sqrt(variance_factor)
+def test_pytorch_gets_grouped_fan_out_wrong_and_we_do_not():
+    torch = pytest.importorskip("torch")
+    weight = torch.nn.Conv2d(8, 16, 3, groups=4).weight
+    torch_in, torch_out = torch.nn.init._calculate_fan_in_and_fan_out(weight)
+    assert (torch_in, torch_out) == (18, 144)  # pytorch issue 23854
+    assert fans("conv", tuple(weight.shape), "out-in", 4)[:2] == (18, 36)
 
 
-@pytest.mark.parametrize(
-    ("spec", "kurtosis", "shape"),
-    [("normalized", 9 / 5, (250, 400)), ("xavier-normal", 3.0, (500, 500))],
-)
-def test_a_two_percent_variance_error_fails(spec, kurtosis, shape):
-    count = shape[0] * shape[1]
-    z = (0.02 - 0.01) / (1.01 * math.sqrt((kurtosis - 1) / count))
-    assert z >= 3.5  # the size is large enough to show it, by the formula
-    check = verify(_scaled(spec, shape, 1.02), spec, ALPHA)
-    assert not check.passed and "variance" in check.failures
-    assert check.variance_interval_p < ALPHA / 2
+class _Info:
+    def __init__(self, name, shape, layout=None, role=None, groups=None, owner=None):
+        self.name, self.shape, self.dtype = name, shape, "float32"
+        self.layout, self.role, self.groups, self.owner = layout, role, groups, owner
 
 
-def test_a_wrong_fan_fails():
-    weights = get_scheme("he-normal").sample((500, 1000), np.random.default_rng(1))
-    check = verify(weights.T, "he-normal", ALPHA)  # read as (1000, 500): Var 2/1000, not 2/500
-    assert not check.passed and "variance" in check.failures
+def test_biases_take_their_weights_fans_and_numpy_layouts_are_guessed_from_them():
+    described = {
+        t.name: t
+        for t in describe(
+            [_Info("fc.weight", (64, 96)), _Info("fc.bias", (64,)), _Info("ln.weight", (64,)),
+             _Info("ln.bias", (64,)), _Info("attn.in_proj_weight", (96, 32)),
+             _Info("attn.in_proj_bias", (96,))]
+        )
+    }  # fmt: skip
+    assert described["fc.weight"].layout == "out-in"  # the bias has the first dimension
+    assert (described["fc.bias"].fan_in, described["fc.bias"].owner) == (96, "fc.weight")
+    assert described["ln.bias"].role == "norm"  # a LayerNorm's shift, not a layer's bias
+    assert described["attn.in_proj_bias"].owner == "attn.in_proj_weight"
+    assert "half the variance" in described["attn.in_proj_weight"].note
+    assert describe([_Info("w", (64, 96))], "out-in")[0].fan_in == 96
 
 
-def test_uniform_read_as_normal_fails_on_its_distribution():
-    weights = get_scheme("normalized").sample((250, 400), np.random.default_rng(2))
-    check = verify(weights, "xavier-normal", ALPHA)  # same variance, another law
-    assert "distribution" in check.failures and "variance" not in check.failures
+def test_key_patterns_include_and_exclude():
+    names = ["emb.weight", "fc.weight", "fc.bias", "head.weight"]
+    assert select_names(names, ["*.weight", "!emb*"]) == ["fc.weight", "head.weight"]
+    assert select_names(names, ["!*.bias"]) == ["emb.weight", "fc.weight", "head.weight"]
+    assert select_names(names, []) == names
 
 
-@pytest.mark.parametrize("count", [10_000, 1_000_000])
-def test_what_a_size_can_detect(count):
-    """The smallest variance deviation shown at alpha: tolerance + z_alpha * se (documented)."""
-    z = 2.3263478740408408  # Phi^-1(0.99): the mirror tail adds < 1e-6 at these sizes
-    se = math.sqrt((9 / 5 - 1) / count)
-    detectable = 0.01 + z * se * 1.01
-    just_beyond = variance_interval_p(1 + detectable * 1.001, 1.0, count, 9 / 5, 0.01)
-    just_within = variance_interval_p(1 + detectable * 0.98, 1.0, count, 9 / 5, 0.01)
-    assert just_beyond <= ALPHA < just_within
+# --- fresh tensors are init; a low-rank update beyond the edge makes them trained -------------
+
+FAN_FREE = ("normal:std=0.02", "uniform:a=0.05", "truncated-normal:std=0.05",
+            "trunc-normal:std=0.02,a=-0.04,b=0.04")  # fmt: skip
+SHAPES = {
+    # name -> (shape in-out, fans, kind): Keras-style layouts, read with layout in-out.
+    "dense": ((120, 80), (120, 80)),
+    "tall": ((400, 40), (400, 40)),
+    "conv": ((3, 3, 16, 24), (144, 216)),
+    "embedding": ((500, 32), (500, 32)),
+    "attention": ((32, 96), (32, 96)),
+}
+SEEDS = (0, 1, 2)
 
 
-def test_interval_p_values_by_hand():
-    # r = 0.03, tolerance 0.01, se = 1.01 sqrt(2 / 1e4) = 0.0142836: the chance that a normal
-    # centred on the edge 0.01 lands at least 0.02 beyond it, or at least 0.04 below -0.03.
-    se = 1.01 * math.sqrt(2 / 1e4)
-    tail = 0.5 * math.erfc(0.02 / (se * math.sqrt(2))) + 0.5 * math.erfc(0.04 / (se * math.sqrt(2)))
-    assert variance_interval_p(1.03, 1.0, 10_000, 3.0, 0.01) == pytest.approx(tail, rel=1e-12)
-    # Tolerance 0 is the two-sided z-test: z = 0.03 / sqrt(2 / 1e4) = 2.1213.
-    z = 0.03 / math.sqrt(2 / 1e4)
-    assert variance_interval_p(1.03, 1.0, 10_000, 3.0, 0.0) == pytest.approx(
-        math.erfc(z / math.sqrt(2)), rel=1e-12
+def _fresh(spec: str, shape: tuple[int, ...], fan_in: int, fan_out: int, seed: int) -> np.ndarray:
+    """i.i.d. entries of the scheme for these fans (any subset of an i.i.d. draw is one)."""
+    rng = np.random.default_rng(seed)
+    matrix = get_scheme(spec).sample((fan_in, fan_out), rng)
+    return matrix.reshape(-1)[: math.prod(shape)].reshape(shape).copy()
+
+
+def _population() -> dict[str, tuple[np.ndarray, str, int, int]]:
+    tensors = {}
+    for spec in (*RANKING_CANDIDATES, *FAN_FREE):
+        for kind, (shape, (fan_in, fan_out)) in SHAPES.items():
+            if spec == "orthogonal" and len(shape) != 2:
+                continue
+            for seed in SEEDS:
+                name = {"embedding": "embed", "attention": "attn.qkv"}.get(kind, kind)
+                key = f"{name}.{spec}.{seed}.weight"
+                if spec == "orthogonal":
+                    array = get_scheme(spec).sample(shape, np.random.default_rng(seed))
+                else:
+                    array = _fresh(spec, shape, fan_in, fan_out, seed)
+                tensors[key] = (array, spec, fan_in, fan_out)
+    return tensors
+
+
+@pytest.fixture(scope="module")
+def population():
+    return _population()
+
+
+def test_fresh_tensors_of_every_scheme_and_shape_are_init(population):
+    result = check_weights({k: v[0] for k, v in population.items()}, layout="in-out")
+    rows = {row.name: row for row in result.tensors}
+    wrong = [(name, row.verdict, row.reason) for name, row in rows.items() if row.verdict != "init"]
+    assert not wrong, wrong[:5]
+    for name, (_, spec, fan_in, fan_out) in population.items():
+        row = rows[name]
+        assert (row.fan_in, row.fan_out) == (fan_in, fan_out), name
+        scores = {c["scheme"]: c["score"] for c in row.candidates}
+        if ":" not in spec:  # the drawn scheme fits (10^-6: Bonferroni over the population)
+            assert scores[spec] > 1e-6, (name, row.candidates[:3])
+        assert row.top_singular_ratio is not None and row.top_singular_ratio < 1.1, name
+
+
+def _spiked(array: np.ndarray, spec: str, fan_in: int, fan_out: int, seed: int) -> np.ndarray:
+    """The tensor plus a rank-1 update whose singular value is 1.5 times the Bai-Yin edge."""
+    matrix = array.reshape(-1, array.shape[-1]).astype(np.float64)
+    n, p = matrix.shape
+    sigma = math.sqrt(get_scheme(spec).variance(fan_in, fan_out))
+    rng = np.random.default_rng(1000 + seed)
+    u, v = rng.standard_normal(n), rng.standard_normal(p)
+    update = (
+        1.5
+        * sigma
+        * (math.sqrt(n) + math.sqrt(p))
+        * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v))
     )
-    assert ks_interval_p(0.015, 10_000, 0.02) == 1.0
-    # D - d = 0.02, scaled by sqrt(n) + 0.12 + 0.11 / sqrt(n) = 100.1211: x = 2.00242
-    x = 0.02 * (100 + 0.12 + 0.0011)
-    expected = 2 * sum((-1) ** (j - 1) * math.exp(-2 * j * j * x * x) for j in range(1, 50))
-    assert ks_interval_p(0.04, 10_000, 0.02) == pytest.approx(expected, rel=1e-9)
+    return (matrix + update).astype(np.float32).reshape(array.shape)
 
 
-def test_a_constant_or_zero_float16_matrix_is_never_orthogonal_nor_random():
-    for weights in (
-        np.zeros((300, 300), np.float16),
-        np.full((300, 300), 1 / math.sqrt(300), np.float16),
-    ):
-        assert not verify(weights, "orthogonal").passed
-        for spec in ("standard", "normalized", "xavier-normal"):
-            assert not verify(weights, spec).passed
-    torch_default = get_scheme("standard").sample((300, 300), np.random.default_rng(3))
-    assert not verify(torch_default.astype(np.float16), "orthogonal").passed
-    q, _ = np.linalg.qr(np.random.default_rng(4).standard_normal((300, 300)))
-    assert verify(q.astype(np.float16), "orthogonal").passed
+def test_the_same_tensors_with_a_spike_beyond_the_edge_are_trained(population):
+    spiked = {
+        name: _spiked(array, spec, fan_in, fan_out, int(name.split(".")[-2]))
+        for name, (array, spec, fan_in, fan_out) in population.items()
+    }
+    result = check_weights(spiked, layout="in-out")
+    wrong = [(r.name, r.verdict, r.reason) for r in result.tensors if r.verdict != "trained"]
+    assert not wrong, wrong[:5]
+    assert all(r.top_singular_ratio > 1.2 for r in result.tensors)

@@ -1,6 +1,7 @@
 """xavinit: empirical variance analysis of neural-network initialization (Glorot and Bengio, 2010).
 
-Public API: :func:`get_scheme`, :func:`verify`, one function per experiment (:func:`run_init`,
+Public API: :func:`get_scheme`, :func:`verify`, :func:`check_weights` (a checkpoint or a
+state dict, tensor by tensor), one function per experiment (:func:`run_init`,
 :func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`) taking its
 config model and returning a result dataclass with ``to_dict()``, and :func:`load_result` to read
 a saved one. Names are imported on first use, so ``import xavinit`` (and the command line's
@@ -36,9 +37,16 @@ _EXPORTS = {
     "run_train": "xavinit.experiments.train",
     "run_report": "xavinit.experiments.report",
     "run_schemes": "xavinit.experiments.schemes",
+    "CheckConfig": "xavinit.config",
+    "CheckResult": "xavinit.results",
+    "TensorCheck": "xavinit.results",
+    "run_check": "xavinit.experiments.check",
+    "check_weights": "xavinit.experiments.check",
 }
 
 __all__ = [
+    "CheckConfig",
+    "CheckResult",
     "InitCheck",
     "InitConfig",
     "InitResult",
@@ -49,12 +57,15 @@ __all__ = [
     "Scheme",
     "SchemesConfig",
     "SchemesResult",
+    "TensorCheck",
     "TrainConfig",
     "TrainResult",
     "XavinitError",
     "__version__",
+    "check_weights",
     "get_scheme",
     "load_result",
+    "run_check",
     "run_init",
     "run_propagate",
     "run_report",
@@ -78,6 +89,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from xavinit.checks import verify
     from xavinit.config import (
+        CheckConfig,
         InitConfig,
         PropagateConfig,
         ReportConfig,
@@ -85,6 +97,7 @@ if TYPE_CHECKING:
         TrainConfig,
     )
     from xavinit.errors import XavinitError
+    from xavinit.experiments.check import check_weights, run_check
     from xavinit.experiments.init import run_init
     from xavinit.experiments.propagate import run_propagate
     from xavinit.experiments.report import run_report
@@ -92,11 +105,13 @@ if TYPE_CHECKING:
     from xavinit.experiments.train import run_train
     from xavinit.loading import load_result
     from xavinit.results import (
+        CheckResult,
         InitCheck,
         InitResult,
         PropagateResult,
         ReportResult,
         SchemesResult,
+        TensorCheck,
         TrainResult,
     )
     from xavinit.schemes import Scheme, get_scheme

@@ -217,8 +217,8 @@ class InitConfig(Network):
     check: Annotated[
         Path_,
         Opt(
-            "Verify the 2-D arrays of a .npy/.npz file instead of sampling; without --scheme, "
-            "rank the known schemes for each.",
+            "Verify the 2-D arrays of a checkpoint (.npy, .npz or any format of 'xavinit "
+            "check') instead of sampling; without --scheme, rank the known schemes for each.",
             metavar="FILE",
         ),
     ] = None
@@ -309,6 +309,44 @@ class PropagateConfig(Network):
     histograms: Annotated[
         bool, Opt("Show each layer's histogram in the terminal table (figures 6 and 7).")
     ] = False
+    weights: Annotated[
+        Path_,
+        Opt(
+            "Push through the dense layers of this checkpoint instead of drawn ones (its "
+            "selected 2-D tensors, in file order).",
+            metavar="FILE",
+        ),
+    ] = None
+    keys: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        Opt(
+            "With --weights: tensor names or globs, repeatable; a leading ! excludes.",
+            key="key",
+            aliases=("keys",),
+            default_text="every 2-D tensor",
+            metavar="PATTERN",
+        ),
+    ] = ()
+    layout: Annotated[
+        str,
+        BeforeValidator(Choice(("auto", "in-out", "out-in"))),
+        Opt("With --weights: auto (the format's), in-out or out-in."),
+    ] = "auto"
+
+    @model_validator(mode="after")
+    def _weights(self) -> PropagateConfig:
+        if self.weights is None:
+            for name in ("keys", "layout"):
+                if getattr(self, name) != type(self).model_fields[name].default:
+                    raise ValueError(f"{self.option_key(name)}: applies only with --weights FILE")
+            return self
+        if "schemes" in self.model_fields_set and self.schemes:
+            raise ValueError("scheme: the weights come from --weights; give no --scheme")
+        shape = [k for k in SHAPE_KEYS if k in self.model_fields_set]
+        if shape:
+            raise ValueError(f"{shape[0]}: the widths come from --weights")
+        return self
 
     @model_validator(mode="after")
     def _samples(self) -> PropagateConfig:
@@ -464,8 +502,92 @@ class SchemesConfig(Config):
         return self
 
 
+def _expectation(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be trained, init or a scheme spec, got {quote(value)}")
+    text = value.strip()
+    if text.lower() in ("trained", "init"):
+        return text.lower()
+    try:
+        _schemes((text,))
+    except XavinitError as error:
+        raise ValueError(f"give trained, init or a scheme spec; {error}") from None
+    return text
+
+
+class CheckConfig(Seeded):
+    """What ``xavinit check`` reads and judges: every tensor of one or more checkpoints."""
+
+    command = "check"
+
+    files: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        Field(min_length=1),
+        Opt(
+            "Checkpoints: .npy, .npz, .safetensors, PyTorch .pt/.pth/.bin, Keras .keras/.h5, "
+            "ONNX .onnx (the format is read from the content).",
+            argument=True,
+            metavar="FILE...",
+        ),
+    ]
+    expect: Annotated[
+        str | None,
+        BeforeValidator(_expectation),
+        Opt(
+            "Exit 1 unless every selected tensor fits: a scheme spec, 'trained' (none still "
+            "looks fresh) or 'init' (none looks trained).",
+            metavar="SPEC|trained|init",
+            default_text="report only",
+        ),
+    ] = None
+    keys: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        Opt(
+            "Tensor names or globs to check, repeatable; a leading ! excludes ('!emb*').",
+            key="key",
+            aliases=("keys",),
+            default_text="every tensor",
+            metavar="PATTERN",
+        ),
+    ] = ()
+    layout: Annotated[
+        str,
+        BeforeValidator(Choice(("auto", "in-out", "out-in"))),
+        Opt(
+            "Weight layout for the whole file: auto (the format's: PyTorch and safetensors "
+            "out-in, Keras in-out, ONNX from the op), in-out or out-in."
+        ),
+    ] = "auto"
+    alpha: Annotated[
+        float,
+        BeforeValidator(reject_bool),
+        Field(gt=0.0, lt=1.0),
+        Opt("Family-wise rate of calling any fresh tensor trained (or failing --expect SPEC)."),
+    ] = 0.01
+    correction: Annotated[
+        str,
+        BeforeValidator(Choice(("holm", "bonferroni"))),
+        Opt("Multiple-testing correction over the tensors: holm or bonferroni."),
+    ] = "holm"
+    ks_sample: Annotated[
+        Count, Field(ge=5), Opt("At most this many entries per tensor enter the KS tests.")
+    ] = KS_SAMPLE
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin | None = None) -> Any:
+        """As :meth:`Config.from_mapping`, with a usage line when no file is given."""
+        if not mapping.get("files"):
+            raise XavinitError("give at least one checkpoint: xavinit check FILE ...")
+        return super().from_mapping(mapping, origin)
+
+
 CONFIG_TYPES: dict[str, type[Config]] = {
-    c.command: c for c in (InitConfig, PropagateConfig, TrainConfig, ReportConfig, SchemesConfig)
+    c.command: c
+    for c in (InitConfig, PropagateConfig, TrainConfig, ReportConfig, SchemesConfig, CheckConfig)
 }
 
 

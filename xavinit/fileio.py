@@ -1,4 +1,4 @@
-"""Atomic file writes, the one ``.npz`` reader, and weight matrices from ``.npy`` or ``.npz``.
+"""Atomic file writes and the one ``.npz`` reader (weights of every format: :mod:`xavinit.formats`).
 
 Results and weights are written to a temporary file in the target folder and renamed into place,
 so an interrupted or failed run never leaves a half-written file.
@@ -83,81 +83,82 @@ class NpzWriter:
             self._zip.fp = None
 
 
-def load_weight_arrays(
-    path: str | Path, keys: tuple[str, ...] = ()
-) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
-    """Read the 2-D numeric arrays of a ``.npy`` or ``.npz`` file, in file order.
-
-    A ``.npy`` is memory-mapped, so a matrix larger than memory is verified without loading it.
-    In an ``.npz``, arrays that are not 2-D (biases, say) are skipped unless ``keys`` selects
-    them; ``keys`` are names or shell-style patterns (``normalized/*``).
-
-    Returns:
-        ``(arrays, skipped)``: ``(name, array)`` pairs and the names of skipped arrays.
-
-    Raises:
-        XavinitError: missing or unreadable file, neither npy nor npz, corrupt data, non-numeric
-        or non-2-D selected arrays, or keys that match nothing.
-    """
-    path = Path(path)
-    name = str(path)
-    if not path.exists():
-        raise XavinitError(f"weights file {name!r} does not exist")
-    if path.is_dir():
-        raise XavinitError(f"weights file {name!r} is a folder; expected a .npy or .npz file")
-    try:
-        with open(path, "rb") as stream:
-            magic = stream.read(6)
-    except OSError as error:
-        raise XavinitError(f"cannot read weights file {name!r}: {error.strerror}") from None
-    if magic.startswith(b"PK"):
-        return _load_npz(path, keys)
-    if magic == b"\x93NUMPY":
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as error:
-            raise XavinitError(f"{name}: corrupt .npy file ({error})") from None
-        stem = path.stem
-        _require_matrix(stem, array, name)
-        return [(stem, array)], []
-    raise XavinitError(f"{name}: not a NumPy file; expected .npy or .npz weights")
-
-
-def _load_npz(path: Path, keys: tuple[str, ...]) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
-    name = str(path)
-    found = read_npz(path, "weights", keys, expected=_WEIGHTS_EXPECTED)
-    arrays: list[tuple[str, np.ndarray]] = []
-    skipped: list[str] = []
-    for key, array in found.items():
-        if not keys and array.ndim != 2:
-            skipped.append(key)
-            continue
-        _require_matrix(key, array, name)
-        arrays.append((key, array))
-    if not arrays:
-        raise XavinitError(
-            f"{name}: holds no 2-D weight matrix (arrays: {', '.join(found) or 'none'})"
-        )
-    return arrays, skipped
-
-
-def _require_matrix(key: str, array: np.ndarray, file: str) -> None:
-    if array.dtype.kind not in "fiu":
-        raise XavinitError(
-            f"{file}: array {key!r} has dtype {array.dtype}; expected a numeric (float or int) matrix"
-        )
-    if array.ndim != 2:
-        raise XavinitError(
-            f"{file}: array {key!r} has shape {array.shape}; expected a 2-D weight matrix"
-        )
-    if array.size == 0:
-        raise XavinitError(f"{file}: array {key!r} is empty")
-
-
 NPZ_EXPECTED = "an .npz archive of numpy arrays (numpy.savez)"
 """What :func:`read_npz` says a file should be, unless its caller says more precisely."""
 
-_WEIGHTS_EXPECTED = "a .npy or .npz file of weight matrices"
+ZIP_EXPANSION_LIMIT = 100
+"""A compressed zip member may declare at most this many times its compressed size (weights
+compress by a few times at most; a larger claim is a zip bomb or a damaged archive)."""
+
+
+def check_zip_sizes(archive: zipfile.ZipFile, label: str, path: str | Path) -> None:
+    """Refuse an archive whose members declare sizes far beyond the file (a zip bomb).
+
+    A stored member must declare its compressed size; a compressed one at most
+    ``ZIP_EXPANSION_LIMIT`` times it (plus 1 MiB). Checked before anything is decompressed.
+
+    Raises:
+        XavinitError: naming the member and its declared size.
+    """
+    for info in archive.infolist():
+        limit = info.compress_size * ZIP_EXPANSION_LIMIT + (1 << 20)
+        if info.compress_type == zipfile.ZIP_STORED:
+            limit = info.compress_size
+        if info.file_size > limit:
+            raise XavinitError(
+                f"{label}: {path} is refused: member {info.filename!r} declares {info.file_size} "
+                f"bytes from {info.compress_size} in the file (a zip bomb or a damaged archive)"
+            )
+
+
+@contextlib.contextmanager
+def _npz_archive(
+    path: str | Path, label: str, expected: str, current: list[str | None]
+) -> Iterator[Any]:
+    """``np.load`` on our own handle, every failure turned into one :class:`XavinitError` line.
+
+    ``current[0]`` names the array being read, for messages.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise XavinitError(f"{label}: {path} does not exist; expected {expected}")
+    if path.is_dir():
+        raise XavinitError(f"{label}: {path} is a folder; expected {expected}")
+    try:
+        with path.open("rb") as stream:  # our handle: np.load leaks its own on a damaged zip
+            signature = stream.read(4)
+            if signature not in (b"PK\x03\x04", b"PK\x05\x06"):
+                kind = "a .npy array" if signature == b"\x93NUM" else "not a zip archive"
+                raise XavinitError(f"{label}: {path} is {kind}; expected {expected}")
+            stream.seek(0)
+            with np.load(stream, allow_pickle=False) as archive:
+                check_zip_sizes(archive.zip, label, path)
+                yield archive
+            return
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        reason = f"a damaged or corrupt .npz ({_where(current[0])}{error or type(error).__name__})"
+    except XavinitError:
+        raise
+    except ValueError as error:  # pickled data or object arrays, refused by allow_pickle=False
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = f"unreadable ({_where(current[0])}{detail})"
+    except OSError as error:
+        reason = f"unreadable ({_where(current[0])}{error.strerror or error})"
+    raise XavinitError(f"{label}: {path} is {reason}; expected {expected}")
+
+
+def _select(
+    names: list[str], keys: Sequence[str] | None, label: str, path: str | Path
+) -> list[str]:
+    if not keys:
+        return names
+    selected = [n for n in names if any(fnmatch.fnmatchcase(n, k) for k in keys)]
+    if not selected:
+        raise XavinitError(
+            f"{label}: no array in {path} matches {', '.join(keys)}; "
+            f"arrays: {', '.join(names) or 'none'}"
+        )
+    return selected
 
 
 def read_npz(
@@ -170,8 +171,9 @@ def read_npz(
     """The arrays of an ``.npz``, in file order, read into memory with ``allow_pickle=False``.
 
     Every ``.npz`` xavinit reads goes through here: weight matrices, training checkpoints and
-    the ``npz`` and ``mnist`` datasets. The file is opened by this function and closed on every
-    path, since ``np.load`` given a path leaks its handle when the zip is damaged.
+    the ``npz`` and ``mnist`` datasets (and :func:`npz_headers` lists one without reading it).
+    The file is opened by this function and closed on every path, since ``np.load`` given a
+    path leaks its handle when the zip is damaged.
 
     Args:
         path: the ``.npz`` file.
@@ -182,52 +184,60 @@ def read_npz(
 
     Raises:
         XavinitError: one line, ``{label}: {path} ...``: the file is missing, a folder, not a
-            zip archive (a ``.npy``, say), a damaged zip, holds pickled data, an object array or
-            a member that is not a ``.npy`` array, or no array matches ``keys``.
+            zip archive (a ``.npy``, say), a damaged zip, a zip bomb, holds pickled data, an
+            object array or a member that is not a ``.npy`` array, or no array matches ``keys``.
     """
-    path = Path(path)
-    if not path.exists():
-        raise XavinitError(f"{label}: {path} does not exist; expected {expected}")
-    if path.is_dir():
-        raise XavinitError(f"{label}: {path} is a folder; expected {expected}")
-    key = None
-    try:
-        with path.open("rb") as stream:  # our handle: np.load leaks its own on a damaged zip
-            signature = stream.read(4)
-            if signature not in (b"PK\x03\x04", b"PK\x05\x06"):
-                kind = "a .npy array" if signature == b"\x93NUM" else "not a zip archive"
-                raise XavinitError(f"{label}: {path} is {kind}; expected {expected}")
-            stream.seek(0)
-            with np.load(stream, allow_pickle=False) as archive:
-                names = list(archive.files)
-                selected = names
-                if keys:
-                    selected = [n for n in names if any(fnmatch.fnmatchcase(n, k) for k in keys)]
-                    if not selected:
-                        raise XavinitError(
-                            f"{label}: no array in {path} matches {', '.join(keys)}; "
-                            f"arrays: {', '.join(names) or 'none'}"
-                        )
-                arrays: dict[str, np.ndarray] = {}
-                for key in selected:
-                    array = archive[key]
-                    if not isinstance(array, np.ndarray):  # np.load gives a non-.npy member's bytes
-                        raise XavinitError(
-                            f"{label}: {path} is unreadable (member {key!r} is not a .npy "
-                            f"array); expected {expected}"
-                        )
-                    arrays[key] = array
-                return arrays
-    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        reason = f"a damaged or corrupt .npz ({_where(key)}{error or type(error).__name__})"
-    except XavinitError:
-        raise
-    except ValueError as error:  # pickled data or object arrays, refused by allow_pickle=False
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        reason = f"unreadable ({_where(key)}{detail})"
-    except OSError as error:
-        reason = f"unreadable ({_where(key)}{error.strerror or error})"
-    raise XavinitError(f"{label}: {path} is {reason}; expected {expected}")
+    current: list[str | None] = [None]
+    with _npz_archive(path, label, expected, current) as archive:
+        arrays: dict[str, np.ndarray] = {}
+        for key in _select(list(archive.files), keys, label, path):
+            current[0] = key
+            array = archive[key]
+            if not isinstance(array, np.ndarray):  # np.load gives a non-.npy member's bytes
+                raise XavinitError(
+                    f"{label}: {Path(path)} is unreadable (member {key!r} is not a .npy "
+                    f"array); expected {expected}"
+                )
+            arrays[key] = array
+        return arrays
+
+
+def npz_headers(
+    path: str | Path,
+    label: str,
+    keys: Sequence[str] | None = None,
+    *,
+    expected: str = NPZ_EXPECTED,
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``name -> (shape, dtype)`` of the arrays of an ``.npz``, from their headers only.
+
+    The data is not read (read one array with ``read_npz(path, label, [name])``); errors are
+    those of :func:`read_npz`.
+    """
+    current: list[str | None] = [None]
+    with _npz_archive(path, label, expected, current) as archive:
+        found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        for key in _select(list(archive.files), keys, label, path):
+            current[0] = key
+            member = key if key in archive.zip.namelist() else f"{key}.npy"
+            with archive.zip.open(member) as stream:
+                try:
+                    version = np.lib.format.read_magic(stream)
+                except ValueError:
+                    raise XavinitError(
+                        f"{label}: {Path(path)} is unreadable (member {key!r} is not a .npy "
+                        f"array); expected {expected}"
+                    ) from None
+                reader = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = reader(stream)
+            if dtype.hasobject:
+                raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+            found[key] = (tuple(int(n) for n in shape), dtype)
+        return found
 
 
 def _where(key: str | None) -> str:

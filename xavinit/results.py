@@ -369,7 +369,70 @@ class ReportResult(_Document):
     xavinit_version: str = __version__
 
 
-Result = InitResult | PropagateResult | TrainResult | SchemesResult | ReportResult
+@dataclass(frozen=True)
+class TensorCheck:
+    """The verdict on one tensor of a checked file (one row of ``check``'s ``tensors``).
+
+    ``verdict`` is ``constant``, ``init``, ``trained`` or ``unknown``; ``scheme`` the best
+    candidate law of an ``init`` tensor (None otherwise) with its ``p_value`` and the
+    ``runner_up``; ``top_singular_ratio`` the largest singular value over the Bai-Yin edge
+    ``sqrt(m2) (sqrt(n) + sqrt(p))``; ``reason`` one line saying why.
+    """
+
+    file: str
+    name: str
+    role: str
+    shape: list[Count]
+    dtype: str
+    layout: str
+    fan_in: Index | None
+    fan_out: Index | None
+    verdict: str
+    scheme: str | None
+    expected_var: Variance | None
+    observed_var: Variance | None
+    p_value: Probability | None
+    runner_up: str | None
+    top_singular_ratio: Real | None
+    reason: str
+    count: Count = 0
+    observed_mean: Real | None = None
+    groups: int | None = None
+    owner: str | None = None
+    law_p_value: Probability | None = None
+    spectral_p_value: Probability | None = None
+    trained_p_value: Probability | None = None
+    known_as: str = ""
+    note: str = ""
+    matches: bool | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckResult(_Document):
+    """The result of ``xavinit check``: a verdict per tensor of every file.
+
+    ``passed`` follows ``expect``: every selected tensor fits the scheme, none looks fresh
+    (``trained``: an ``init`` or ``constant`` tensor fails) or none looks trained (``init``);
+    without ``expect`` it is True. ``counts`` has the number of tensors per verdict;
+    ``failures`` the names (``file:name``) that do not meet ``expect``.
+    """
+
+    seed: Count
+    config: dict[str, Any]
+    passed: bool
+    tensors: list[TensorCheck]
+    files: list[str]
+    alpha: Probability
+    expect: str | None = None
+    counts: dict[str, Count] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    command: str = "check"
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
+
+
+Result = InitResult | PropagateResult | TrainResult | SchemesResult | ReportResult | CheckResult
 """Any command's result."""
 
 RESULT_TYPES: dict[str, type[Any]] = {
@@ -378,6 +441,7 @@ RESULT_TYPES: dict[str, type[Any]] = {
     "train": TrainResult,
     "schemes": SchemesResult,
     "report": ReportResult,
+    "check": CheckResult,
 }
 """Each command's result type, by the document's ``command``."""
 

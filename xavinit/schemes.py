@@ -41,19 +41,40 @@ from xavinit.stats import big_phi, normal_cdf, phi
 TRUNCATION = 2.0
 """Truncated normals are cut at +-TRUNCATION standard deviations of the underlying normal."""
 
-_MASS = big_phi(TRUNCATION) - big_phi(-TRUNCATION)
-TRUNCATED_VARIANCE_FACTOR = 1.0 - 2.0 * TRUNCATION * phi(TRUNCATION) / _MASS
+
+def truncated_mass(c: float) -> float:
+    """P(|z| <= c) for a standard normal z: 2 Phi(c) - 1."""
+    return big_phi(c) - big_phi(-c)
+
+
+def truncated_variance_factor(c: float) -> float:
+    """Var of N(0, 1) truncated at +-c: 1 - 2 c phi(c) / (2 Phi(c) - 1) (0.7737 at c = 2)."""
+    return 1.0 - 2.0 * c * phi(c) / truncated_mass(c)
+
+
+def truncated_kurtosis(c: float) -> float:
+    """Kurtosis E[z^4] / E[z^2]^2 of N(0, 1) truncated at +-c.
+
+    E[z^4] = 3 - 2 (c^3 + 3 c) phi(c) / (2 Phi(c) - 1) (integrate by parts twice).
+    """
+    fourth = 3.0 - 2.0 * (c**3 + 3.0 * c) * phi(c) / truncated_mass(c)
+    return fourth / truncated_variance_factor(c) ** 2
+
+
+_MASS = truncated_mass(TRUNCATION)
+TRUNCATED_VARIANCE_FACTOR = truncated_variance_factor(TRUNCATION)
 """Var of N(0, 1) truncated at +-2: 1 - 2 c phi(c) / (2 Phi(c) - 1) = 0.7737..."""
 
 TRUNCATED_STD_CORRECTION = 0.87962566103423978
 """sqrt(TRUNCATED_VARIANCE_FACTOR): Keras/JAX divide the std by it so that Var stays exact."""
 
-_TRUNCATED_FOURTH_MOMENT = 3.0 - 2.0 * (TRUNCATION**3 + 3.0 * TRUNCATION) * phi(TRUNCATION) / _MASS
-TRUNCATED_KURTOSIS = _TRUNCATED_FOURTH_MOMENT / TRUNCATED_VARIANCE_FACTOR**2
+TRUNCATED_KURTOSIS = truncated_kurtosis(TRUNCATION)
 """Kurtosis E[z^4] / E[z^2]^2 of a normal truncated at +-2 sigma (about 2.366)."""
 
 DISTRIBUTIONS = ("uniform", "normal", "truncated_normal", "truncated_normal_uncorrected")
 MODES = ("fan_in", "fan_out", "fan_avg")
+FIXED = "fixed"
+"""The mode of the fan-free presets (``normal:std=0.02``): the variance ignores the fans."""
 
 KURTOSIS = {
     "uniform": 9.0 / 5.0,
@@ -76,9 +97,10 @@ class Scheme:
         spec: the spec string as given, parameters included (``normalized:gain=tanh``).
         distribution: one of ``DISTRIBUTIONS`` or ``orthogonal``.
         scale: the variance scale before the gain (``Var = gain^2 * scale / fan``).
-        mode: which fan divides the variance.
+        mode: which fan divides the variance (``fixed`` for the fan-free presets).
         gain: multiplies the standard deviation.
         params: the parameters as given, canonical keys.
+        truncation: truncated normals are cut at +-truncation std of the underlying normal.
     """
 
     name: str
@@ -88,6 +110,7 @@ class Scheme:
     mode: str
     gain: float
     params: dict[str, str] = field(default_factory=dict, compare=False)
+    truncation: float = TRUNCATION
 
     @property
     def preset(self) -> Preset:
@@ -101,14 +124,23 @@ class Scheme:
     @property
     def kurtosis(self) -> float | None:
         """E[w^4] / E[w^2]^2 of one entry; None for orthogonal."""
+        if self.distribution.startswith("truncated") and self.truncation != TRUNCATION:
+            return truncated_kurtosis(self.truncation)
         return KURTOSIS.get(self.distribution)
+
+    @property
+    def fan_free(self) -> bool:
+        """True for the presets whose variance ignores the fans (``normal:std=0.02``)."""
+        return self.mode == FIXED
 
     @property
     def bounded(self) -> bool:
         return self.distribution in ("uniform", "truncated_normal", "truncated_normal_uncorrected")
 
     def fan(self, fan_in: int, fan_out: int) -> float:
-        """The fan that divides the variance under this scheme's mode."""
+        """The fan that divides the variance under this scheme's mode (1 for ``fixed``)."""
+        if self.mode == FIXED:
+            return 1.0
         return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": 0.5 * (fan_in + fan_out)}[
             self.mode
         ]
@@ -124,7 +156,7 @@ class Scheme:
             return self.gain**2 / max(fan_in, fan_out)
         nominal = self.gain**2 * self.scale / self.fan(fan_in, fan_out)
         if self.distribution == "truncated_normal_uncorrected":
-            return nominal * TRUNCATED_VARIANCE_FACTOR
+            return nominal * truncated_variance_factor(self.truncation)
         return nominal
 
     def std(self, fan_in: int, fan_out: int) -> float | None:
@@ -136,18 +168,23 @@ class Scheme:
         if self.distribution == "normal":
             return math.sqrt(self.variance(fan_in, fan_out))
         if self.distribution == "truncated_normal":
-            return math.sqrt(self.variance(fan_in, fan_out)) / TRUNCATED_STD_CORRECTION
+            correction = (
+                TRUNCATED_STD_CORRECTION
+                if self.truncation == TRUNCATION
+                else math.sqrt(truncated_variance_factor(self.truncation))
+            )
+            return math.sqrt(self.variance(fan_in, fan_out)) / correction
         if self.distribution == "truncated_normal_uncorrected":
             return math.sqrt(self.gain**2 * self.scale / self.fan(fan_in, fan_out))
         return None
 
     def bound(self, fan_in: int, fan_out: int) -> float | None:
-        """Largest possible |W_ij|: sqrt(3 Var) for uniform, 2 std for truncated normals."""
+        """Largest possible |W_ij|: sqrt(3 Var) for uniform, c std for normals cut at +-c std."""
         if self.distribution == "uniform":
             return math.sqrt(3.0 * self.variance(fan_in, fan_out))
         std = self.std(fan_in, fan_out)
         if self.bounded and std is not None:
-            return TRUNCATION * std
+            return self.truncation * std
         return None
 
     def cdf(self, x: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
@@ -167,8 +204,8 @@ class Scheme:
         p = normal_cdf(z)
         if self.distribution == "normal":
             return p
-        p -= big_phi(-TRUNCATION)
-        p *= 1.0 / _MASS
+        p -= big_phi(-self.truncation)
+        p *= 1.0 / truncated_mass(self.truncation)
         return np.clip(p, 0.0, 1.0, out=p)
 
     def sample(
@@ -213,7 +250,7 @@ class Scheme:
             view = flat[start : start + SAMPLE_CHUNK]
             rng.standard_normal(dtype=out.dtype, out=view)
             if truncated:
-                _redraw_beyond(view, rng, TRUNCATION)
+                _redraw_beyond(view, rng, self.truncation)
             view *= std
         return out
 
@@ -233,8 +270,16 @@ class Scheme:
             )
         gain = "" if self.gain == 1.0 else f"{self.gain:.4g}^2 * "
         scale = f"{self.scale:.4g}"
-        extra = " * 0.7737" if self.distribution == "truncated_normal_uncorrected" else ""
-        return f"{self.distribution}, Var = {gain}{scale} / {self.mode}{extra}"
+        factor = truncated_variance_factor(self.truncation)
+        extra = f" * {factor:.4g}" if self.distribution == "truncated_normal_uncorrected" else ""
+        cut = (
+            f" cut at +-{self.truncation:.4g} std"
+            if self.distribution.startswith("truncated") and self.truncation != TRUNCATION
+            else ""
+        )
+        if self.mode == FIXED:
+            return f"{self.distribution}{cut}, Var = {gain}{scale}{extra}"
+        return f"{self.distribution}{cut}, Var = {gain}{scale} / {self.mode}{extra}"
 
 
 def _redraw_beyond(view: np.ndarray, rng: np.random.Generator, cut: float) -> None:
@@ -390,6 +435,46 @@ PRESETS: dict[str, Preset] = {
             known_as="PyTorch's orthogonal_",
         ),
         Preset(
+            "normal",
+            "normal",
+            1.0,
+            FIXED,
+            "N(0, std^2), Var = std^2 (fan-free; std=1 by default)",
+            "PyTorch normal_ (nn.Embedding: std=1); BERT and GPT-2 use std=0.02",
+            params=("std",),
+            known_as="PyTorch's nn.Embedding default (std=1)",
+        ),
+        Preset(
+            "uniform",
+            "uniform",
+            0.05**2 / 3.0,
+            FIXED,
+            "U[-a, a], Var = a^2/3 (fan-free; a=0.05 by default)",
+            "Keras RandomUniform and Embedding (a=0.05); PyTorch uniform_(-a, a)",
+            params=("a",),
+            known_as="Keras' Embedding default (a=0.05)",
+        ),
+        Preset(
+            "trunc-normal",
+            "truncated_normal_uncorrected",
+            1.0,
+            FIXED,
+            "N(0, std^2) cut at the absolute bounds [a, b] = [-b, b], Var = std^2 * factor(b/std)",
+            "PyTorch trunc_normal_(std=1, a=-2, b=2): the bounds are values, not multiples of std",
+            params=("std", "a", "b"),
+            known_as="PyTorch's trunc_normal_ (timm, ViT)",
+        ),
+        Preset(
+            "truncated-normal",
+            "truncated_normal_uncorrected",
+            0.05**2,
+            FIXED,
+            "N(0, std^2) cut at +-2 std, Var = 0.7737 std^2 (fan-free; std=0.05 by default)",
+            "Keras TruncatedNormal(stddev=0.05): values beyond 2 std are redrawn",
+            params=("std",),
+            known_as="Keras' TruncatedNormal",
+        ),
+        Preset(
             "variance-scaling",
             "normal",
             1.0,
@@ -505,6 +590,13 @@ def get_scheme(spec: str) -> Scheme:
         scale = preset.scale / (1.0 + slope**2)
     if "gain" in params:
         gain = _parse_gain(params["gain"], name)
+    truncation = TRUNCATION
+    if name in ("normal", "trunc-normal", "truncated-normal") and "std" in params:
+        scale = _positive_number(params["std"], f"{name}: std") ** 2
+    if name == "uniform" and "a" in params:
+        scale = _positive_number(params["a"], f"{name}: a") ** 2 / 3.0
+    if name == "trunc-normal":
+        truncation = _absolute_truncation(params, math.sqrt(scale))
     return Scheme(
         name=name,
         spec=spec.strip(),
@@ -513,4 +605,24 @@ def get_scheme(spec: str) -> Scheme:
         mode=mode,
         gain=gain,
         params=params,
+        truncation=truncation,
     )
+
+
+def _absolute_truncation(params: dict[str, str], std: float) -> float:
+    """``b / std`` for PyTorch's ``trunc_normal_(std, a, b)`` (absolute bounds, defaults -2, 2).
+
+    Only symmetric bounds ``a = -b`` are supported: every initialiser in use cuts symmetrically.
+    """
+    try:
+        a = float(params.get("a", "-2"))
+        b = float(params.get("b", "2"))
+    except ValueError:
+        raise XavinitError(
+            f"trunc-normal: a and b must be numbers, got a={params.get('a')!r}, b={params.get('b')!r}"
+        ) from None
+    if not (math.isfinite(a) and math.isfinite(b)) or b <= 0 or a != -b:
+        raise XavinitError(
+            f"trunc-normal: give symmetric absolute bounds a = -b < 0 < b, got a={a:g}, b={b:g}"
+        )
+    return b / std

@@ -21,6 +21,8 @@ DOC = """Push a batch forward and gradients backward through a network at initia
       xavinit propagate -a relu -s he-normal -s normalized --depth 10 --width 500
 
       xavinit propagate -a tanh -a softsign -a sigmoid --trials 3 -f json -o propagate.json
+
+      xavinit propagate --weights model.pt -a relu       # through a checkpoint's own dense layers
     """
 
 

@@ -7,26 +7,23 @@ schemes are in the run.
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import replace
 from typing import cast
 
 import numpy as np
 
-from xavinit.checks import (
-    Tolerance,
-    assess_iid,
-    assess_orthogonal,
-    judge,
-    measure,
-    rank_schemes,
-)
+from xavinit.checks import Tolerance, assess_iid, assess_orthogonal, judge, measure
 from xavinit.config import InitConfig
+from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
-from xavinit.fileio import NpzWriter, atomic_write, load_weight_arrays
+from xavinit.experiments.check import Judged, examine_files, judge_run, known_as, tensor_check
+from xavinit.fileio import NpzWriter, atomic_write
 from xavinit.resources import require_memory
 from xavinit.results import Candidate, InitCheck, InitResult, Ranking
-from xavinit.schemes import PRESETS, Scheme, get_scheme
+from xavinit.roles import Tensor
+from xavinit.schemes import Scheme, get_scheme
 from xavinit.streams import layer_rng
+from xavinit.verdicts import judge_expected
 
 
 def check_memory(config: InitConfig, schemes: list[Scheme]) -> None:
@@ -126,55 +123,66 @@ def _tolerance(config: InitConfig) -> Tolerance:
     return Tolerance(variance=config.tolerance, ks_distance=config.ks_distance)
 
 
+def _select_matrices(
+    tensors: list[Tensor], file: str, keyed: bool
+) -> tuple[list[Tensor], list[str]]:
+    """init checks 2-D matrices: without --key the others are skipped, with --key refused."""
+    for tensor in tensors:
+        if keyed and len(tensor.shape) != 2:
+            raise XavinitError(
+                f"{file}: array {tensor.name!r} has shape {tensor.shape}; expected a 2-D weight "
+                "matrix"
+            )
+        if len(tensor.shape) == 2 and tensor.size == 0:
+            raise XavinitError(f"{file}: array {tensor.name!r} is empty")
+    chosen = [t for t in tensors if len(t.shape) == 2]
+    if not chosen:
+        names = ", ".join(t.name for t in tensors) or "none"
+        raise XavinitError(f"{file}: holds no 2-D weight matrix (arrays: {names})")
+    return chosen, [t.name for t in tensors if len(t.shape) != 2]
+
+
 def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
-    """Verify the matrices of a ``.npy``/``.npz`` file under given schemes, or rank schemes."""
+    """Verify the matrices of a file under given schemes, or rank the schemes for each.
+
+    The same path as ``xavinit check`` (:func:`xavinit.experiments.check.examine_files`): the
+    file is read by its format's reader, each matrix examined once, and the verdicts decided
+    over the run; init reports them as its ``layers`` and ``rankings``.
+    """
     assert config.check is not None
-    arrays, skipped = load_weight_arrays(config.check, config.keys)
     schemes = [get_scheme(spec) for spec in config.schemes]
+    examined, skipped = examine_files(
+        [config.check], keys=config.keys, layout=config.layout, alpha=config.alpha,
+        ks_sample=config.ks_sample, seed=config.seed, expected=schemes, rank=not schemes,
+        select=lambda tensors, file: _select_matrices(tensors, file, bool(config.keys)),
+        progress=progress, tolerance=_tolerance(config),
+    )  # fmt: skip
     checks: list[InitCheck] = []
     rankings: list[Ranking] = []
-    total = len(arrays)
-    for position, (name, array) in enumerate(arrays):
-        if progress is not None:
-            progress(position, total, name)
-        fan_in, fan_out = array.shape if config.layout == "in-out" else array.shape[::-1]
-        label = f"{config.check}:{name}"
-        found = measure(array, config.ks_sample, name=label)
-        if not schemes:
-            candidates, best = rank_schemes(array, fan_in, fan_out, found, config.alpha, name)
-            checks.append(dataclasses.replace(best, layer=position + 1))
-            top = candidates[0]
-            constant = found.moments.minimum == found.moments.maximum
-            rankings.append(
-                Ranking(
-                    array=name,
-                    fan_in=fan_in,
-                    fan_out=fan_out,
-                    best=str(top["scheme"]),
-                    verdict=_constant(found.moments.minimum) if constant else _verdict(top),
-                    candidates=cast(list[Candidate], candidates),
-                )
-            )
-            continue
-        for scheme in schemes:
-            if scheme.iid:
-                check = assess_iid(
-                    scheme, fan_in, fan_out, [found], config.alpha, array.dtype,
-                    layer=position + 1, array=name, tolerance=_tolerance(config),
-                )  # fmt: skip
-            else:
-                oriented = array if config.layout == "in-out" else array.T
-                check = assess_orthogonal(
-                    scheme, [oriented], layer=position + 1, array=name, name=label
-                )
-            checks.append(check)
-    if progress is not None:
-        progress(total, total, "done")
     if schemes:
-        checks = judge(checks, config.alpha, config.correction)
+        expected = judge_expected(examined, config.alpha, config.correction)
+        for position, per_scheme in enumerate(expected):
+            checks += [replace(c, layer=position + 1) for c in per_scheme if c is not None]
         passed = all(c.passed for c in checks)
     else:
+        for position, judged in enumerate(judge_run(examined, config.alpha, config.correction)):
+            item = judged.examined
+            tensor = item.tensor
+            if item.best is not None:
+                checks.append(replace(item.best, layer=position + 1))
+            rankings.append(
+                Ranking(
+                    array=tensor.name,
+                    fan_in=tensor.fan_in or 1,
+                    fan_out=tensor.fan_out or 1,
+                    best=str(item.candidates[0]["scheme"]) if item.candidates else "-",
+                    verdict=_verdict(judged),
+                    candidates=cast(list[Candidate], item.candidates),
+                )
+            )
         passed = True
+    if progress is not None:
+        progress(len(examined), len(examined), "done")
     return InitResult(
         seed=config.seed,
         config=config.to_dict(),
@@ -188,14 +196,19 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
     )
 
 
-def _constant(value: float) -> str:
-    return f"constant: every entry is {value:.6g}; no random scheme explains it"
-
-
-def _verdict(top: dict[str, object]) -> str:
+def _verdict(judged: Judged) -> str:
+    """The ranking's verdict line, from ``check``'s verdict on the same matrix."""
+    item = judged.examined
+    if judged.verdict in ("constant", "unknown"):
+        return f"{judged.verdict}: {item.reason}"
+    if judged.verdict == "trained":
+        return f"looks trained: {tensor_check(judged, None).reason}"
+    top = item.candidates[0]
     name = str(top["scheme"])
-    known = PRESETS[name].known_as
+    known = known_as(item.tensor, name)
     alias = f", i.e. {known}" if known else ""
-    if top["explains"]:
+    if top["explains"] and not get_scheme(name).fan_free:
         return f"looks like {name}{alias}"
+    if top["explains"]:
+        return f"no known scheme explains it; it fits the fan-free {name}"
     return f"no known scheme explains it; closest is {name}{alias}"

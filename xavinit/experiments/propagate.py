@@ -22,10 +22,13 @@ import numpy as np
 
 from xavinit.activations import Activation, get_activation
 from xavinit.config import PropagateConfig
+from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
+from xavinit.formats import open_tensors
 from xavinit.network import backward, forward
 from xavinit.resources import require_memory
 from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
+from xavinit.roles import describe, select_names
 from xavinit.schemes import Scheme, get_scheme
 from xavinit.stats import scan
 from xavinit.streams import INPUT_KEY, LABEL_KEY, input_rng, layer_rng
@@ -164,18 +167,44 @@ def shared_edges(
     return [*shared, top]
 
 
+@dataclass(frozen=True)
+class Stack:
+    """Where a network's weights come from: a scheme, drawn anew for each trial, or the fixed
+    matrices of a file (``propagate --weights``), each ``(fan_in, fan_out)``."""
+
+    label: str
+    scheme: Scheme | None = None
+    fixed: tuple[np.ndarray, ...] = ()
+
+    def weights(
+        self, widths: tuple[int, ...], seed: int, trial: int, dtype: np.dtype
+    ) -> list[np.ndarray]:
+        """One network's weights."""
+        if self.scheme is None:
+            return list(self.fixed)
+        return draw_weights(self.scheme, widths, seed, trial, dtype)
+
+    def variances(self, widths: tuple[int, ...]) -> list[float]:
+        """Var[W] of each layer: the scheme's, or each fixed matrix's mean of squares."""
+        if self.scheme is None:
+            return [scan(w)[0].mean_square for w in self.fixed]
+        return [self.scheme.variance(widths[k], widths[k + 1]) for k in range(len(widths) - 1)]
+
+
 def measure_network(
     config: PropagateConfig,
-    scheme: Scheme,
+    scheme: Scheme | Stack,
     activation: Activation,
     trial: int,
     edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
 ) -> tuple[_Measured, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Draw one network and batch, run forward and backward, and measure every layer."""
+    """Draw one network (or take a file's) and a batch, run forward and backward, and measure
+    every layer."""
     dtype = np.dtype(config.dtype)
     widths = config.layers
     n_layers = len(widths) - 1
-    weights = draw_weights(scheme, widths, config.seed, trial, dtype)
+    stack = scheme if isinstance(scheme, Stack) else Stack(scheme.spec, scheme)
+    weights = stack.weights(widths, config.seed, trial, dtype)
     x = draw_inputs(config, trial, dtype)
     input_moments = scan(x)[0]
     with np.errstate(all="ignore"):
@@ -250,15 +279,17 @@ def measure_network(
 
 def predictions(
     config: PropagateConfig,
-    scheme: Scheme,
+    scheme: Scheme | Stack,
     activation: Activation,
     input_second_moment: float,
     input_var: float,
     top_backprop_var: float,
 ) -> list[dict[str, float]]:
-    """Linear-regime and mean-field predictions per layer from the scheme's ``Var[W]``."""
+    """Linear-regime and mean-field predictions per layer from the scheme's ``Var[W]`` (a
+    file's: each matrix's mean of squares)."""
     widths = config.layers
-    weight_vars = [scheme.variance(widths[k], widths[k + 1]) for k in range(len(widths) - 1)]
+    stack = scheme if isinstance(scheme, Stack) else Stack(scheme.spec, scheme)
+    weight_vars = stack.variances(widths)
     mf = mean_field_forward(input_second_moment, widths, weight_vars, activation)
     mf_back = mean_field_backward(top_backprop_var, mf.q, widths, weight_vars, activation)
     lin_act = linear_activation_var(widths, weight_vars, input_var)
@@ -309,8 +340,12 @@ def _mean_and_spread(
     return merged, spreads
 
 
-def run_one(config: PropagateConfig, scheme: Scheme, activation: Activation) -> PropagateRun:
-    """All trials of one (scheme, activation) network, merged into one run."""
+def run_one(
+    config: PropagateConfig, scheme: Scheme | Stack, activation: Activation
+) -> PropagateRun:
+    """All trials of one (scheme, activation) network, merged into one run (a file's stack is
+    labelled by its path in ``scheme``)."""
+    label = scheme.label if isinstance(scheme, Stack) else scheme.spec
     per_trial: list[list[dict[str, object]]] = []
     edges = None
     tops, second_moments, input_vars = [], [], []
@@ -318,7 +353,7 @@ def run_one(config: PropagateConfig, scheme: Scheme, activation: Activation) -> 
         measured, edges = measure_network(config, scheme, activation, trial, edges)
         if measured.overflow_layer is not None:
             return PropagateRun(
-                scheme=scheme.spec,
+                scheme=label,
                 activation=activation.spec,
                 layers=[],
                 passed=False,
@@ -377,7 +412,7 @@ def run_one(config: PropagateConfig, scheme: Scheme, activation: Activation) -> 
     hidden = [layer for layer in layers if layer.kind == "hidden"]
     first, last = (hidden[0], hidden[-1]) if hidden else (layers[0], layers[0])
     return PropagateRun(
-        scheme=scheme.spec,
+        scheme=label,
         activation=activation.spec,
         layers=layers,
         passed=True,
@@ -404,14 +439,73 @@ def check_memory(config: PropagateConfig) -> None:
     require_memory(need, f"--batch {config.batch} on layers of {units} units in all", share=0.8)
 
 
+def load_stack(config: PropagateConfig) -> Stack:
+    """The dense layers of ``config.weights``: its selected 2-D tensors in file order, each
+    oriented ``(fan_in, fan_out)`` by the file's layout, chained by matching widths.
+
+    Raises:
+        XavinitError: an unreadable file, no 2-D tensor, a width that does not chain (naming
+            the first mismatch), ``--layers`` that differ from the file's, or too little memory.
+    """
+    assert config.weights is not None
+    path = config.weights
+    dtype = np.dtype(config.dtype)
+    with open_tensors(path) as source:
+        described = describe(source.tensors, config.layout)
+        names = set(select_names([t.name for t in described], config.keys))
+        chosen = [t for t in described if t.name in names and len(t.shape) == 2]
+        if not chosen:
+            listed = ", ".join(f"{t.name} {t.shape}" for t in described[:12])
+            raise XavinitError(f"{path}: no 2-D tensor selected for the stack; tensors: {listed}")
+        need = sum(t.size for t in chosen) * dtype.itemsize
+        require_memory(need, f"the {len(chosen)} matrices of {path}")
+        infos = {info.name: info for info in source.tensors}
+        matrices: list[np.ndarray] = []
+        for previous, tensor in zip([None, *chosen], chosen, strict=False):
+            fan_in, fan_out = tensor.fan_in, tensor.fan_out
+            if previous is not None and previous.fan_out != fan_in:
+                raise XavinitError(
+                    f"{path}: {previous.name} ({previous.fan_in} -> {previous.fan_out}) does not "
+                    f"chain into {tensor.name} ({fan_in} -> {fan_out}); select the dense layers "
+                    "in order with --key, or set --layout"
+                )
+            if tensor.dtype not in ("float16", "bfloat16", "float32", "float64"):
+                raise XavinitError(
+                    f"{path}: {tensor.name} has dtype {tensor.dtype}; expected floats"
+                )
+            array = source.load(infos[tensor.name])
+            oriented = array.T if tensor.layout == "out-in" else array
+            matrix = np.ascontiguousarray(oriented, dtype=dtype)
+            if not scan(matrix)[0].finite:
+                raise XavinitError(f"{path}: {tensor.name} holds NaN or infinite values")
+            matrices.append(matrix)
+    widths = (matrices[0].shape[0], *(m.shape[1] for m in matrices))
+    if "layers" in config.model_fields_set and tuple(config.layers) != widths:
+        raise XavinitError(
+            f"--layers {','.join(map(str, config.layers))} differ from the widths of {path}: "
+            f"{','.join(map(str, widths))}"
+        )
+    return Stack(path, None, tuple(matrices))
+
+
 def run_propagate(config: PropagateConfig, progress: Progress | None = None) -> PropagateResult:
-    """Run every (scheme, activation) network; ``passed`` is False if any overflowed."""
+    """Run every (scheme, activation) network, or push through a file's own stack
+    (``config.weights``); ``passed`` is False if any overflowed."""
+    stacks: list[Scheme | Stack]
+    if config.weights is not None:
+        stack = load_stack(config)
+        widths = (stack.fixed[0].shape[0], *(m.shape[1] for m in stack.fixed))
+        config = config.model_copy(update={"layers": widths, "schemes": ()})
+        stacks = [stack]
+    else:
+        stacks = [get_scheme(s) for s in config.schemes]
     check_memory(config)
-    pairs = [(get_scheme(s), get_activation(a)) for a in config.activations for s in config.schemes]
+    pairs = [(s, get_activation(a)) for a in config.activations for s in stacks]
     runs = []
     for done, (scheme, activation) in enumerate(pairs):
+        label = scheme.label if isinstance(scheme, Stack) else scheme.spec
         if progress is not None:
-            progress(done, len(pairs), f"{scheme.spec} / {activation.spec}")
+            progress(done, len(pairs), f"{label} / {activation.spec}")
         runs.append(run_one(config, scheme, activation))
     if progress is not None:
         progress(len(pairs), len(pairs), "done")

@@ -49,6 +49,7 @@ CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "train": lambda d: _run_rows(d, "curve"),
     "schemes": lambda d: list(d["schemes"]),
     "report": _report_rows,
+    "check": lambda d: [{k: v for k, v in t.items() if k != "candidates"} for t in d["tensors"]],
 }
 """Each command's CSV rows, from its document."""
 

@@ -129,3 +129,49 @@ def series(values: list[Any]) -> str:
         level = 0 if hi == lo else round((v - lo) / (hi - lo) * steps)
         out.append(BLOCKS[1 + level])
     return "".join(out)
+
+
+VERDICT_ORDER = ("trained", "init", "constant", "unknown")
+"""check's verdict groups, in the order they are shown (what needs attention first)."""
+
+
+def check_summary(document: dict[str, Any]) -> str:
+    """One line: the counts per verdict and, with ``--expect``, PASSED/FAILED."""
+    counts = document.get("counts", {})
+    total = len(document.get("tensors", []))
+    parts = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_ORDER if counts.get(v))
+    noun = "tensor" if total == 1 else "tensors"
+    head = f"{total} {noun}: {parts or 'none'}"
+    expect = document.get("expect")
+    if expect is None:
+        return head
+    failures = document.get("failures", [])
+    if document.get("passed"):
+        return f"PASSED --expect {expect}: {head}"
+    shown = ", ".join(failures[:5]) + (
+        f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+    )
+    return f"FAILED --expect {expect}: {len(failures)} of {total} do not fit ({shown}); {head}"
+
+
+def check_groups(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The tensors grouped by verdict, in :data:`VERDICT_ORDER`, empty groups left out."""
+    tensors = document.get("tensors", [])
+    groups = []
+    for verdict in VERDICT_ORDER:
+        rows = [t for t in tensors if t["verdict"] == verdict]
+        if rows:
+            groups.append((verdict, rows))
+    return groups
+
+
+def shape_text(shape: list[int]) -> str:
+    """(3, 4) as '3x4', a scalar as '()'."""
+    return "x".join(str(n) for n in shape) if shape else "()"
+
+
+def fans_text(row: dict[str, Any]) -> str:
+    """'fan_in→fan_out', or '-' without fans."""
+    if row.get("fan_in") is None:
+        return "-"
+    return f"{row['fan_in']}→{row['fan_out']}"

@@ -7,6 +7,10 @@ from typing import Any
 
 from xavinit.render.blocks import Blocks, to_markdown
 from xavinit.render.format import (
+    VERDICT_ORDER,
+    check_groups,
+    check_summary,
+    fans_text,
     fixed,
     init_summary,
     layer_names,
@@ -15,6 +19,7 @@ from xavinit.render.format import (
     propagate_summary,
     pval,
     sci,
+    shape_text,
     train_summary,
 )
 
@@ -248,3 +253,44 @@ def markdown_schemes(document: dict[str, Any]) -> Blocks:
 
 
 MARKDOWN["schemes"] = markdown_schemes
+
+
+def markdown_check(document: dict[str, Any]) -> Blocks:
+    """Verdict line, a count per verdict, then one table per verdict (fit for a CI summary)."""
+    out = Blocks()
+    passed = document.get("passed") if document.get("expect") is not None else None
+    out.verdict(check_summary(document), passed)
+    files = ", ".join(f"`{f}`" for f in document.get("files", []))
+    out.text(
+        f"Files {files}; family-wise alpha {document.get('alpha')}, seed {document.get('seed')}."
+    )
+    counts = document.get("counts", {})
+    out.table(["verdict", "tensors"], [[v, str(counts.get(v, 0))] for v in VERDICT_ORDER])
+    several = len(document.get("files", [])) > 1
+    for verdict, rows in check_groups(document):
+        out.heading(f"{verdict} ({len(rows)})")
+        header = ["tensor", "role", "shape", "fans"]
+        if verdict == "init":
+            header += ["scheme", "p", "runner-up"]
+        header += ["σ1/edge", "reason"]
+        if document.get("expect") is not None:
+            header.append("fits")
+        lines = []
+        for row in rows:
+            name = f"`{row['file']}:{row['name']}`" if several else f"`{row['name']}`"
+            cells = [name, row["role"], shape_text(row["shape"]), fans_text(row)]
+            if verdict == "init":
+                cells += [
+                    f"`{row['scheme']}`",
+                    pval(row["p_value"]),
+                    f"`{row['runner_up'] or '-'}`",
+                ]
+            cells += [num(row.get("top_singular_ratio"), 3), row["reason"]]
+            if document.get("expect") is not None:
+                cells.append(_mark(row.get("matches")))
+            lines.append(cells)
+        out.table(header, lines)
+    return out
+
+
+MARKDOWN["check"] = markdown_check

@@ -11,6 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from xavinit.render.format import (
+    check_groups,
+    check_summary,
+    fans_text,
     fixed,
     init_summary,
     layer_names,
@@ -20,6 +23,7 @@ from xavinit.render.format import (
     pval,
     sci,
     series,
+    shape_text,
     sparkline,
     train_summary,
 )
@@ -306,3 +310,54 @@ def table_schemes(document: dict[str, Any], console: Console) -> None:
 
 
 TABLES["schemes"] = table_schemes
+
+
+VERDICT_STYLES = {"trained": "bold", "init": "yellow", "constant": "cyan", "unknown": "dim"}
+
+
+def table_check(document: dict[str, Any], console: Console) -> None:
+    """One table per verdict (trained, init, constant, unknown) with its count, then a summary."""
+    files = document.get("files", [])
+    several = len(files) > 1
+    for verdict, rows in check_groups(document):
+        table = Table(
+            title=f"{verdict}: {len(rows)} {'tensor' if len(rows) == 1 else 'tensors'}",
+            title_justify="left",
+            title_style=VERDICT_STYLES.get(verdict, ""),
+        )
+        if several:
+            table.add_column("file", overflow="fold")
+        table.add_column("tensor", overflow="fold")
+        for column in ("role", "shape", "fans"):
+            table.add_column(column, no_wrap=True, justify="left" if column == "role" else "right")
+        if verdict == "init":
+            table.add_column("scheme", overflow="fold")
+            table.add_column("p", justify="right", no_wrap=True)
+            table.add_column("runner-up", overflow="fold")
+        table.add_column("σ1/edge", justify="right", no_wrap=True)
+        table.add_column("known as / note" if verdict == "init" else "reason", overflow="fold")
+        for row in rows:
+            cells: list[Any] = [escape(row["file"])] if several else []
+            cells += [escape(row["name"]), row["role"], shape_text(row["shape"]), fans_text(row)]
+            if verdict == "init":
+                cells += [
+                    escape(row["scheme"] or "-"),
+                    pval(row["p_value"]),
+                    escape(row["runner_up"] or "-"),
+                ]
+            matches = row.get("matches")
+            reason = escape(row["reason"])
+            if verdict == "init":
+                reason = escape("; ".join(t for t in (row.get("known_as"), row.get("note")) if t))
+            if matches is False:
+                reason = f"[bold red]✗ {reason}[/]"
+            cells += [num(row.get("top_singular_ratio"), 3), reason]
+            table.add_row(*cells)
+        console.print(table)
+    style = "bold red" if not document.get("passed") else "bold green"
+    if document.get("expect") is None:
+        style = "bold"
+    console.print(Text(check_summary(document), style=style))
+
+
+TABLES["check"] = table_check

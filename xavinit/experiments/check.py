@@ -1,0 +1,308 @@
+"""``xavinit check``: read checkpoints of any supported format and judge every tensor.
+
+Config in, result out; numpy only. Each file is opened by its reader (:mod:`xavinit.formats`),
+its tensors described (:mod:`xavinit.roles`) and read one at a time; each is examined
+(:func:`xavinit.verdicts.examine`) and dropped before the next is read, so memory holds one
+tensor. The verdicts are then decided over the whole run (:func:`xavinit.verdicts.decide`).
+``init --check`` goes through :func:`examine_files` too: one path for both commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any, cast
+
+from xavinit.checks import DEFAULT_TOLERANCE, Tolerance
+from xavinit.config import CheckConfig
+from xavinit.errors import XavinitError
+from xavinit.experiments import Progress
+from xavinit.formats import open_tensors
+from xavinit.formats.base import NUMERIC_KINDS, refuse_dtype
+from xavinit.formats.mapping import MAPPING_LABEL, MappingSource
+from xavinit.limits import KS_SAMPLE
+from xavinit.results import Candidate, CheckResult, InitCheck, TensorCheck
+from xavinit.roles import Tensor, describe, select_names
+from xavinit.schemes import PRESETS, Scheme, get_scheme
+from xavinit.streams import spectrum_rng
+from xavinit.verdicts import (
+    Examined,
+    decide,
+    describe_p,
+    examine,
+    judge_expected,
+    runner_up,
+    trained_p_value,
+)
+
+Selector = Callable[[list[Tensor], str], tuple[list[Tensor], list[str]]]
+"""``(tensors, file) -> (chosen, skipped names)``: a command's own choice among the keyed."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One tensor after the run-wide decision: its verdict and its expected-scheme checks."""
+
+    examined: Examined
+    verdict: str
+    expected: list[InitCheck | None]
+
+
+def _numeric(dtype: str) -> bool:
+    import numpy as np
+
+    if dtype == "bfloat16":
+        return True
+    try:
+        return np.dtype(dtype).kind in NUMERIC_KINDS
+    except TypeError:
+        return False
+
+
+def examine_files(
+    files: Sequence[str | Mapping[str, Any]],
+    *,
+    keys: Sequence[str],
+    layout: str,
+    alpha: float,
+    ks_sample: int,
+    seed: int,
+    expected: Sequence[Scheme] = (),
+    rank: bool = True,
+    select: Selector | None = None,
+    progress: Progress | None = None,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+) -> tuple[list[Examined], list[str]]:
+    """Open every file, choose its tensors and examine them one at a time.
+
+    Returns:
+        the examined tensors in file order and the names ``select`` skipped.
+
+    Raises:
+        XavinitError: an unreadable file, keys that match nothing, a selected tensor that is
+            not numeric (bool, complex, strings), NaN weights.
+    """
+    examined: list[Examined] = []
+    skipped: list[str] = []
+    for item in files:
+        opened = MappingSource(item) if isinstance(item, Mapping) else open_tensors(item)
+        with opened as source:
+            file = source.path
+            described = describe(source.tensors, layout)
+            names = select_names([t.name for t in described], keys)
+            if not names:
+                listed = ", ".join(t.name for t in described[:20]) or "none"
+                more = f" and {len(described) - 20} more" if len(described) > 20 else ""
+                raise XavinitError(
+                    f"{file}: no tensor matches --key {' '.join(keys)}; tensors: {listed}{more}"
+                )
+            chosen = [t for t in described if t.name in set(names)]
+            if select is not None:
+                chosen, passed_over = select(chosen, file)
+                skipped += passed_over
+            for tensor in chosen:
+                if not _numeric(tensor.dtype):
+                    raise refuse_dtype(file, tensor.name, tensor.dtype)
+            infos = {info.name: info for info in source.tensors}
+            for position, tensor in enumerate(chosen):
+                if progress is not None:
+                    progress(position, len(chosen), f"{file}: {tensor.name}")
+                array = source.load(infos[tensor.name])
+                examined.append(
+                    examine(
+                        tensor, array, file=file, alpha=alpha, ks_sample=ks_sample,
+                        rng=spectrum_rng(seed, tensor.name), expected=expected, rank=rank,
+                        tolerance=tolerance,
+                    )
+                )  # fmt: skip
+                del array
+    return examined, skipped
+
+
+def judge_run(examined: Sequence[Examined], alpha: float, correction: str) -> list[Judged]:
+    """The verdict of every tensor, decided over the whole run."""
+    trained = decide(examined, alpha, correction)
+    expected = judge_expected(examined, alpha, correction)
+    judged = []
+    for item, is_trained, checks in zip(examined, trained, expected, strict=True):
+        verdict = ("trained" if is_trained else "init") if item.status == "test" else item.status
+        judged.append(Judged(item, verdict, checks))
+    return judged
+
+
+def known_as(tensor: Tensor, scheme: str) -> str:
+    """Who uses a scheme by default, for this tensor's role."""
+    if scheme == "standard" and tensor.role == "conv":
+        return "PyTorch's nn.Conv default"
+    if scheme == "standard" and tensor.role == "bias":
+        return "PyTorch's default bias"
+    return PRESETS[get_scheme(scheme).name].known_as
+
+
+def _reason(judged: Judged) -> str:
+    item = judged.examined
+    notes = [item.tensor.note] if item.tensor.note else []
+    if judged.verdict in ("constant", "unknown"):
+        return "; ".join([item.reason, *notes])
+    rows = item.candidates
+    best = rows[0] if rows else None
+    parts: list[str] = []
+    if judged.verdict == "trained":
+        ratio = item.top_singular_ratio
+        if item.spectral_p is not None and item.law_p is not None and item.spectral_p <= item.law_p:
+            parts.append(
+                f"top singular value {ratio:.3g}x the Bai-Yin edge ({describe_p(item.spectral_p)})"
+            )
+        else:
+            closest = f"; closest {best['scheme']}" if best is not None else ""
+            parts.append(f"no candidate law fits ({describe_p(item.law_p)}{closest})")
+    elif best is not None:
+        known = known_as(item.tensor, str(best["scheme"]))
+        alias = f" ({known})" if known and ":" not in str(best["scheme"]) else ""
+        second = runner_up(rows)
+        parts.append(f"{best['scheme']}{alias}, {describe_p(float(best['score']))}")  # type: ignore[arg-type]
+        if second is not None:
+            score = next(float(r["score"]) for r in rows if r["scheme"] == second)  # type: ignore[arg-type]
+            parts.append(f"runner-up {second}, {describe_p(score)}")
+        if item.tensor.role == "bias" and str(best["scheme"]) == "standard":
+            parts.append(f"U(+-1/sqrt({item.tensor.fan_in})), the bias of its weight's fan_in")
+        if item.top_singular_ratio is not None:
+            parts.append(f"top singular value {item.top_singular_ratio:.3g}x the edge")
+    return "; ".join(parts + notes)
+
+
+def tensor_check(judged: Judged, matches: bool | None) -> TensorCheck:
+    """One row of ``check``'s result."""
+    item = judged.examined
+    tensor = item.tensor
+    best = item.candidates[0] if item.candidates and judged.verdict == "init" else None
+    scheme = str(best["scheme"]) if best is not None else None
+    return TensorCheck(
+        file=item.file,
+        name=tensor.name,
+        role=tensor.role,
+        shape=list(tensor.shape),
+        dtype=tensor.dtype,
+        layout=tensor.layout,
+        fan_in=tensor.fan_in,
+        fan_out=tensor.fan_out,
+        verdict=judged.verdict,
+        scheme=scheme,
+        expected_var=float(best["expected_var"]) if best is not None else None,  # type: ignore[arg-type]
+        observed_var=item.observed_var,
+        p_value=float(best["score"]) if best is not None else None,  # type: ignore[arg-type]
+        runner_up=runner_up(item.candidates) if best is not None else None,
+        top_singular_ratio=item.top_singular_ratio,
+        reason=_reason(judged),
+        count=item.count,
+        observed_mean=item.observed_mean,
+        groups=tensor.groups,
+        owner=tensor.owner,
+        law_p_value=item.law_p,
+        spectral_p_value=item.spectral_p,
+        trained_p_value=trained_p_value(item),
+        known_as=known_as(tensor, scheme) if scheme is not None else "",
+        note=tensor.note,
+        matches=matches,
+        candidates=cast(list[Candidate], item.candidates),
+    )
+
+
+def meets(judged: Judged, expect: str | None) -> bool | None:
+    """Whether a tensor meets ``expect`` (None without one)."""
+    if expect is None:
+        return None
+    if expect == "trained":
+        return judged.verdict not in ("init", "constant")
+    if expect == "init":
+        return judged.verdict != "trained"
+    check = judged.expected[0] if judged.expected else None
+    return bool(check is not None and check.passed)
+
+
+def run_check(
+    config: CheckConfig,
+    progress: Progress | None = None,
+    *,
+    sources: Sequence[str | Mapping[str, Any]] | None = None,
+) -> CheckResult:
+    """Judge every selected tensor of every file; ``passed`` follows ``config.expect``.
+
+    ``sources`` replaces ``config.files`` with in-memory mappings (:func:`check_weights`).
+
+    Raises:
+        XavinitError: bad input (see :func:`examine_files`).
+    """
+    expect = config.expect
+    schemes = [] if expect in (None, "trained", "init") else [get_scheme(str(expect))]
+    examined, _ = examine_files(
+        list(sources) if sources is not None else list(config.files), keys=config.keys, layout=config.layout, alpha=config.alpha,
+        ks_sample=config.ks_sample, seed=config.seed, expected=schemes, progress=progress,
+    )  # fmt: skip
+    judged = judge_run(examined, config.alpha, config.correction)
+    rows = [tensor_check(j, meets(j, expect)) for j in judged]
+    failures = [f"{r.file}:{r.name}" for r in rows if r.matches is False]
+    counts = {verdict: sum(r.verdict == verdict for r in rows) for verdict in VERDICT_ORDER}
+    if progress is not None:
+        progress(len(rows), len(rows), "done")
+    return CheckResult(
+        seed=config.seed,
+        config=config.to_dict(),
+        passed=not failures,
+        tensors=rows,
+        files=list(config.files),
+        alpha=config.alpha,
+        expect=expect,
+        counts=counts,
+        failures=failures,
+    )
+
+
+VERDICT_ORDER = ("trained", "init", "constant", "unknown")
+"""The order verdict groups are shown in (what needs attention first)."""
+
+
+def check_weights(
+    source: str | PathLike[str] | Mapping[str, Any],
+    expect: str | None = None,
+    layout: str = "auto",
+    *,
+    keys: Sequence[str] = (),
+    alpha: float = 0.01,
+    seed: int = 0,
+    ks_sample: int = KS_SAMPLE,
+) -> CheckResult:
+    """Check a checkpoint file, or a mapping of names to arrays, tensor by tensor.
+
+    Args:
+        source: a path of any supported format, or a mapping such as ``model.state_dict()``;
+            values may be anything with ``__array__`` or ``__dlpack__`` (torch tensors, JAX
+            arrays), read without importing their framework.
+        expect: None (report), ``"trained"``, ``"init"`` or a scheme spec; ``result.passed``
+            says whether every selected tensor meets it.
+        layout: ``auto``, ``in-out`` or ``out-in`` (see ``xavinit check --help``).
+        keys: globs of tensor names; a leading ``!`` excludes.
+
+    Returns:
+        the :class:`~xavinit.results.CheckResult` that ``xavinit check -f json`` prints.
+
+    Raises:
+        XavinitError: a bad argument or an unreadable source (one line).
+
+    Example:
+        >>> result = check_weights("model.safetensors", expect="trained")  # doctest: +SKIP
+        >>> assert result.passed, result.failures  # doctest: +SKIP
+    """
+    in_memory = isinstance(source, Mapping)
+    values: dict[str, Any] = {
+        "files": [MAPPING_LABEL if in_memory else str(source)],
+        "expect": expect,
+        "layout": layout,
+        "keys": list(keys),
+        "alpha": alpha,
+        "seed": seed,
+        "ks_sample": ks_sample,
+    }
+    config = CheckConfig.from_mapping(values)
+    return run_check(config, sources=[source] if in_memory else None)  # type: ignore[list-item]
