@@ -13,6 +13,7 @@ from xavinit.cli import init as init_command
 from xavinit.cli import propagate as propagate_command
 from xavinit.cli import report as report_command
 from xavinit.cli import schemes as schemes_command
+from xavinit.cli import sweep as sweep_command
 from xavinit.cli import train as train_command
 from xavinit.cli.data import data_app
 
@@ -47,6 +48,7 @@ app.command("propagate")(propagate_command.propagate)
 app.command("train")(train_command.train)
 app.command("report")(report_command.report)
 app.command("schemes")(schemes_command.schemes)
+app.command("sweep")(sweep_command.sweep)
 app.add_typer(data_app, name="data")
 
 

@@ -17,6 +17,7 @@ from xavinit.render.format import (
     sci,
     train_summary,
 )
+from xavinit.render.sweep import markdown_sweep
 
 
 def _mark(passed: Any) -> str:
@@ -248,3 +249,6 @@ def markdown_schemes(document: dict[str, Any]) -> Blocks:
 
 
 MARKDOWN["schemes"] = markdown_schemes
+
+
+MARKDOWN["sweep"] = markdown_sweep

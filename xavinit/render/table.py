@@ -23,6 +23,7 @@ from xavinit.render.format import (
     sparkline,
     train_summary,
 )
+from xavinit.render.sweep import table_sweep
 from xavinit.schemes import get_scheme
 
 
@@ -306,3 +307,6 @@ def table_schemes(document: dict[str, Any], console: Console) -> None:
 
 
 TABLES["schemes"] = table_schemes
+
+
+TABLES["sweep"] = table_sweep
