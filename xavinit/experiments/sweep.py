@@ -318,7 +318,8 @@ def _dataset(config: TrainConfig) -> Any:
 
 
 def _count_attempt(folder: Path, token: str) -> int:
-    """Record one more start of this run in this invocation; the count so far."""
+    """Record one more start of this run towards its target in this invocation (``token``
+    names both); the count so far."""
     path = folder / ATTEMPTS_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -365,7 +366,7 @@ def run_task(
 
     started = time.perf_counter()
     folder = Path(task.folder)
-    attempt = _count_attempt(folder, task.token)
+    attempt = _count_attempt(folder, f"{task.token}:{task.config['updates']}")
 
     def outcome(status: str, updates: int, trained: int = 0, **extra: Any) -> Outcome:
         return Outcome(
