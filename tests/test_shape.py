@@ -36,6 +36,11 @@ def saved(tmp_path_factory, module_blobs):
             "--updates", "20", "--eval-every", "10", "--track-every", "10", "-s", "normalized",
         ],
         "schemes": ["schemes", "--fan-in", "4", "--fan-out", "3"],
+        "sweep": [
+            "sweep", "--dir", str(folder / "sweep"), "-d", f"npz:{module_blobs}", "--depth", "1",
+            "--width", "8", "-a", "tanh", "-s", "normalized", "--lr", "0.1", "--updates", "20",
+            "--eval-every", "10", "--track-every", "10", "--workers", "1",
+        ],
     }  # fmt: skip
     paths = {}
     for command, args in runs.items():

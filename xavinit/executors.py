@@ -305,7 +305,6 @@ class DaskExecutor:
             raise XavinitError(
                 f"--scheduler needs Dask's distributed scheduler: {CLUSTER_HINT}"
             ) from None
-        self._distributed = distributed
         try:
             self._client = distributed.Client(address, timeout="20s", set_as_default=False)
         except (OSError, TimeoutError, ValueError) as error:
@@ -334,13 +333,11 @@ class DaskExecutor:
         self._futures[future] = run_id
 
     def poll(self, timeout: float) -> list[Event]:
-        if self._futures:
-            with contextlib.suppress(TimeoutError):
-                self._distributed.wait(
-                    list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED"
-                )
-        else:
-            time.sleep(timeout)
+        deadline = time.monotonic() + timeout
+        while not any(f.done() for f in self._futures) and not self._received:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
         events: list[Event] = []
         while self._received:
             message = self._received.popleft()
