@@ -1,8 +1,8 @@
 """xavinit: empirical variance analysis of neural-network initialization (Glorot and Bengio, 2010).
 
 Public API: :func:`get_scheme`, :func:`verify`, one function per experiment (:func:`run_init`,
-:func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`) taking its
-config model and returning a result dataclass with ``to_dict()``, and :func:`load_result` to read
+:func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`,
+:func:`run_sweep`) taking its config model and returning a result dataclass with ``to_dict()``, and :func:`load_result` to read
 a saved one. Names are imported on first use, so ``import xavinit`` (and the command line's
 ``--help``) stays fast.
 """
@@ -26,6 +26,8 @@ _EXPORTS = {
     "TrainConfig": "xavinit.config",
     "ReportConfig": "xavinit.config",
     "SchemesConfig": "xavinit.config",
+    "SweepConfig": "xavinit.config",
+    "SweepResult": "xavinit.results",
     "XavinitError": "xavinit.errors",
     "Scheme": "xavinit.schemes",
     "get_scheme": "xavinit.schemes",
@@ -36,6 +38,7 @@ _EXPORTS = {
     "run_train": "xavinit.experiments.train",
     "run_report": "xavinit.experiments.report",
     "run_schemes": "xavinit.experiments.schemes",
+    "run_sweep": "xavinit.experiments.sweep",
 }
 
 __all__ = [
@@ -49,6 +52,8 @@ __all__ = [
     "Scheme",
     "SchemesConfig",
     "SchemesResult",
+    "SweepConfig",
+    "SweepResult",
     "TrainConfig",
     "TrainResult",
     "XavinitError",
@@ -59,6 +64,7 @@ __all__ = [
     "run_propagate",
     "run_report",
     "run_schemes",
+    "run_sweep",
     "run_train",
     "verify",
 ]
@@ -82,6 +88,7 @@ if TYPE_CHECKING:
         PropagateConfig,
         ReportConfig,
         SchemesConfig,
+        SweepConfig,
         TrainConfig,
     )
     from xavinit.errors import XavinitError
@@ -89,6 +96,7 @@ if TYPE_CHECKING:
     from xavinit.experiments.propagate import run_propagate
     from xavinit.experiments.report import run_report
     from xavinit.experiments.schemes import run_schemes
+    from xavinit.experiments.sweep import run_sweep
     from xavinit.experiments.train import run_train
     from xavinit.loading import load_result
     from xavinit.results import (
@@ -97,6 +105,7 @@ if TYPE_CHECKING:
         PropagateResult,
         ReportResult,
         SchemesResult,
+        SweepResult,
         TrainResult,
     )
     from xavinit.schemes import Scheme, get_scheme

@@ -99,23 +99,26 @@ def sweep_summary(document: dict[str, Any]) -> str:
 def describe(document: dict[str, Any]) -> str:
     """The grid in one sentence."""
     config = document.get("config", {})
-    widths = config.get("layers") or ["in", *config.get("hidden", []), "out"]
-    network = layer_names({"config": {"layers": widths}})
+    if config.get("layers"):
+        network = f"network {layer_names(document)}"
+    else:
+        hidden = layer_names({"config": {"layers": config.get("hidden", [])}}) or "none"
+        network = f"hidden layers {hidden}"
     chosen = document["table"][0]["selected_at"] if document.get("table") else config.get("updates")
     lrs = ", ".join(f"{lr:g}" for lr in config.get("lrs", []))
     seeds = ",".join(map(str, config.get("seeds", [])))
     return (
-        f"Sweep in `{config.get('dir')}`: network {network}, learning rates {lrs} (chosen on "
+        f"Sweep in `{config.get('dir')}`: {network}, learning rates {lrs} (chosen on "
         f"validation error after {chosen} updates), seeds {seeds}, batch "
         f"{config.get('batch_size')}, up to {config.get('updates')} updates."
     )
 
 
-def _runs_header() -> list[str]:
-    return [
-        "run", "status", "updates", "valid error (chosen on)", "test error", "wall s", "worker",
-        "retries",
-    ]  # fmt: skip
+RUN_COLUMNS = (
+    "dataset", "activation", "scheme", "lr", "seed", "status", "updates", "valid error",
+    "test error", "wall s", "retries",
+)  # fmt: skip
+"""The runs table: ``valid error`` is the one the learning rate was chosen on."""
 
 
 def _run_row(run: dict[str, Any]) -> list[str]:
@@ -125,13 +128,16 @@ def _run_row(run: dict[str, Any]) -> list[str]:
     elif status == "failed" and run.get("error"):
         status = f"failed: {run['error']}"
     return [
-        run["id"],
+        run["dataset"],
+        run["activation"],
+        run["scheme"],
+        f"{run['lr']:g}",
+        str(run["seed"]),
         status,
         str(run["updates"]),
         num(run.get("selection_valid_error"), 3),
         num(run.get("final_test_error"), 3),
         f"{run.get('wall_seconds', 0):.0f}",
-        str(run.get("worker") or "-"),
         str(run.get("retries", 0)),
     ]
 
@@ -147,7 +153,7 @@ def markdown_sweep(document: dict[str, Any], paper: bool = False) -> Blocks:
         + (f"; the paper's Table 1 ({SOURCE}) and the difference beside it." if paper else ".")
     )
     out.table(header, rows)
-    out.table(_runs_header(), [_run_row(run) for run in document.get("runs", [])])
+    out.table(list(RUN_COLUMNS), [_run_row(run) for run in document.get("runs", [])])
     return out
 
 
@@ -155,20 +161,28 @@ def table_sweep(document: dict[str, Any], console: Console, paper: bool = False)
     """Table 1 and the runs as Rich tables, then the verdict."""
     console.print(Text(describe(document).replace("`", "")))
     header, rows = table_1(document, paper)
-    title = "Test error (%) at each model's chosen learning rate, mean ± std over seeds"
-    table = Table(title=title + (" (paper: Table 1)" if paper else ""), title_justify="left")
+    console.print(
+        Text(
+            "Table 1: test error (%) at each model's chosen learning rate, mean ± std over seeds"
+            + ("; the paper's value and our difference beside it" if paper else "")
+        )
+    )
+    table = Table()
     for position, column in enumerate(header):
         table.add_column(column, justify="left" if position == 0 else "right")
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    runs = Table(title="runs", title_justify="left")
-    for position, column in enumerate(_runs_header()):
-        runs.add_column(column, justify="left" if position in (0, 1, 6) else "right")
+    runs = Table(
+        title="runs (valid error: the one the learning rate was chosen on)", title_justify="left"
+    )
+    for column in RUN_COLUMNS:
+        left = column in ("dataset", "activation", "scheme", "status")
+        runs.add_column(column, justify="left" if left else "right")
     for run in document.get("runs", []):
         cells = _run_row(run)
-        style = None if run["status"] == "finished" else "bold red"
-        runs.add_row(*cells[:1], Text(cells[1], style=style or ""), *cells[2:])
+        style = "" if run["status"] == "finished" else "bold red"
+        runs.add_row(*cells[:5], Text(cells[5], style=style), *cells[6:])
     console.print(runs)
     verdict = sweep_summary(document)
     console.print(Text(verdict, style="bold green" if document.get("passed") else "bold red"))
