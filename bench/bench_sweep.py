@@ -53,7 +53,9 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=3000, help="updates per run")
     parser.add_argument("--workers", type=int, default=2, help="the parallel sweep's workers")
     args = parser.parse_args()
-    print(f"grid: 8 runs of {GRID['layers']}, {args.updates} updates each; BLAS here: {blas_info()}")
+    print(
+        f"grid: 8 runs of {GRID['layers']}, {args.updates} updates each; BLAS here: {blas_info()}"
+    )
     print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rates = {}
     with tempfile.TemporaryDirectory() as scratch:
