@@ -452,3 +452,32 @@ def test_the_config_records_the_grid_for_the_folder():
     assert SweepConfig.from_mapping({**grid, "dir": "e"}).grid() == grid
     with pytest.raises(XavinitError, match="select_at: must be at most"):
         SweepConfig.from_mapping({"dir": "d", "updates": 1000, "select_at": 1500})
+
+
+def test_the_progress_display_shows_runs_updates_and_an_eta(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from xavinit.cli import sweep as sweep_cli
+    from xavinit.experiments.sweep import SweepStatus
+
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=120, color_system=None)
+    monkeypatch.setattr(sweep_cli, "stderr_console", lambda: console)
+    clock = iter([0.0, 10.0, 10.0, 20.0, 20.0])
+    monkeypatch.setattr(sweep_cli.time, "monotonic", lambda: next(clock))
+    status = SweepStatus(
+        total=5, done=2, queued=1, active=[("shapeset_tanh_normalized_lr0.03_seed0", 300, 1000)],
+        failed=0, diverged=1, updates_trained=600, updates_left=1200, where="2 local workers",
+    )  # fmt: skip
+    with sweep_cli.sweep_display(False) as show:
+        assert show is not None
+        show(status)
+        console.file.write("\n")
+        bar_text = stream.getvalue()
+    # 600 updates in 10 s: 60 per second, 1200 left: 20 s
+    assert "runs: 2/5 done, 1 active, 1 queued, 1 diverged, 0 failed" in bar_text
+    assert "ETA 0:20" in bar_text and "shapeset_tanh_normalized_lr0.03_seed0" in bar_text
+    with sweep_cli.sweep_display(True) as quiet:
+        assert quiet is None
