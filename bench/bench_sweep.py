@@ -5,7 +5,9 @@ learning rates, one seed: 8 runs) is swept from scratch into a fresh folder with
 and then ``--workers 2``; each worker is a process with one BLAS thread. The wall time includes
 everything a sweep does (starting the workers, generating the data once per worker, training,
 evaluating, checkpointing), so the ratio is what a user gets. On an idle 2-core machine the
-ideal is 2.0; the load average is printed, since a busy machine lowers it.
+ideal is 2.0. On a shared machine other processes take cores too: the load average is printed,
+and the share of the cores the workers got (their CPU seconds over wall seconds times workers)
+tells a slow machine from a slow sweep.
 
     python bench/bench_sweep.py [--updates 3000] [--workers 2]
 """
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from timing import blas_info
 
 GRID = {
@@ -32,20 +36,27 @@ GRID = {
 }
 
 
-def sweep_seconds(workers: int, updates: int, folder: Path) -> tuple[float, int]:
-    """Wall seconds of one sweep of the grid from scratch, and its number of runs."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sweep_seconds(workers: int, updates: int, folder: Path) -> tuple[float, float, int]:
+    """Wall seconds of one sweep of the grid from scratch, its workers' CPU seconds, and its
+    number of runs."""
     from xavinit.config import SweepConfig
     from xavinit.experiments.sweep import run_sweep
 
     config = SweepConfig.from_mapping(
         {**GRID, "updates": updates, "workers": workers, "dir": str(folder)}
     )
+    cpu = _children_cpu()
     start = time.perf_counter()
     result = run_sweep(config)
     seconds = time.perf_counter() - start
     if not result.passed:
         raise SystemExit("a benchmark run diverged or failed")
-    return seconds, len(result.runs)
+    return seconds, _children_cpu() - cpu, len(result.runs)
 
 
 def main() -> None:
@@ -53,18 +64,22 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=3000, help="updates per run")
     parser.add_argument("--workers", type=int, default=2, help="the parallel sweep's workers")
     args = parser.parse_args()
+    np.ones((2, 2)) @ np.ones((2, 2))  # load BLAS, so that blas_info sees it
     print(
-        f"grid: 8 runs of {GRID['layers']}, {args.updates} updates each; BLAS here: {blas_info()}"
+        f"grid: 8 runs of {GRID['layers']}, {args.updates} updates each; BLAS of this process: "
+        f"{blas_info()} (every worker pins it to 1 thread)"
     )
     print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rates = {}
     with tempfile.TemporaryDirectory() as scratch:
         for workers in (1, args.workers):
-            seconds, runs = sweep_seconds(workers, args.updates, Path(scratch) / f"w{workers}")
+            folder = Path(scratch) / f"w{workers}"
+            seconds, cpu, runs = sweep_seconds(workers, args.updates, folder)
             rates[workers] = runs / seconds * 3600
             print(
                 f"{workers} worker{'s' if workers > 1 else ''}: {runs} runs in {seconds:.1f} s "
-                f"({rates[workers]:.0f} runs/hour)"
+                f"({rates[workers]:.0f} runs/hour); the workers got {cpu / (seconds * workers):.0%} "
+                f"of {workers} core{'s' if workers > 1 else ''}"
             )
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
