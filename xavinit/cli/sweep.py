@@ -27,7 +27,8 @@ DOC = """Run the paper's Table 1 protocol: one train run per grid point, in para
 
     DIR holds the grid, a checkpoint and a result per run, and a manifest of statuses: run the
     same command again to resume (bit-identical to an uninterrupted sweep), with a larger
-    --updates to extend finished runs; with no grid options, DIR's own grid.yaml is the grid.
+    --updates to extend finished runs. Without GRID.yaml or --config, DIR's own grid.yaml (the
+    grid it last ran) is the starting point and options change it.
     Runs go to --workers local processes (one BLAS thread each) or to the Dask cluster at
     --scheduler. Exit 0 when every run finished, 1 when a run diverged or failed, 2 on bad
     input (or a grid that changes a trained run's settings), 130 on Ctrl-C (every active run
@@ -53,7 +54,7 @@ GRID = inspect.Parameter(
         typer.Argument(
             help="YAML file of the grid, the long option names as keys (as --config takes); "
             "options override it. Default: DIR/grid.yaml when DIR has one.",
-            metavar="[GRID.yaml]",
+            metavar="GRID.yaml",
             show_default=False,
             dir_okay=False,
         ),
