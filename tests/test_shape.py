@@ -45,6 +45,11 @@ def saved(tmp_path_factory, module_blobs):
         ],
         "schemes": ["schemes", "--fan-in", "4", "--fan-out", "3"],
         "check": ["check", str(weights), "--expect", "init"],
+        "sweep": [
+            "sweep", "--dir", str(folder / "sweep"), "-d", f"npz:{module_blobs}", "--depth", "1",
+            "--width", "8", "-a", "tanh", "-s", "normalized", "--lr", "0.1", "--updates", "20",
+            "--eval-every", "10", "--track-every", "10", "--workers", "1",
+        ],
     }  # fmt: skip
     paths = {}
     for command, args in runs.items():

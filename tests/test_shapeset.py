@@ -17,6 +17,7 @@ from xavinit.datasets.shapeset import (
     CLASS_NAMES,
     CLASS_PRIORS,
     ShapesetStream,
+    draw_polygons,
     generate_shapeset,
     load_shapeset,
     sample_shapeset,
@@ -141,6 +142,78 @@ def test_base_edge_ends_at_a_multiple_of_the_global_rotation_step(sample):
             k = np.mod(np.arctan2(d[:, 1], d[:, 0]), 2 * math.pi) / step
             assert np.allclose(k, np.rint(k), atol=1e-6)
             assert (np.rint(k) % 255).max() <= 253  # k = 0 may come out as 2 pi - epsilon
+
+
+def _largest_interior_angles(vertices: np.ndarray) -> np.ndarray:
+    """Largest interior angle (degrees) of each convex polygon ``(m, n, 2)``."""
+    before = np.roll(vertices, 1, axis=1) - vertices
+    after = np.roll(vertices, -1, axis=1) - vertices
+    cosine = np.einsum("mkd,mkd->mk", before, after) / (
+        np.linalg.norm(before, axis=-1) * np.linalg.norm(after, axis=-1)
+    )
+    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))).max(axis=1)
+
+
+def _authors_polygons(count: int, sides: int, rng: np.random.Generator, uniform_45=False):
+    """An independent generator of the shape before placement, written from PAPER.md: regular
+    n-gon of radius 0.5 with a horizontal base, the authors' small rotation j * 2 pi / 255 (one
+    symmetry period, folded), then the anisotropic scale. Rotations after the scale and the
+    translation keep the angles, so they are left out. ``uniform_45`` draws the rotation the
+    old way, U(-45, 45) degrees, to show that the test tells the two apart."""
+    if uniform_45:
+        angle = rng.uniform(-math.pi / 4, math.pi / 4, count)
+    else:
+        period = math.ceil(255 / sides)
+        j = rng.integers(0, period, count)
+        j[j > period // 2] -= period
+        angle = 2 * math.pi * j / 255
+    k = np.arange(sides)
+    corners = 0.5 * np.exp(1j * (-math.pi / 2 + math.pi / sides + 2 * math.pi * k / sides))
+    turned = corners[None, :] * np.exp(1j * angle)[:, None]  # complex numbers, row per shape
+    factors = rng.uniform(0.2, 0.8, (count, 2))
+    wide, narrow = factors.max(axis=1), factors.min(axis=1)
+    return np.stack([turned.real * wide[:, None], turned.imag * narrow[:, None]], axis=-1)
+
+
+def _two_sample_ks(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov: D = sup |F_a - F_b| and its asymptotic p-value
+    P(K > sqrt(n m / (n + m)) D) (Kolmogorov's distribution, from xavinit.stats)."""
+    from xavinit.stats import kolmogorov_sf
+
+    grid = np.sort(np.concatenate([a, b]))
+    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / a.size
+    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / b.size
+    d = float(np.abs(cdf_a - cdf_b).max())
+    return d, kolmogorov_sf(math.sqrt(a.size * b.size / (a.size + b.size)) * d)
+
+
+@pytest.mark.parametrize(("shape", "sides"), [(0, 3), (1, 4)], ids=["triangle", "parallelogram"])
+def test_small_rotation_follows_the_authors_generator(shape, sides):
+    """The largest interior angle, which the small rotation (through the shear it causes) and
+    the scale decide, has the same law as in an independent generator (two-sample KS on
+    20,000 shapes each, fixed seeds; p > 0.001)."""
+    ours = draw_polygons(np.full(20_000, shape), np.random.default_rng(1))[:, :sides]
+    theirs = _authors_polygons(20_000, sides, np.random.default_rng(2))
+    d, p = _two_sample_ks(_largest_interior_angles(ours), _largest_interior_angles(theirs))
+    assert p > 0.001, (d, p)
+
+
+def test_the_angle_test_tells_the_old_rotation_apart():
+    """The same statistic rejects triangles rotated by U(-45, 45) degrees (the old law), so the
+    test above has the power to see the difference: mean largest angle about 77.3 against
+    78.7 degrees."""
+    new = _largest_interior_angles(_authors_polygons(20_000, 3, np.random.default_rng(3)))
+    old = _largest_interior_angles(
+        _authors_polygons(20_000, 3, np.random.default_rng(4), uniform_45=True)
+    )
+    d, p = _two_sample_ks(new, old)
+    assert p < 1e-9, (d, p)
+    assert old.mean() < new.mean() - 0.5
+
+
+def test_small_rotation_periods_by_hand():
+    # ceil(255 / 3) = 85, ceil(255 / 4) = 64 (255 / 4 = 63.75), ceil(255 / 20) = 13 (12.75)
+    assert shapeset.SKEW_PERIODS.tolist() == [85, 64, 13]
 
 
 def test_parallelograms_have_parallel_opposite_sides_and_are_sheared(sample):

@@ -2,8 +2,9 @@
 
 Public API: :func:`get_scheme`, :func:`verify`, :func:`check_weights` (a checkpoint or a
 state dict, tensor by tensor), one function per experiment (:func:`run_init`,
-:func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`) taking its
-config model and returning a result dataclass with ``to_dict()``, and :func:`load_result` to read
+:func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`,
+:func:`run_check`, :func:`run_sweep`) taking its config model and returning a result dataclass
+with ``to_dict()``, and :func:`load_result` to read
 a saved one. Names are imported on first use, so ``import xavinit`` (and the command line's
 ``--help``) stays fast.
 """
@@ -27,6 +28,8 @@ _EXPORTS = {
     "TrainConfig": "xavinit.config",
     "ReportConfig": "xavinit.config",
     "SchemesConfig": "xavinit.config",
+    "SweepConfig": "xavinit.config",
+    "SweepResult": "xavinit.results",
     "XavinitError": "xavinit.errors",
     "Scheme": "xavinit.schemes",
     "get_scheme": "xavinit.schemes",
@@ -42,6 +45,7 @@ _EXPORTS = {
     "TensorCheck": "xavinit.results",
     "run_check": "xavinit.experiments.check",
     "check_weights": "xavinit.experiments.check",
+    "run_sweep": "xavinit.experiments.sweep",
 }
 
 __all__ = [
@@ -57,6 +61,8 @@ __all__ = [
     "Scheme",
     "SchemesConfig",
     "SchemesResult",
+    "SweepConfig",
+    "SweepResult",
     "TensorCheck",
     "TrainConfig",
     "TrainResult",
@@ -70,6 +76,7 @@ __all__ = [
     "run_propagate",
     "run_report",
     "run_schemes",
+    "run_sweep",
     "run_train",
     "verify",
 ]
@@ -94,6 +101,7 @@ if TYPE_CHECKING:
         PropagateConfig,
         ReportConfig,
         SchemesConfig,
+        SweepConfig,
         TrainConfig,
     )
     from xavinit.errors import XavinitError
@@ -102,6 +110,7 @@ if TYPE_CHECKING:
     from xavinit.experiments.propagate import run_propagate
     from xavinit.experiments.report import run_report
     from xavinit.experiments.schemes import run_schemes
+    from xavinit.experiments.sweep import run_sweep
     from xavinit.experiments.train import run_train
     from xavinit.loading import load_result
     from xavinit.results import (
@@ -111,6 +120,7 @@ if TYPE_CHECKING:
         PropagateResult,
         ReportResult,
         SchemesResult,
+        SweepResult,
         TensorCheck,
         TrainResult,
     )

@@ -358,6 +358,52 @@ class PropagateConfig(Network):
         return self
 
 
+# --- training options shared by train and sweep (declared once) -----------------------------
+
+Hidden = Annotated[tuple[int, ...], BeforeValidator(_widths)]
+Depth = Annotated[
+    Count | None, Field(ge=0, le=MAX_LAYERS, exclude=True), Opt("Hidden layers (with --width).")
+]
+Width = Annotated[
+    Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
+]
+CostName = Annotated[
+    str, BeforeValidator(Choice(("nll", "quadratic"))), Opt("Cost: nll or quadratic.")
+]
+BatchSize = Annotated[Count, Field(ge=1), Opt("Minibatch size (the paper's is 10).")]
+Updates = Annotated[Count, Field(ge=0), Opt("SGD updates per run.")]
+EvalEvery = Annotated[Count, Field(ge=1), Opt("Updates between test-error evaluations.")]
+TrackEvery = Annotated[
+    Count, Field(ge=1), Opt("Updates between per-layer statistics on 300 test examples.")
+]
+TestSize = Annotated[
+    Count | None, Field(ge=1), Opt("Evaluate on the first N test examples.", default_text="all")
+]
+Preprocess = Annotated[
+    str,
+    BeforeValidator(Choice(("scale", "standardize"))),
+    Opt("File datasets: scale (to [-1,1]) or standardize."),
+]
+
+
+def resolve_hidden(config: Any) -> None:
+    """``layers`` or ``--depth/--width`` -> ``hidden`` (the paper's 5 x 1000 when neither)."""
+    shape = [k for k in ("depth", "width") if getattr(config, k) is not None]
+    if config.layers and shape:
+        raise ValueError(f"layers: cannot be combined with {shape[0]}; give one form")
+    if config.layers:
+        if "hidden" in config.model_fields_set and config.hidden != config.layers[1:-1]:
+            raise ValueError("hidden: must be the hidden part of layers")
+        resolved(config, hidden=config.layers[1:-1])
+    elif shape:
+        depth = PAPER_DEPTH if config.depth is None else config.depth
+        resolved(config, hidden=(config.width or PAPER_WIDTH,) * depth, depth=None, width=None)
+
+
+DATASET_HELP = "shapeset (generated), mnist:PATH, cifar10:PATH, npz:PATH or digits."
+TRAIN_LAYERS_HELP = "Full widths input,hidden...,output; they must match the dataset."
+
+
 class TrainConfig(Seeded):
     """What ``xavinit train`` does: one SGD run per (scheme, activation), one after another.
 
@@ -369,52 +415,32 @@ class TrainConfig(Seeded):
     command = "train"
     numeric = True
 
-    dataset: Annotated[
-        str,
-        BeforeValidator(_dataset),
-        Opt(
-            "shapeset (generated), mnist:PATH, cifar10:PATH, npz:PATH or digits.",
-            flags=("-d",),
-        ),
-    ] = "shapeset"
+    dataset: Annotated[str, BeforeValidator(_dataset), Opt(DATASET_HELP, flags=("-d",))] = (
+        "shapeset"
+    )
     layers: Annotated[
         tuple[int, ...],
         BeforeValidator(lambda v: parse_layers(v, allow_empty=True)),
         Opt(
-            "Full widths input,hidden...,output; they must match the dataset.",
+            TRAIN_LAYERS_HELP,
             flags=("-l",),
             cli_type=str,
             default_text="the dataset's inputs, 1000x5, its classes",
         ),
     ] = ()
-    depth: DepthOption = None
-    width: WidthOption = None
-    hidden: Annotated[
-        tuple[int, ...],
-        BeforeValidator(_widths),
-    ] = (PAPER_WIDTH,) * PAPER_DEPTH
+    depth: Depth = None
+    width: Width = None
+    hidden: Hidden = (PAPER_WIDTH,) * PAPER_DEPTH
     schemes: SchemesOption = DEFAULT_SCHEMES
     activations: ActivationsOption = ("tanh",)
-    cost: Annotated[
-        str, BeforeValidator(Choice(("nll", "quadratic"))), Opt("Cost: nll or quadratic.")
-    ] = "nll"
+    cost: CostName = "nll"
     lr: Annotated[float, BeforeValidator(positive_float), Opt("Learning rate.")] = 0.03
-    batch_size: Annotated[Count, Field(ge=1), Opt("Minibatch size (the paper's is 10).")] = 10
-    updates: Annotated[Count, Field(ge=0), Opt("SGD updates per run.")] = 2000
-    eval_every: Annotated[Count, Field(ge=1), Opt("Updates between test-error evaluations.")] = 500
-    track_every: Annotated[
-        Count, Field(ge=1), Opt("Updates between per-layer statistics on 300 test examples.")
-    ] = 100
-    test_size: Annotated[
-        Count | None,
-        Field(ge=1),
-        Opt("Evaluate on the first N test examples.", default_text="all"),
-    ] = None
-    preprocess: Annotated[
-        str,
-        BeforeValidator(Choice(("scale", "standardize"))),
-        Opt("File datasets: scale (to [-1,1]) or standardize."),
-    ] = "scale"
+    batch_size: BatchSize = 10
+    updates: Updates = 2000
+    eval_every: EvalEvery = 500
+    track_every: TrackEvery = 100
+    test_size: TestSize = None
+    preprocess: Preprocess = "scale"
     checkpoint: Annotated[
         Path_,
         Opt(
@@ -432,17 +458,239 @@ class TrainConfig(Seeded):
 
     @model_validator(mode="after")
     def _hidden(self) -> TrainConfig:
-        shape = [k for k in ("depth", "width") if getattr(self, k) is not None]
-        if self.layers and shape:
-            raise ValueError(f"layers: cannot be combined with {shape[0]}; give one form")
-        if self.layers:
-            if "hidden" in self.model_fields_set and self.hidden != self.layers[1:-1]:
-                raise ValueError("hidden: must be the hidden part of layers")
-            resolved(self, hidden=self.layers[1:-1])
-        elif shape:
-            depth = PAPER_DEPTH if self.depth is None else self.depth
-            resolved(self, hidden=(self.width or PAPER_WIDTH,) * depth, depth=None, width=None)
+        resolve_hidden(self)
         return self
+
+
+def _dataset_specs(specs: tuple[str, ...]) -> tuple[str, ...]:
+    from xavinit.datasets import parse_dataset_spec
+
+    if not specs:
+        raise ValueError("give at least one dataset")
+    for spec in specs:
+        parse_dataset_spec(spec)
+    return specs
+
+
+def _comma_items(value: Any) -> list[Any]:
+    """A list from a YAML list, a single value, or a comma-separated string."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",")]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _learning_rates(value: Any) -> tuple[float, ...]:
+    rates: list[float] = []
+    for position, item in enumerate(_comma_items(value)):
+        try:
+            rates.append(positive_float(item))
+        except ValueError:
+            raise ValueError(
+                f"[{position}]: must be a positive number, got {quote(item)}"
+            ) from None
+    if not rates:
+        raise ValueError("give at least one learning rate")
+    return tuple(dict.fromkeys(rates))
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    items = _comma_items(value)
+    seeds = tuple(integer(s, f"[{i}]: ", minimum=0) for i, s in enumerate(items))
+    if not seeds:
+        raise ValueError("give at least one seed, e.g. 0,1,2")
+    return tuple(dict.fromkeys(seeds))
+
+
+def _folder(value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a folder path, got {quote(value)}")
+    return value
+
+
+def _address(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise ValueError(f"must be a scheduler address like tcp://HOST:8786, got {quote(value)}")
+    return value.strip()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+SWEEP_GRID_KEYS = (
+    "datasets", "layers", "hidden", "schemes", "activations", "lrs", "seeds", "cost",
+    "batch_size", "updates", "select_at", "eval_every", "track_every", "test_size",
+    "preprocess", "dtype",
+)  # fmt: skip
+"""The fields that make the grid (``DIR/grid.yaml``); the others say where and how it runs."""
+
+
+class SweepConfig(Config):
+    """What ``xavinit sweep`` does: one ``train`` run per grid point, resumable, in parallel.
+
+    The grid is datasets x activations x schemes x learning rates x seeds; every point is one
+    training run with the shared settings (layers, batch size, cost, updates, evaluation).
+    ``updates`` and ``select_at`` are multiples of ``eval_every`` and ``track_every``, so that a
+    run stopped there and extended later is identical to one trained with the larger budget.
+    """
+
+    command = "sweep"
+
+    dir: Annotated[
+        str,
+        BeforeValidator(_folder),
+        Opt(
+            "Folder of the sweep: its grid, one checkpoint and result per run, and a manifest "
+            "(created when missing; run again to resume or extend).",
+            metavar="DIR",
+        ),
+    ]
+    datasets: Annotated[
+        tuple[str, ...],
+        BeforeValidator(strings),
+        AfterValidator(_dataset_specs),
+        Opt(DATASET_HELP + " Repeatable.", flags=("-d",), key="dataset", aliases=("datasets",)),
+    ] = ("shapeset",)
+    layers: Annotated[
+        tuple[int, ...],
+        BeforeValidator(lambda v: parse_layers(v, allow_empty=True)),
+        Opt(
+            TRAIN_LAYERS_HELP + " One dataset only; use --depth/--width for several.",
+            flags=("-l",),
+            cli_type=str,
+            default_text="each dataset's inputs, 1000x5, its classes",
+        ),
+    ] = ()
+    depth: Depth = None
+    width: Width = None
+    hidden: Hidden = (PAPER_WIDTH,) * PAPER_DEPTH
+    schemes: Annotated[
+        Schemes, Opt(SCHEME_HELP, flags=("-s",), key="scheme", aliases=("schemes",))
+    ] = DEFAULT_SCHEMES
+    activations: Annotated[
+        Activations,
+        Opt(ACTIVATION_HELP, flags=("-a",), key="activation", aliases=("activations",)),
+    ] = ("softsign", "tanh", "sigmoid")
+    lrs: Annotated[
+        tuple[float, ...],
+        BeforeValidator(_learning_rates),
+        Opt(
+            "Learning rate, repeatable; each model's is chosen on validation error.",
+            key="lr",
+            aliases=("lrs",),
+        ),
+    ] = (0.01, 0.03, 0.1)
+    seeds: Annotated[
+        tuple[int, ...],
+        BeforeValidator(_seeds),
+        Opt(
+            "Seeds, comma-separated (each seeds a run's weights and data): 0,1,2.",
+            cli_type=str,
+            aliases=("seed",),
+            default_text="0",
+        ),
+    ] = (0,)
+    cost: CostName = "nll"
+    batch_size: BatchSize = 10
+    updates: Updates = 2000
+    select_at: Annotated[
+        Count | None,
+        Field(ge=1),
+        Opt(
+            "Choose each model's learning rate on validation error after this many updates; "
+            "only the chosen rate then trains on to --updates.",
+            default_text="at --updates",
+        ),
+    ] = None
+    eval_every: EvalEvery = 500
+    track_every: TrackEvery = 100
+    test_size: TestSize = None
+    preprocess: Preprocess = "scale"
+    dtype: Annotated[Dtype, Opt(DTYPE_HELP)] = "float32"
+    workers: Annotated[
+        Count | None,
+        Field(ge=1),
+        Opt("Local worker processes, one BLAS thread each.", default_text="the usable cores"),
+    ] = None
+    scheduler: Annotated[
+        str | None,
+        BeforeValidator(_address),
+        Opt(
+            "Send the runs to the Dask cluster at this address, e.g. tcp://HOST:8786 "
+            "(pip install 'xavinit[cluster]').",
+            metavar="ADDRESS",
+        ),
+    ] = None
+    retries: Annotated[
+        Count,
+        Field(ge=0),
+        Opt("Retries of a run whose worker died, each from the run's last checkpoint."),
+    ] = 2
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin | None = None) -> Any:
+        """As :meth:`Config.from_mapping`, with a usage line when no folder is given."""
+        if mapping.get("dir") in (None, ""):
+            raise XavinitError(
+                "give --dir DIR, the folder that holds the sweep: xavinit sweep --dir runs/ ..."
+            )
+        return super().from_mapping(mapping, origin)
+
+    @model_validator(mode="after")
+    def _grid(self) -> SweepConfig:
+        resolve_hidden(self)
+        if self.layers and len(self.datasets) > 1:
+            raise ValueError(
+                "layers: fixes the inputs and outputs of one dataset; give --depth/--width "
+                "for several datasets"
+            )
+        if self.workers is not None and self.scheduler is not None:
+            raise ValueError("workers: give --workers or --scheduler, not both")
+        if self.workers is None and self.scheduler is None:
+            resolved(self, workers=usable_cores())
+        if self.select_at is not None and self.select_at > self.updates:
+            raise ValueError(
+                f"select_at: must be at most --updates {self.updates}, got {self.select_at}"
+            )
+        for name in ("updates", "select_at"):
+            value = getattr(self, name)
+            for step in ("eval_every", "track_every"):
+                if value is not None and value % getattr(self, step):
+                    raise ValueError(
+                        f"{name}: must be a multiple of --{step.replace('_', '-')} "
+                        f"({getattr(self, step)}) so that runs can be extended exactly, "
+                        f"got {value}"
+                    )
+        return self
+
+    def grid(self) -> dict[str, Any]:
+        """The grid's settings alone, keyed by option name (what ``DIR/grid.yaml`` holds, a
+        config file that options override). The network is written as ``layers`` when they
+        were given, else as ``depth`` and ``width``."""
+        record = self.to_dict()
+        out: dict[str, Any] = {}
+        for name in SWEEP_GRID_KEYS:
+            if name == "layers":
+                hidden = record["hidden"]
+                if record["layers"]:
+                    out["layers"] = record["layers"]
+                elif len(set(hidden)) <= 1:
+                    out["depth"], out["width"] = len(hidden), hidden[0] if hidden else PAPER_WIDTH
+                else:
+                    out["hidden"] = hidden
+            elif name != "hidden":
+                out[self.option_key(name)] = record[name]
+        return out
 
 
 class ReportConfig(Config):
@@ -587,7 +835,15 @@ class CheckConfig(Seeded):
 
 CONFIG_TYPES: dict[str, type[Config]] = {
     c.command: c
-    for c in (InitConfig, PropagateConfig, TrainConfig, ReportConfig, SchemesConfig, CheckConfig)
+    for c in (
+        InitConfig,
+        PropagateConfig,
+        TrainConfig,
+        ReportConfig,
+        SchemesConfig,
+        CheckConfig,
+        SweepConfig,
+    )
 }
 
 

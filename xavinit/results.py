@@ -341,6 +341,61 @@ class TrainResult(_Document):
     xavinit_version: str = __version__
 
 
+class SweepEntry(TypedDict):
+    """One model of a sweep's table (a cell of Table 1): the learning rate chosen on validation
+    error, and the test error at that rate over the seeds."""
+
+    dataset: str
+    activation: str
+    scheme: str
+    lr: Real | None
+    validation_error: Fraction | None
+    test_error_mean: Fraction | None
+    test_error_std: Real | None
+    seeds: Count
+    updates: Count
+    selected_at: Count
+
+
+@dataclass(frozen=True)
+class SweepRun(TrainRun):
+    """One grid point of a sweep: train's run fields, the point, and how it ran.
+
+    ``status`` is finished, diverged or failed; ``wall_seconds`` sums every invocation that
+    trained it; ``worker`` is where it last ran; ``retries`` counts restarts after a worker
+    died; ``selection_valid_error`` is its validation error when the learning rate was chosen.
+    """
+
+    id: str = ""
+    dataset: str = ""
+    seed: Count = 0
+    status: str = "finished"
+    wall_seconds: Real = 0.0
+    worker: str | None = None
+    retries: Count = 0
+    selection_valid_error: Fraction | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepResult(_Document):
+    """The result of ``xavinit sweep``: every run of the grid and the Table 1 of the runs.
+
+    ``passed`` is False when a run diverged or failed. ``trained_updates`` counts the SGD
+    updates this invocation performed (0 when every run was already done).
+    """
+
+    seed: Count
+    config: dict[str, Any]
+    passed: bool
+    runs: list[SweepRun]
+    table: list[SweepEntry]
+    trained_updates: Count = 0
+    command: str = "sweep"
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
+
+
 @dataclass(frozen=True)
 class SchemesResult(_Document):
     """The result of ``xavinit schemes``: every scheme (or one spec) with its formula."""
@@ -432,7 +487,15 @@ class CheckResult(_Document):
     xavinit_version: str = __version__
 
 
-Result = InitResult | PropagateResult | TrainResult | SchemesResult | ReportResult | CheckResult
+Result = (
+    InitResult
+    | PropagateResult
+    | TrainResult
+    | SchemesResult
+    | ReportResult
+    | SweepResult
+    | CheckResult
+)
 """Any command's result."""
 
 RESULT_TYPES: dict[str, type[Any]] = {
@@ -442,6 +505,7 @@ RESULT_TYPES: dict[str, type[Any]] = {
     "schemes": SchemesResult,
     "report": ReportResult,
     "check": CheckResult,
+    "sweep": SweepResult,
 }
 """Each command's result type, by the document's ``command``."""
 

@@ -71,6 +71,8 @@ ThreadsOption = Annotated[
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")
 ]
+Display = Callable[[bool], contextlib.AbstractContextManager[Any]]
+"""``display(quiet)``: a context giving the experiment's progress callback (or None)."""
 COMMON = ("fmt", "output", "config", "quiet")
 """The parameters every result command takes besides its config's options."""
 
@@ -223,12 +225,14 @@ def result_command(
     *,
     extra: list[inspect.Parameter] | None = None,
     prepare: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
+    display: Display | None = None,
 ) -> Callable[..., None]:
     """A typer command for ``config_type``: its options, the common ones, and ``extra``.
 
     ``run`` is ``"module:function"`` (imported when the command runs, so ``--help`` stays
     fast). ``prepare(values, extra_values)``, if given, may replace the build and run steps
-    (``train --resume``); it returns ``(build, run)`` or None.
+    (``train --resume``); it returns ``(build, run)`` or None. ``display(quiet)`` replaces the
+    progress bar (``sweep`` shows its runs).
     """
     parameters = (
         option_parameters(config_type) + (extra or []) + _common_parameters(config_type.numeric)
@@ -256,6 +260,7 @@ def result_command(
             config_file=common["config"],
             quiet=common["quiet"],
             threads=threads,
+            display=display,
         )
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -368,6 +373,7 @@ def execute(
     config_file: Path | None,
     quiet: bool,
     threads: int | None = None,
+    display: Display | None = None,
 ) -> NoReturn:
     """Merge the config file and options, build the config, run, render, write, exit.
 
@@ -392,7 +398,7 @@ def execute(
         config = build(merged, origin)
         check_outputs(config, output)
         experiment = run()
-        with progress_bar(quiet) as progress, blas_threads(threads):
+        with (display or progress_bar)(quiet) as progress, blas_threads(threads):
             result = experiment(config, progress)
         if output is not None and file_fmt is not None:
             text = render(result, file_fmt)

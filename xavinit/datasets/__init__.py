@@ -67,6 +67,7 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "load_npz",
+    "parse_dataset_spec",
     "to_images",
 ]
 
@@ -91,18 +92,7 @@ def load_dataset(spec: str, preprocess: str = "scale", seed: int = 0) -> Dataset
     check_preprocess(preprocess)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise XavinitError(f"seed must be a non-negative integer, got {seed!r}")
-    kind, colon, path = spec.partition(":")
-    kind = kind.strip().lower()
-    path = path.strip()
-    if kind not in DATASET_KINDS:
-        raise XavinitError(_unknown_kind(spec, kind))
-    if kind in _PATH_EXAMPLES:
-        if not path:
-            raise XavinitError(
-                f"dataset {kind} needs a path: {kind}:PATH, for example {_PATH_EXAMPLES[kind]}"
-            )
-    elif colon:
-        raise XavinitError(f"dataset {kind} takes no path; write just {kind!r}, not {spec!r}")
+    kind, path = parse_dataset_spec(spec)
     if kind == "shapeset":
         from xavinit.datasets.shapeset import load_shapeset
 
@@ -115,6 +105,28 @@ def load_dataset(spec: str, preprocess: str = "scale", seed: int = 0) -> Dataset
     if kind == "npz":
         return load_npz(path, preprocess, seed)
     return load_digits(preprocess, seed)
+
+
+def parse_dataset_spec(spec: str) -> tuple[str, str]:
+    """``(kind, path)`` of a dataset spec, checked without reading anything.
+
+    Raises:
+        XavinitError: an unknown kind (with the closest one suggested), a kind that needs a
+            path without one, or a path given to a kind that takes none.
+    """
+    kind, colon, path = spec.partition(":")
+    kind = kind.strip().lower()
+    path = path.strip()
+    if kind not in DATASET_KINDS:
+        raise XavinitError(_unknown_kind(spec, kind))
+    if kind in _PATH_EXAMPLES:
+        if not path:
+            raise XavinitError(
+                f"dataset {kind} needs a path: {kind}:PATH, for example {_PATH_EXAMPLES[kind]}"
+            )
+    elif colon:
+        raise XavinitError(f"dataset {kind} takes no path; write just {kind!r}, not {spec!r}")
+    return kind, path
 
 
 def _unknown_kind(spec: str, kind: str) -> str:

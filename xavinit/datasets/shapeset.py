@@ -16,7 +16,10 @@ covering ``[j, j+1] x [i, i+1]`` with its centre at ``(j + 0.5, i + 0.5)``:
 1. a regular ``n``-gon (``n`` = 3, 4 or 20) on a circle of radius 0.5, placed so that one edge
    (the base) is horizontal: vertex ``k`` at angle ``-pi/2 + pi/n + 2 pi k / n``. For the
    parallelogram ``n = 4``: a square, which the next three steps shear into a parallelogram;
-2. a small rotation by ``theta ~ U(-pi/4, pi/4)``;
+2. a small rotation within one symmetry period of the n-gon, as in the authors' generator:
+   ``theta = j * 2 pi / 255`` with ``j`` uniform in ``0..m-1``, ``m = ceil(255 / n)``, folded to
+   the symmetric range (``j -> j - m`` for ``j > m // 2``): about +-60 degrees for triangles,
+   +-45 for parallelograms, +-9 for the 20-gon;
 3. an anisotropic scale ``diag(32 s0, 32 s1)``, ``s0, s1 ~ U(0.2, 0.8)`` independently, the
    larger on the first axis (x), so an object spans about 6 to 26 px;
 4. a rotation by ``-atan(s1/s0 * tan(theta))``, the exact angle of the base edge after steps
@@ -75,9 +78,14 @@ PAIR_LABEL = np.array([[6, 3, 5], [3, 7, 4], [5, 4, 8]], dtype=np.int64)
 """Label of an image holding an object of type ``a`` and one of type ``b``: ``PAIR_LABEL[a, b]``."""
 
 SCALE_RANGE = (0.2, 0.8)
-SKEW_MAX = math.pi / 4
-"""The small rotation before the anisotropic scale is ``U(-SKEW_MAX, SKEW_MAX)``."""
-GLOBAL_STEPS = 255
+ANGLE_STEPS = 255
+"""Every rotation is a multiple of ``2 pi / ANGLE_STEPS`` (the authors' angle resolution)."""
+SKEW_PERIODS = np.array([math.ceil(ANGLE_STEPS / n) for n in SIDES])
+"""The small rotation of an ``n``-gon is ``j * 2 pi / 255``, ``j`` uniform in
+``0..SKEW_PERIODS - 1`` (one symmetry period, ``ceil(255 / n)`` steps), then folded to the
+symmetric range: 85 steps (+-59.3 degrees) for triangles, 64 (-43.8..+45.2) for parallelograms,
+13 (+-8.5) for the 20-gon."""
+GLOBAL_STEPS = ANGLE_STEPS
 """The global rotation is ``k * 2 pi / GLOBAL_STEPS`` with ``k`` in ``0..GLOBAL_STEPS - 2``."""
 DARK = (0, 114)
 BRIGHT = (140, 255)
@@ -128,7 +136,10 @@ def draw_polygons(types: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         (for x right, y down), padded by repeating the last vertex.
     """
     m = len(types)
-    theta = rng.uniform(-SKEW_MAX, SKEW_MAX, size=m)
+    period = SKEW_PERIODS[types]
+    j = rng.integers(0, period, size=m)
+    j = np.where(j > period // 2, j - period, j)
+    theta = j * (2 * math.pi / ANGLE_STEPS)
     factors = rng.uniform(*SCALE_RANGE, size=(m, 2))
     s0, s1 = factors.max(axis=1), factors.min(axis=1)
     k = rng.integers(0, GLOBAL_STEPS - 1, size=m)

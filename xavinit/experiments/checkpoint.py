@@ -146,3 +146,18 @@ def load_checkpoint(path: str) -> Checkpoint:
         )
     weights, biases = _arrays(arrays, config, path)
     return Checkpoint(config, finished, state, weights, biases)
+
+
+def peek_checkpoint(path: str) -> tuple[TrainConfig, int]:
+    """A checkpoint's configuration and its current run's update, without reading its arrays.
+
+    Raises:
+        XavinitError: as :func:`load_checkpoint`, for the state record.
+    """
+    arrays = read_npz(
+        path, "checkpoint", ("state",), expected="an xavinit training checkpoint (.npz)"
+    )
+    document = _document(arrays, path)
+    config = TrainConfig.from_record(document["config"], f"{path}: config")
+    state = validate(RunState, document["current"], f"{path}: current")
+    return config, state.update

@@ -168,13 +168,27 @@ def run_train(
     config: TrainConfig,
     progress: Progress | None = None,
     resume: Checkpoint | None = None,
+    *,
+    stop: Callable[[], bool] | None = None,
+    dataset: Dataset | None = None,
 ) -> TrainResult:
     """Train one network per (scheme, activation); a diverged run stops and is marked.
 
+    Args:
+        config: what to train.
+        progress: called as updates advance.
+        resume: a loaded checkpoint to continue from (bit-identical to an uninterrupted run);
+            ``config.updates`` may exceed the checkpoint's, which extends its runs.
+        stop: polled between updates; when it returns True the run stops as on Ctrl-C.
+        dataset: ``config.dataset`` already loaded, its training stream at its start (a caller
+            that trains many runs on the same data loads it once); loaded here when None.
+
     Raises:
-        Interrupted: on Ctrl-C, after writing ``config.checkpoint`` when one is set.
+        Interrupted: on Ctrl-C or ``stop()``, after writing ``config.checkpoint`` when one is
+        set.
     """
-    dataset = load_training_data(config)
+    if dataset is None:
+        dataset = load_training_data(config)
     layers = resolve_layers(config, dataset)
     check_memory(layers, config.batch_size, np.dtype(config.dtype).itemsize)
     test = dataset.test if config.test_size is None else dataset.test.head(config.test_size)
@@ -183,7 +197,8 @@ def run_train(
     pairs = [(s, a) for a in config.activations for s in config.schemes]
     finished: list[TrainRun] = list(resume.finished) if resume else []
     total = config.updates * len(pairs)
-    with deferred_interrupt() as interrupted:
+    with deferred_interrupt() as signalled:
+        interrupted = signalled if stop is None else (lambda: signalled() or stop())
         for index, (spec, act_spec) in enumerate(pairs):
             if index < len(finished):
                 continue

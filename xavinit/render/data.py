@@ -2,7 +2,7 @@
 
 CSV is one table per command: ``init`` one row per (scheme, layer or array); ``propagate`` one
 row per (run, layer); ``train`` one row per (run, evaluation) of the learning curve; ``schemes``
-one row per scheme; ``report`` the rows of every included result, each with its ``file`` and
+one row per scheme; ``sweep`` one row per run; ``report`` the rows of every included result, each with its ``file`` and
 ``command`` in front. Nested values (histograms) are compact JSON, lists are joined with ';'.
 """
 
@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from xavinit.render.sweep import sweep_rows
 from xavinit.serialize import to_json, to_yaml
 
 
@@ -50,6 +51,7 @@ CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "schemes": lambda d: list(d["schemes"]),
     "report": _report_rows,
     "check": lambda d: [{k: v for k, v in t.items() if k != "candidates"} for t in d["tensors"]],
+    "sweep": sweep_rows,
 }
 """Each command's CSV rows, from its document."""
 

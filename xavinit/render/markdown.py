@@ -22,6 +22,7 @@ from xavinit.render.format import (
     shape_text,
     train_summary,
 )
+from xavinit.render.sweep import markdown_sweep
 
 
 def _mark(passed: Any) -> str:
@@ -294,3 +295,4 @@ def markdown_check(document: dict[str, Any]) -> Blocks:
 
 
 MARKDOWN["check"] = markdown_check
+MARKDOWN["sweep"] = markdown_sweep

@@ -12,6 +12,7 @@ from rich.text import Text
 from xavinit.paper import JACOBIAN_SV_MEAN, SOURCE, table_1_value
 from xavinit.render.blocks import Blocks
 from xavinit.render.markdown import blocks
+from xavinit.render.sweep import markdown_sweep, table_sweep
 from xavinit.render.table import print_table
 
 
@@ -58,6 +59,20 @@ def paper_rows(document: dict[str, Any]) -> list[list[str]]:
                 )
                 what = f"test error, {run['activation']}/{run['scheme']} on {doc.get('dataset')}"
                 rows.append([doc["file"], what, ours, f"{paper}% (Table 1)"])
+        elif doc["command"] == "sweep":
+            for entry in doc.get("table", []):
+                paper = table_1_value(entry["activation"], entry["scheme"], entry["dataset"])
+                if paper is None:
+                    continue
+                mean, std = entry["test_error_mean"], entry["test_error_std"]
+                ours = "no rate finished" if mean is None else f"{100 * mean:.2f}%"
+                if std is not None:
+                    ours += f" ± {100 * std:.2f}"
+                what = (
+                    f"test error, {entry['activation']}/{entry['scheme']} on {entry['dataset']} "
+                    f"(lr {entry['lr']}, {entry['seeds']} seeds, {entry['updates']} updates)"
+                )
+                rows.append([doc["file"], what, ours, f"{paper}% (Table 1)"])
     return rows
 
 
@@ -67,7 +82,10 @@ def markdown_report(document: dict[str, Any]) -> Blocks:
     out.verdict(report_summary(document), document.get("passed"))
     for doc in document.get("documents", []):
         out.heading(f"`xavinit {doc['command']}`: `{doc['file']}`", level=2)
-        out.extend(blocks(doc))
+        if doc["command"] == "sweep" and document.get("paper"):
+            out.extend(markdown_sweep(doc, paper=True))  # Table 1 with the paper's beside ours
+        else:
+            out.extend(blocks(doc))
     if document.get("paper"):
         out.heading("Beside the paper", level=2)
         out.text(f"Reference values from {SOURCE}.")
@@ -87,6 +105,9 @@ def table_report(document: dict[str, Any], console: Console) -> None:
         console.print(Rule(f"xavinit {doc['command']}: {doc['file']}"))
         if doc["command"] == "propagate":
             doc = {**doc, "config": {**doc.get("config", {}), "histograms": True}}
+        if doc["command"] == "sweep" and document.get("paper"):
+            table_sweep(doc, console, paper=True)
+            continue
         print_table(doc, console)
     if document.get("paper"):
         table = Table(title=f"Beside the paper: {SOURCE}", title_justify="left")

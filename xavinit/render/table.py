@@ -27,6 +27,7 @@ from xavinit.render.format import (
     sparkline,
     train_summary,
 )
+from xavinit.render.sweep import table_sweep
 from xavinit.schemes import get_scheme
 
 
@@ -361,3 +362,4 @@ def table_check(document: dict[str, Any], console: Console) -> None:
 
 
 TABLES["check"] = table_check
+TABLES["sweep"] = table_sweep

@@ -24,6 +24,10 @@ What each kind of result gives (names are unique within one document):
   ``train-test-error`` (figures 11 and 12): test error and training cost of every run. A run
   that diverged shows what it recorded before it diverged.
 
+- ``sweep``, per dataset: ``sweep-<dataset>-test-error``, test error against updates (log
+  axis) of each model at its chosen learning rate, the paper's Table 1 value as a dotted line;
+  and ``sweep-<dataset>-learning-rates``, one panel per model and a line per learning rate.
+
 A scheme has the same colour in every figure (:func:`scheme_colour`); layers within a panel go
 along the viridis colormap, the same layer in the same colour in every panel. Networks with more
 than :data:`MAX_LAYER_LINES` hidden layers show that many layers, evenly spaced, in line plots.
@@ -37,7 +41,8 @@ Which file holds what:
   (number parsing, log axes, grouping, new figures, titles, the network's name).
 - ``files.py``: figures to bytes and to files (:func:`figure_bytes`, :func:`write_figures`),
   slugs and unique names.
-- ``init.py``, ``propagate.py``, ``train.py``: the figures of each command's results.
+- ``init.py``, ``propagate.py``, ``train.py``, ``sweep.py``: the figures of each command's
+  results.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from xavinit.render.plots.base import (
 from xavinit.render.plots.files import FORMATS, _unique, figure_bytes, write_figures
 from xavinit.render.plots.init import _init_figures
 from xavinit.render.plots.propagate import _propagate_figures
+from xavinit.render.plots.sweep import _sweep_figures
 from xavinit.render.plots.train import _train_figures
 
 # ----------------------------------------------------------------------------- public entry points
@@ -71,7 +77,12 @@ def figures(document: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
     Results without figures (``schemes``) give none.
     """
-    builders = {"init": _init_figures, "propagate": _propagate_figures, "train": _train_figures}
+    builders = {
+        "init": _init_figures,
+        "propagate": _propagate_figures,
+        "train": _train_figures,
+        "sweep": _sweep_figures,
+    }
     if document["command"] not in builders:
         return []
     command = document["command"]
