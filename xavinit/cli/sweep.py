@@ -160,5 +160,5 @@ def command() -> Callable[..., Any]:
         [GRID, *inspect.signature(inner).parameters.values()]
     )
     sweep.__annotations__ = {"grid": GRID.annotation, **inner.__annotations__}
-    sweep.__doc__ = DOC
+    sweep.__doc__ = inner.__doc__
     return sweep

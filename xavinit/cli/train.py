@@ -103,5 +103,5 @@ def command() -> Callable[..., Any]:
 
     train.__signature__ = inner.__signature__  # type: ignore[attr-defined]
     train.__annotations__ = inner.__annotations__
-    train.__doc__ = DOC
+    train.__doc__ = inner.__doc__
     return train
