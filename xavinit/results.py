@@ -213,7 +213,9 @@ class PropagateLayer:
     Hidden layers describe ``z^k = f(s^k)``; the output layer the logits ``s^L``.
     ``backprop_var`` is Var[dC_n/ds^k] per example; ``weight_grad_var`` is Var[dC/dW^k] for the
     batch-mean cost. ``predicted_*`` come from mean field (Gauss-Hermite quadrature),
-    ``linear_*`` from the paper's linear regime (eq. 5-7).
+    ``linear_*`` from the paper's linear regime (eq. 5-7), ``None`` where that regime does not
+    apply to the activation (the run's ``prediction_notes`` says why). Both weight-gradient
+    predictions carry the cross-example term of the batch mean.
     """
 
     layer: Index
@@ -238,16 +240,22 @@ class PropagateLayer:
     predicted_activation_mean: Real
     predicted_backprop_var: Real
     predicted_weight_grad_var: Real
-    linear_activation_var: Real
-    linear_backprop_var: Real
-    linear_weight_grad_var: Real
+    linear_activation_var: Real | None
+    linear_backprop_var: Real | None
+    linear_weight_grad_var: Real | None
     spread: dict[str, Real] = field(default_factory=dict)
     weight_grad_histogram: Histogram | dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class PropagateRun:
-    """One (scheme, activation) network: its layers and summary ratios (first / last hidden)."""
+    """One (scheme, activation) network: its layers and summary ratios (first / last hidden).
+
+    ``input_cross_moment`` and ``top_cross_moment`` are ``E[a_b a_b']`` over pairs of examples
+    of the inputs and of the top gradient (the correlation of the output errors), measured and
+    averaged over trials, as the weight-gradient predictions use them; ``prediction_notes``
+    maps each prediction field that is not exact beyond finite width to the reason.
+    """
 
     scheme: str
     activation: str
@@ -259,6 +267,9 @@ class PropagateRun:
     input_second_moment: Real | None = None
     overflow_layer: Index | None = None
     failure: str | None = None
+    input_cross_moment: Real | None = None
+    top_cross_moment: Real | None = None
+    prediction_notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -152,12 +152,20 @@ def markdown_propagate(document: dict[str, Any]) -> Blocks:
                     str(row["layer"]) + (" (out)" if row["kind"] == "output" else ""),
                     f"{sci(row['activation_var'])} ({sci(row['predicted_activation_var'])})",
                     f"{sci(row['backprop_var'])} ({sci(row['predicted_backprop_var'])})",
-                    sci(row["weight_grad_var"]),
+                    f"{sci(row['weight_grad_var'])} ({sci(row['predicted_weight_grad_var'])})",
                     "-" if sat is None else f"{100 * sat:.1f}%",
                     num(row.get("jacobian_sv_mean"), 3),
                 ]
             )
     out.table(header, rows)
+    notes = dict.fromkeys(
+        note
+        for run in document.get("runs", [])
+        for key, note in (run.get("prediction_notes") or {}).items()
+        if key.startswith("predicted_")
+    )
+    for note in notes:
+        out.text(f"≈ Var[dC/dW] prediction: {note}.")
     return out
 
 

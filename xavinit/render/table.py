@@ -176,7 +176,7 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
                 cells += [
                     _measured(row["activation_var"], row["predicted_activation_var"]),
                     _measured(row["backprop_var"], row["predicted_backprop_var"]),
-                    sci(row["weight_grad_var"]),
+                    _measured(row["weight_grad_var"], row["predicted_weight_grad_var"]),
                     "-" if sat is None else f"{100 * sat:.1f}%",
                     num(row.get("jacobian_sv_mean"), 3),
                 ]
@@ -194,6 +194,14 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
                     f"{fixed(run.get('weight_grad_var_ratio'))}",
                 )
             )
+        notes = dict.fromkeys(
+            note
+            for run in runs
+            for key, note in (run.get("prediction_notes") or {}).items()
+            if key.startswith("predicted_")
+        )
+        for note in notes:
+            console.print(Text(f"  ≈ Var[dC/dW] prediction: {note}", style="dim"))
         if config.get("histograms"):
             _histograms(runs, console)
     console.print(_verdict(document, propagate_summary(document)))
