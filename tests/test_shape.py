@@ -36,6 +36,7 @@ def saved(tmp_path_factory, module_blobs):
             "--updates", "20", "--eval-every", "10", "--track-every", "10", "-s", "normalized",
         ],
         "schemes": ["schemes", "--fan-in", "4", "--fan-out", "3"],
+        "gain": ["gain", "tanh", "relu", "--check", "--depth", "3", "--width", "12"],
     }  # fmt: skip
     paths = {}
     for command, args in runs.items():
@@ -90,8 +91,9 @@ def test_every_command_renders_every_format_with_content(command, fmt, saved, tm
         ["init", "--layers", "20,10,5"],
         ["propagate", "--layers", "12,8,3", "--batch", "20"],
         ["schemes"],
+        ["gain", "tanh", "silu", "--check", "--depth", "3", "--width", "12"],
     ],
-    ids=["init", "propagate", "schemes"],
+    ids=["init", "propagate", "schemes", "gain"],
 )
 def test_each_command_writes_each_format_directly(args, fmt):
     result = runner.invoke(app, [*args, "-q", "-f", fmt])

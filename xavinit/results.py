@@ -119,6 +119,44 @@ class SchemeRow(TypedDict, total=False):
     std: Real | None
 
 
+class GainRow(TypedDict):
+    """One activation of ``xavinit gain`` (see :class:`xavinit.theory.GainTheory`)."""
+
+    activation: str
+    forward_gain: Real
+    backward_gain: Real
+    fixed_point_gain: Real
+    chi1: Real
+    torch_gain: Real | None
+    mean: Real
+    second_moment: Real
+    torch_ratio: Real | None
+    fixed_point_slope: Real
+    phase: str
+    correlation_fixed_point: Real
+    depth_scale: Real
+    nodes: Index
+
+
+class DepthCheck(TypedDict):
+    """One ``gain --check``: the activation variance ratio of the last hidden layer over the
+    first of one network at ``gain`` (one example, so the ratio of the variances over units),
+    and the interval where the finite-width theory puts it: the smallest and largest of
+    ``replicas`` Monte-Carlo draws of the same ratio at the computed gain."""
+
+    activation: str
+    depth: Index
+    width: Index
+    gain: Real
+    variance_ratio: Real
+    interval: list[Real]
+    passed: bool
+    scheme: str
+    median_ratio: Real
+    replicas: Index
+    variances: list[Real]
+
+
 class _Document:
     """What every result has: ``to_dict()`` with the contract's keys first."""
 
@@ -354,7 +392,22 @@ class ReportResult(_Document):
     xavinit_version: str = __version__
 
 
-Result = InitResult | PropagateResult | TrainResult | SchemesResult | ReportResult
+@dataclass(frozen=True)
+class GainResult(_Document):
+    """The result of ``xavinit gain``: the gains of each activation and, with ``--check``, the
+    depth checks; ``passed`` is False when a check's ratio falls outside its interval."""
+
+    seed: Count
+    config: dict[str, Any]
+    passed: bool
+    gains: list[GainRow]
+    depth_checks: list[DepthCheck] = field(default_factory=list)
+    command: str = "gain"
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
+
+
+Result = InitResult | PropagateResult | TrainResult | SchemesResult | ReportResult | GainResult
 """Any command's result."""
 
 RESULT_TYPES: dict[str, type[Any]] = {
@@ -363,6 +416,7 @@ RESULT_TYPES: dict[str, type[Any]] = {
     "train": TrainResult,
     "schemes": SchemesResult,
     "report": ReportResult,
+    "gain": GainResult,
 }
 """Each command's result type, by the document's ``command``."""
 

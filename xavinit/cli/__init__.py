@@ -9,6 +9,7 @@ from types import ModuleType
 import typer
 
 from xavinit._version import __version__
+from xavinit.cli import gain as gain_command
 from xavinit.cli import init as init_command
 from xavinit.cli import propagate as propagate_command
 from xavinit.cli import report as report_command
@@ -47,6 +48,7 @@ app.command("propagate")(propagate_command.propagate)
 app.command("train")(train_command.train)
 app.command("report")(report_command.report)
 app.command("schemes")(schemes_command.schemes)
+app.command("gain")(gain_command.gain)
 app.add_typer(data_app, name="data")
 
 

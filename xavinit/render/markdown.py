@@ -7,7 +7,10 @@ from typing import Any
 
 from xavinit.render.blocks import Blocks, to_markdown
 from xavinit.render.format import (
+    depth_scale_text,
     fixed,
+    gain_names_note,
+    gain_summary,
     init_summary,
     layer_names,
     num,
@@ -15,6 +18,7 @@ from xavinit.render.format import (
     propagate_summary,
     pval,
     sci,
+    signed,
     train_summary,
 )
 
@@ -252,7 +256,52 @@ def markdown_schemes(document: dict[str, Any]) -> Blocks:
         lines.append(cells)
     out = Blocks()
     out.table(header, lines)
+    out.text(gain_names_note())
     return out
 
 
 MARKDOWN["schemes"] = markdown_schemes
+
+
+def markdown_gain(document: dict[str, Any]) -> Blocks:
+    """The gains table, then the depth checks; a verdict line when there are checks."""
+    out = Blocks()
+    checks = document.get("depth_checks", [])
+    if checks:
+        out.verdict(gain_summary(document), document.get("passed"))
+    else:
+        out.text(gain_summary(document) + ".")
+    header = [
+        "activation", "forward", "backward", "fixed point", "slope", "χ1", "phase", "depth",
+        "PyTorch", "PyTorch/ours", "E[f(z)]", "E[f(z)²]",
+    ]  # fmt: skip
+    rows = [
+        [
+            f"`{r['activation']}`", f"{r['forward_gain']:.4f}", f"{r['backward_gain']:.4f}",
+            f"{r['fixed_point_gain']:.4f}", f"{r['fixed_point_slope']:.3f}", f"{r['chi1']:.4f}",
+            r["phase"], depth_scale_text(r["depth_scale"]), num(r.get("torch_gain")),
+            num(r.get("torch_ratio")), signed(r["mean"]), f"{r['second_moment']:.4f}",
+        ]
+        for r in document.get("gains", [])
+    ]  # fmt: skip
+    out.table(header, rows)
+    if checks:
+        first = checks[0]
+        out.text(
+            f"Depth check: one network, {first['depth']} layers of {first['width']}, one "
+            f"example; Var[z] of the last hidden layer over the first, against the range of "
+            f"{first['replicas']} Monte-Carlo replicas of the finite-width chain."
+        )
+        rows = [
+            [
+                f"`{c['activation']}`", f"{c['gain']:.4f}", num(c["variance_ratio"], 3),
+                f"{num(c['interval'][0], 3)} .. {num(c['interval'][1], 3)}",
+                num(c["median_ratio"], 3), _mark(c["passed"]),
+            ]
+            for c in checks
+        ]  # fmt: skip
+        out.table(["activation", "gain", "ratio", "interval", "median", "ok"], rows)
+    return out
+
+
+MARKDOWN["gain"] = markdown_gain

@@ -11,7 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from xavinit.render.format import (
+    depth_scale_text,
     fixed,
+    gain_names_note,
+    gain_summary,
     init_summary,
     layer_names,
     num,
@@ -20,6 +23,7 @@ from xavinit.render.format import (
     pval,
     sci,
     series,
+    signed,
     sparkline,
     train_summary,
 )
@@ -311,6 +315,69 @@ def table_schemes(document: dict[str, Any], console: Console) -> None:
             cells += [num(r["variance"]), num(r["bound"]), num(r["std"])]
         table.add_row(*cells)
     console.print(table)
+    console.print(Text("  " + gain_names_note(), style="dim"))
 
 
 TABLES["schemes"] = table_schemes
+
+
+def table_gain(document: dict[str, Any], console: Console) -> None:
+    """One row per activation: the exact gains, chi1, phase and depth scale beside PyTorch's
+    gain; then the depth checks, when there are any."""
+    table = Table(
+        title="xavinit gain: exact gains at z ~ N(0, 1) (Var[W] = gain^2 / fan)",
+        title_justify="left",
+        caption=escape(
+            "forward: keeps E[s^2] going up; backward: keeps Var[dC/ds] going down; fixed "
+            "point: q* = 1 of q -> g^2 E[f(sqrt(q) z)^2], slope < 1 attracts; chi1 = g^2 "
+            "E[f'^2] (order < 1 < chaos); depth: -1/ln of the correlation map's slope at c*"
+        ),
+        caption_justify="left",
+    )
+    for column in (
+        "activation", "forward", "backward", "fixed point", "slope", "χ1", "phase", "depth",
+        "PyTorch", "PyTorch/ours", "E[f(z)]", "E[f(z)²]",
+    ):  # fmt: skip
+        table.add_column(
+            escape(column), justify="left" if column in ("activation", "phase") else "right"
+        )
+    for row in document.get("gains", []):
+        table.add_row(
+            row["activation"], f"{row['forward_gain']:.4f}", f"{row['backward_gain']:.4f}",
+            f"{row['fixed_point_gain']:.4f}", f"{row['fixed_point_slope']:.3f}",
+            f"{row['chi1']:.4f}", row["phase"], depth_scale_text(row["depth_scale"]),
+            num(row.get("torch_gain")), num(row.get("torch_ratio")), signed(row["mean"]),
+            f"{row['second_moment']:.4f}",
+        )  # fmt: skip
+    console.print(table)
+    checks = document.get("depth_checks", [])
+    if checks:
+        first = checks[0]
+        table = Table(
+            title=escape(
+                f"depth check: one network, {first['depth']} layers of {first['width']}, one "
+                "example x ~ N(0, I/g^2); Var[z] of the last hidden layer / the first"
+            ),
+            title_justify="left",
+            caption=escape(
+                f"interval: the range of {first['replicas']} Monte-Carlo replicas of the "
+                "finite-width variance chain at the computed gain"
+            ),
+            caption_justify="left",
+        )
+        for column in ("activation", "gain", "ratio", "interval", "median", "ok"):
+            table.add_column(column, justify="left" if column == "activation" else "right")
+        for check in checks:
+            low, high = check["interval"]
+            table.add_row(
+                check["activation"], f"{check['gain']:.4f}", num(check["variance_ratio"], 3),
+                f"{num(low, 3)} .. {num(high, 3)}", num(check["median_ratio"], 3),
+                _ok(check["passed"]),
+            )  # fmt: skip
+        console.print(table)
+    console.print(
+        _verdict(document, gain_summary(document)) if checks else Text(gain_summary(document))
+    )
+
+
+TABLES["gain"] = table_gain
