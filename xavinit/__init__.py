@@ -1,7 +1,8 @@
 """xavinit: empirical variance analysis of neural-network initialization (Glorot and Bengio, 2010).
 
 Public API: :func:`get_scheme`, :func:`verify`, one function per experiment (:func:`run_init`,
-:func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`) taking its
+:func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`,
+:func:`run_gain`) taking its
 config model and returning a result dataclass with ``to_dict()``, and :func:`load_result` to read
 a saved one. Names are imported on first use, so ``import xavinit`` (and the command line's
 ``--help``) stays fast.
@@ -21,11 +22,13 @@ _EXPORTS = {
     "TrainResult": "xavinit.results",
     "ReportResult": "xavinit.results",
     "SchemesResult": "xavinit.results",
+    "GainResult": "xavinit.results",
     "InitConfig": "xavinit.config",
     "PropagateConfig": "xavinit.config",
     "TrainConfig": "xavinit.config",
     "ReportConfig": "xavinit.config",
     "SchemesConfig": "xavinit.config",
+    "GainConfig": "xavinit.config",
     "XavinitError": "xavinit.errors",
     "Scheme": "xavinit.schemes",
     "get_scheme": "xavinit.schemes",
@@ -36,9 +39,12 @@ _EXPORTS = {
     "run_train": "xavinit.experiments.train",
     "run_report": "xavinit.experiments.report",
     "run_schemes": "xavinit.experiments.schemes",
+    "run_gain": "xavinit.experiments.gain",
 }
 
 __all__ = [
+    "GainConfig",
+    "GainResult",
     "InitCheck",
     "InitConfig",
     "InitResult",
@@ -55,6 +61,7 @@ __all__ = [
     "__version__",
     "get_scheme",
     "load_result",
+    "run_gain",
     "run_init",
     "run_propagate",
     "run_report",
@@ -78,6 +85,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from xavinit.checks import verify
     from xavinit.config import (
+        GainConfig,
         InitConfig,
         PropagateConfig,
         ReportConfig,
@@ -85,6 +93,7 @@ if TYPE_CHECKING:
         TrainConfig,
     )
     from xavinit.errors import XavinitError
+    from xavinit.experiments.gain import run_gain
     from xavinit.experiments.init import run_init
     from xavinit.experiments.propagate import run_propagate
     from xavinit.experiments.report import run_report
@@ -92,6 +101,7 @@ if TYPE_CHECKING:
     from xavinit.experiments.train import run_train
     from xavinit.loading import load_result
     from xavinit.results import (
+        GainResult,
         InitCheck,
         InitResult,
         PropagateResult,
