@@ -256,7 +256,8 @@ def markdown_schemes(document: dict[str, Any]) -> Blocks:
         lines.append(cells)
     out = Blocks()
     out.table(header, lines)
-    out.text(gain_names_note())
+    if document.get("config", {}).get("spec") is None:
+        out.text(gain_names_note())
     return out
 
 

@@ -180,7 +180,7 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
                 cells += [
                     _measured(row["activation_var"], row["predicted_activation_var"]),
                     _measured(row["backprop_var"], row["predicted_backprop_var"]),
-                    _measured(row["weight_grad_var"], row["predicted_weight_grad_var"]),
+                    sci(row["weight_grad_var"]),
                     "-" if sat is None else f"{100 * sat:.1f}%",
                     num(row.get("jacobian_sv_mean"), 3),
                 ]
@@ -195,7 +195,7 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
                     f"  {run['scheme']}: layer 1 / last hidden: Var[dC/ds] x"
                     f"{fixed(run.get('backprop_var_ratio'))}, Var[z] x"
                     f"{fixed(run.get('activation_var_ratio'))}, Var[dC/dW] x"
-                    f"{fixed(run.get('weight_grad_var_ratio'))}",
+                    f"{fixed(run.get('weight_grad_var_ratio'))}{_weight_grad_agreement(run)}",
                 )
             )
         notes = dict.fromkeys(
@@ -209,6 +209,20 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
         if config.get("histograms"):
             _histograms(runs, console)
     console.print(_verdict(document, propagate_summary(document)))
+
+
+def _weight_grad_agreement(run: dict[str, Any]) -> str:
+    """``; Var[dC/dW] / prediction 0.98..1.05`` over the run's layers (the table has no room
+    for the prediction beside each measurement)."""
+    ratios = [
+        row["weight_grad_var"] / row["predicted_weight_grad_var"]
+        for row in run.get("layers", [])
+        if isinstance(row.get("predicted_weight_grad_var"), float)
+        and row["predicted_weight_grad_var"] > 0
+    ]
+    if not ratios:
+        return ""
+    return f"; Var[dC/dW] / prediction {min(ratios):.2f}..{max(ratios):.2f}"
 
 
 def _histograms(runs: list[dict[str, Any]], console: Console) -> None:
@@ -315,7 +329,8 @@ def table_schemes(document: dict[str, Any], console: Console) -> None:
             cells += [num(r["variance"]), num(r["bound"]), num(r["std"])]
         table.add_row(*cells)
     console.print(table)
-    console.print(Text("  " + gain_names_note(), style="dim"))
+    if config.get("spec") is None:
+        console.print(Text("  " + gain_names_note(), style="dim"))
 
 
 TABLES["schemes"] = table_schemes
