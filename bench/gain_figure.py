@@ -79,7 +79,7 @@ def main() -> int:
         ax.set_xlabel("hidden layer")
         ax.set_ylabel("Var[z]")
         slope = theory.fixed_point_slope
-        ax.set_title(f"{name}: slope of the variance map at q* = 1 is {slope:.2f}")
+        ax.set_title(f"{name} (variance map slope at q* = 1: {slope:.2f})", fontsize="medium")
         ax.legend(fontsize="small")
     fig.suptitle(
         f"Activation variance against depth, {DEPTH} layers of {WIDTH}, {BATCH} examples, "
