@@ -12,13 +12,14 @@ from xavinit.activations import (
     SELU_ALPHA,
     SELU_LAMBDA,
     Activation,
+    erf,
     gaussian_expectation,
     get_activation,
 )
 
-# Points away from the kink at 0, where every activation is differentiable.
-POINTS = np.array([-4.0, -1.7, -0.6, -0.05, 0.05, 0.3, 1.0, 2.5, 6.0])
-SPECS = [*ACTIVATION_NAMES, "leaky-relu:slope=0.2"]
+# Points where the derivative is checked; those within 1e-3 of a kink are left out.
+POINTS = np.array([-4.0, -1.7, -0.6, -0.05, 0.05, 0.3, 1.0, 2.5, 6.0, 7.5])
+SPECS = [*ACTIVATION_NAMES, "leaky-relu:slope=0.2", "elu:alpha=0.5"]
 
 
 def _phi_cdf(x: float) -> float:
@@ -30,6 +31,8 @@ def test_derivative_matches_central_differences(spec: str) -> None:
     act = get_activation(spec)
     h = 1e-6
     s = POINTS.copy()
+    if act.kinks:
+        s = s[np.min(np.abs(s[:, None] - np.array(act.kinks)), axis=1) > 1e-3]
     numeric = (act.forward(s + h) - act.forward(s - h)) / (2 * h)
     z = act.forward(s)
     analytic = act.derivative(s if act.needs_preactivation else None, z)
@@ -63,6 +66,23 @@ def test_derivative_matches_central_differences(spec: str) -> None:
         # tanh approximation of x Phi(x): within 1e-3 of the exact GELU
         ("gelu", 1.0, 1.0 * _phi_cdf(1.0)),
         ("gelu", -1.5, -1.5 * _phi_cdf(-1.5)),
+        ("elu", -1.0, math.exp(-1.0) - 1.0),
+        ("elu", 2.0, 2.0),
+        ("elu:alpha=0.5", -2.0, 0.5 * (math.exp(-2.0) - 1.0)),
+        ("silu", 1.0, 1.0 / (1.0 + math.exp(-1.0))),
+        ("swish", -2.0, -2.0 / (1.0 + math.exp(2.0))),
+        ("mish", 1.0, math.tanh(math.log1p(math.e))),
+        ("mish", -3.0, -3.0 * math.tanh(math.log1p(math.exp(-3.0)))),
+        ("softplus", 0.0, math.log(2.0)),
+        ("softplus", 3.0, math.log1p(math.exp(3.0))),
+        ("softplus", -30.0, math.log1p(math.exp(-30.0))),
+        ("hardtanh", -3.0, -1.0),
+        ("hardtanh", 0.4, 0.4),
+        ("relu6", 7.0, 6.0),
+        ("relu6", 2.5, 2.5),
+        ("relu6", -1.0, 0.0),
+        ("erf", 0.5, math.erf(0.5)),
+        ("erf", -2.2, math.erf(-2.2)),
     ],
 )
 def test_forward_at_hand_picked_points(spec: str, s: float, expected: float) -> None:
@@ -119,6 +139,13 @@ def test_saturation_rules() -> None:
         "linear": [0] * 7,
         "gelu": [0] * 7,
         "selu": [0] * 7,
+        "elu": [1, 1, 0, 0, 0, 0, 0],
+        "silu": [0] * 7,
+        "mish": [0] * 7,
+        "softplus": [1, 1, 1, 1, 1, 0, 0],
+        "hardtanh": [1, 0, 0, 0, 0, 0, 0],
+        "relu6": [1, 1, 1, 1, 0, 0, 0],
+        "erf": [1, 1, 0, 0, 0, 0, 1],
     }
     for name, expected in sat.items():
         np.testing.assert_array_equal(get_activation(name).saturated(z), np.array(expected, bool))
@@ -137,26 +164,68 @@ def test_gains_and_limits() -> None:
         "leaky-relu": math.sqrt(2.0 / (1.0 + 0.01**2)),
         "leaky-relu:slope=0.2": math.sqrt(2.0 / 1.04),
         "selu": 0.75,
-        "softsign": 1.0,
     }
     for spec, gain in expected.items():
+        assert get_activation(spec).torch_gain == pytest.approx(gain)
         assert get_activation(spec).gain == pytest.approx(gain)
-    assert get_activation("gelu").gain is None
+    # PyTorch has no gain for the others: the recommended one is the exact forward gain,
+    # 1 / sqrt(E[f(z)^2]); for erf E[erf(z)^2] = (2/pi) arcsin(2/3) (closed form).
+    for name in ("softsign", "gelu", "elu", "silu", "mish", "softplus", "hardtanh", "relu6"):
+        assert get_activation(name).torch_gain is None
+        assert get_activation(name).gain > 1.0
+    assert get_activation("erf").gain == pytest.approx(
+        1.0 / math.sqrt(2.0 / math.pi * math.asin(2.0 / 3.0)), rel=1e-10
+    )
     assert get_activation("tanh").limits == (-1.0, 1.0)
     assert get_activation("sigmoid").limits == (0.0, 1.0)
     assert get_activation("linear").limits is None
     assert get_activation("relu").limits == (0.0, math.inf)
 
 
-def test_gelu_limit_is_its_minimum() -> None:
-    act = get_activation("gelu")
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish"])
+def test_lower_limit_is_the_minimum(name: str) -> None:
+    act = get_activation(name)
     s = np.linspace(-3, 0, 300001)
     assert act.limits is not None
     assert act.forward(s).min() == pytest.approx(act.limits[0], abs=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("name", "limits"),
+    [
+        ("elu", (-1.0, math.inf)),
+        ("elu:alpha=0.5", (-0.5, math.inf)),
+        ("softplus", (0.0, math.inf)),
+        ("hardtanh", (-1.0, 1.0)),
+        ("relu6", (0.0, 6.0)),
+        ("erf", (-1.0, 1.0)),
+    ],
+)
+def test_limits_of_the_new_activations(name: str, limits: tuple[float, float]) -> None:
+    assert get_activation(name).limits == limits
+
+
+def test_erf_against_math_erf() -> None:
+    s = np.concatenate([np.linspace(-7.0, 7.0, 140001), [1e-300, -1e-12, 6.0625, 6.07]])
+    expected = np.array([math.erf(v) for v in s])
+    np.testing.assert_allclose(erf(s), expected, rtol=4e-16, atol=2e-16)
+    single = erf(s.astype(np.float32))
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, expected, atol=2e-7)
+    special = erf(np.array([np.nan, np.inf, -np.inf, 0.0]))
+    assert np.isnan(special[0]) and special[1:].tolist() == [1.0, -1.0, 0.0]
+
+
+def test_kinks_name_where_the_derivative_jumps() -> None:
+    assert get_activation("relu").kinks == (0.0,)
+    assert get_activation("hardtanh").kinks == (-1.0, 1.0)
+    assert get_activation("relu6").kinks == (0.0, 6.0)
+    for name in ("tanh", "sigmoid", "gelu", "silu", "mish", "softplus", "erf", "linear"):
+        assert get_activation(name).kinks == ()
+
+
 def test_names_aliases_and_specs() -> None:
-    assert len(ACTIVATION_NAMES) == 8
+    assert len(ACTIVATION_NAMES) == 15
     for name in ACTIVATION_NAMES:
         act = get_activation(name)
         assert isinstance(act, Activation)
@@ -164,6 +233,9 @@ def test_names_aliases_and_specs() -> None:
         assert get_activation(act.spec) == act
     assert get_activation("identity").name == "linear"
     assert get_activation("logistic").name == "sigmoid"
+    assert get_activation("swish").name == "silu"
+    assert get_activation("elu").spec == "elu:alpha=1.0"
+    assert get_activation("elu:alpha=0.5").params == (("alpha", 0.5),)
     assert get_activation(" Leaky_ReLU ").params == (("slope", 0.01),)
     leaky = get_activation("leaky-relu:slope=0.2")
     assert leaky.params == (("slope", 0.2),)
@@ -191,8 +263,9 @@ def test_bad_specs_raise_one_line_value_errors(spec: str, fragment: str) -> None
     assert "\n" not in str(info.value)
 
 
-def test_derivative_needs_preactivation_for_gelu() -> None:
-    act = get_activation("gelu")
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish", "erf"])
+def test_derivative_needs_preactivation(name: str) -> None:
+    act = get_activation(name)
     assert act.needs_preactivation
     with pytest.raises(ValueError, match="pre-activation"):
         act.derivative(None, np.zeros(3))
@@ -232,3 +305,156 @@ def test_gaussian_expectation_across_the_kink() -> None:
 def test_gaussian_expectation_rejects_negative_variance() -> None:
     with pytest.raises(ValueError, match="q must be"):
         gaussian_expectation(np.square, -1.0)
+
+
+# --- gains by quadrature, against closed forms and Monte Carlo ------------------------------------
+
+
+def _big_phi(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _small_phi(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _trapezoid_expectation(fn, step: float = 0.01) -> float:
+    """E[fn(z)] by the trapezoidal rule on [-40, 40]: for an integrand analytic in a strip
+    around the real axis it converges geometrically in 1/step (a method independent of
+    Gaussian quadrature); used here for smooth activations only."""
+    z = np.arange(-40.0, 40.0 + step / 2, step)
+    return float(np.sum(fn(z) * np.exp(-0.5 * z * z)) * step / math.sqrt(2.0 * math.pi))
+
+
+def test_forward_gains_of_piecewise_linear_activations_in_closed_form() -> None:
+    from xavinit.activations import backward_gain, forward_gain
+
+    # E[relu(z)^2] = 1/2: He et al. (2015)'s sqrt(2); leaky: E = (1 + a^2) / 2.
+    assert forward_gain(get_activation("relu")) == pytest.approx(math.sqrt(2.0), rel=1e-12)
+    assert backward_gain(get_activation("relu")) == pytest.approx(math.sqrt(2.0), rel=1e-12)
+    assert forward_gain(get_activation("linear")) == pytest.approx(1.0, rel=1e-14)
+    for slope in (0.01, 0.2, 0.5):
+        act = get_activation(f"leaky-relu:slope={slope}")
+        expected = math.sqrt(2.0 / (1.0 + slope**2))
+        assert forward_gain(act) == pytest.approx(expected, rel=1e-12)
+        assert backward_gain(act) == pytest.approx(expected, rel=1e-12)
+
+
+def test_second_moments_against_closed_forms() -> None:
+    from xavinit.activations import unit_moments
+
+    e, p1, p2 = math.exp(0.5), _big_phi(-1.0), _big_phi(-2.0)
+    # E[(e^z - 1)^2; z < 0] = e^2 Phi(-2) - 2 e^{1/2} Phi(-1) + 1/2
+    neg_sq = math.exp(2.0) * p2 - 2.0 * e * p1 + 0.5
+    expected = {
+        # (2/pi) arcsin(2/3): E[erf(a u) erf(a v)] at a = 1, unit variance, u = v
+        "erf": 2.0 / math.pi * math.asin(2.0 / 3.0),
+        "relu": 0.5,
+        # E[z^2; |z| < 1] + P(|z| > 1) = (2 Phi(1) - 1 - 2 phi(1)) + 2 Phi(-1)
+        "hardtanh": (1.0 - 2.0 * p1 - 2.0 * _small_phi(1.0)) + 2.0 * p1,
+        # E[z^2; 0 < z < 6] + 36 P(z > 6)
+        "relu6": (0.5 - _big_phi(-6.0) - 6.0 * _small_phi(6.0)) + 36.0 * _big_phi(-6.0),
+        "elu": 0.5 + neg_sq,
+        "selu": SELU_LAMBDA**2 * (0.5 + SELU_ALPHA**2 * neg_sq),
+    }
+    for name, value in expected.items():
+        assert unit_moments(get_activation(name)).second_moment == pytest.approx(value, rel=1e-10)
+    # E[elu(z)] = phi(0) + e^{1/2} Phi(-1) - 1/2; E[relu(z)] = phi(0)
+    elu = unit_moments(get_activation("elu"))
+    assert elu.mean == pytest.approx(_small_phi(0.0) + e * p1 - 0.5, rel=1e-10)
+    assert unit_moments(get_activation("relu")).mean == pytest.approx(_small_phi(0.0), rel=1e-12)
+    # E[erf'(z)^2] = (4/pi) E[e^{-2 z^2}] = (4/pi) / sqrt(5)
+    erf_moments = unit_moments(get_activation("erf"))
+    assert erf_moments.derivative_second_moment == pytest.approx(
+        4.0 / math.pi / math.sqrt(5.0), rel=1e-10
+    )
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "gelu", "silu", "mish", "softplus", "erf"])
+def test_smooth_activations_against_the_trapezoidal_rule(name: str) -> None:
+    from xavinit.activations import unit_moments
+
+    act = get_activation(name)
+    moments = unit_moments(act)
+    assert moments.second_moment == pytest.approx(
+        _trapezoid_expectation(lambda z: act.forward(z) ** 2), rel=1e-10
+    )
+    assert moments.mean == pytest.approx(_trapezoid_expectation(act.forward), abs=1e-10)
+    assert moments.derivative_second_moment == pytest.approx(
+        _trapezoid_expectation(lambda z: act.derivative_of(z) ** 2), rel=1e-10
+    )
+    if name == "tanh":  # a value to know: E[tanh(z)^2] = 0.394294...
+        assert round(moments.second_moment, 6) == 0.394294
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_quadrature_agrees_with_monte_carlo(spec: str) -> None:
+    """10^6 standard normal draws (seed fixed): each sample mean within 5 of its standard
+    errors (the sample std over 1000) of the quadrature value."""
+    from xavinit.activations import unit_moments
+
+    act = get_activation(spec)
+    z = np.random.default_rng(20240611).standard_normal(1_000_000)
+    f, d = act.forward(z), act.derivative_of(z)
+    moments = unit_moments(act)
+    for sample, value in (
+        (f, moments.mean),
+        (f * f, moments.second_moment),
+        (d, moments.derivative_mean),
+        (d * d, moments.derivative_second_moment),
+    ):
+        standard_error = sample.std() / math.sqrt(sample.size)
+        assert abs(sample.mean() - value) <= 5.0 * standard_error + 1e-12, spec
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_node_doubling_changes_nothing_at_1e_10(spec: str) -> None:
+    from xavinit.activations import normal_rule, unit_moments
+
+    act = get_activation(spec)
+    moments = unit_moments(act)  # the value at 2 * order
+    split = bool(act.kinks)
+    nodes, weights = normal_rule(0.0, 1.0, act.kinks, moments.order, split=split)
+    at_order = float(np.sum(act.forward(nodes) ** 2 * weights))
+    assert abs(at_order - moments.second_moment) <= 1e-10 * max(1.0, moments.second_moment)
+    assert moments.order <= 128
+
+
+def test_bivariate_expectation_against_closed_forms() -> None:
+    from xavinit.activations import bivariate_expectation
+
+    relu = get_activation("relu")
+    step = lambda x: (x > 0).astype(float)  # noqa: E731
+    for q in (0.5, 1.0, 3.0):
+        for c in (-0.9, -0.3, 0.0, 0.4, 0.95, 0.999, 0.99999, 1.0):
+            theta = math.acos(c)
+            # Cho and Saul (2009) arc-cosine kernels of degree 1 and 0
+            arccos1 = q / (2 * math.pi) * (math.sin(theta) + (math.pi - theta) * c)
+            arccos0 = (math.pi - theta) / (2 * math.pi)
+            assert bivariate_expectation(
+                relu.forward, relu.forward, q, c, (0.0,), (0.0,)
+            ) == pytest.approx(arccos1, rel=1e-12, abs=1e-14)
+            assert bivariate_expectation(step, step, q, c, (0.0,), (0.0,)) == pytest.approx(
+                arccos0, rel=1e-12, abs=1e-14
+            )
+            # E[erf(u) erf(v)] = (2/pi) arcsin(2 q c / (1 + 2 q)) (Williams, 1997)
+            assert bivariate_expectation(erf, erf, q, c) == pytest.approx(
+                2 / math.pi * math.asin(2 * q * c / (1 + 2 * q)), rel=1e-12, abs=1e-14
+            )
+            assert bivariate_expectation(lambda x: x, lambda x: x, q, c) == pytest.approx(
+                q * c, abs=1e-12
+            )
+
+
+def test_bivariate_expectation_with_kinks_away_from_zero() -> None:
+    """hardtanh (kinks at +-1) against a 10^6-draw Monte Carlo, within 5 standard errors."""
+    from xavinit.activations import bivariate_expectation
+
+    act = get_activation("hardtanh")
+    rng = np.random.default_rng(7)
+    for q, c in ((2.0, 0.6), (0.7, -0.5)):
+        a, b = rng.standard_normal((2, 1_000_000))
+        u, v = math.sqrt(q) * a, math.sqrt(q) * (c * a + math.sqrt(1 - c * c) * b)
+        product = act.forward(u) * act.forward(v)
+        value = bivariate_expectation(act.forward, act.forward, q, c, act.kinks, act.kinks)
+        assert abs(product.mean() - value) <= 5 * product.std() / 1000

@@ -302,7 +302,7 @@ def test_unknown_name_without_a_close_match_still_lists_the_names():
         ("variance-scaling:scale=big", ["scale", "must be a number", "'big'"]),
         ("he-normal:slope=-0.1", ["slope", "non-negative", "'-0.1'"]),
         ("he-normal:slope=steep", ["slope", "'steep'"]),
-        ("normalized:gain=swish", ["unknown gain 'swish'", "tanh", "relu"]),
+        ("normalized:gain=swishy", ["unknown gain 'swishy'", "did you mean 'swish'", "relu"]),
         ("normalized:gain=0", ["gain", "positive"]),
         ("normalized:gain=-1", ["gain", "positive"]),
         ("normalized:gain=nan", ["gain", "positive"]),
@@ -324,10 +324,30 @@ def test_empty_or_non_string_spec(spec):
 
 
 def test_unknown_activation_gain_lists_the_known_ones():
-    with pytest.raises(XavinitError, match="unknown gain 'swish'") as info:
-        activation_gain("swish")
-    for name in ("linear", "sigmoid", "tanh", "relu", "selu"):
+    with pytest.raises(XavinitError, match="unknown gain 'softmax'") as info:
+        activation_gain("softmax")
+    for name in ("linear", "sigmoid", "tanh", "relu", "selu", "silu", "mish", "erf"):
         assert name in str(info.value)
+
+
+def test_every_activation_is_a_gain_name():
+    """PyTorch's names keep PyTorch's value; the others take the exact forward gain
+    1 / sqrt(E[f(z)^2]), here against closed forms: erf (2/pi) arcsin(2/3), relu6 by the
+    normal CDF, hardtanh likewise."""
+    phi = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))  # noqa: E731
+    closed = {
+        "erf": 2 / math.pi * math.asin(2 / 3),
+        "relu6": (0.5 - cdf(-6) - 6 * phi(6)) + 36 * cdf(-6),
+        "hardtanh": 1 - 2 * phi(1),
+    }
+    for name, second_moment in closed.items():
+        gain = 1 / math.sqrt(second_moment)
+        assert activation_gain(name) == pytest.approx(gain, rel=1e-10)
+        assert get_scheme(f"normalized:gain={name}").gain == pytest.approx(gain, rel=1e-10)
+    for name in ("elu", "silu", "swish", "mish", "softplus", "gelu", "softsign"):
+        assert 1.0 < get_scheme(f"variance-scaling:gain={name}").gain < 2.5
+    assert get_scheme("normalized:gain=swish").gain == get_scheme("normalized:gain=silu").gain
 
 
 def test_parameter_keys_and_values_are_normalised():

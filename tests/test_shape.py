@@ -50,6 +50,7 @@ def saved(tmp_path_factory, module_blobs):
             "--width", "8", "-a", "tanh", "-s", "normalized", "--lr", "0.1", "--updates", "20",
             "--eval-every", "10", "--track-every", "10", "--workers", "1",
         ],
+        "gain": ["gain", "tanh", "relu", "--check", "--depth", "3", "--width", "12"],
     }  # fmt: skip
     paths = {}
     for command, args in runs.items():
@@ -104,8 +105,9 @@ def test_every_command_renders_every_format_with_content(command, fmt, saved, tm
         ["init", "--layers", "20,10,5"],
         ["propagate", "--layers", "12,8,3", "--batch", "20"],
         ["schemes"],
+        ["gain", "tanh", "silu", "--check", "--depth", "3", "--width", "12"],
     ],
-    ids=["init", "propagate", "schemes"],
+    ids=["init", "propagate", "schemes", "gain"],
 )
 def test_each_command_writes_each_format_directly(args, fmt):
     result = runner.invoke(app, [*args, "-q", "-f", fmt])

@@ -3,8 +3,8 @@
 Public API: :func:`get_scheme`, :func:`verify`, :func:`check_weights` (a checkpoint or a
 state dict, tensor by tensor), one function per experiment (:func:`run_init`,
 :func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`,
-:func:`run_check`, :func:`run_sweep`) taking its config model and returning a result dataclass
-with ``to_dict()``, and :func:`load_result` to read
+:func:`run_check`, :func:`run_sweep`, :func:`run_gain`) taking its config model and returning a
+result dataclass with ``to_dict()``, and :func:`load_result` to read
 a saved one. Names are imported on first use, so ``import xavinit`` (and the command line's
 ``--help``) stays fast.
 """
@@ -23,6 +23,7 @@ _EXPORTS = {
     "TrainResult": "xavinit.results",
     "ReportResult": "xavinit.results",
     "SchemesResult": "xavinit.results",
+    "GainResult": "xavinit.results",
     "InitConfig": "xavinit.config",
     "PropagateConfig": "xavinit.config",
     "TrainConfig": "xavinit.config",
@@ -30,6 +31,7 @@ _EXPORTS = {
     "SchemesConfig": "xavinit.config",
     "SweepConfig": "xavinit.config",
     "SweepResult": "xavinit.results",
+    "GainConfig": "xavinit.config",
     "XavinitError": "xavinit.errors",
     "Scheme": "xavinit.schemes",
     "get_scheme": "xavinit.schemes",
@@ -46,11 +48,14 @@ _EXPORTS = {
     "run_check": "xavinit.experiments.check",
     "check_weights": "xavinit.experiments.check",
     "run_sweep": "xavinit.experiments.sweep",
+    "run_gain": "xavinit.experiments.gain",
 }
 
 __all__ = [
     "CheckConfig",
     "CheckResult",
+    "GainConfig",
+    "GainResult",
     "InitCheck",
     "InitConfig",
     "InitResult",
@@ -72,6 +77,7 @@ __all__ = [
     "get_scheme",
     "load_result",
     "run_check",
+    "run_gain",
     "run_init",
     "run_propagate",
     "run_report",
@@ -97,6 +103,7 @@ if TYPE_CHECKING:
     from xavinit.checks import verify
     from xavinit.config import (
         CheckConfig,
+        GainConfig,
         InitConfig,
         PropagateConfig,
         ReportConfig,
@@ -106,6 +113,7 @@ if TYPE_CHECKING:
     )
     from xavinit.errors import XavinitError
     from xavinit.experiments.check import check_weights, run_check
+    from xavinit.experiments.gain import run_gain
     from xavinit.experiments.init import run_init
     from xavinit.experiments.propagate import run_propagate
     from xavinit.experiments.report import run_report
@@ -115,6 +123,7 @@ if TYPE_CHECKING:
     from xavinit.loading import load_result
     from xavinit.results import (
         CheckResult,
+        GainResult,
         InitCheck,
         InitResult,
         PropagateResult,

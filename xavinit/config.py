@@ -113,7 +113,7 @@ SCHEME_HELP = (
 )
 ACTIVATION_HELP = (
     "Hidden activation, repeatable: tanh, sigmoid, softsign, relu, leaky-relu[:slope=0.01], "
-    "linear, selu, gelu."
+    "linear, selu, gelu, elu[:alpha=1], silu, mish, softplus, hardtanh, relu6, erf."
 )
 SEED_HELP = "Seed of every random draw."
 DTYPE_HELP = "Floating-point type of weights and activations: float32 or float64."
@@ -833,6 +833,61 @@ class CheckConfig(Seeded):
         return super().from_mapping(mapping, origin)
 
 
+class GainConfig(Seeded):
+    """What ``xavinit gain`` computes: exact gains per activation, and optionally checks them on
+    a deep network (``check``)."""
+
+    command = "gain"
+
+    activations: Annotated[
+        Activations,
+        Opt(
+            "Activations, e.g. tanh gelu 'elu:alpha=0.5'.",
+            argument=True,
+            key="activation",
+            aliases=("activations",),
+            metavar="ACTIVATION...",
+        ),
+    ] = ()
+    check: Annotated[
+        bool,
+        Opt(
+            "Confirm each gain on one deep network: the activation variance ratio, last hidden "
+            "layer over the first, against a Monte-Carlo interval of the finite-width theory."
+        ),
+    ] = False
+    depth: Annotated[
+        Count, Field(ge=2, le=MAX_LAYERS), Opt("With --check: hidden layers of the network.")
+    ] = 50
+    width: Annotated[Count, Field(ge=10), Opt("With --check: units per hidden layer.")] = 500
+    gain_scale: Annotated[
+        float,
+        BeforeValidator(positive_float),
+        Opt(
+            "With --check: build the network at this multiple of each computed gain (0.8, a "
+            "gain 20% too small, makes the check fail)."
+        ),
+    ] = 1.0
+    alpha: Annotated[
+        float,
+        BeforeValidator(reject_bool),
+        Field(gt=0.0, lt=1.0),
+        Opt("With --check: family-wise false-alarm rate over the activations checked."),
+    ] = 0.01
+
+    @model_validator(mode="after")
+    def _all_and_check(self) -> GainConfig:
+        if not self.activations:
+            from xavinit.activations import ACTIVATION_NAMES
+
+            resolved(self, activations=ACTIVATION_NAMES)
+        if not self.check:
+            for name in ("depth", "width", "gain_scale", "alpha"):
+                if getattr(self, name) != type(self).model_fields[name].default:
+                    raise ValueError(f"{self.option_key(name)}: applies only with --check")
+        return self
+
+
 CONFIG_TYPES: dict[str, type[Config]] = {
     c.command: c
     for c in (
@@ -843,6 +898,7 @@ CONFIG_TYPES: dict[str, type[Config]] = {
         SchemesConfig,
         CheckConfig,
         SweepConfig,
+        GainConfig,
     )
 }
 

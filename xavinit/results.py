@@ -120,6 +120,44 @@ class SchemeRow(TypedDict, total=False):
     std: Real | None
 
 
+class GainRow(TypedDict):
+    """One activation of ``xavinit gain`` (see :class:`xavinit.theory.GainTheory`)."""
+
+    activation: str
+    forward_gain: Real
+    backward_gain: Real
+    fixed_point_gain: Real
+    chi1: Real
+    torch_gain: Real | None
+    mean: Real
+    second_moment: Real
+    torch_ratio: Real | None
+    fixed_point_slope: Real
+    phase: str
+    correlation_fixed_point: Real
+    depth_scale: Real
+    nodes: Index
+
+
+class DepthCheck(TypedDict):
+    """One ``gain --check``: the activation variance ratio of the last hidden layer over the
+    first of one network at ``gain`` (one example, so the ratio of the variances over units),
+    and the interval where the finite-width theory puts it: the smallest and largest of
+    ``replicas`` Monte-Carlo draws of the same ratio at the computed gain."""
+
+    activation: str
+    depth: Index
+    width: Index
+    gain: Real
+    variance_ratio: Real
+    interval: list[Real]
+    passed: bool
+    scheme: str
+    median_ratio: Real
+    replicas: Index
+    variances: list[Real]
+
+
 def plain(value: Any) -> Any:
     """Dataclasses, dicts, lists and tuples as plain dicts and lists, non-finite floats as their
     strings: one pass, no deep copies (``dataclasses.asdict`` copies every leaf and is ten times
@@ -239,7 +277,9 @@ class PropagateLayer:
     Hidden layers describe ``z^k = f(s^k)``; the output layer the logits ``s^L``.
     ``backprop_var`` is Var[dC_n/ds^k] per example; ``weight_grad_var`` is Var[dC/dW^k] for the
     batch-mean cost. ``predicted_*`` come from mean field (Gauss-Hermite quadrature),
-    ``linear_*`` from the paper's linear regime (eq. 5-7).
+    ``linear_*`` from the paper's linear regime (eq. 5-7), ``None`` where that regime does not
+    apply to the activation (the run's ``prediction_notes`` says why). Both weight-gradient
+    predictions carry the cross-example term of the batch mean.
     """
 
     layer: Index
@@ -264,16 +304,22 @@ class PropagateLayer:
     predicted_activation_mean: Real
     predicted_backprop_var: Real
     predicted_weight_grad_var: Real
-    linear_activation_var: Real
-    linear_backprop_var: Real
-    linear_weight_grad_var: Real
+    linear_activation_var: Real | None
+    linear_backprop_var: Real | None
+    linear_weight_grad_var: Real | None
     spread: dict[str, Real] = field(default_factory=dict)
     weight_grad_histogram: Histogram | dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class PropagateRun:
-    """One (scheme, activation) network: its layers and summary ratios (first / last hidden)."""
+    """One (scheme, activation) network: its layers and summary ratios (first / last hidden).
+
+    ``input_cross_moment`` and ``top_cross_moment`` are ``E[a_b a_b']`` over pairs of examples
+    of the inputs and of the top gradient (the correlation of the output errors), measured and
+    averaged over trials, as the weight-gradient predictions use them; ``prediction_notes``
+    maps each prediction field that is not exact beyond finite width to the reason.
+    """
 
     scheme: str
     activation: str
@@ -285,6 +331,9 @@ class PropagateRun:
     input_second_moment: Real | None = None
     overflow_layer: Index | None = None
     failure: str | None = None
+    input_cross_moment: Real | None = None
+    top_cross_moment: Real | None = None
+    prediction_notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -487,6 +536,21 @@ class CheckResult(_Document):
     xavinit_version: str = __version__
 
 
+@dataclass(frozen=True)
+class GainResult(_Document):
+    """The result of ``xavinit gain``: the gains of each activation and, with ``--check``, the
+    depth checks; ``passed`` is False when a check's ratio falls outside its interval."""
+
+    seed: Count
+    config: dict[str, Any]
+    passed: bool
+    gains: list[GainRow]
+    depth_checks: list[DepthCheck] = field(default_factory=list)
+    command: str = "gain"
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
+
+
 Result = (
     InitResult
     | PropagateResult
@@ -495,6 +559,7 @@ Result = (
     | ReportResult
     | SweepResult
     | CheckResult
+    | GainResult
 )
 """Any command's result."""
 
@@ -506,6 +571,7 @@ RESULT_TYPES: dict[str, type[Any]] = {
     "report": ReportResult,
     "check": CheckResult,
     "sweep": SweepResult,
+    "gain": GainResult,
 }
 """Each command's result type, by the document's ``command``."""
 

@@ -11,6 +11,7 @@ The keys, which saved results and golden tests depend on, bit for bit:
 | weights of layer ``k >= 1`` in trial ``t`` | ``(t, k)`` | :func:`layer_rng` | init, propagate, train (trial 0) |
 | propagate's inputs of trial ``t`` | ``(t, 0, 1)`` | :func:`input_rng` | propagate |
 | propagate's labels or top gradient, trial ``t`` | ``(t, 0, 2)`` | :func:`input_rng` | propagate |
+| gain --check's Monte-Carlo replicas | ``(0, 0, 3)`` | :func:`chain_rng` | gain |
 | Shapeset training block ``b`` | ``(b,)`` | :func:`block_rng` | datasets.shapeset |
 | Shapeset validation set | ``(2**31 - 1,)`` | :func:`block_rng` | datasets.shapeset |
 | Shapeset test set | ``(2**31 - 2,)`` | :func:`block_rng` | datasets.shapeset |
@@ -31,6 +32,7 @@ import zlib
 import numpy as np
 
 __all__ = [
+    "CHAIN_KEY",
     "DIGITS_SPLIT_KEY",
     "INPUT_KEY",
     "LABEL_KEY",
@@ -38,6 +40,7 @@ __all__ = [
     "TEST_KEY",
     "VALID_KEY",
     "block_rng",
+    "chain_rng",
     "digits_split_rng",
     "input_rng",
     "layer_rng",
@@ -51,6 +54,9 @@ INPUT_KEY, LABEL_KEY = 1, 2
 SPECTRUM_KEY = 3
 """The last element of check's power-iteration keys ``(crc32(name), 0, 3)``: a tensor's start
 vectors depend on its name only, not on which other tensors a run selects."""
+
+CHAIN_KEY = 4
+"""gain --check's Monte-Carlo replicas of the finite-width variance chain: ``(0, 0, 4)``."""
 
 VALID_KEY = 2**31 - 1
 TEST_KEY = 2**31 - 2
@@ -76,6 +82,12 @@ def layer_rng(seed: int, trial: int, layer: int) -> np.random.Generator:
 def input_rng(seed: int, trial: int, which: int) -> np.random.Generator:
     """propagate's inputs (``which=INPUT_KEY``) or labels (``LABEL_KEY``) of one trial."""
     return _stream(seed, trial, 0, which)
+
+
+def chain_rng(seed: int) -> np.random.Generator:
+    """The generator of gain --check's Monte-Carlo replicas (one network's trial 0 weights and
+    inputs come from :func:`layer_rng` and :func:`input_rng`, as in propagate)."""
+    return _stream(seed, 0, 0, CHAIN_KEY)
 
 
 def block_rng(seed: int, key: int) -> np.random.Generator:

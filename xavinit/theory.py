@@ -10,29 +10,55 @@ Two regimes:
 
 - Linear (Glorot and Bengio, 2010, section 4.2.1, eqs. 5-7): ``f'(0) = 1``, ``f(s) ~= s``.
 - Mean field (Poole et al., 2016; Schoenholz et al., 2017): pre-activations are Gaussian with
-  variance ``q^k``, Gaussian expectations by Gauss-Hermite quadrature.
+  variance ``q^k``, Gaussian expectations by Gauss-Hermite quadrature split at the activation's
+  kinks; two examples' pre-activations are jointly Gaussian with correlation ``c^k``.
+
+The weight gradient of a batch-mean cost sums ``B`` examples: ``dC/dW^k_{jl} = (1/B) sum_b
+z^{k-1}_{bj} delta^k_{bl}`` with ``delta = dC_b/ds``. Its second moment is exactly
+``(1/B^2) sum_{b,b'} <z_b, z_b'> <delta_b, delta_b'>`` (averages over units), so besides the
+diagonal ``E[z^2] E[delta^2] / B`` it has the cross-example term ``(1 - 1/B) E[z_b z_b']
+E[delta_b delta_b']``: large when the activations are not centred (``E[z_b z_b'] >= E[z]^2``)
+and the output errors of different examples are correlated. :func:`mean_field_weight_grad_var`
+and :func:`linear_weight_grad_var` carry both terms. :func:`gain_theory` gives the gains of one
+activation and where its deep-network map sits (order, edge of chaos, chaos).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from xavinit.activations import Activation, gaussian_expectation
+from xavinit.activations import (
+    Activation,
+    bivariate_expectation,
+    forward_gain,
+    gaussian_expectation,
+    get_activation,
+    unit_moments,
+)
 from xavinit.errors import XavinitError
 
 __all__ = [
+    "CRITICAL_TOL",
+    "GainTheory",
     "MeanFieldForward",
+    "MeanFieldGradients",
     "chi1",
+    "correlation_fixed_point",
+    "correlation_map",
     "fixed_point",
+    "gain_theory",
     "length_map",
     "linear_activation_var",
     "linear_backprop_var",
+    "linear_regime_applies",
     "linear_weight_grad_var",
     "mean_field_backward",
     "mean_field_forward",
+    "mean_field_weight_grad_var",
 ]
 
 Array = np.ndarray
@@ -54,24 +80,25 @@ def _check(widths: Sequence[int], weight_vars: Sequence[float]) -> tuple[Array, 
 
 
 def linear_activation_var(
-    widths: Sequence[int], weight_vars: Sequence[float], input_var: float
+    widths: Sequence[int], weight_vars: Sequence[float], input_second_moment: float
 ) -> Array:
-    """Return ``Var[z^k] = Var[x] prod_{k'=1..k} n_{k'-1} Var[W^{k'}]`` for ``k = 1..L``.
+    """Return ``Var[z^k] = E[x^2] prod_{k'=1..k} n_{k'-1} Var[W^{k'}]`` for ``k = 1..L``.
 
     Glorot and Bengio (2010), eq. 5, linear regime (``z^k = s^k``); entry ``L - 1`` is the
-    output pre-activation ``s^L``.
+    output pre-activation ``s^L``. With zero-mean weights ``s^1 = x W^1`` has mean 0 and
+    variance ``n_0 Var[W] E[x^2]``: the input's second moment, its variance when centred.
 
     Args:
         widths: ``n_0..n_L`` (length ``L + 1``).
         weight_vars: ``Var[W^1]..Var[W^L]`` (length ``L``).
-        input_var: ``Var[x]`` (one input component).
+        input_second_moment: ``E[x^2]`` (one input component).
 
     Example:
         >>> linear_activation_var([100, 100, 100], [1 / 300, 1 / 300], 1.0).round(4).tolist()
         [0.3333, 0.1111]
     """
     n, v = _check(widths, weight_vars)
-    return input_var * np.cumprod(n[:-1] * v)
+    return input_second_moment * np.cumprod(n[:-1] * v)
 
 
 def linear_backprop_var(
@@ -100,26 +127,55 @@ def linear_backprop_var(
 def linear_weight_grad_var(
     widths: Sequence[int],
     weight_vars: Sequence[float],
-    input_var: float,
+    input_second_moment: float,
     top_backprop_var: float,
+    batch: int = 1,
+    input_cross_moment: float = 0.0,
+    top_cross_moment: float = 0.0,
 ) -> Array:
-    """Return ``Var[dC/dW^k] = Var[z^{k-1}] Var[dC/ds^k]`` for ``k = 1..L`` (one example).
+    """Return ``Var[dC/dW^k]`` for ``k = 1..L`` in the linear regime, batch-mean cost.
 
-    Glorot and Bengio (2010), eq. 7: ``dC/dW^k_{jl} = z^{k-1}_j dC/ds^k_l`` with independent
-    zero-mean factors, so ``Var = Var[x] prod_{k'<k} n_{k'-1} Var[W^{k'}] *
-    Var[dC/ds^L] prod_{k'>k} n_{k'} Var[W^{k'}]``. With equal widths this is the same for
-    every layer, whatever the weight variance. For a gradient averaged over a batch of ``B``
-    independent examples divide by ``B``.
+    Glorot and Bengio (2010), eq. 7, for one example: ``dC/dW^k_{jl} = z^{k-1}_j dC/ds^k_l``
+    with independent factors and ``E[dC/ds] = 0``, so ``Var = E[(z^{k-1})^2] Var[dC/ds^k]`` (the
+    second moment of ``z``, not its variance: ``Var[XY] = E[X^2] Var[Y]`` when ``E[Y] = 0``). For
+    the mean over ``B`` examples the cross-example products enter too (module docstring):
+
+        Var[dC/dW^k] = (E[z^2] Var[delta^k] + (B - 1) E[z_b z_b'] E[delta^k_b delta^k_b']) / B
+
+    where in the linear regime ``E[(z^k)^2]`` and ``E[z^k_b z^k_b']`` are the input's times
+    ``prod_{k'<=k} n_{k'-1} Var[W^{k'}]``, and ``Var[delta^k]`` and ``E[delta^k_b delta^k_b']``
+    the top layer's times ``prod_{k'>k} n_{k'} Var[W^{k'}]``. With equal widths and ``B = 1``
+    this is the same for every layer, whatever the weight variance.
 
     Args:
         widths: ``n_0..n_L``.
         weight_vars: ``Var[W^1]..Var[W^L]``.
-        input_var: ``Var[x]``.
-        top_backprop_var: ``Var[dC/ds^L]``.
+        input_second_moment: ``E[x^2]``.
+        top_backprop_var: ``Var[dC/ds^L]`` (its mean is 0).
+        batch: ``B``, the examples the cost averages.
+        input_cross_moment: ``E[x_b x_b']`` for two examples ``b != b'``.
+        top_cross_moment: ``E[delta^L_b delta^L_b']`` for ``b != b'``.
     """
-    act = linear_activation_var(widths, weight_vars, input_var)
-    below = np.concatenate([[float(input_var)], act[:-1]])  # Var[z^{k-1}]
-    return below * linear_backprop_var(widths, weight_vars, top_backprop_var)
+    act = linear_activation_var(widths, weight_vars, input_second_moment)
+    below = np.concatenate([[float(input_second_moment)], act[:-1]])  # E[(z^{k-1})^2]
+    grow = act / float(input_second_moment) if input_second_moment > 0 else np.zeros_like(act)
+    below_cross = float(input_cross_moment) * np.concatenate([[1.0], grow[:-1]])
+    back = linear_backprop_var(widths, weight_vars, 1.0)
+    return (
+        below * back * float(top_backprop_var)
+        + (batch - 1) * below_cross * back * float(top_cross_moment)
+    ) / batch
+
+
+def linear_regime_applies(activation: Activation) -> bool:
+    """Whether the paper's linear regime describes ``f`` near 0: ``f(0) = 0`` and ``f'(0) = 1``
+    from both sides (Glorot and Bengio, 2010, section 4.2.1: "a symmetric activation function
+    f with unit derivative at 0"). True for linear, tanh, softsign, elu (alpha 1), hardtanh.
+    """
+    at = np.array([-1e-7, 0.0, 1e-7])
+    values = activation.forward(at)
+    slopes = activation.derivative_of(at[[0, 2]])
+    return bool(abs(values[1]) < 1e-12 and np.all(np.abs(slopes - 1.0) < 1e-5))
 
 
 @dataclass(frozen=True)
@@ -155,7 +211,9 @@ def length_map(
         activation: ``f``.
         bias_var: ``sb^2 = Var[b]``.
     """
-    m2 = gaussian_expectation(lambda s: np.square(activation.forward(s)), q)
+    m2 = gaussian_expectation(
+        lambda s: np.square(activation.forward(s)), q, kinks=(0.0, *activation.kinks)
+    )
     return float(weight_var_times_fan * m2 + bias_var)
 
 
@@ -207,7 +265,8 @@ def chi1(weight_var_times_fan: float, activation: Activation, q: float) -> float
         >>> round(chi1(1 / 3, get_activation("tanh"), 0.0), 4)
         0.3333
     """
-    return float(weight_var_times_fan * gaussian_expectation(_derivative_sq(activation), q))
+    m2 = gaussian_expectation(_derivative_sq(activation), q, kinks=(0.0, *activation.kinks))
+    return float(weight_var_times_fan * m2)
 
 
 def mean_field_forward(
@@ -242,8 +301,9 @@ def mean_field_forward(
     prev_m2 = float(q0_input_var)
     for k in range(len(v)):
         q[k] = n[k] * v[k] * prev_m2 + sb2[k]
-        mean[k] = gaussian_expectation(activation.forward, q[k])
-        m2[k] = gaussian_expectation(lambda s: np.square(activation.forward(s)), q[k])
+        kinks = (0.0, *activation.kinks)
+        mean[k] = gaussian_expectation(activation.forward, q[k], kinks=kinks)
+        m2[k] = gaussian_expectation(lambda s: np.square(activation.forward(s)), q[k], kinks=kinks)
         prev_m2 = m2[k]
     var = np.maximum(m2 - mean**2, 0.0)
     return MeanFieldForward(q=q, mean=mean, second_moment=m2, var=var)
@@ -278,6 +338,255 @@ def mean_field_backward(
     out[-1] = top_backprop_var
     deriv_sq = _derivative_sq(activation)
     for k in range(n_layers - 2, -1, -1):  # 0-based: layer k+1 from layer k+2
-        chi = n[k + 2] * v[k + 1] * gaussian_expectation(deriv_sq, q[k])
+        kinks = (0.0, *activation.kinks)
+        chi = n[k + 2] * v[k + 1] * gaussian_expectation(deriv_sq, q[k], kinks=kinks)
         out[k] = out[k + 1] * chi
     return out
+
+
+def _derivative(activation: Activation) -> Callable[[Array], Array]:
+    return activation.derivative_of
+
+
+@dataclass(frozen=True)
+class MeanFieldGradients:
+    """Mean-field moments across two examples ``b != b'`` and the weight-gradient prediction,
+    one entry per layer ``k = 1..L``.
+
+    Attributes:
+        correlation: ``c^k``, the correlation of two examples' pre-activations ``s^k``.
+        activation_cross: ``E[z^k_b z^k_b']`` (post-activations; the logits at ``k = L``).
+        backprop_var: ``E[(delta^k)^2]``, ``delta = dC_b/ds`` (its mean is 0).
+        backprop_cross: ``E[delta^k_b delta^k_b']``.
+        weight_grad_var: ``Var[dC/dW^k]`` of the batch-mean cost.
+    """
+
+    correlation: Array
+    activation_cross: Array
+    backprop_var: Array
+    backprop_cross: Array
+    weight_grad_var: Array
+
+
+def mean_field_weight_grad_var(
+    input_second_moment: float,
+    input_cross_moment: float,
+    widths: Sequence[int],
+    weight_vars: Sequence[float],
+    activation: Activation,
+    top_backprop_var: float,
+    top_cross_moment: float,
+    batch: int,
+) -> MeanFieldGradients:
+    """Predict ``Var[dC/dW^k]`` of a batch-mean cost, cross-example terms included.
+
+    ``dC/dW^k_{jl} = (1/B) sum_b z^{k-1}_{bj} delta^k_{bl}``, so, with forward and backward
+    quantities independent (the mean-field gradient-independence assumption, Schoenholz et al.,
+    2017) and all pairs of examples alike,
+
+        Var[dC/dW^k] = (E[(z^{k-1})^2] E[(delta^k)^2] + (B - 1) E[z_b z_b'] E[delta_b delta_b']) / B.
+
+    Forward, two examples' pre-activations are jointly Gaussian: ``q^k = n_{k-1} Var[W^k]
+    E[(z^{k-1})^2]`` and covariance ``n_{k-1} Var[W^k] E[z^{k-1}_b z^{k-1}_b']``, and
+    ``E[z_b z_b'] = E[f(u_1) f(u_2)]`` at that variance and correlation (at correlation 0 it is
+    ``E[z]^2``: the mean of a non-centred activation). Backward, ``delta^k = (delta^{k+1}
+    (W^{k+1})^T) f'(s^k)`` gives ``E[delta_b delta_b'] = n_{k+1} Var[W^{k+1}] E[f'(u_1)
+    f'(u_2)] E[delta^{k+1}_b delta^{k+1}_b']`` from the measured top layer down (Poole et al.,
+    2016; Schoenholz et al., 2017). Exact as the width grows at fixed batch; with softmax NLL
+    the output error also depends on the batch's own activations through ``W^L``, a term of
+    relative order batch/width that this leaves out.
+
+    Args:
+        input_second_moment: ``E[x^2]``.
+        input_cross_moment: ``E[x_b x_b']``, ``b != b'``.
+        widths: ``n_0..n_L``.
+        weight_vars: ``Var[W^1]..Var[W^L]``.
+        activation: Hidden activation ``f``.
+        top_backprop_var: ``E[(delta^L)^2]``, measured.
+        top_cross_moment: ``E[delta^L_b delta^L_b']``, measured.
+        batch: ``B``.
+    """
+    n, v = _check(widths, weight_vars)
+    n_layers = len(v)
+    mf = mean_field_forward(input_second_moment, widths, weight_vars, activation)
+    f, d = activation.forward, _derivative(activation)
+    kinks = activation.kinks
+    corr = np.empty(n_layers)
+    cross = np.empty(n_layers)
+    below_m2, below_cross = float(input_second_moment), float(input_cross_moment)
+    below = [(below_m2, below_cross)]
+    for k in range(n_layers):
+        q = float(mf.q[k])
+        cov = n[k] * v[k] * below_cross
+        corr[k] = min(1.0, max(-1.0, cov / q)) if q > 0 else 1.0
+        if k == n_layers - 1:
+            cross[k] = cov  # the logits
+            break
+        cross[k] = bivariate_expectation(f, f, q, corr[k], kinks, kinks)
+        below_m2, below_cross = float(mf.second_moment[k]), float(cross[k])
+        below.append((below_m2, below_cross))
+    back = np.empty(n_layers)
+    back_cross = np.empty(n_layers)
+    back[-1], back_cross[-1] = top_backprop_var, top_cross_moment
+    for k in range(n_layers - 2, -1, -1):
+        scale = n[k + 2] * v[k + 1]
+        q = float(mf.q[k])
+        d2 = gaussian_expectation(lambda s: np.square(d(s)), q, kinks=(0.0, *kinks))
+        back[k] = back[k + 1] * scale * d2
+        back_cross[k] = (
+            back_cross[k + 1] * scale * bivariate_expectation(d, d, q, corr[k], kinks, kinks)
+        )
+    m2_below = np.array([m for m, _ in below])
+    cross_below = np.array([c for _, c in below])
+    dw = (m2_below * back + (batch - 1) * cross_below * back_cross) / batch
+    return MeanFieldGradients(corr, cross, back, back_cross, dw)
+
+
+# --- gains: one activation in a deep network at its gain ---------------------------------------
+
+CRITICAL_TOL = 1e-6
+"""``|chi_1 - 1|`` below this counts as the edge of chaos (relu, linear, relu6: gradients and
+correlations then change only polynomially with depth)."""
+
+
+def correlation_map(c: float, gain: float, activation: Activation, q: float = 1.0) -> float:
+    """Return ``gain^2 E[f(u_1) f(u_2)] / q`` for ``u`` of variance ``q`` and correlation ``c``.
+
+    The correlation of two inputs' pre-activations one layer up when ``q`` is the fixed point of
+    the variance map (Poole et al., 2016, eq. 5, no bias); its slope in ``c`` is ``gain^2
+    E[f'(u_1) f'(u_2)]`` (Price's theorem), which is ``chi_1`` at ``c = 1``.
+    """
+    kinks = activation.kinks
+    f = activation.forward
+    return gain**2 * bivariate_expectation(f, f, q, c, kinks, kinks) / q
+
+
+def _correlation_slope(c: float, gain: float, activation: Activation, q: float = 1.0) -> float:
+    d = _derivative(activation)
+    kinks = activation.kinks
+    return gain**2 * bivariate_expectation(d, d, q, c, kinks, kinks)
+
+
+def correlation_fixed_point(
+    gain: float, activation: Activation, chi: float, q: float = 1.0
+) -> tuple[float, float]:
+    """The stable fixed point ``c*`` of :func:`correlation_map` and the map's slope there.
+
+    ``c = 1`` is always a fixed point, with slope ``chi_1``: stable when ``chi_1 < 1`` (order:
+    all inputs end up alike). When ``chi_1 > 1`` (chaos) it repels and the stable one lies in
+    ``[0, 1)``: ``C(c) - c`` is convex on ``[0, 1]`` (``C`` is a power series in ``c`` with
+    non-negative coefficients, Mehler's formula), positive at 0 and negative just below 1, so
+    Newton's method from ``c = 0`` climbs to it monotonically; odd activations stop at once at
+    ``c* = 0``.
+
+    Returns:
+        ``(c*, slope)`` with ``slope = gain^2 E[f'(u_1) f'(u_2)]`` at ``c*``.
+    """
+    if chi <= 1.0 + CRITICAL_TOL:
+        return 1.0, chi
+    c = 0.0
+    for _ in range(100):
+        excess = correlation_map(c, gain, activation, q) - c
+        slope = _correlation_slope(c, gain, activation, q)
+        if abs(excess) <= 1e-13:
+            return c, slope
+        if slope >= 1.0:  # cannot happen below c* for a convex map; stop rather than diverge
+            break
+        step = excess / (1.0 - slope)
+        c = min(c + step, 1.0)
+        if abs(step) <= 1e-13:
+            return c, _correlation_slope(c, gain, activation, q)
+    raise XavinitError(f"{activation.spec}: the correlation map's fixed point was not found")
+
+
+@dataclass(frozen=True)
+class GainTheory:
+    """What mean-field theory says about one activation at unit variance.
+
+    Attributes:
+        activation: The activation's spec.
+        forward_gain: ``1 / sqrt(E[f(z)^2])``, ``z ~ N(0, 1)`` (keeps the forward second moment).
+        backward_gain: ``1 / sqrt(E[f'(z)^2])`` (keeps the back-propagated variance).
+        fixed_point_gain: The gain ``g`` at which the variance map ``q -> g^2
+            E[f(sqrt(q) z)^2]`` has its fixed point at ``q* = 1``: ``g = sqrt(q* /
+            E[f(sqrt(q*) z)^2])``, the forward gain again (there is no bias).
+        fixed_point_slope: The variance map's slope at ``q* = 1``, ``E[z f f'] / E[f^2]``:
+            below 1 depth pulls ``q`` back to 1; 1 (relu, linear) leaves it where it is.
+        chi1: ``g^2 E[f'(z)^2]`` at the fixed-point gain: the per-layer factor of the
+            back-propagated variance (order < 1 < chaos).
+        phase: ``"ordered"``, ``"critical"`` (within :data:`CRITICAL_TOL`) or ``"chaotic"``.
+        correlation_fixed_point: ``c*``, where two inputs' correlation goes with depth.
+        depth_scale: ``-1 / ln(chi_c)``, ``chi_c`` the correlation map's slope at ``c*``: the
+            depth over which correlations approach ``c*`` (Schoenholz et al., 2017); ``inf`` at
+            the edge of chaos.
+        torch_gain: ``torch.nn.init.calculate_gain``, ``None`` where PyTorch has none.
+        torch_ratio: ``torch_gain / forward_gain``; the forward second moment changes by its
+            square per layer at PyTorch's gain.
+        mean: ``E[f(z)]``.
+        second_moment: ``E[f(z)^2]``.
+        order: Quadrature nodes per piece at which node doubling held to 1e-10.
+    """
+
+    activation: str
+    forward_gain: float
+    backward_gain: float
+    fixed_point_gain: float
+    fixed_point_slope: float
+    chi1: float
+    phase: str
+    correlation_fixed_point: float
+    depth_scale: float
+    torch_gain: float | None
+    torch_ratio: float | None
+    mean: float
+    second_moment: float
+    order: int
+
+
+def gain_theory(activation: Activation | str) -> GainTheory:
+    """Gains, fixed point, ``chi_1`` and depth scale of one activation (no bias).
+
+    Gaussian expectations by Gauss-Hermite quadrature split at the kinks, converged to 1e-10
+    by node doubling (:func:`xavinit.activations.unit_moments`); correlations by two-dimensional
+    quadrature (:func:`xavinit.activations.bivariate_expectation`).
+
+    Example:
+        >>> t = gain_theory("relu")
+        >>> round(t.forward_gain ** 2, 9), t.phase, t.depth_scale
+        (2.0, 'critical', inf)
+    """
+    act = get_activation(activation) if isinstance(activation, str) else activation
+    m = unit_moments(act)
+    q_star = 1.0
+    fixed_gain = math.sqrt(q_star / m.second_moment)
+    forward = forward_gain(act)
+    chi = fixed_gain**2 * m.derivative_second_moment
+    f, d = act.forward, _derivative(act)
+    zff = float(
+        gaussian_expectation(
+            lambda s: s * f(s) * d(s), q_star, order=2 * m.order + 1, kinks=act.kinks
+        )
+    )
+    if abs(chi - 1.0) <= CRITICAL_TOL:
+        phase, c_star, depth = "critical", 1.0, math.inf
+    else:
+        phase = "ordered" if chi < 1.0 else "chaotic"
+        c_star, slope = correlation_fixed_point(fixed_gain, act, chi, q_star)
+        depth = -1.0 / math.log(slope) if 0.0 < slope < 1.0 else math.inf
+    torch_gain = act.torch_gain
+    return GainTheory(
+        activation=act.spec,
+        forward_gain=forward,
+        backward_gain=1.0 / math.sqrt(m.derivative_second_moment),
+        fixed_point_gain=fixed_gain,
+        fixed_point_slope=fixed_gain**2 * zff,
+        chi1=chi,
+        phase=phase,
+        correlation_fixed_point=c_star,
+        depth_scale=depth,
+        torch_gain=torch_gain,
+        torch_ratio=None if torch_gain is None else torch_gain / forward,
+        mean=m.mean,
+        second_moment=m.second_moment,
+        order=m.order,
+    )

@@ -12,7 +12,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from xavinit._version import __version__
 
-COMMANDS = ("init", "check", "propagate", "train", "sweep", "report", "schemes", "data")
+COMMANDS = ("init", "check", "propagate", "gain", "train", "sweep", "report", "schemes", "data")
 """Every command, in the order ``--help`` lists them; each is the module ``xavinit.cli.NAME``
 with a ``DOC`` string and a ``command()`` that builds it."""
 

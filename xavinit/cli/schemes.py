@@ -7,6 +7,10 @@ from typing import Any
 
 DOC = """List every initialization scheme: name, aliases, distribution and Var formula.
 
+    Every scheme takes gain=NAME for any activation: PyTorch's calculate_gain where PyTorch has
+    one (linear, sigmoid, tanh, relu, leaky-relu, selu), else the exact forward gain
+    1/sqrt(E[f(z)^2]) that 'xavinit gain' prints (elu, silu, mish, gelu, softplus, ...).
+
     Examples:
 
       xavinit schemes

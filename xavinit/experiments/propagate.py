@@ -9,7 +9,13 @@ Conventions: layer ``k`` (1-based) is the k-th weight matrix and what it produce
 report their post-activations ``z^k = f(s^k)``; the output layer reports the logits ``s^L``.
 ``backprop_var`` is the variance of the per-example gradient ``dC_n/ds^k`` (the cost of one
 example, so it does not depend on the batch size); ``weight_grad_var`` is the variance of the
-entries of ``dC/dW^k`` for the batch-mean cost, the gradient SGD would apply.
+entries of ``dC/dW^k`` for the batch-mean cost, the gradient SGD would apply. Its predictions
+carry the cross-example term (:func:`xavinit.theory.mean_field_weight_grad_var`): with a
+non-centred activation the examples' activations share their mean, and with softmax NLL the
+output errors of different examples are correlated, so the batch mean does not average the
+gradient down by ``1/B``. Where a prediction is an approximation beyond finite width, or does
+not apply, the run's ``prediction_notes`` says so (and a prediction that does not apply is
+``None``).
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ from xavinit.streams import INPUT_KEY, LABEL_KEY, input_rng, layer_rng
 from xavinit.theory import (
     linear_activation_var,
     linear_backprop_var,
+    linear_regime_applies,
     linear_weight_grad_var,
-    mean_field_backward,
     mean_field_forward,
+    mean_field_weight_grad_var,
 )
 
 STAT_SAMPLE = 1 << 17
@@ -116,8 +123,21 @@ class _Measured:
     layers: list[dict[str, object]]
     overflow_layer: int | None
     input_second_moment: float
-    input_var: float
+    input_cross_moment: float
     top_backprop_var: float
+    top_cross_moment: float
+
+
+def cross_moment(batch: np.ndarray) -> float:
+    """``E[a_b a_b']`` over pairs of examples ``b != b'`` (rows) and units (columns):
+    ``(|sum_b a_b|^2 - sum_b |a_b|^2) / (B (B - 1) n)``, accumulated in float64; 0 for one row.
+    """
+    rows, units = batch.shape
+    if rows < 2:
+        return 0.0
+    total = batch.sum(axis=0, dtype=np.float64)
+    flat = batch.reshape(-1).astype(np.float64, copy=False)
+    return float(total @ total - flat @ flat) / (rows * (rows - 1) * units)
 
 
 def _histogram(sample: np.ndarray, edges: np.ndarray) -> list[int]:
@@ -207,13 +227,14 @@ def measure_network(
     weights = stack.weights(widths, config.seed, trial, dtype)
     x = draw_inputs(config, trial, dtype)
     input_moments = scan(x)[0]
+    input_cross = cross_moment(x)
     with np.errstate(all="ignore"):
         cache = forward(x, weights, None, activation)
     outputs = [*cache.hidden, cache.logits]
     forward_scans = [scan(out, STAT_SAMPLE) for out in outputs]  # one pass per layer
     overflow = next((k + 1 for k, (m, _) in enumerate(forward_scans) if not m.finite), None)
     if overflow is not None:
-        empty = _Measured([], overflow, input_moments.mean_square, input_moments.variance, math.nan)
+        empty = _Measured([], overflow, input_moments.mean_square, input_cross, math.nan, math.nan)
         return empty, edges or []
     grad_top = top_gradient(config, trial, cache.probs)
     with np.errstate(all="ignore"):
@@ -225,9 +246,7 @@ def measure_network(
         ds, ds_sample = scan(grads.ds[k], STAT_SAMPLE)
         dw, dw_sample = scan(grads.dw[k], STAT_SAMPLE)
         if not (ds.finite and dw.finite):
-            empty = _Measured(
-                [], k + 1, input_moments.mean_square, input_moments.variance, math.nan
-            )
+            empty = _Measured([], k + 1, input_moments.mean_square, input_cross, math.nan, math.nan)
             return empty, edges or []
         dw_sample = dw_sample.astype(np.float64) / batch  # of the batch-mean cost
         scanned.append((act, act_sample, ds, ds_sample, dw, dw_sample))
@@ -273,47 +292,113 @@ def measure_network(
         rows.append(row)
     top = rows[-1]["backprop_var"]
     assert isinstance(top, float)
-    measured = _Measured(rows, None, input_moments.mean_square, input_moments.variance, top)
+    measured = _Measured(
+        rows, None, input_moments.mean_square, input_cross, top, cross_moment(grad_top)
+    )
     return measured, edges
+
+
+@dataclass(frozen=True)
+class MeasuredMoments:
+    """What the predictions take from the measurement, averaged over trials.
+
+    Attributes:
+        input_second_moment: ``E[x^2]``.
+        input_cross_moment: ``E[x_b x_b']``, ``b != b'``.
+        top_backprop_var: ``Var[dC_n/ds^L]`` (the top gradient's mean is 0).
+        top_cross_moment: ``E[delta^L_b delta^L_b']``, ``b != b'``: the correlation of the
+            output errors of two examples.
+    """
+
+    input_second_moment: float
+    input_cross_moment: float
+    top_backprop_var: float
+    top_cross_moment: float
 
 
 def predictions(
     config: PropagateConfig,
     scheme: Scheme | Stack,
     activation: Activation,
-    input_second_moment: float,
-    input_var: float,
-    top_backprop_var: float,
-) -> list[dict[str, float]]:
-    """Linear-regime and mean-field predictions per layer from the scheme's ``Var[W]`` (a
-    file's: each matrix's mean of squares)."""
+    moments: MeasuredMoments,
+) -> list[dict[str, Any]]:
+    """Linear-regime and mean-field predictions per layer from the scheme's ``Var[W]``.
+
+    The linear regime's are ``None`` where it does not apply
+    (:func:`xavinit.theory.linear_regime_applies`).
+    """
     widths = config.layers
     stack = scheme if isinstance(scheme, Stack) else Stack(scheme.spec, scheme)
     weight_vars = stack.variances(widths)
-    mf = mean_field_forward(input_second_moment, widths, weight_vars, activation)
-    mf_back = mean_field_backward(top_backprop_var, mf.q, widths, weight_vars, activation)
-    lin_act = linear_activation_var(widths, weight_vars, input_var)
-    lin_back = linear_backprop_var(widths, weight_vars, top_backprop_var)
-    lin_dw = linear_weight_grad_var(widths, weight_vars, input_var, top_backprop_var)
+    mf = mean_field_weight_grad_var(
+        moments.input_second_moment, moments.input_cross_moment, widths, weight_vars,
+        activation, moments.top_backprop_var, moments.top_cross_moment, config.batch,
+    )  # fmt: skip
+    forward_mf = mean_field_forward(moments.input_second_moment, widths, weight_vars, activation)
+    linear = linear_regime_applies(activation)
+    lin_act = linear_activation_var(widths, weight_vars, moments.input_second_moment)
+    lin_back = linear_backprop_var(widths, weight_vars, moments.top_backprop_var)
+    lin_dw = linear_weight_grad_var(
+        widths, weight_vars, moments.input_second_moment, moments.top_backprop_var,
+        config.batch, moments.input_cross_moment, moments.top_cross_moment,
+    )  # fmt: skip
     n_layers = len(weight_vars)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for k in range(n_layers):
         hidden = k < n_layers - 1
-        below_m2 = input_second_moment if k == 0 else float(mf.second_moment[k - 1])
         rows.append(
             {
                 "weight_var": weight_vars[k],
-                "predicted_preactivation_var": float(mf.q[k]),
-                "predicted_activation_var": float(mf.var[k] if hidden else mf.q[k]),
-                "predicted_activation_mean": float(mf.mean[k]) if hidden else 0.0,
-                "predicted_backprop_var": float(mf_back[k]),
-                "predicted_weight_grad_var": below_m2 * float(mf_back[k]) / config.batch,
-                "linear_activation_var": float(lin_act[k]),
-                "linear_backprop_var": float(lin_back[k]),
-                "linear_weight_grad_var": float(lin_dw[k]) / config.batch,
+                "predicted_preactivation_var": float(forward_mf.q[k]),
+                "predicted_activation_var": float(forward_mf.var[k] if hidden else forward_mf.q[k]),
+                "predicted_activation_mean": float(forward_mf.mean[k]) if hidden else 0.0,
+                "predicted_backprop_var": float(mf.backprop_var[k]),
+                "predicted_weight_grad_var": float(mf.weight_grad_var[k]),
+                "linear_activation_var": float(lin_act[k]) if linear else None,
+                "linear_backprop_var": float(lin_back[k]) if linear else None,
+                "linear_weight_grad_var": float(lin_dw[k]) if linear else None,
             }
         )
     return rows
+
+
+def prediction_notes(config: PropagateConfig, activation: Activation) -> dict[str, str]:
+    """Which predictions are not exact, and why: field name -> one sentence.
+
+    Mean field is exact as the width grows (finite width adds errors of order
+    ``1/sqrt(width)``, the trials' spread); what is listed here is approximate beyond that.
+    """
+    notes: dict[str, str] = {}
+    name = activation.spec
+    if activation.name != "linear":
+        if linear_regime_applies(activation):
+            text = (
+                f"linear regime (f(s) ~ s, eq. 5-7): first order in Var[s]; {name} bends "
+                "away from s as the variance grows"
+            )
+        else:
+            f0 = float(activation.forward(np.array([0.0]))[0])
+            slopes = activation.derivative_of(np.array([-1e-9, 1e-9]))
+            text = (
+                "not applicable, so left out: the linear regime needs f(0) = 0 and f'(0) = 1 "
+                f"(section 4.2.1); {name} has f(0) = {f0:.4g}, f'(0-) = {slopes[0]:.4g}, "
+                f"f'(0+) = {slopes[1]:.4g}"
+            )
+        for field_name in (
+            "linear_activation_var",
+            "linear_backprop_var",
+            "linear_weight_grad_var",
+        ):
+            notes[field_name] = text
+    if config.backward == "nll" and config.batch > 1:
+        ratio = config.batch / min(config.layers[1:-1] or config.layers[-1:])
+        notes["predicted_weight_grad_var"] = (
+            "mean field with the cross-example terms; with softmax NLL the output error also "
+            "depends on the batch's own activations through the top weights, a term of "
+            f"relative order batch/width (here {ratio:.2g}) left out: at batch = width on the "
+            "paper's network it adds up to 18% (relu or tanh under he-normal)"
+        )
+    return notes
 
 
 def _mean_and_spread(
@@ -348,7 +433,7 @@ def run_one(
     label = scheme.label if isinstance(scheme, Stack) else scheme.spec
     per_trial: list[list[dict[str, object]]] = []
     edges = None
-    tops, second_moments, input_vars = [], [], []
+    measured_moments: list[tuple[float, float, float, float]] = []
     for trial in range(config.trials):
         measured, edges = measure_network(config, scheme, activation, trial, edges)
         if measured.overflow_layer is not None:
@@ -364,14 +449,17 @@ def run_one(
                 ),
             )
         per_trial.append(measured.layers)
-        tops.append(measured.top_backprop_var)
-        second_moments.append(measured.input_second_moment)
-        input_vars.append(measured.input_var)
+        measured_moments.append(
+            (
+                measured.input_second_moment,
+                measured.input_cross_moment,
+                measured.top_backprop_var,
+                measured.top_cross_moment,
+            )
+        )
     merged, spreads = _mean_and_spread(per_trial)
-    theory = predictions(
-        config, scheme, activation, float(np.mean(second_moments)), float(np.mean(input_vars)),
-        float(np.mean(tops)),
-    )  # fmt: skip
+    moments = MeasuredMoments(*(float(v) for v in np.mean(measured_moments, axis=0)))
+    theory = predictions(config, scheme, activation, moments)
     widths = config.layers
     assert edges is not None
     layers = []
@@ -419,7 +507,10 @@ def run_one(
         backprop_var_ratio=_ratio(first.backprop_var, last.backprop_var),
         activation_var_ratio=_ratio(first.activation_var, last.activation_var),
         weight_grad_var_ratio=_ratio(first.weight_grad_var, last.weight_grad_var),
-        input_second_moment=float(np.mean(second_moments)),
+        input_second_moment=moments.input_second_moment,
+        input_cross_moment=moments.input_cross_moment,
+        top_cross_moment=moments.top_cross_moment,
+        prediction_notes=prediction_notes(config, activation),
     )
 
 

@@ -13,7 +13,7 @@ from xavinit.experiments import Progress
 from xavinit.loading import load_result
 from xavinit.results import ReportResult
 
-COMMAND_ORDER = ("init", "propagate", "train", "sweep", "schemes", "check", "report")
+COMMAND_ORDER = ("init", "propagate", "train", "sweep", "gain", "schemes", "check", "report")
 
 
 def run_report(config: ReportConfig, progress: Progress | None = None) -> ReportResult:

@@ -30,7 +30,7 @@ EXTENSIONS = {
 }
 """``--output`` picks its format from the file's extension."""
 
-COMMANDS = ("init", "propagate", "train", "report", "schemes", "check", "sweep")
+COMMANDS = ("init", "propagate", "train", "report", "schemes", "check", "sweep", "gain")
 
 _GENERIC = {
     "json": "xavinit.render.data:render_json",

@@ -2,7 +2,8 @@
 
 CSV is one table per command: ``init`` one row per (scheme, layer or array); ``propagate`` one
 row per (run, layer); ``train`` one row per (run, evaluation) of the learning curve; ``schemes``
-one row per scheme; ``sweep`` one row per run; ``report`` the rows of every included result, each with its ``file`` and
+one row per scheme; ``sweep`` one row per run; ``gain`` one row per activation, its depth check's
+fields prefixed ``check_``; ``report`` the rows of every included result, each with its ``file`` and
 ``command`` in front. Nested values (histograms) are compact JSON, lists are joined with ';'.
 """
 
@@ -44,11 +45,22 @@ def _report_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _gain_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = {c["activation"]: c for c in document.get("depth_checks", [])}
+    rows = []
+    for row in document["gains"]:
+        check = checks.get(row["activation"], {})
+        extra = {f"check_{k}": v for k, v in check.items() if k not in ("activation", "variances")}
+        rows.append({**row, **extra})
+    return rows
+
+
 CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "init": lambda d: list(d["layers"]),
     "propagate": lambda d: _run_rows(d, "layers"),
     "train": lambda d: _run_rows(d, "curve"),
     "schemes": lambda d: list(d["schemes"]),
+    "gain": _gain_rows,
     "report": _report_rows,
     "check": lambda d: [{k: v for k, v in t.items() if k != "candidates"} for t in d["tensors"]],
     "sweep": sweep_rows,

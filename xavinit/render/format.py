@@ -175,3 +175,51 @@ def fans_text(row: dict[str, Any]) -> str:
     if row.get("fan_in") is None:
         return "-"
     return f"{row['fan_in']}→{row['fan_out']}"
+
+
+def gain_summary(document: dict[str, Any]) -> str:
+    """One line: the activations, and PASSED/FAILED over the depth checks when there are any."""
+    gains = document.get("gains", [])
+    checks = document.get("depth_checks", [])
+    noun = "activation" if len(gains) == 1 else "activations"
+    if not checks:
+        return f"gains of {len(gains)} {noun} (exact to 1e-10; --check confirms them)"
+    held = sum(1 for c in checks if c.get("passed"))
+    word = "PASSED" if document.get("passed") else "FAILED"
+    failed = [c["activation"] for c in checks if not c.get("passed")]
+    tail = f": outside its interval: {', '.join(failed)}" if failed else ""
+    return (
+        f"{word}: {held} of {len(checks)} depth checks hold (depth {checks[0]['depth']}, width "
+        f"{checks[0]['width']}, family-wise alpha {document.get('config', {}).get('alpha')})"
+        f"{tail}"
+    )
+
+
+def depth_scale_text(value: Any) -> str:
+    """A depth scale: 'inf' at the edge of chaos, else one decimal."""
+    if value is None:
+        return "-"
+    if isinstance(value, str) or not math.isfinite(value):
+        return "∞"
+    return f"{value:.1f}"
+
+
+def signed(value: Any, digits: int = 4) -> str:
+    """A signed fixed-point number, quadrature noise below 1e-12 shown as 0: +0.3989, 0."""
+    if value is None or isinstance(value, str):
+        return "-" if value is None else value
+    if abs(value) < 1e-12:
+        return "0"
+    return f"{value:+.{digits}f}"
+
+
+def gain_names_note() -> str:
+    """What ``gain=NAME`` accepts in a scheme spec, for the schemes listing."""
+    from xavinit.activations import ACTIVATION_ALIASES, ACTIVATION_NAMES, TORCH_GAIN_NAMES
+
+    others = [n for n in ACTIVATION_NAMES if n not in TORCH_GAIN_NAMES]
+    return (
+        "gain=NAME (e.g. normalized:gain=silu) takes PyTorch's calculate_gain for "
+        f"{', '.join(TORCH_GAIN_NAMES)}, and the exact forward gain 1/sqrt(E[f(z)^2]) for "
+        f"{', '.join(others)} (aliases {', '.join(ACTIVATION_ALIASES)}); see 'xavinit gain'."
+    )

@@ -10,8 +10,11 @@ from xavinit.render.format import (
     VERDICT_ORDER,
     check_groups,
     check_summary,
+    depth_scale_text,
     fans_text,
     fixed,
+    gain_names_note,
+    gain_summary,
     init_summary,
     layer_names,
     num,
@@ -20,6 +23,7 @@ from xavinit.render.format import (
     pval,
     sci,
     shape_text,
+    signed,
     train_summary,
 )
 from xavinit.render.sweep import markdown_sweep
@@ -158,12 +162,20 @@ def markdown_propagate(document: dict[str, Any]) -> Blocks:
                     str(row["layer"]) + (" (out)" if row["kind"] == "output" else ""),
                     f"{sci(row['activation_var'])} ({sci(row['predicted_activation_var'])})",
                     f"{sci(row['backprop_var'])} ({sci(row['predicted_backprop_var'])})",
-                    sci(row["weight_grad_var"]),
+                    f"{sci(row['weight_grad_var'])} ({sci(row['predicted_weight_grad_var'])})",
                     "-" if sat is None else f"{100 * sat:.1f}%",
                     num(row.get("jacobian_sv_mean"), 3),
                 ]
             )
     out.table(header, rows)
+    notes = dict.fromkeys(
+        note
+        for run in document.get("runs", [])
+        for key, note in (run.get("prediction_notes") or {}).items()
+        if key.startswith("predicted_")
+    )
+    for note in notes:
+        out.text(f"≈ Var[dC/dW] prediction: {note}.")
     return out
 
 
@@ -250,6 +262,8 @@ def markdown_schemes(document: dict[str, Any]) -> Blocks:
         lines.append(cells)
     out = Blocks()
     out.table(header, lines)
+    if document.get("config", {}).get("spec") is None:
+        out.text(gain_names_note())
     return out
 
 
@@ -296,3 +310,47 @@ def markdown_check(document: dict[str, Any]) -> Blocks:
 
 MARKDOWN["check"] = markdown_check
 MARKDOWN["sweep"] = markdown_sweep
+
+
+def markdown_gain(document: dict[str, Any]) -> Blocks:
+    """The gains table, then the depth checks; a verdict line when there are checks."""
+    out = Blocks()
+    checks = document.get("depth_checks", [])
+    if checks:
+        out.verdict(gain_summary(document), document.get("passed"))
+    else:
+        out.text(gain_summary(document) + ".")
+    header = [
+        "activation", "forward", "backward", "fixed point", "slope", "χ1", "phase", "depth",
+        "PyTorch", "PyTorch/ours", "E[f(z)]", "E[f(z)²]",
+    ]  # fmt: skip
+    rows = [
+        [
+            f"`{r['activation']}`", f"{r['forward_gain']:.4f}", f"{r['backward_gain']:.4f}",
+            f"{r['fixed_point_gain']:.4f}", f"{r['fixed_point_slope']:.3f}", f"{r['chi1']:.4f}",
+            r["phase"], depth_scale_text(r["depth_scale"]), num(r.get("torch_gain")),
+            num(r.get("torch_ratio")), signed(r["mean"]), f"{r['second_moment']:.4f}",
+        ]
+        for r in document.get("gains", [])
+    ]  # fmt: skip
+    out.table(header, rows)
+    if checks:
+        first = checks[0]
+        out.text(
+            f"Depth check: one network, {first['depth']} layers of {first['width']}, one "
+            f"example; Var[z] of the last hidden layer over the first, against the range of "
+            f"{first['replicas']} Monte-Carlo replicas of the finite-width chain."
+        )
+        rows = [
+            [
+                f"`{c['activation']}`", f"{c['gain']:.4f}", num(c["variance_ratio"], 3),
+                f"{num(c['interval'][0], 3)} .. {num(c['interval'][1], 3)}",
+                num(c["median_ratio"], 3), _mark(c["passed"]),
+            ]
+            for c in checks
+        ]  # fmt: skip
+        out.table(["activation", "gain", "ratio", "interval", "median", "ok"], rows)
+    return out
+
+
+MARKDOWN["gain"] = markdown_gain

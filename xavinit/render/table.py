@@ -13,8 +13,11 @@ from rich.text import Text
 from xavinit.render.format import (
     check_groups,
     check_summary,
+    depth_scale_text,
     fans_text,
     fixed,
+    gain_names_note,
+    gain_summary,
     init_summary,
     layer_names,
     num,
@@ -24,6 +27,7 @@ from xavinit.render.format import (
     sci,
     series,
     shape_text,
+    signed,
     sparkline,
     train_summary,
 )
@@ -196,12 +200,34 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
                     f"  {run['scheme']}: layer 1 / last hidden: Var[dC/ds] x"
                     f"{fixed(run.get('backprop_var_ratio'))}, Var[z] x"
                     f"{fixed(run.get('activation_var_ratio'))}, Var[dC/dW] x"
-                    f"{fixed(run.get('weight_grad_var_ratio'))}",
+                    f"{fixed(run.get('weight_grad_var_ratio'))}{_weight_grad_agreement(run)}",
                 )
             )
+        notes = dict.fromkeys(
+            note
+            for run in runs
+            for key, note in (run.get("prediction_notes") or {}).items()
+            if key.startswith("predicted_")
+        )
+        for note in notes:
+            console.print(Text(f"  ≈ Var[dC/dW] prediction: {note}", style="dim"))
         if config.get("histograms"):
             _histograms(runs, console)
     console.print(_verdict(document, propagate_summary(document)))
+
+
+def _weight_grad_agreement(run: dict[str, Any]) -> str:
+    """``; Var[dC/dW] / prediction 0.98..1.05`` over the run's layers (the table has no room
+    for the prediction beside each measurement)."""
+    ratios = [
+        row["weight_grad_var"] / row["predicted_weight_grad_var"]
+        for row in run.get("layers", [])
+        if isinstance(row.get("predicted_weight_grad_var"), float)
+        and row["predicted_weight_grad_var"] > 0
+    ]
+    if not ratios:
+        return ""
+    return f"; Var[dC/dW] / prediction {min(ratios):.2f}..{max(ratios):.2f}"
 
 
 def _histograms(runs: list[dict[str, Any]], console: Console) -> None:
@@ -308,6 +334,8 @@ def table_schemes(document: dict[str, Any], console: Console) -> None:
             cells += [num(r["variance"]), num(r["bound"]), num(r["std"])]
         table.add_row(*cells)
     console.print(table)
+    if config.get("spec") is None:
+        console.print(Text("  " + gain_names_note(), style="dim"))
 
 
 TABLES["schemes"] = table_schemes
@@ -363,3 +391,65 @@ def table_check(document: dict[str, Any], console: Console) -> None:
 
 TABLES["check"] = table_check
 TABLES["sweep"] = table_sweep
+
+
+def table_gain(document: dict[str, Any], console: Console) -> None:
+    """One row per activation: the exact gains, chi1, phase and depth scale beside PyTorch's
+    gain; then the depth checks, when there are any."""
+    table = Table(
+        title="xavinit gain: exact gains at z ~ N(0, 1) (Var[W] = gain^2 / fan)",
+        title_justify="left",
+        caption=escape(
+            "forward: keeps E[s^2] going up; backward: keeps Var[dC/ds] going down; fixed "
+            "point: q* = 1 of q -> g^2 E[f(sqrt(q) z)^2], slope < 1 attracts; chi1 = g^2 "
+            "E[f'^2] (order < 1 < chaos); depth: -1/ln of the correlation map's slope at c*"
+        ),
+        caption_justify="left",
+    )
+    for column in (
+        "activation", "forward", "backward", "fixed point", "slope", "χ1", "phase", "depth",
+        "PyTorch", "PyTorch/ours", "E[f(z)]", "E[f(z)²]",
+    ):  # fmt: skip
+        table.add_column(
+            escape(column), justify="left" if column in ("activation", "phase") else "right"
+        )
+    for row in document.get("gains", []):
+        table.add_row(
+            row["activation"], f"{row['forward_gain']:.4f}", f"{row['backward_gain']:.4f}",
+            f"{row['fixed_point_gain']:.4f}", f"{row['fixed_point_slope']:.3f}",
+            f"{row['chi1']:.4f}", row["phase"], depth_scale_text(row["depth_scale"]),
+            num(row.get("torch_gain")), num(row.get("torch_ratio")), signed(row["mean"]),
+            f"{row['second_moment']:.4f}",
+        )  # fmt: skip
+    console.print(table)
+    checks = document.get("depth_checks", [])
+    if checks:
+        first = checks[0]
+        table = Table(
+            title=escape(
+                f"depth check: one network, {first['depth']} layers of {first['width']}, one "
+                "example x ~ N(0, I/g^2); Var[z] of the last hidden layer / the first"
+            ),
+            title_justify="left",
+            caption=escape(
+                f"interval: the range of {first['replicas']} Monte-Carlo replicas of the "
+                "finite-width variance chain at the computed gain"
+            ),
+            caption_justify="left",
+        )
+        for column in ("activation", "gain", "ratio", "interval", "median", "ok"):
+            table.add_column(column, justify="left" if column == "activation" else "right")
+        for check in checks:
+            low, high = check["interval"]
+            table.add_row(
+                check["activation"], f"{check['gain']:.4f}", num(check["variance_ratio"], 3),
+                f"{num(low, 3)} .. {num(high, 3)}", num(check["median_ratio"], 3),
+                _ok(check["passed"]),
+            )  # fmt: skip
+        console.print(table)
+    console.print(
+        _verdict(document, gain_summary(document)) if checks else Text(gain_summary(document))
+    )
+
+
+TABLES["gain"] = table_gain

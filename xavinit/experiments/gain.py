@@ -1,0 +1,185 @@
+"""``xavinit gain``: the exact gains of each activation, and a check of each on a deep network.
+
+The gains (forward, backward, fixed point), ``chi_1``, the phase and the depth scale come from
+:func:`xavinit.theory.gain_theory`: Gaussian expectations by Gauss-Hermite quadrature split at
+the activation's kinks, converged to 1e-10 by node doubling. PyTorch's ``calculate_gain``
+value is put beside them (a table in :mod:`xavinit.activations`; torch is never imported).
+
+``--check`` builds one network of ``depth`` hidden layers of ``width`` units with
+``variance-scaling:mode=fan_in,distribution=normal,gain=G`` (``G`` the computed gain, times
+``gain_scale``), feeds one example ``x ~ N(0, I / g^2)`` (``g`` the computed gain, so that the
+first pre-activations are ``N(0, 1)`` as in the gains' definition) through it with
+propagate's weights, inputs and forward pass, and measures the variance over units of each
+hidden layer's activations; the check is the ratio ``Var[z^depth] / Var[z^1]``.
+
+What the theory says about that ratio at finite width is a Monte-Carlo interval. For Gaussian
+weights and one example the pre-activations of layer ``k + 1`` are, given layer ``k``, exactly
+i.i.d. ``N(0, q^{k+1})`` with ``q^{k+1} = g^2 |z^k|^2 / n`` (and ``q^1 = chi^2_n / n``), so the
+ratio has exactly the law of the scalar chain
+
+    q^1 = chi^2_n / n,   z^k_j = f(sqrt(q^k) xi_{kj}),  xi i.i.d. N(0, 1),  q^{k+1} = g^2 mean_j (z^k_j)^2,
+
+which costs ``width`` function values per layer instead of ``width^2`` weights. ``N``
+replicas of it at the computed gain give ratios ``r_1..r_N``; a network ratio from the same law
+falls outside ``[min r_i, max r_i]`` with probability exactly ``2 / (N + 1)`` (exchangeability),
+so ``N = ceil(2 k / alpha) - 1`` for ``k`` activations makes ``alpha`` the family-wise
+false-alarm rate (Bonferroni). At infinite width the ratio is 1; at finite width it spreads
+(relu: about ``exp(+-0.7)`` at width 500), and where the fixed point ``q* = 1`` repels (gelu,
+silu, mish: ``fixed_point_slope > 1``) the finite-width noise grows layer after layer, which
+the chain reproduces too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from xavinit.activations import Activation, get_activation
+from xavinit.config import GainConfig, PropagateConfig
+from xavinit.experiments import Progress
+from xavinit.experiments.propagate import draw_inputs, draw_weights
+from xavinit.network import forward
+from xavinit.resources import require_memory
+from xavinit.results import DepthCheck, GainResult, GainRow
+from xavinit.schemes import get_scheme
+from xavinit.stats import scan
+from xavinit.streams import chain_rng
+from xavinit.theory import GainTheory, gain_theory
+
+CHAIN_CHUNK = 1 << 21
+"""Values per chunk of the Monte-Carlo chain (replicas x width): 16 MiB as float64."""
+
+
+def gain_row(theory: GainTheory) -> GainRow:
+    """The result row of one activation's theory."""
+    return GainRow(
+        activation=theory.activation,
+        forward_gain=theory.forward_gain,
+        backward_gain=theory.backward_gain,
+        fixed_point_gain=theory.fixed_point_gain,
+        chi1=theory.chi1,
+        torch_gain=theory.torch_gain,
+        mean=theory.mean,
+        second_moment=theory.second_moment,
+        torch_ratio=theory.torch_ratio,
+        fixed_point_slope=theory.fixed_point_slope,
+        phase=theory.phase,
+        correlation_fixed_point=theory.correlation_fixed_point,
+        depth_scale=theory.depth_scale,
+        nodes=theory.order,
+    )
+
+
+def replicas_for(activations: int, alpha: float) -> int:
+    """``N`` such that the range of ``N`` replicas misses a new draw with probability at most
+    ``alpha / activations``: ``2 / (N + 1) <= alpha / k``."""
+    return math.ceil(2 * activations / alpha) - 1
+
+
+def chain_ratios(
+    activation: Activation,
+    gain: float,
+    width: int,
+    depth: int,
+    replicas: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``replicas`` draws of ``Var[z^depth] / Var[z^1]`` (variances over the ``width`` units of
+    one example) from the finite-width chain of the module docstring, at ``gain``, in float64.
+    """
+    ratios = np.empty(replicas)
+    chunk = max(1, CHAIN_CHUNK // width)
+    for start in range(0, replicas, chunk):
+        rows = min(chunk, replicas - start)
+        q = rng.chisquare(width, size=rows) / width
+        first = np.ones(rows)
+        with np.errstate(all="ignore"):
+            for k in range(depth):
+                s = rng.standard_normal((rows, width))
+                s *= np.sqrt(q)[:, None]
+                z = activation.forward(s, out=s)
+                m1 = z.mean(axis=1)
+                m2 = np.einsum("ij,ij->i", z, z) / width
+                var = np.maximum(m2 - m1 * m1, 0.0)
+                if k == 0:
+                    first = var
+                q = gain**2 * m2
+            ratios[start : start + rows] = var / first
+    return ratios
+
+
+def check_memory(config: GainConfig) -> None:
+    """Refuse a network whose weights would not fit in memory (float32)."""
+    need = 4 * config.depth * config.width * config.width + 8 * CHAIN_CHUNK * 3
+    require_memory(need, f"--depth {config.depth} --width {config.width}", share=0.8)
+
+
+def depth_check(
+    config: GainConfig, activation: Activation, theory: GainTheory, replicas: int
+) -> DepthCheck:
+    """One network at ``gain_scale`` times the computed gain against the chain's interval."""
+    gain = theory.forward_gain * config.gain_scale
+    spec = f"variance-scaling:mode=fan_in,distribution=normal,gain={gain!r}"
+    widths = (config.width,) * (config.depth + 1) + (1,)
+    network = PropagateConfig(
+        layers=widths, batch=1, input="normal", jacobian_samples=0, seed=config.seed
+    )
+    dtype = np.dtype(np.float32)
+    weights = draw_weights(get_scheme(spec), widths, config.seed, 0, dtype)
+    x = draw_inputs(network, 0, dtype)
+    x /= np.float32(theory.forward_gain)
+    with np.errstate(all="ignore"):
+        cache = forward(x, weights, None, activation)
+    variances = [scan(z)[0].variance for z in cache.hidden]
+    with np.errstate(all="ignore"):
+        ratio = float(np.float64(variances[-1]) / variances[0]) if variances[0] > 0 else math.nan
+    theory_ratios = chain_ratios(
+        activation,
+        theory.forward_gain,
+        config.width,
+        config.depth,
+        replicas,
+        chain_rng(config.seed),
+    )
+    finite = theory_ratios[np.isfinite(theory_ratios)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, math.inf)
+    return DepthCheck(
+        activation=activation.spec,
+        depth=config.depth,
+        width=config.width,
+        gain=gain,
+        variance_ratio=ratio,
+        interval=[low, high],
+        passed=bool(math.isfinite(ratio) and low <= ratio <= high),
+        scheme=spec,
+        median_ratio=float(np.median(finite)) if finite.size else math.nan,
+        replicas=replicas,
+        variances=[float(v) for v in variances],
+    )
+
+
+def run_gain(config: GainConfig, progress: Progress | None = None) -> GainResult:
+    """Every activation's gains and, with ``check``, its depth check; ``passed`` is False when a
+    check fails."""
+    activations = [get_activation(spec) for spec in config.activations]
+    theories = [gain_theory(act) for act in activations]
+    checks: list[DepthCheck] = []
+    if config.check:
+        check_memory(config)
+        replicas = replicas_for(len(activations), config.alpha)
+        for done, (act, theory) in enumerate(zip(activations, theories, strict=True)):
+            if progress is not None:
+                progress(done, len(activations), f"{act.spec}: depth {config.depth} check")
+            checks.append(depth_check(config, act, theory, replicas))
+        if progress is not None:
+            progress(len(activations), len(activations), "done")
+    document: dict[str, Any] = config.to_dict()
+    return GainResult(
+        seed=config.seed,
+        config=document,
+        passed=all(check["passed"] for check in checks),
+        gains=[gain_row(theory) for theory in theories],
+        depth_checks=checks,
+    )
