@@ -55,8 +55,8 @@ SPECTRUM_KEY = 3
 """The last element of check's power-iteration keys ``(crc32(name), 0, 3)``: a tensor's start
 vectors depend on its name only, not on which other tensors a run selects."""
 
-CHAIN_KEY = 4
-"""gain --check's Monte-Carlo replicas of the finite-width variance chain: ``(0, 0, 4)``."""
+CHAIN_KEY = 3
+"""gain --check's Monte-Carlo replicas of the finite-width variance chain: ``(0, 0, 3)``."""
 
 VALID_KEY = 2**31 - 1
 TEST_KEY = 2**31 - 2
