@@ -163,3 +163,25 @@ def test_doc_examples_run_as_printed(name, tmp_path):
         )
         assert proc.returncode == expected, (command, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr, command
+
+
+def test_every_doc_command_is_collected():
+    """No ``xavinit`` line of a doc's bash or console block slips past the parser."""
+    for name in DOCS:
+        text = (ROOT / "docs" / f"{name}.md").read_text()
+        blocks = re.findall(r"^```(bash|console)\n(.*?)^```", text, re.S | re.M)
+        prompt = {"bash": "xavinit ", "console": "$ xavinit "}
+        printed = sum(
+            line.startswith(prompt[kind]) for kind, block in blocks for line in block.splitlines()
+        )
+        collected = sum(c.startswith("xavinit ") for c, _, _ in doc_examples(name))
+        assert (name, collected) == (name, printed)
+
+
+def test_skip_markers():
+    assert _skip_reason("  # long: about 5 minutes") == "long: about 5 minutes"
+    assert _skip_reason(" needs a Dask cluster") == "needs a Dask cluster"
+    assert _skip_reason(" needs sh") is None  # a program on PATH
+    assert _skip_reason(" needs json and sh") is None  # a module and a program
+    assert _skip_reason(" needs no-such-program-xyz") == "needs no-such-program-xyz"
+    assert _skip_reason(" PyTorch nn.Linear") is None
