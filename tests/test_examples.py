@@ -1,5 +1,7 @@
-"""The README's examples run as printed, in order, in an empty folder, with the exit code their
-comment states (0 unless it says ``exit N``)."""
+"""The README's examples, and the shell examples of docs/*.md, run as printed, in order, in an
+empty folder, with the exit code they state (0 unless a comment says ``exit N``, or a console
+example prints ``Error:`` (2) or ``echo $?``). A doc skips an example only through a visible
+``# long: ...`` or ``# needs X`` comment."""
 
 from __future__ import annotations
 
