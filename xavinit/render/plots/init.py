@@ -18,6 +18,9 @@ from xavinit.render.plots.base import (
 )
 from xavinit.render.plots.files import _slug
 
+MAX_BARS = 2000
+"""Above this many matrices per scheme the figure shows points without interval bars."""
+
 MAX_TICKS = 40
 """At most this many labelled layers on the x axis; a file of thousands of matrices shows every
 k-th label."""
@@ -75,17 +78,24 @@ def _init_variance(
             x, expected, linestyle="none", marker="_", markersize=14, markeredgewidth=2.2,
             color=colour, label=scheme,
         )  # fmt: skip
-        top.errorbar(
-            x, _positive(observed), yerr=_yerr(observed, low, high), fmt="o", markersize=5,
-            capsize=3, color=colour,
-        )  # fmt: skip
+        many = len(group) > MAX_BARS  # thousands of bars draw for minutes and show nothing
+        if many:
+            top.plot(x, _positive(observed), ".", markersize=2, color=colour)
+        else:
+            top.errorbar(
+                x, _positive(observed), yerr=_yerr(observed, low, high), fmt="o", markersize=5,
+                capsize=3, color=colour,
+            )  # fmt: skip
         rel = [100 * (o / e - 1) for o, e in zip(observed, expected, strict=True)]
         rel_low = [100 * (lo / e - 1) for lo, e in zip(low, expected, strict=True)]
         rel_high = [100 * (hi / e - 1) for hi, e in zip(high, expected, strict=True)]
-        bottom.errorbar(
-            x, rel, yerr=_yerr(rel, rel_low, rel_high), fmt="o", markersize=5, capsize=3,
-            color=colour, label=scheme,
-        )  # fmt: skip
+        if many:
+            bottom.plot(x, rel, ".", markersize=2, color=colour, label=scheme)
+        else:
+            bottom.errorbar(
+                x, rel, yerr=_yerr(rel, rel_low, rel_high), fmt="o", markersize=5, capsize=3,
+                color=colour, label=scheme,
+            )  # fmt: skip
         handles.append(mpl.Line2D([], [], color=colour, marker="o", linewidth=2, label=scheme))
         failed = [j for j, row in enumerate(group) if not row.get("passed", True)]
         if failed:
