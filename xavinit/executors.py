@@ -118,15 +118,27 @@ def _reporter(send: Callable[[int], None]) -> Callable[[int], None]:
 # --- the local pool ---------------------------------------------------------------------------
 
 
+class _ParentGone(Exception):  # noqa: N818 (a condition, not an error of the run)
+    """The pipe to the coordinator is broken: it has exited or was killed."""
+
+
 def _worker_main(function: TaskFunction, conn: Connection, stop_event: Any) -> None:
     """A local worker: take a task from the pipe, run it, send its outcome; repeat.
 
     Ctrl-C is left to the parent, which asks every run to stop through ``stop_event``
     (a terminal's Ctrl-C reaches the whole process group, and a run in progress also stops on
-    it by itself, after checkpointing).
+    it by itself, after checkpointing). When the parent is gone (killed), the worker exits at
+    its run's next progress report; the run continues from its last checkpoint next time.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def post(message: tuple[str, str, Any]) -> None:
+        try:
+            conn.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            raise _ParentGone from None
+
     while True:
         try:
             message = conn.recv()
@@ -137,15 +149,18 @@ def _worker_main(function: TaskFunction, conn: Connection, stop_event: Any) -> N
         run_id, task = message
 
         def send(update: int, run_id: str = run_id) -> None:
-            conn.send(("progress", run_id, update))
+            post(("progress", run_id, update))
 
         try:
-            outcome = function(
-                task, throttled(stop_event.is_set, STOP_INTERVAL), _reporter(send), name
-            )
-            conn.send(("done", run_id, outcome))
+            stop = throttled(stop_event.is_set, STOP_INTERVAL)
+            post(("done", run_id, function(task, stop, _reporter(send), name)))
+        except _ParentGone:
+            return
         except Exception:
-            conn.send(("error", run_id, traceback.format_exc(limit=8)))
+            try:
+                post(("error", run_id, traceback.format_exc(limit=8)))
+            except _ParentGone:
+                return
 
 
 @dataclass

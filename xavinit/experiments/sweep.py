@@ -590,9 +590,6 @@ class _Sweep:
             saved_config, update = peek_checkpoint(str(checkpoint))
             run.progress = max(run.progress, update)
             recorded = recorded or saved_config.to_dict()
-        run.progress = max(
-            run.progress, run.record.updates if run.record.status == "interrupted" else 0
-        )
         if recorded is not None:
             setting = changed_setting(recorded, wanted)
             if setting is not None:

@@ -29,10 +29,10 @@ PAPER_MODELS = (
 
 
 def model_name(activation: str, scheme: str) -> str:
-    """The paper's name of a model (``Tanh N``), or ``activation / scheme`` for another."""
-    for act, sch, name in PAPER_MODELS:
-        if (act, sch) == (activation, scheme):
-            return name
+    """A model's name as the paper writes it: ``Tanh`` (standard) or ``Tanh N`` (normalized),
+    ``activation / scheme`` for other schemes."""
+    if scheme in ("standard", "normalized"):
+        return activation.capitalize() + (" N" if scheme == "normalized" else "")
     return f"{activation} / {scheme}"
 
 

@@ -41,6 +41,23 @@ def _mean_curve(
     return [float(u) for u in updates], means, lows, highs
 
 
+def _updates_label(value: float, _position: Any = None) -> str:
+    """An update count for a tick: 500, 2k, 50k, 1M."""
+    if value >= 1e6:
+        return f"{value / 1e6:g}M"
+    return f"{value / 1e3:g}k" if value >= 1e3 else f"{value:g}"
+
+
+def _log_x(ax: Any) -> None:
+    """A log x axis with ticks at 1, 2 and 5 times each power of ten, labelled 2k, 50k, 1M."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(_updates_label))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _sweep_figures(document: dict[str, Any], mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     entries = document.get("table", [])
     runs = document.get("runs", [])
@@ -89,11 +106,11 @@ def _error_figure(
             ax.axhline(
                 paper / 100, color=colour, linestyle=":", linewidth=1.4, label=f"{name}, paper"
             )
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_xlabel("update (SGD steps, log scale)")
     ax.set_ylabel("test error (fraction misclassified)")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize="small", loc="lower left", ncol=2)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     title = (
         f"Test error during training at each model's chosen learning rate ({dataset}; mean over "
         "seeds, band: lowest to highest seed; dotted: the paper's Table 1)"
@@ -128,7 +145,7 @@ def _rates_figure(
             )  # fmt: skip
         ax.axvline(entry["selected_at"], color="grey", linestyle="--", linewidth=1)
         ax.set_title(model_name(*model), color=colours[model], fontweight="bold")
-        ax.set_xscale("log")
+        _log_x(ax)
         ax.set_xlabel("update (log scale)")
         ax.set_ylabel("test error")
         ax.legend(fontsize="small", loc="lower left")
