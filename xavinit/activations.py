@@ -41,6 +41,7 @@ import numpy as np
 from numpy.polynomial.hermite import hermgauss
 from numpy.polynomial.legendre import leggauss
 
+from xavinit.backends import ops_for
 from xavinit.errors import XavinitError
 from xavinit.specs import split_spec, suggest
 
@@ -191,25 +192,31 @@ class Activation:
 
 
 def _as_float(a: Array) -> Array:
+    """``a`` as a floating array: numpy input converted (integers to float64), a torch or
+    cupy array as it is (the core only makes floating ones)."""
+    if ops_for(a) is not np:
+        return a
     a = np.asarray(a)
     return a if np.issubdtype(a.dtype, np.inexact) else a.astype(np.float64)
 
 
 def _never(z: Array) -> Array:
-    return np.zeros(z.shape, dtype=bool)
+    return ops_for(z).zeros_like(z, dtype=bool)
 
 
 # sigmoid: f(s) = 1/(1 + e^-s) = 0.5 tanh(0.5 s) + 0.5 (no overflow); f' = z (1 - z).
 def _sigmoid(s: Array, out: Array | None) -> Array:
-    out = np.multiply(s, 0.5, out=out)
-    np.tanh(out, out=out)
+    xp = ops_for(s)
+    out = xp.multiply(s, 0.5, out=out)
+    xp.tanh(out, out=out)
     out *= 0.5
     out += 0.5
     return out
 
 
 def _sigmoid_d(s: Array | None, z: Array, out: Array | None) -> Array:
-    out = np.subtract(1.0, z, out=out)
+    xp = ops_for(z)
+    out = xp.subtract(1.0, z, out=out)
     out *= z
     return out
 
@@ -220,42 +227,49 @@ def _sigmoid_sat(z: Array) -> Array:
 
 # tanh: f' = 1 - z^2.
 def _tanh(s: Array, out: Array | None) -> Array:
-    return np.tanh(s, out=out)
+    xp = ops_for(s)
+    return xp.tanh(s, out=out)
 
 
 def _tanh_d(s: Array | None, z: Array, out: Array | None) -> Array:
-    out = np.multiply(z, z, out=out)
-    np.subtract(1.0, out, out=out)
+    xp = ops_for(z)
+    out = xp.multiply(z, z, out=out)
+    xp.subtract(1.0, out, out=out)
     return out
 
 
 def _symmetric_sat(z: Array) -> Array:
-    return np.abs(z) > _SATURATION_FRACTION
+    xp = ops_for(z)
+    return xp.abs(z) > _SATURATION_FRACTION
 
 
 # softsign: f(s) = s/(1 + |s|); f' = 1/(1 + |s|)^2 = (1 - |z|)^2.
 def _softsign(s: Array, out: Array | None) -> Array:
-    denom = np.abs(s)
+    xp = ops_for(s)
+    denom = xp.abs(s)
     denom += 1.0
-    return np.divide(s, denom, out=out)
+    return xp.divide(s, denom, out=out)
 
 
 def _softsign_d(s: Array | None, z: Array, out: Array | None) -> Array:
-    out = np.abs(z, out=out)
-    np.subtract(1.0, out, out=out)
+    xp = ops_for(z)
+    out = xp.abs(z, out=out)
+    xp.subtract(1.0, out, out=out)
     out *= out
     return out
 
 
 # relu: f = max(s, 0); f' = [s > 0] = [z > 0] (f'(0) = 0 by convention).
 def _relu(s: Array, out: Array | None) -> Array:
-    return np.maximum(s, 0.0, out=out)
+    xp = ops_for(s)
+    return xp.maximum(s, 0.0, out=out)
 
 
 def _relu_d(s: Array | None, z: Array, out: Array | None) -> Array:
+    xp = ops_for(z)
     if out is None:
-        return (z > 0).astype(z.dtype)
-    np.greater(z, 0, out=out)
+        out = xp.empty_like(z)
+    xp.greater(z, 0, out=out)
     return out
 
 
@@ -267,16 +281,17 @@ def _make_leaky(
     slope: float,
 ) -> tuple[Callable[[Array, Array | None], Array], Callable[..., Array]]:
     # leaky relu: f = s if s > 0 else slope*s; f' = 1 if z > 0 else slope (slope >= 0).
-    pick = np.maximum if slope <= 1.0 else np.minimum
-
     def forward(s: Array, out: Array | None) -> Array:
-        scaled = np.multiply(s, slope)
+        xp = ops_for(s)
+        pick = xp.maximum if slope <= 1.0 else xp.minimum
+        scaled = xp.multiply(s, slope)
         return pick(s, scaled, out=out)
 
     def derivative(s: Array | None, z: Array, out: Array | None) -> Array:
+        xp = ops_for(z)
         if out is None:
-            out = np.empty_like(z)
-        np.greater(z, 0, out=out)
+            out = xp.empty_like(z)
+        xp.greater(z, 0, out=out)
         out *= 1.0 - slope
         out += slope
         return out
@@ -286,34 +301,38 @@ def _make_leaky(
 
 # linear: f = s; f' = 1.
 def _linear(s: Array, out: Array | None) -> Array:
+    xp = ops_for(s)
     if out is None:
-        return s.copy()
-    np.copyto(out, s)
+        out = xp.empty_like(s)
+    xp.copyto(out, s)
     return out
 
 
 def _linear_d(s: Array | None, z: Array, out: Array | None) -> Array:
+    xp = ops_for(z)
     if out is None:
-        return np.ones_like(z)
-    out.fill(1.0)
+        return xp.ones_like(z)
+    xp.copyto(out, 1.0)
     return out
 
 
 # selu: f = lambda s (s > 0), lambda alpha (e^s - 1) (s <= 0);
 # f' = lambda (s > 0), lambda alpha e^s = z + lambda alpha (s <= 0).
 def _selu(s: Array, out: Array | None) -> Array:
-    neg = np.minimum(s, 0.0)
-    np.expm1(neg, out=neg)
+    xp = ops_for(s)
+    neg = xp.minimum(s, 0.0)
+    xp.expm1(neg, out=neg)
     neg *= SELU_ALPHA
-    out = np.maximum(s, 0.0, out=out)
+    out = xp.maximum(s, 0.0, out=out)
     out += neg
     out *= SELU_LAMBDA
     return out
 
 
 def _selu_d(s: Array | None, z: Array, out: Array | None) -> Array:
-    out = np.add(z, SELU_LAMBDA * SELU_ALPHA, out=out)
-    np.copyto(out, SELU_LAMBDA, where=z > 0)
+    xp = ops_for(z)
+    out = xp.add(z, SELU_LAMBDA * SELU_ALPHA, out=out)
+    xp.copyto(out, SELU_LAMBDA, where=z > 0)
     return out
 
 
@@ -324,31 +343,33 @@ def _selu_sat(z: Array) -> Array:
 # gelu (tanh approximation): u = c (s + a s^3), f = 0.5 s (1 + tanh u),
 # f' = 0.5 (1 + tanh u) + 0.5 s (1 - tanh^2 u) c (1 + 3 a s^2).
 def _gelu(s: Array, out: Array | None) -> Array:
-    u = np.multiply(s, s)
+    xp = ops_for(s)
+    u = xp.multiply(s, s)
     u *= _GELU_A
     u += 1.0
     u *= s
     u *= GELU_TANH_C
-    np.tanh(u, out=u)
+    xp.tanh(u, out=u)
     u += 1.0
     u *= 0.5
-    return np.multiply(s, u, out=out)
+    return xp.multiply(s, u, out=out)
 
 
 def _gelu_d(s: Array | None, z: Array, out: Array | None) -> Array:
+    xp = ops_for(z)
     assert s is not None
-    s2 = np.multiply(s, s)
-    t = np.multiply(s2, _GELU_A)
+    s2 = xp.multiply(s, s)
+    t = xp.multiply(s2, _GELU_A)
     t += 1.0
     t *= s
     t *= GELU_TANH_C
-    np.tanh(t, out=t)  # t = tanh(u)
+    xp.tanh(t, out=t)  # t = tanh(u)
     s2 *= 3.0 * _GELU_A
     s2 += 1.0
     s2 *= GELU_TANH_C
     s2 *= s  # s c (1 + 3 a s^2)
-    out = np.multiply(t, t, out=out)
-    np.subtract(1.0, out, out=out)
+    out = xp.multiply(t, t, out=out)
+    xp.subtract(1.0, out, out=out)
     out *= s2
     out += t
     out += 1.0
@@ -364,16 +385,18 @@ def _make_elu(
     alpha: float,
 ) -> tuple[Callable[[Array, Array | None], Array], Callable[..., Array], Callable[..., Array]]:
     def forward(s: Array, out: Array | None) -> Array:
-        neg = np.minimum(s, 0.0)
-        np.expm1(neg, out=neg)
+        xp = ops_for(s)
+        neg = xp.minimum(s, 0.0)
+        xp.expm1(neg, out=neg)
         neg *= alpha
-        out = np.maximum(s, 0.0, out=out)
+        out = xp.maximum(s, 0.0, out=out)
         out += neg
         return out
 
     def derivative(s: Array | None, z: Array, out: Array | None) -> Array:
-        out = np.add(z, alpha, out=out)
-        np.copyto(out, 1.0, where=z > 0)
+        xp = ops_for(z)
+        out = xp.add(z, alpha, out=out)
+        xp.copyto(out, 1.0, where=z > 0)
         return out
 
     def saturated(z: Array) -> Array:
@@ -384,8 +407,9 @@ def _make_elu(
 
 def _sigmoid_of(s: Array) -> Array:
     """``1 / (1 + e^-s)`` as ``0.5 tanh(0.5 s) + 0.5``: no overflow, a new array."""
-    out = np.multiply(s, 0.5)
-    np.tanh(out, out=out)
+    xp = ops_for(s)
+    out = xp.multiply(s, 0.5)
+    xp.tanh(out, out=out)
     out *= 0.5
     out += 0.5
     return out
@@ -393,13 +417,15 @@ def _sigmoid_of(s: Array) -> Array:
 
 # silu (swish): f = s sigmoid(s); f' = sigmoid(s) (1 + s (1 - sigmoid(s))) (Elfwing et al., 2018).
 def _silu(s: Array, out: Array | None) -> Array:
-    return np.multiply(s, _sigmoid_of(s), out=out)
+    xp = ops_for(s)
+    return xp.multiply(s, _sigmoid_of(s), out=out)
 
 
 def _silu_d(s: Array | None, z: Array, out: Array | None) -> Array:
+    xp = ops_for(z)
     assert s is not None
     sig = _sigmoid_of(s)
-    out = np.subtract(1.0, sig, out=out)
+    out = xp.subtract(1.0, sig, out=out)
     out *= s
     out += 1.0
     out *= sig
@@ -416,23 +442,26 @@ _EXP_LOW, _EXP_HIGH = -80.0, 20.0
 # mish: f = s tanh(softplus(s)) (Misra, 2019). With n = e^s, t = tanh(log(1 + n)) =
 # n (n + 2) / (n (n + 2) + 2); f' = t + s sigmoid(s) (1 - t^2).
 def _mish_t(s: Array) -> Array:
-    n = np.clip(s, _EXP_LOW, _EXP_HIGH)
-    np.exp(n, out=n)
+    xp = ops_for(s)
+    n = xp.clip(s, _EXP_LOW, _EXP_HIGH)
+    xp.exp(n, out=n)
     num = n + 2.0
     num *= n
     den = num + 2.0
-    return np.divide(num, den, out=num)
+    return xp.divide(num, den, out=num)
 
 
 def _mish(s: Array, out: Array | None) -> Array:
-    return np.multiply(s, _mish_t(s), out=out)
+    xp = ops_for(s)
+    return xp.multiply(s, _mish_t(s), out=out)
 
 
 def _mish_d(s: Array | None, z: Array, out: Array | None) -> Array:
+    xp = ops_for(z)
     assert s is not None
     t = _mish_t(s)
-    out = np.multiply(t, t, out=out)
-    np.subtract(1.0, out, out=out)
+    out = xp.multiply(t, t, out=out)
+    xp.subtract(1.0, out, out=out)
     out *= _sigmoid_of(s)
     out *= s
     out += t
@@ -444,20 +473,22 @@ _MISH_MIN = -0.30884341301725040  # min of mish, at s = -1.19243
 
 # softplus: f = log(1 + e^s) = max(s, 0) + log1p(e^-|s|); f' = sigmoid(s) = 1 - e^-z.
 def _softplus(s: Array, out: Array | None) -> Array:
-    t = np.abs(s)
-    np.negative(t, out=t)
-    np.maximum(t, _EXP_LOW, out=t)
-    np.exp(t, out=t)
-    np.log1p(t, out=t)
-    out = np.maximum(s, 0.0, out=out)
+    xp = ops_for(s)
+    t = xp.abs(s)
+    xp.negative(t, out=t)
+    xp.maximum(t, _EXP_LOW, out=t)
+    xp.exp(t, out=t)
+    xp.log1p(t, out=t)
+    out = xp.maximum(s, 0.0, out=out)
     out += t
     return out
 
 
 def _softplus_d(s: Array | None, z: Array, out: Array | None) -> Array:
-    out = np.negative(z, out=out)
-    np.expm1(out, out=out)
-    np.negative(out, out=out)
+    xp = ops_for(z)
+    out = xp.negative(z, out=out)
+    xp.expm1(out, out=out)
+    xp.negative(out, out=out)
     return out
 
 
@@ -467,31 +498,36 @@ def _softplus_sat(z: Array) -> Array:
 
 # hardtanh: f = clip(s, -1, 1); f' = [|s| < 1] = [|z| < 1].
 def _hardtanh(s: Array, out: Array | None) -> Array:
-    return np.clip(s, -1.0, 1.0, out=out)
+    xp = ops_for(s)
+    return xp.clip(s, -1.0, 1.0, out=out)
 
 
 def _hardtanh_d(s: Array | None, z: Array, out: Array | None) -> Array:
-    inside = np.abs(z) < 1.0
+    xp = ops_for(z)
+    inside = xp.abs(z) < 1.0
     if out is None:
-        return inside.astype(z.dtype)
-    np.copyto(out, inside)
+        out = xp.empty_like(z)
+    xp.copyto(out, inside)
     return out
 
 
 def _clipped_sat(z: Array) -> Array:
-    return np.abs(z) >= 1.0
+    xp = ops_for(z)
+    return xp.abs(z) >= 1.0
 
 
 # relu6: f = min(max(s, 0), 6); f' = [0 < s < 6] = [0 < z < 6].
 def _relu6(s: Array, out: Array | None) -> Array:
-    return np.clip(s, 0.0, RELU6_CAP, out=out)
+    xp = ops_for(s)
+    return xp.clip(s, 0.0, RELU6_CAP, out=out)
 
 
 def _relu6_d(s: Array | None, z: Array, out: Array | None) -> Array:
+    xp = ops_for(z)
     inside = (z > 0) & (z < RELU6_CAP)
     if out is None:
-        return inside.astype(z.dtype)
-    np.copyto(out, inside)
+        out = xp.empty_like(z)
+    xp.copyto(out, inside)
     return out
 
 
@@ -537,8 +573,12 @@ def erf(s: Array, out: Array | None = None) -> Array:
     Example:
         >>> float(erf(np.array([0.5]))[0]) == math.erf(0.5)
         True
+
+    On torch and cupy arrays it is the library's own erf (numpy has none).
     """
     s = _as_float(s)
+    if ops_for(s) is not np:
+        return _native_erf(s, out)
     table = _erf_table().astype(s.dtype, copy=False)
     a = np.abs(s)
     cell = np.minimum(a, (_ERF_CELLS - 1) * _ERF_STEP)
@@ -556,16 +596,26 @@ def erf(s: Array, out: Array | None = None) -> Array:
     return np.copysign(value, s, out=out)
 
 
+def _native_erf(s: Array, out: Array | None) -> Array:
+    xp = ops_for(s)
+    if hasattr(xp, "erf"):  # torch
+        return xp.erf(s, out=out)
+    from cupyx.scipy.special import erf as cupy_erf
+
+    return cupy_erf(s, out)
+
+
 def _erf(s: Array, out: Array | None) -> Array:
     return erf(s, out=out)
 
 
 def _erf_d(s: Array | None, z: Array, out: Array | None) -> Array:
     assert s is not None
-    out = np.multiply(s, s, out=out)
-    np.negative(out, out=out)
-    np.maximum(out, _EXP_LOW, out=out)
-    np.exp(out, out=out)
+    xp = ops_for(s)
+    out = xp.multiply(s, s, out=out)
+    xp.negative(out, out=out)
+    xp.maximum(out, _EXP_LOW, out=out)
+    xp.exp(out, out=out)
     out *= 2.0 / math.sqrt(math.pi)
     return out
 

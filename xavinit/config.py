@@ -7,12 +7,14 @@ e.g. ``run.yaml: layers[2]: must be an integer >= 1, got -3``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from xavinit.backends import BACKENDS
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_DISTANCE, KS_SAMPLE, MAX_LAYERS, VARIANCE_TOLERANCE
 from xavinit.options import (
@@ -133,6 +135,43 @@ WidthOption = Annotated[
     Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
 ]
 """Options several commands share, each declared once."""
+
+
+def _device(value: Any) -> Any:
+    text = value.strip().lower() if isinstance(value, str) else value
+    if isinstance(text, str) and re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        return text
+    raise ValueError(f"must be cpu, cuda or cuda:N, got {quote(value)}")
+
+
+class Placed(Config):
+    """Options of the commands whose arrays may live on another backend (init draws on
+    numpy's generators, and the rest works on the host)."""
+
+    backend: Annotated[
+        str,
+        BeforeValidator(Choice(BACKENDS)),
+        Opt(
+            "Array library: numpy (the fastest on a CPU), torch or cupy "
+            "(pip install 'xavinit[torch]' or 'xavinit[cupy]'); see docs/backends.md."
+        ),
+    ] = "numpy"
+    device: Annotated[
+        str,
+        BeforeValidator(_device),
+        Opt("Where the arrays live: cpu, cuda or cuda:N (cuda needs --backend torch or cupy)."),
+    ] = "cpu"
+
+    @model_validator(mode="after")
+    def _placement(self) -> Placed:
+        if self.backend == "numpy" and self.device != "cpu":
+            raise ValueError(
+                f"device: numpy runs on the CPU only, got {self.device}; "
+                "use --backend torch or cupy"
+            )
+        if self.backend == "cupy" and self.device == "cpu":
+            raise ValueError("device: cupy runs on CUDA devices only; give --device cuda")
+        return self
 
 
 class Seeded(Config):
@@ -274,7 +313,7 @@ class InitConfig(Network):
         return self
 
 
-class PropagateConfig(Network):
+class PropagateConfig(Network, Placed):
     """What ``xavinit propagate`` does: one network per (scheme, activation) at initialization."""
 
     command = "propagate"
@@ -404,7 +443,7 @@ DATASET_HELP = "shapeset (generated), mnist:PATH, cifar10:PATH, npz:PATH or digi
 TRAIN_LAYERS_HELP = "Full widths input,hidden...,output; they must match the dataset."
 
 
-class TrainConfig(Seeded):
+class TrainConfig(Seeded, Placed):
     """What ``xavinit train`` does: one SGD run per (scheme, activation), one after another.
 
     ``layers`` is empty until the dataset is known: inputs and outputs follow the dataset, the
@@ -535,7 +574,7 @@ SWEEP_GRID_KEYS = (
 """The fields that make the grid (``DIR/grid.yaml``); the others say where and how it runs."""
 
 
-class SweepConfig(Config):
+class SweepConfig(Placed):
     """What ``xavinit sweep`` does: one ``train`` run per grid point, resumable, in parallel.
 
     The grid is datasets x activations x schemes x learning rates x seeds; every point is one

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
 from xavinit.activations import Activation
+from xavinit.backends import ops_for
 from xavinit.errors import XavinitError
 
 __all__ = [
@@ -83,22 +86,30 @@ class Gradients:
     db: tuple[Array, ...]
 
 
-def _float_dtype(x: Array) -> np.dtype:
-    return x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+def _host(a: Array) -> Array:
+    """numpy input as an array (lists, scalars); torch and cupy arrays as they are."""
+    return np.asarray(a) if ops_for(a) is np else a
+
+
+def _cast(a: Array, dtype: object) -> Array:
+    """``a`` in ``dtype``, no copy when it already is (any backend)."""
+    a = _host(a)
+    return a if a.dtype == dtype else array_namespace(a).astype(a, dtype)
 
 
 def softmax(logits: Array, out: Array | None = None) -> Array:
     """Return ``P_j = exp(s_j - max s) / sum_k exp(s_k - max s)`` along the last axis.
 
     Args:
-        logits: Shape ``(batch, classes)``.
+        logits: Shape ``(batch, classes)``, any backend's array.
         out: Optional output array (may be ``logits``).
     """
-    logits = np.asarray(logits)
-    shift = logits.max(axis=-1, keepdims=True)
-    out = np.subtract(logits, shift, out=out)
-    np.exp(out, out=out)
-    out /= out.sum(axis=-1, keepdims=True)
+    logits = _host(logits)
+    xp, ops = array_namespace(logits), ops_for(logits)
+    shift = xp.max(logits, axis=-1, keepdims=True)
+    out = ops.subtract(logits, shift, out=out)
+    ops.exp(out, out=out)
+    out /= xp.sum(out, axis=-1, keepdims=True)
     return out
 
 
@@ -110,6 +121,7 @@ def forward(
 ) -> ForwardCache:
     """Run ``s^k = z^{k-1} W^k + b^k``, ``z^k = f(s^k)`` (hidden), ``P = softmax(s^L)``.
 
+    Arrays may be numpy, torch or cupy (all of one backend, :mod:`xavinit.backends`).
     The dtype is ``x``'s when floating, float32 otherwise; weights and biases are cast to it
     (no copy when they already match). Hidden pre-activations are overwritten in place by
     ``f`` unless ``activation.needs_preactivation``.
@@ -126,18 +138,19 @@ def forward(
         >>> forward(np.zeros((5, 3)), w, None, get_activation("tanh")).probs.shape
         (5, 2)
     """
-    x = np.asarray(x)
-    dtype = _float_dtype(x)
-    z = x.astype(dtype, copy=False)
+    x = _host(x)
+    xp = array_namespace(x)
+    dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
+    z = _cast(x, dtype)
     _check_shapes(z, weights, biases)
     zs: list[Array] = [z]
     ss: list[Array | None] = []
     n_layers = len(weights)
     s = z
     for i, w in enumerate(weights):
-        s = z @ np.asarray(w).astype(dtype, copy=False)
+        s = z @ _cast(w, dtype)
         if biases is not None:
-            s += np.asarray(biases[i]).astype(dtype, copy=False)
+            s += _cast(biases[i], dtype)
         if i == n_layers - 1:
             break
         if activation.needs_preactivation:
@@ -159,29 +172,32 @@ def _check_shapes(x: Array, weights: Sequence[Array], biases: Sequence[Array] | 
         raise XavinitError(f"got {len(weights)} weight matrices but {len(biases)} biases")
     fan = x.shape[1]
     for i, w in enumerate(weights):
-        shape = np.shape(w)
+        shape = tuple(_host(w).shape)
         if len(shape) != 2 or shape[0] != fan:
             raise XavinitError(f"weights[{i}]: expected shape ({fan}, fan_out), got {shape}")
         fan = shape[1]
-        if biases is not None and np.shape(biases[i]) != (fan,):
-            raise XavinitError(f"biases[{i}]: expected shape ({fan},), got {np.shape(biases[i])}")
+        if biases is not None and tuple(_host(biases[i]).shape) != (fan,):
+            got = tuple(_host(biases[i]).shape)
+            raise XavinitError(f"biases[{i}]: expected shape ({fan},), got {got}")
 
 
-def _targets(labels: Array, shape: tuple[int, ...], dtype: np.dtype) -> Array:
-    """One-hot matrix for integer labels of shape ``(batch,)``; 2-D targets pass through."""
-    labels = np.asarray(labels)
+def _targets(labels: Array, like: Array) -> Array:
+    """One-hot matrix (``like``'s shape, dtype and device) for integer labels of shape
+    ``(batch,)``; 2-D targets pass through."""
+    labels = _host(labels)
+    xp, shape = array_namespace(like), tuple(like.shape)
     if labels.ndim == 2:
-        if labels.shape != shape:
-            raise XavinitError(f"targets must have shape {shape}, got {labels.shape}")
-        return labels.astype(dtype, copy=False)
-    if labels.shape != (shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        if tuple(labels.shape) != shape:
+            raise XavinitError(f"targets must have shape {shape}, got {tuple(labels.shape)}")
+        return _cast(labels, like.dtype)
+    if tuple(labels.shape) != (shape[0],) or not xp.isdtype(labels.dtype, "integral"):
         raise XavinitError(
             f"labels must be integers of shape ({shape[0]},) or targets of shape {shape}"
         )
-    if labels.size and (labels.min() < 0 or labels.max() >= shape[1]):
+    if shape[0] and (int(xp.min(labels)) < 0 or int(xp.max(labels)) >= shape[1]):
         raise XavinitError(f"labels must lie in 0..{shape[1] - 1}")
-    onehot = np.zeros(shape, dtype=dtype)
-    onehot[np.arange(shape[0]), labels] = 1.0
+    onehot = xp.zeros(shape, dtype=like.dtype, device=device_of(like))
+    onehot[xp.arange(shape[0], device=device_of(like)), labels] = 1.0
     return onehot
 
 
@@ -195,7 +211,7 @@ def nll_cost(logits: Array, labels: Array) -> float:
         labels: Integer classes, shape ``(batch,)``, or target distributions ``(batch, classes)``.
     """
     logits = np.asarray(logits, dtype=np.float64)
-    y = _targets(labels, logits.shape, logits.dtype)
+    y = _targets(labels, logits)
     shift = logits.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(logits - shift).sum(axis=1, keepdims=True)) + shift
     return float(-(y * (logits - log_z)).sum() / logits.shape[0])
@@ -209,18 +225,17 @@ def quadratic_cost(logits: Array, labels: Array) -> float:
         labels: Integer classes, shape ``(batch,)``, or targets ``(batch, classes)``.
     """
     logits = np.asarray(logits, dtype=np.float64)
-    diff = softmax(logits) - _targets(labels, logits.shape, logits.dtype)
+    diff = softmax(logits) - _targets(labels, logits)
     return float(0.5 * np.einsum("ij,ij->", diff, diff) / logits.shape[0])
 
 
 def _output_grad(cache: ForwardCache, labels: Array, cost: str) -> Array:
     p = cache.probs
     batch = p.shape[0]
-    g = p - _targets(labels, p.shape, p.dtype)  # NLL: dC/ds^L = (P - Y)/B
+    g = p - _targets(labels, p)  # NLL: dC/ds^L = (P - Y)/B
     if cost == "quadratic":
         # dC/dP = (P - Y)/B; dC/ds_j = P_j (dC/dP_j - sum_k dC/dP_k P_k).
-        dot = np.einsum("ij,ij->i", g, p)[:, None]
-        g -= dot
+        g -= array_namespace(p).sum(g * p, axis=1, keepdims=True)
         g *= p
     g /= batch
     return g
@@ -264,31 +279,34 @@ def backward(
     if len(weights) != len(cache.z):
         raise XavinitError(f"cache has {len(cache.z)} layers, got {len(weights)} weight matrices")
     dtype = cache.logits.dtype
+    xp, ops = array_namespace(cache.logits), ops_for(cache.logits)
     if output_grad is not None:
-        ds = np.asarray(output_grad).astype(dtype, copy=True)
+        ds = xp.astype(_host(output_grad), dtype, copy=True)
         if ds.shape != cache.logits.shape:
-            raise XavinitError(f"output_grad: expected shape {cache.logits.shape}, got {ds.shape}")
+            raise XavinitError(
+                f"output_grad: expected shape {tuple(cache.logits.shape)}, got {tuple(ds.shape)}"
+            )
     elif labels is not None:
         ds = _output_grad(cache, labels, cost)
 
     n_layers = len(weights)
     ds_all: list[Array] = [ds] * n_layers
     dw_all: list[Array] = [ds] * n_layers
-    db_all: list[Array] = [np.empty(0, dtype=dtype)] * n_layers
+    db_all: list[Array] = [xp.empty((0,), dtype=dtype, device=device_of(ds))] * n_layers
     skip_derivative = activation.name == "linear"
     buf: Array | None = None
     for i in range(n_layers - 1, -1, -1):
-        w = np.asarray(weights[i]).astype(dtype, copy=False)
+        w = _cast(weights[i], dtype)
         ds_all[i] = ds
         dw_all[i] = cache.z[i].T @ ds
         if bias_gradients:
-            db_all[i] = ds.sum(axis=0)
+            db_all[i] = xp.sum(ds, axis=0)
         if i == 0:
             break
         ds = ds @ w.T  # dC/dz^i, then times f'(s^i) in place
         if not skip_derivative:
             z = cache.z[i]
             if buf is None or buf.shape != z.shape or buf.dtype != z.dtype:
-                buf = np.empty_like(z)
+                buf = ops.empty_like(z)
             ds *= activation.derivative(cache.s[i - 1], z, out=buf)
     return Gradients(ds=tuple(ds_all), dw=tuple(dw_all), db=tuple(db_all))

@@ -74,3 +74,12 @@ def blas_threads(count: int | None) -> Iterator[int]:
     threads = count if count is not None else free_cores()
     with threadpool_limits(limits=threads, user_api="blas"):
         yield threads
+
+
+def blas_thread_count() -> int:
+    """The BLAS thread limit in force (what :func:`blas_threads` set), for libraries with a
+    thread pool of their own (torch) to follow; the usable cores when no BLAS is loaded."""
+    from threadpoolctl import threadpool_info
+
+    counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    return min(counts) if counts else usable_cores()

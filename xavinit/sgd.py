@@ -5,15 +5,23 @@ the minibatch. Every buffer is allocated once per batch size; the learning rate 
 folded into the top-layer gradient, so each weight update is one ``W -= dW`` (PERF.md).
 The gradients are those of :func:`xavinit.network.backward`, which the tests check against finite
 differences and against this step.
+
+The arrays may be numpy, torch or cupy (:mod:`xavinit.backends`): the step is written against the
+array API namespace plus numpy's ``out=`` kernels, and never reads a value back to the host, so a
+GPU runs updates back to back; :meth:`SGD.step` returns the cost as a 0-d array.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
 from xavinit.activations import Activation
+from xavinit.backends import ops_for
 
 COSTS = ("nll", "quadratic")
 
@@ -30,8 +38,8 @@ class SGD:
 
     def __init__(
         self,
-        weights: Sequence[np.ndarray],
-        biases: Sequence[np.ndarray],
+        weights: Sequence[Any],
+        biases: Sequence[Any],
         activation: Activation,
         cost: str = "nll",
     ) -> None:
@@ -43,34 +51,41 @@ class SGD:
         self.cost = cost
         self.dtype = self.weights[0].dtype
         self.widths = [self.weights[0].shape[0], *(w.shape[1] for w in self.weights)]
+        self.xp, self.ops = array_namespace(self.weights[0]), ops_for(self.weights[0])
+        self.device = device_of(self.weights[0])
         self._batch = 0
-        self._grad_w = [np.empty_like(w) for w in self.weights]
+        self._grad_w = [self.ops.empty_like(w) for w in self.weights]
 
     def _buffers(self, batch: int) -> None:
         """(Re)allocate the per-batch buffers: pre-activations, gradients, f'."""
         if batch == self._batch:
             return
         self._batch = batch
-        self._s = [np.empty((batch, n), dtype=self.dtype) for n in self.widths[1:]]
-        self._pre = [
-            np.empty((batch, n), dtype=self.dtype) if self.activation.needs_preactivation else None
-            for n in self.widths[1:-1]
-        ]
-        self._dz = [np.empty((batch, n), dtype=self.dtype) for n in self.widths[1:-1]]
-        self._deriv = [np.empty((batch, n), dtype=self.dtype) for n in self.widths[1:-1]]
-        self._rows = np.arange(batch)
 
-    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> float:
-        """One SGD update on the minibatch ``(x, y)``; returns the minibatch's mean cost
-        before the update (NaN or inf when the network diverged; the update still happens)."""
+        def empty(n: int) -> Any:
+            return self.xp.empty((batch, n), dtype=self.dtype, device=self.device)
+
+        self._s = [empty(n) for n in self.widths[1:]]
+        self._pre = [
+            empty(n) if self.activation.needs_preactivation else None for n in self.widths[1:-1]
+        ]
+        self._dz = [empty(n) for n in self.widths[1:-1]]
+        self._deriv = [empty(n) for n in self.widths[1:-1]]
+        self._rows = self.xp.arange(batch, device=self.device)
+
+    def step(self, x: Any, y: Any, lr: float) -> Any:
+        """One SGD update on the minibatch ``(x, y)`` (arrays of the weights' backend); returns
+        the minibatch's mean cost before the update as a 0-d array, NaN or inf when the network
+        diverged (the update still happens). ``float(cost)`` reads it back to the host."""
+        xp, ops = self.xp, self.ops
         batch = x.shape[0]
         self._buffers(batch)
         layers = len(self.weights)
         z = x
-        hidden: list[np.ndarray] = [x]
+        hidden: list[Any] = [x]
         for k in range(layers):
             s = self._s[k]
-            np.matmul(z, self.weights[k], out=s)
+            ops.matmul(z, self.weights[k], out=s)
             s += self.biases[k]
             if k == layers - 1:
                 break
@@ -81,32 +96,32 @@ class SGD:
             hidden.append(z)
         logits = self._s[-1]
         # Softmax in place: P = exp(s - max s) / sum exp(s - max s).
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
+        logits -= xp.max(logits, axis=1, keepdims=True)
+        ops.exp(logits, out=logits)
+        logits /= xp.sum(logits, axis=1, keepdims=True)
         probs = logits
         picked = probs[self._rows, y]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if self.cost == "nll":
-                cost = float(-np.mean(np.log(picked)))
+                cost = -xp.mean(xp.log(picked))
                 grad = probs
                 grad[self._rows, y] -= 1.0  # dC/ds^L = (P - Y) / B
             else:
-                grad = probs.copy()
+                grad = xp.asarray(probs, copy=True)
                 grad[self._rows, y] -= 1.0
-                cost = float(0.5 * np.einsum("ij,ij->", grad, grad) / batch)
+                cost = 0.5 * xp.sum(grad * grad) / batch
                 # dC/ds_j = P_j (g_j - sum_k g_k P_k) with g = dC/dP.
-                grad -= np.einsum("ij,ij->i", grad, probs)[:, None]
+                grad -= xp.sum(grad * probs, axis=1, keepdims=True)
                 grad *= probs
             grad *= lr / batch
             for k in range(layers - 1, -1, -1):
                 below = None
                 if k > 0:
                     below = self._dz[k - 1]
-                    np.matmul(grad, self.weights[k].T, out=below)  # before W changes
-                np.matmul(hidden[k].T, grad, out=self._grad_w[k])
+                    ops.matmul(grad, self.weights[k].T, out=below)  # before W changes
+                ops.matmul(hidden[k].T, grad, out=self._grad_w[k])
                 self.weights[k] -= self._grad_w[k]
-                self.biases[k] -= grad.sum(axis=0)
+                self.biases[k] -= xp.sum(grad, axis=0)
                 if below is not None:
                     deriv = self.activation.derivative(
                         self._pre[k - 1], hidden[k], out=self._deriv[k - 1]

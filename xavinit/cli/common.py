@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape as markup_escape
 
 from xavinit.errors import XavinitError
 from xavinit.render import EXTENSIONS, FORMATS, formats, supported
@@ -173,6 +174,7 @@ def option_parameters(config_type: type[Config]) -> list[inspect.Parameter]:
             and (info.default is not None or opt.default_text is not None)
         ):
             text = f"{text} (default {_default_text(info.default, opt)})"
+        text = markup_escape(text)  # 'xavinit[torch]' is text, not a Rich style
         if opt.argument:
             marker: Any = typer.Argument(help=text, metavar=opt.metavar, show_default=False)
         else:

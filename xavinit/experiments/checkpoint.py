@@ -17,6 +17,7 @@ import numpy as np
 
 from xavinit._version import __version__
 from xavinit.config import TrainConfig
+from xavinit.backends import to_numpy
 from xavinit.errors import XavinitError
 from xavinit.fileio import NpzWriter, atomic_write, read_npz
 from xavinit.results import Count, CurvePoint, LayerStats, Real, TrainRun, validate
@@ -68,8 +69,8 @@ def save_checkpoint(
     with atomic_write(path, "wb") as stream, NpzWriter(stream) as writer:
         writer.add("state", payload)
         for k, (w, b) in enumerate(zip(sgd.weights, sgd.biases, strict=True)):
-            writer.add(f"W{k + 1}", w)
-            writer.add(f"b{k + 1}", b)
+            writer.add(f"W{k + 1}", to_numpy(w))
+            writer.add(f"b{k + 1}", to_numpy(b))
 
 
 def _document(arrays: dict[str, np.ndarray], path: str) -> dict[str, Any]:

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from xavinit.activations import Activation, get_activation
+from xavinit.backends import get_backend, to_numpy
 from xavinit.config import PropagateConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.formats import open_tensors
 from xavinit.network import backward, forward
-from xavinit.resources import require_memory
+from xavinit.resources import blas_thread_count, require_memory
 from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
 from xavinit.roles import describe, select_names
 from xavinit.schemes import Scheme, get_scheme
@@ -228,23 +229,27 @@ def measure_network(
     x = draw_inputs(config, trial, dtype)
     input_moments = scan(x)[0]
     input_cross = cross_moment(x)
+    backend = get_backend(config.backend, config.device)
+    placed = [backend.asarray(w) for w in weights]
     with np.errstate(all="ignore"):
-        cache = forward(x, weights, None, activation)
-    outputs = [*cache.hidden, cache.logits]
+        cache = forward(backend.asarray(x), placed, None, activation)
+    outputs = [to_numpy(out) for out in (*cache.hidden, cache.logits)]
     forward_scans = [scan(out, STAT_SAMPLE) for out in outputs]  # one pass per layer
     overflow = next((k + 1 for k, (m, _) in enumerate(forward_scans) if not m.finite), None)
     if overflow is not None:
         empty = _Measured([], overflow, input_moments.mean_square, input_cross, math.nan, math.nan)
         return empty, edges or []
-    grad_top = top_gradient(config, trial, cache.probs)
+    grad_top = top_gradient(config, trial, to_numpy(cache.probs))
     with np.errstate(all="ignore"):
-        grads = backward(cache, weights, activation, output_grad=grad_top, bias_gradients=False)
+        grads = backward(
+            cache, placed, activation, output_grad=backend.asarray(grad_top), bias_gradients=False
+        )
     batch = config.batch
     scanned = []
     for k in range(n_layers):
         act, act_sample = forward_scans[k]
-        ds, ds_sample = scan(grads.ds[k], STAT_SAMPLE)
-        dw, dw_sample = scan(grads.dw[k], STAT_SAMPLE)
+        ds, ds_sample = scan(to_numpy(grads.ds[k]), STAT_SAMPLE)
+        dw, dw_sample = scan(to_numpy(grads.dw[k]), STAT_SAMPLE)
         if not (ds.finite and dw.finite):
             empty = _Measured([], k + 1, input_moments.mean_square, input_cross, math.nan, math.nan)
             return empty, edges or []
@@ -283,7 +288,8 @@ def measure_network(
             "weight_grad_histogram": _histogram(dw_sample, edges[k][2]),
         }
         if hidden and config.jacobian_samples:
-            derivative = activation.derivative(cache.s[k], out)
+            pre = cache.s[k]
+            derivative = activation.derivative(None if pre is None else to_numpy(pre), out)
             sv_mean, sv_ratio = jacobian_singular_values(
                 weights[k], derivative, config.jacobian_samples
             )
@@ -418,8 +424,9 @@ def _mean_and_spread(
                 row[key] = None
             else:
                 numbers = np.array(values, dtype=np.float64)
-                row[key] = float(numbers.mean())
-                spread[key] = float(numbers.std(ddof=1)) if len(values) > 1 else 0.0
+                with np.errstate(invalid="ignore"):  # a ratio may be inf (a zero singular value)
+                    row[key] = float(numbers.mean())
+                    spread[key] = float(numbers.std(ddof=1)) if len(values) > 1 else 0.0
         merged.append(row)
         spreads.append(spread)
     return merged, spreads
@@ -591,6 +598,7 @@ def run_propagate(config: PropagateConfig, progress: Progress | None = None) -> 
     else:
         stacks = [get_scheme(s) for s in config.schemes]
     check_memory(config)
+    get_backend(config.backend, config.device).limit_threads(blas_thread_count())
     pairs = [(s, get_activation(a)) for a in config.activations for s in stacks]
     runs = []
     for done, (scheme, activation) in enumerate(pairs):

@@ -160,6 +160,8 @@ def train_mapping(
         "test_size": config.test_size,
         "preprocess": config.preprocess,
         "dtype": config.dtype,
+        "backend": config.backend,
+        "device": config.device,
         "checkpoint": checkpoint,
         "checkpoint_every": config.eval_every,
     }

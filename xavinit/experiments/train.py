@@ -16,18 +16,21 @@ import math
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from xavinit.activations import Activation, get_activation
+from xavinit.backends import Backend, get_backend, to_numpy
 from xavinit.config import TrainConfig
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.checkpoint import Checkpoint, RunState, save_checkpoint
 from xavinit.network import Cost, backward, forward
-from xavinit.resources import require_memory
+from xavinit.resources import blas_thread_count, require_memory
 from xavinit.results import LayerHistogram, LayerStats, TrainResult, TrainRun
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
@@ -37,6 +40,65 @@ TRACKED_EXAMPLES = 300
 """The paper measures activation statistics on a fixed set of 300 test examples."""
 
 EVAL_CHUNK = 1000
+
+DEVICE_BLOCK = 250
+"""Minibatches generated and copied to a device at once (numpy's backend takes one at a time):
+the host reads a block's costs back once, never one update's."""
+
+
+@dataclass(frozen=True)
+class Examples:
+    """A split's examples on the backend's device: ``x`` ``(count, inputs)``, ``y`` ``(count,)``."""
+
+    x: Any
+    y: Any
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def on_device(split: Split, backend: Backend) -> Split | Examples:
+    """``split`` copied to the backend's device once (numpy: ``split`` itself)."""
+    if backend.is_numpy:
+        return split
+    return Examples(backend.asarray(split.x), backend.asarray(split.y))
+
+
+class BatchFeed:
+    """The training stream's minibatches on the backend's device, generated in blocks.
+
+    A block never crosses an update at which the loop reads the state (tracking, evaluation,
+    checkpoint), so the stream's saved position is always that of the next unconsumed batch.
+    """
+
+    def __init__(self, dataset: Dataset, batch: int, backend: Backend) -> None:
+        self.dataset, self.batch, self.backend = dataset, batch, backend
+        self.block = 1 if backend.is_numpy else DEVICE_BLOCK
+        self._x: Any = None
+        self._y: Any = None
+        self._next = 0
+        self._count = 0
+
+    def fill(self, limit: int) -> int:
+        """Draw the next block of at most ``limit`` batches; returns its size."""
+        count = max(1, min(self.block, limit))
+        if count == 1:
+            x, y = self.dataset.train.next_batch(self.batch)
+            self._x, self._y = [self.backend.asarray(x)], [self.backend.asarray(y)]
+        else:
+            parts = [self.dataset.train.next_batch(self.batch) for _ in range(count)]
+            xs = self.backend.asarray(np.concatenate([x for x, _ in parts]))
+            ys = self.backend.asarray(np.concatenate([y for _, y in parts]))
+            rows = range(0, count * self.batch, self.batch)
+            self._x = [xs[r : r + self.batch] for r in rows]
+            self._y = [ys[r : r + self.batch] for r in rows]
+        self._next, self._count = 0, count
+        return count
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        while self._next < self._count:
+            self._next += 1
+            yield self._x[self._next - 1], self._y[self._next - 1]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -72,34 +134,41 @@ def check_memory(layers: tuple[int, ...], batch: int, itemsize: int) -> None:
 
 
 def test_error(
-    weights: list[np.ndarray], biases: list[np.ndarray], act: Activation, split: Split
+    weights: list[Any], biases: list[Any], act: Activation, split: Split | Examples
 ) -> float:
-    """Fraction of ``split`` misclassified by the argmax of the network's output."""
+    """Fraction of ``split`` misclassified by the argmax of the network's output (on the
+    weights' backend; one count read back per chunk of 1000)."""
+    xp = array_namespace(split.x)
     wrong = 0
     for start in range(0, len(split), EVAL_CHUNK):
         x = split.x[start : start + EVAL_CHUNK]
         with np.errstate(all="ignore"):
             logits = forward(x, weights, biases, act).logits
-        wrong += int(np.count_nonzero(logits.argmax(axis=1) != split.y[start : start + EVAL_CHUNK]))
+        misses = xp.argmax(logits, axis=1) != split.y[start : start + EVAL_CHUNK]
+        wrong += int(xp.sum(xp.astype(misses, xp.int64)))
     return wrong / len(split)
 
 
 def layer_statistics(
     update: int,
-    weights: list[np.ndarray],
-    biases: list[np.ndarray],
+    weights: list[Any],
+    biases: list[Any],
     act: Activation,
-    tracked: Split,
+    tracked: Split | Examples,
     cost: str,
 ) -> list[LayerStats]:
     """Per hidden layer on the tracked examples: mean, std, 98th percentile and saturation of
-    the activations (figures 2, 3), and the std of dC/dW^k of the mean cost (figure 9)."""
+    the activations (figures 2, 3), and the std of dC/dW^k of the mean cost (figure 9).
+
+    The passes run on the weights' backend; the activations and weight gradients are read back
+    (only here, at ``--track-every``) and summarised in float64 on the host."""
     with np.errstate(all="ignore"):
         cache = forward(tracked.x, weights, biases, act)
         # TrainConfig.from_mapping only accepts "nll" or "quadratic".
         grads = backward(cache, weights, act, labels=tracked.y, cost=cast(Cost, cost))
     rows: list[LayerStats] = []
-    for k, z in enumerate(cache.hidden):
+    for k, hidden in enumerate(cache.hidden):
+        z = to_numpy(hidden)
         values = z.astype(np.float64)
         rows.append(
             {
@@ -109,24 +178,24 @@ def layer_statistics(
                 "std": float(values.std()),
                 "p98": float(np.percentile(values, 98.0)),
                 "saturated_fraction": float(np.count_nonzero(act.saturated(z))) / z.size,
-                "weight_grad_std": float(grads.dw[k].astype(np.float64).std()),
+                "weight_grad_std": float(to_numpy(grads.dw[k]).astype(np.float64).std()),
             }
         )
     return rows
 
 
 def final_histograms(
-    weights: list[np.ndarray],
-    biases: list[np.ndarray],
+    weights: list[Any],
+    biases: list[Any],
     act: Activation,
-    tracked: Split,
+    tracked: Split | Examples,
     bins: int = 41,
 ) -> list[LayerHistogram]:
     """Activation histograms per hidden layer on the tracked examples (the paper's figure 4)."""
     with np.errstate(all="ignore"):
         hidden = forward(tracked.x, weights, biases, act).hidden
     out: list[LayerHistogram] = []
-    for k, z in enumerate(hidden):
+    for k, z in enumerate(map(to_numpy, hidden)):
         limits = act.limits
         if limits is not None and all(map(math.isfinite, limits)):
             edges = np.linspace(limits[0], limits[1], bins + 1)
@@ -191,8 +260,14 @@ def run_train(
         dataset = load_training_data(config)
     layers = resolve_layers(config, dataset)
     check_memory(layers, config.batch_size, np.dtype(config.dtype).itemsize)
+    backend = get_backend(config.backend, config.device)
+    backend.limit_threads(blas_thread_count())
     test = dataset.test if config.test_size is None else dataset.test.head(config.test_size)
-    tracked = dataset.test.head(min(TRACKED_EXAMPLES, len(dataset.test)))
+    splits = Splits(
+        test=on_device(test, backend),
+        tracked=on_device(dataset.test.head(min(TRACKED_EXAMPLES, len(dataset.test))), backend),
+        valid=None if dataset.valid is None else on_device(dataset.valid.head(len(test)), backend),
+    )
     initial_stream = dataset.train.state()
     pairs = [(s, a) for a in config.activations for s in config.schemes]
     finished: list[TrainRun] = list(resume.finished) if resume else []
@@ -218,21 +293,17 @@ def run_train(
                 ]
                 biases = [np.zeros(n, dtype=dtype) for n in layers[1:]]
                 dataset.train.restore(initial_stream)
-            sgd = SGD(weights, biases, act, config.cost)
-            _train_one(
-                config,
-                dataset,
-                sgd,
-                state,
-                test,
-                tracked,
-                interrupted,
-                finished,
-                progress,
-                index,
-                total,
+            sgd = SGD(
+                [backend.asarray(w) for w in weights],
+                [backend.asarray(b) for b in biases],
+                act,
+                config.cost,
             )
-            finished.append(_finish(config, state, sgd, test, tracked, dataset))
+            feed = BatchFeed(dataset, config.batch_size, backend)
+            _train_one(
+                config, feed, sgd, state, splits, interrupted, finished, progress, index, total
+            )
+            finished.append(_finish(config, state, sgd, splits))
         if progress is not None:
             progress(total, total, "done")
     return TrainResult(
@@ -244,7 +315,24 @@ def run_train(
     )
 
 
-def _evaluate(state: RunState, sgd: SGD, test: Split) -> None:
+@dataclass(frozen=True)
+class Splits:
+    """The fixed examples a run is measured on, on its backend's device."""
+
+    test: Split | Examples
+    tracked: Split | Examples
+    valid: Split | Examples | None
+
+
+def _next_boundary(update: int, config: TrainConfig, checkpoint_every: int) -> int:
+    """The first update after ``update`` at which the loop tracks, evaluates or checkpoints."""
+    periods = [config.track_every, config.eval_every]
+    if config.checkpoint:
+        periods.append(checkpoint_every)
+    return min(config.updates, *((update // p + 1) * p for p in periods))
+
+
+def _evaluate(state: RunState, sgd: SGD, test: Split | Examples) -> None:
     mean_cost = state.cost_sum / state.cost_count if state.cost_count else None
     state.curve.append(
         {
@@ -258,33 +346,38 @@ def _evaluate(state: RunState, sgd: SGD, test: Split) -> None:
 
 def _train_one(
     config: TrainConfig,
-    dataset: Dataset,
+    feed: BatchFeed,
     sgd: SGD,
     state: RunState,
-    test: Split,
-    tracked: Split,
+    splits: Splits,
     interrupted: Callable[[], bool],
     finished: list[TrainRun],
     progress: Progress | None,
     index: int,
     total: int,
 ) -> None:
-    """Run SGD from ``state.update`` to ``config.updates``, tracking, evaluating, checkpointing."""
+    """Run SGD from ``state.update`` to ``config.updates``, tracking, evaluating, checkpointing.
+
+    Updates run in blocks (one at a time on numpy); a block's costs are read back at its end,
+    so a diverged run stops at the block's end with ``diverged_at`` its first non-finite cost.
+    """
     act = sgd.activation
+    test, tracked = splits.test, splits.tracked
     checkpoint_every = config.checkpoint_every or config.eval_every
     label = f"{state.scheme} / {state.activation}"
     if state.update == 0 and not state.curve:
         state.layer_stats += layer_statistics(0, sgd.weights, sgd.biases, act, tracked, config.cost)
         _evaluate(state, sgd, test)
     while state.update < config.updates:
-        x, y = dataset.train.next_batch(config.batch_size)
-        cost = sgd.step(x, y, config.lr)
-        state.update += 1
-        if not math.isfinite(cost):
-            state.diverged_at = state.update
-            return
-        state.cost_sum += cost
-        state.cost_count += 1
+        count = feed.fill(_next_boundary(state.update, config, checkpoint_every) - state.update)
+        costs = [sgd.step(x, y, config.lr) for x, y in feed]
+        for cost in feed.backend.to_floats(costs):
+            state.update += 1
+            if not math.isfinite(cost):
+                state.diverged_at = state.update
+                return
+            state.cost_sum += cost
+            state.cost_count += 1
         if state.update % config.track_every == 0 or state.update == config.updates:
             state.layer_stats += layer_statistics(
                 state.update, sgd.weights, sgd.biases, act, tracked, config.cost
@@ -298,19 +391,17 @@ def _train_one(
                     total,
                     f"{label}: cost {last['train_cost']:.3f}, test error {last['test_error']:.3f}",
                 )
-        elif progress is not None and state.update % 50 == 0:
+        elif progress is not None and state.update // 50 != (state.update - count) // 50:
             progress(index * config.updates + state.update, total, label)
         stopping = interrupted()
         if config.checkpoint and (stopping or state.update % checkpoint_every == 0):
-            state.stream = dataset.train.state()
+            state.stream = feed.dataset.train.state()
             save_checkpoint(config.checkpoint, config, finished, state, sgd)
         if stopping:
             raise Interrupted(config.checkpoint)
 
 
-def _finish(
-    config: TrainConfig, state: RunState, sgd: SGD, test: Split, tracked: Split, dataset: Dataset
-) -> TrainRun:
+def _finish(config: TrainConfig, state: RunState, sgd: SGD, splits: Splits) -> TrainRun:
     diverged = state.diverged_at is not None
     final_error = None if diverged else state.curve[-1]["test_error"]
     return TrainRun(
@@ -325,10 +416,10 @@ def _finish(
         lr=config.lr,
         final_histograms=[]
         if diverged
-        else final_histograms(sgd.weights, sgd.biases, sgd.activation, tracked),
+        else final_histograms(sgd.weights, sgd.biases, sgd.activation, splits.tracked),
         final_valid_error=(
             None
-            if diverged or dataset.valid is None
-            else test_error(sgd.weights, sgd.biases, sgd.activation, dataset.valid.head(len(test)))
+            if diverged or splits.valid is None
+            else test_error(sgd.weights, sgd.biases, sgd.activation, splits.valid)
         ),
     )
