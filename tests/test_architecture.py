@@ -46,8 +46,10 @@ CORE = _modules(
     "errors",
     "_version",
     "limits",
+    "backends",
 )
-"""The numeric core and its leaves: numpy and the standard library only."""
+"""The numeric core and its leaves: numpy, array-api-compat (whose namespaces torch and cupy
+arrays bring, imported only when asked for) and the standard library."""
 
 LEAVES_AND_CORE = CORE | _modules("resources", "paper", "results", "serialize")
 """What a core module may import from xavinit."""

@@ -101,12 +101,16 @@ class TorchOps:
 
     def maximum(self, a: Any, b: Any, out: Any = None) -> Any:
         if _scalar(b):
-            return self.torch.clamp(a, min=b) if out is None else self.torch.clamp(a, min=b, out=out)
+            return (
+                self.torch.clamp(a, min=b) if out is None else self.torch.clamp(a, min=b, out=out)
+            )
         return self.torch.maximum(a, b) if out is None else self.torch.maximum(a, b, out=out)
 
     def minimum(self, a: Any, b: Any, out: Any = None) -> Any:
         if _scalar(b):
-            return self.torch.clamp(a, max=b) if out is None else self.torch.clamp(a, max=b, out=out)
+            return (
+                self.torch.clamp(a, max=b) if out is None else self.torch.clamp(a, max=b, out=out)
+            )
         return self.torch.minimum(a, b) if out is None else self.torch.minimum(a, b, out=out)
 
     def clip(self, a: Any, lo: float, hi: float, out: Any = None) -> Any:
@@ -255,6 +259,11 @@ def _import(name: str) -> Any:
         ) from None
 
 
+def _namespace(name: str) -> Any:
+    """array-api-compat's standard namespace for the library ``name``."""
+    return importlib.import_module(f"array_api_compat.{name}")
+
+
 def _parse_device(device: str) -> str:
     text = device.strip().lower()
     head, _, index = text.partition(":")
@@ -282,9 +291,7 @@ def get_backend(name: str = "numpy", device: str = "cpu") -> Backend:
             raise XavinitError(
                 f"--device {device}: numpy runs on the CPU only; use --backend torch or cupy"
             )
-        import array_api_compat.numpy as xp
-
-        return Backend("numpy", "cpu", xp, np, np)
+        return Backend("numpy", "cpu", _namespace("numpy"), np, np)
     native = _import(name)
     if name == "torch":
         if device != "cpu":
@@ -297,9 +304,7 @@ def get_backend(name: str = "numpy", device: str = "cpu") -> Backend:
                 raise XavinitError(
                     f"--device {device}: torch sees {native.cuda.device_count()} CUDA device(s)"
                 )
-        import array_api_compat.torch as xp
-
-        return Backend("torch", device, xp, _torch_ops(), native)
+        return Backend("torch", device, _namespace("torch"), _torch_ops(), native)
     if device == "cpu":
         raise XavinitError("--device cpu: cupy runs on CUDA devices only; use --device cuda")
     try:
@@ -308,6 +313,4 @@ def get_backend(name: str = "numpy", device: str = "cpu") -> Backend:
         raise XavinitError(f"--device {device}: cupy sees no CUDA device ({error})") from None
     if _cuda_index(device) >= count:
         raise XavinitError(f"--device {device}: cupy sees {count} CUDA device(s)")
-    import array_api_compat.cupy as xp
-
-    return Backend("cupy", device, xp, native, native)
+    return Backend("cupy", device, _namespace("cupy"), native, native)
