@@ -4,7 +4,9 @@ Prints the median time of one ``run_one`` (forward, backward, every per-layer st
 histograms and both predictions; no Jacobian) on the paper's 1024-1000x5-10 tanh network at
 batch 1000, beside the median time of the same forward products ``Z @ W``, backward products
 ``dS @ W^T`` and weight-gradient products ``Z^T @ dS`` on preallocated float32 arrays, and their
-ratio (aim: at most 1.3). Then the default command's whole run with the Jacobian.
+ratio (aim: at most 1.3). Then the default command's whole run with the Jacobian, and one line
+per installed array backend (docs/backends.md): the same ``run_one`` with the passes on torch
+(CPU, CUDA when visible) or cupy, in a process of its own, against numpy's.
 
     python bench/bench_propagate.py [--batch 1000] [--repeats 5]
 """
@@ -13,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import subprocess
+import sys
 
 import numpy as np
 from timing import blas_info, median_time
@@ -40,6 +45,40 @@ def bare_products(batch: int, widths: tuple[int, ...]):
     return run
 
 
+BACKEND_SCRIPT = r"""
+import json, statistics, sys, time
+from xavinit.activations import get_activation
+from xavinit.backends import get_backend
+from xavinit.config import PropagateConfig
+from xavinit.experiments.propagate import run_one
+from xavinit.resources import free_cores
+from xavinit.schemes import get_scheme
+name, device, batch, repeats = json.loads(sys.argv[1])
+get_backend(name, device).limit_threads(free_cores())
+config = PropagateConfig(batch=batch, jacobian_samples=0, backend=name, device=device)
+scheme, activation = get_scheme("normalized"), get_activation("tanh")
+times = []
+for i in range(repeats + 1):
+    start = time.perf_counter()
+    run_one(config, scheme, activation)
+    if i:
+        times.append(time.perf_counter() - start)
+print(json.dumps(statistics.median(times)))
+"""
+
+
+def backend_time(name: str, device: str, batch: int, repeats: int) -> float | None:
+    """Median seconds of ``run_one`` on a backend, in a process of its own."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", BACKEND_SCRIPT, json.dumps([name, device, batch, repeats])],
+            capture_output=True, text=True, timeout=600, check=True,
+        )  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        return None
+    return float(json.loads(proc.stdout))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1000)
@@ -63,6 +102,17 @@ def main() -> None:
     )
     t_default = median_time(lambda: run_propagate(PropagateConfig()), max(1, args.repeats // 2))
     print(f"  'xavinit propagate' defaults (2 networks, Jacobian on 4 examples): {t_default:.2f} s")
+    from bench_train import backend_places
+
+    for name, device in backend_places():
+        seconds = backend_time(name, device, args.batch, args.repeats)
+        if seconds is None:
+            print(f"  backend {name} on {device}: failed to run")
+            continue
+        print(
+            f"  backend {name:>5} on {device:>4}: run without the Jacobian {seconds * 1e3:8.1f} ms "
+            f"(numpy/it {t_run / seconds:.2f}; the statistics stay on the host)"
+        )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ For the 1024-1000x5-9 tanh network at batch 10 and 128 (float32, NLL, plain SGD)
 median time of one ``xavinit.sgd.SGD.step``, the median time of the step's bare matrix products
 (forward ``Z @ W``, backward ``dS @ W^T``, weight gradients ``Z^T @ dS``) on preallocated
 arrays, and, when PyTorch is installed, the median time of the same step in PyTorch, measured in
-a separate process (two BLAS thread pools in one process interfere; PERF.md). Also the
-Shapeset-3x2 generator's images per second.
+a separate process (two BLAS thread pools in one process interfere; PERF.md). Then one column
+per installed array backend (docs/backends.md): xavinit's own step on torch (CPU, and CUDA when
+a GPU is visible) and cupy, each in its own process, with the hours that 5 million updates (the
+paper's budget per model) would take at that speed. Also the Shapeset-3x2 generator's images
+per second.
 
     python bench/bench_train.py [--repeats 50]
 """
@@ -52,6 +55,44 @@ print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()
 """
 
 
+BACKEND_SCRIPT = r"""
+import json, statistics, sys, time
+import numpy as np
+from xavinit.activations import get_activation
+from xavinit.backends import get_backend
+from xavinit.resources import free_cores
+from xavinit.schemes import get_scheme
+from xavinit.sgd import SGD
+name, device, layers, batches, repeats = json.loads(sys.argv[1])
+backend = get_backend(name, device)
+backend.limit_threads(free_cores())
+rng = np.random.default_rng(0)
+scheme = get_scheme("normalized")
+out = {}
+for batch in batches:
+    weights = [backend.asarray(scheme.sample((a, b), rng)) for a, b in zip(layers, layers[1:])]
+    biases = [backend.asarray(np.zeros(b, dtype=np.float32)) for b in layers[1:]]
+    sgd = SGD(weights, biases, get_activation("tanh"))
+    x = backend.asarray(rng.uniform(-1, 1, (batch, layers[0])).astype(np.float32))
+    y = backend.asarray(rng.integers(0, layers[-1], batch))
+    block = 100 if backend.on_gpu else 1  # a GPU is timed over blocks of queued updates
+    times = []
+    for i in range(repeats + 5):
+        backend.synchronize()
+        start = time.perf_counter()
+        for _ in range(block):
+            sgd.step(x, y, 1e-4)
+        backend.synchronize()
+        if i >= 5:
+            times.append((time.perf_counter() - start) / block)
+    out[batch] = statistics.median(times)
+print(json.dumps(out))
+"""
+
+PAPER_UPDATES = 5_000_000
+"""The paper's budget per model (Glorot and Bengio 2010, section 2.3)."""
+
+
 def bare_products(batch: int):
     rng = np.random.default_rng(0)
     weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in itertools.pairwise(LAYERS)]
@@ -82,6 +123,41 @@ def torch_times(batches: list[int], repeats: int) -> dict | None:
     return json.loads(proc.stdout)
 
 
+def backend_places() -> list[tuple[str, str]]:
+    """The installed backends other than numpy, with the devices they can reach."""
+    import importlib.util
+
+    places = []
+    if importlib.util.find_spec("torch") is not None:
+        places.append(("torch", "cpu"))
+        import torch
+
+        if torch.cuda.is_available():
+            places.append(("torch", "cuda"))
+    if importlib.util.find_spec("cupy") is not None:
+        try:
+            import cupy
+
+            if cupy.cuda.runtime.getDeviceCount() > 0:
+                places.append(("cupy", "cuda"))
+        except Exception:
+            pass
+    return places
+
+
+def backend_times(name: str, device: str, batches: list[int], repeats: int) -> dict | None:
+    """Median seconds per xavinit step on a backend, in a process of its own."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", BACKEND_SCRIPT,
+             json.dumps([name, device, LAYERS, batches, repeats])],
+            capture_output=True, text=True, timeout=600, check=True,
+        )  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        return None
+    return {int(k): v for k, v in json.loads(proc.stdout).items()}
+
+
 def main() -> None:
     from xavinit.activations import get_activation
     from xavinit.schemes import get_scheme
@@ -97,6 +173,7 @@ def main() -> None:
         f"network {'-'.join(map(str, LAYERS))} tanh, float32, medians of {args.repeats}; BLAS: {blas_info()}"
     )
     theirs = torch_times(batches, args.repeats)
+    numpy_times: dict[int, float] = {}
     for batch in batches:
         weights = [scheme.sample((a, b), rng) for a, b in itertools.pairwise(LAYERS)]
         biases = [np.zeros(b, dtype=np.float32) for b in LAYERS[1:]]
@@ -115,6 +192,19 @@ def main() -> None:
         else:
             line += ", PyTorch not installed"
         print(line)
+        numpy_times[batch] = ours
+    for name, device in backend_places():
+        times = backend_times(name, device, batches, args.repeats)
+        if times is None:
+            print(f"backend {name} on {device}: failed to run")
+            continue
+        for batch in batches:
+            hours = times[batch] * PAPER_UPDATES / 3600
+            print(
+                f"backend {name:>5} on {device:>4}, batch {batch:>4}: {times[batch] * 1e3:7.3f} ms "
+                f"per update (numpy/it {numpy_times[batch] / times[batch]:5.2f}); "
+                f"5 million updates: {hours:6.1f} h"
+            )
     try:
         from xavinit.datasets.shapeset import generate_shapeset
     except ImportError:

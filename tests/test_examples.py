@@ -49,7 +49,7 @@ def test_readme_examples_run_as_printed(tmp_path):
         assert "Traceback" not in proc.stderr, command
 
 
-DOCS = ["usage", "check", "report", "ci", "propagate", "sweep", "train", "gain"]
+DOCS = ["usage", "check", "report", "ci", "propagate", "sweep", "train", "gain", "backends"]
 RUNNABLE = ("xavinit ", "python -c ")
 
 
