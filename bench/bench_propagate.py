@@ -51,10 +51,10 @@ from xavinit.activations import get_activation
 from xavinit.backends import get_backend
 from xavinit.config import PropagateConfig
 from xavinit.experiments.propagate import run_one
-from xavinit.resources import free_cores
+from xavinit.resources import blas_thread_count
 from xavinit.schemes import get_scheme
 name, device, batch, repeats = json.loads(sys.argv[1])
-get_backend(name, device).limit_threads(free_cores())
+get_backend(name, device).limit_threads(blas_thread_count())
 config = PropagateConfig(batch=batch, jacobian_samples=0, backend=name, device=device)
 scheme, activation = get_scheme("normalized"), get_activation("tanh")
 times = []

@@ -60,12 +60,13 @@ import json, statistics, sys, time
 import numpy as np
 from xavinit.activations import get_activation
 from xavinit.backends import get_backend
-from xavinit.resources import free_cores
+from xavinit.resources import blas_thread_count
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
 name, device, layers, batches, repeats = json.loads(sys.argv[1])
 backend = get_backend(name, device)
-backend.limit_threads(free_cores())
+threads = blas_thread_count()
+backend.limit_threads(threads)
 rng = np.random.default_rng(0)
 scheme = get_scheme("normalized")
 out = {}
@@ -86,7 +87,7 @@ for batch in batches:
         if i >= 5:
             times.append((time.perf_counter() - start) / block)
     out[batch] = statistics.median(times)
-print(json.dumps(out))
+print(json.dumps({"threads": threads, "times": out}))
 """
 
 PAPER_UPDATES = 5_000_000
@@ -146,7 +147,8 @@ def backend_places() -> list[tuple[str, str]]:
 
 
 def backend_times(name: str, device: str, batches: list[int], repeats: int) -> dict | None:
-    """Median seconds per xavinit step on a backend, in a process of its own."""
+    """Median seconds per xavinit step on a backend, by batch, and its CPU threads (torch on
+    the CPU follows the BLAS limit, e.g. OPENBLAS_NUM_THREADS), in a process of its own."""
     try:
         proc = subprocess.run(
             [sys.executable, "-c", BACKEND_SCRIPT,
@@ -155,7 +157,8 @@ def backend_times(name: str, device: str, batches: list[int], repeats: int) -> d
         )  # fmt: skip
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
         return None
-    return {int(k): v for k, v in json.loads(proc.stdout).items()}
+    result = json.loads(proc.stdout)
+    return {"threads": result["threads"], **{int(k): v for k, v in result["times"].items()}}
 
 
 def main() -> None:
@@ -201,7 +204,8 @@ def main() -> None:
         for batch in batches:
             hours = times[batch] * PAPER_UPDATES / 3600
             print(
-                f"backend {name:>5} on {device:>4}, batch {batch:>4}: {times[batch] * 1e3:7.3f} ms "
+                f"backend {name:>5} on {device:>4} x{times['threads']}, batch {batch:>4}: "
+                f"{times[batch] * 1e3:7.3f} ms "
                 f"per update (numpy/it {numpy_times[batch] / times[batch]:5.2f}); "
                 f"5 million updates: {hours:6.1f} h"
             )
