@@ -54,7 +54,7 @@ from xavinit.experiments.propagate import run_one
 from xavinit.resources import blas_thread_count
 from xavinit.schemes import get_scheme
 name, device, batch, repeats = json.loads(sys.argv[1])
-get_backend(name, device).limit_threads(blas_thread_count())
+get_backend(name, device).activate(blas_thread_count())
 config = PropagateConfig(batch=batch, jacobian_samples=0, backend=name, device=device)
 scheme, activation = get_scheme("normalized"), get_activation("tanh")
 times = []

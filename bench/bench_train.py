@@ -66,7 +66,7 @@ from xavinit.sgd import SGD
 name, device, layers, batches, repeats = json.loads(sys.argv[1])
 backend = get_backend(name, device)
 threads = blas_thread_count()
-backend.limit_threads(threads)
+backend.activate(threads)
 rng = np.random.default_rng(0)
 scheme = get_scheme("normalized")
 out = {}

@@ -133,6 +133,9 @@ class TorchOps:
         else:
             self.torch.where(where, src, dst, out=dst)
 
+    def einsum(self, subscripts: str, *operands: Any) -> Any:
+        return self.torch.einsum(subscripts, *operands)
+
     def erf(self, a: Any, out: Any = None) -> Any:
         return self.torch.special.erf(a) if out is None else self.torch.special.erf(a, out=out)
 
@@ -210,11 +213,13 @@ class Backend:
         return getattr(self.native, name)
 
     def asarray(self, a: np.ndarray) -> Array:
-        """``a`` on this backend's device (no copy for numpy). Copies to a GPU are issued
-        asynchronously from pinned memory, so the host goes on generating the next block."""
+        """``a`` on this backend's device (no copy for numpy). torch's copies to a GPU are
+        issued asynchronously from pinned memory; CuPy's wait for the copy."""
         if self.is_numpy:
             return a
         if self.name == "torch":
+            if not a.flags.writeable:  # torch warns on, and may write into, read-only memory
+                a = a.copy()
             tensor = self.native.from_numpy(np.ascontiguousarray(a))
             if self.on_gpu:
                 return tensor.pin_memory().to(self.device, non_blocking=True)
@@ -244,6 +249,15 @@ class Backend:
         numpy's BLAS is held by threadpoolctl)."""
         if self.name == "torch" and not self.on_gpu:
             self.native.set_num_threads(count)
+
+    def activate(self, threads: int) -> None:
+        """Make this backend's device the current one (CuPy allocates new arrays there, whatever
+        ``device=`` says) and hold a CPU thread pool to ``threads``."""
+        self.limit_threads(threads)
+        if self.name == "cupy":
+            self.native.cuda.Device(_cuda_index(self.device)).use()
+        elif self.on_gpu:
+            self.native.cuda.set_device(_cuda_index(self.device))
 
 
 def _cuda_index(device: str) -> int:

@@ -235,7 +235,7 @@ def _output_grad(cache: ForwardCache, labels: Array, cost: str) -> Array:
     g = p - _targets(labels, p)  # NLL: dC/ds^L = (P - Y)/B
     if cost == "quadratic":
         # dC/dP = (P - Y)/B; dC/ds_j = P_j (dC/dP_j - sum_k dC/dP_k P_k).
-        g -= array_namespace(p).sum(g * p, axis=1, keepdims=True)
+        g -= ops_for(p).einsum("ij,ij->i", g, p)[:, None]
         g *= p
     g /= batch
     return g

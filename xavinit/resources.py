@@ -78,10 +78,11 @@ def blas_threads(count: int | None) -> Iterator[int]:
 
 def blas_thread_count() -> int:
     """The threads a library with a pool of its own (torch) should take: the BLAS limit in
-    force (what :func:`blas_threads` set), at most the :func:`free_cores` (its threads spin
-    when they cannot get a core: a tiny torch network trained 40 times slower with two threads
-    beside two busy processes on two cores)."""
+    force when one was set (:func:`blas_threads`, ``--threads``), else the :func:`free_cores`
+    (its threads spin when they cannot get a core: a tiny torch network trained 40 times slower
+    with two threads beside two busy processes on two cores)."""
     from threadpoolctl import threadpool_info
 
     counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
-    return min(min(counts) if counts else usable_cores(), free_cores())
+    limit = min(counts) if counts else usable_cores()
+    return limit if limit < usable_cores() else min(limit, free_cores())

@@ -109,9 +109,9 @@ class SGD:
             else:
                 grad = xp.asarray(probs, copy=True)
                 grad[self._rows, y] -= 1.0
-                cost = 0.5 * xp.sum(grad * grad) / batch
+                cost = 0.5 * ops.einsum("ij,ij->", grad, grad) / batch
                 # dC/ds_j = P_j (g_j - sum_k g_k P_k) with g = dC/dP.
-                grad -= xp.sum(grad * probs, axis=1, keepdims=True)
+                grad -= ops.einsum("ij,ij->i", grad, probs)[:, None]
                 grad *= probs
             grad *= lr / batch
             for k in range(layers - 1, -1, -1):

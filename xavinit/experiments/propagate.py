@@ -598,7 +598,7 @@ def run_propagate(config: PropagateConfig, progress: Progress | None = None) -> 
     else:
         stacks = [get_scheme(s) for s in config.schemes]
     check_memory(config)
-    get_backend(config.backend, config.device).limit_threads(blas_thread_count())
+    get_backend(config.backend, config.device).activate(blas_thread_count())
     pairs = [(s, get_activation(a)) for a in config.activations for s in stacks]
     runs = []
     for done, (scheme, activation) in enumerate(pairs):

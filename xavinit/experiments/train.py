@@ -57,48 +57,63 @@ class Examples:
         return int(self.y.shape[0])
 
 
-def on_device(split: Split, backend: Backend) -> Split | Examples:
-    """``split`` copied to the backend's device once (numpy: ``split`` itself)."""
+def on_device(split: Split, backend: Backend, dtype: np.dtype) -> Split | Examples:
+    """``split`` in ``dtype`` (the run's, so that a float64 run is measured in float64), copied
+    to the backend's device once; numpy's float32 split is ``split`` itself."""
+    x = split.x.astype(dtype, copy=False)
     if backend.is_numpy:
-        return split
-    return Examples(backend.asarray(split.x), backend.asarray(split.y))
+        return split if x is split.x else Examples(x, split.y)
+    return Examples(backend.asarray(x), backend.asarray(split.y))
 
 
 class BatchFeed:
     """The training stream's minibatches on the backend's device, generated in blocks.
 
     A block never crosses an update at which the loop reads the state (tracking, evaluation,
-    checkpoint), so the stream's saved position is always that of the next unconsumed batch.
+    checkpoint). On a device the next block is drawn and its copy issued while the device still
+    runs the current one (:meth:`prefetch`); :meth:`position` is then the stream's state before
+    that block, so a checkpoint always records the first batch not yet trained on.
     """
 
-    def __init__(self, dataset: Dataset, batch: int, backend: Backend) -> None:
+    def __init__(self, dataset: Dataset, batch: int, backend: Backend, dtype: np.dtype) -> None:
         self.dataset, self.batch, self.backend = dataset, batch, backend
         self.block = 1 if backend.is_numpy else DEVICE_BLOCK
-        self._x: Any = None
-        self._y: Any = None
-        self._next = 0
-        self._count = 0
+        self.dtype = dtype  # a device's matmul(out=) does not promote float32 inputs as numpy's
+        self._current: list[tuple[Any, Any]] = []
+        self._pending: tuple[dict[str, Any], list[tuple[Any, Any]]] | None = None
+
+    def _draw(self, count: int) -> list[tuple[Any, Any]]:
+        stream, asarray = self.dataset.train, self.backend.asarray
+        if self.backend.is_numpy:
+            return [stream.next_batch(self.batch) for _ in range(count)]
+        parts = [stream.next_batch(self.batch) for _ in range(count)]
+        xs = asarray(np.concatenate([x for x, _ in parts]).astype(self.dtype, copy=False))
+        ys = asarray(np.concatenate([y for _, y in parts]))
+        rows = range(0, count * self.batch, self.batch)
+        return [(xs[r : r + self.batch], ys[r : r + self.batch]) for r in rows]
 
     def fill(self, limit: int) -> int:
-        """Draw the next block of at most ``limit`` batches; returns its size."""
-        count = max(1, min(self.block, limit))
-        if count == 1:
-            x, y = self.dataset.train.next_batch(self.batch)
-            self._x, self._y = [self.backend.asarray(x)], [self.backend.asarray(y)]
+        """Make the next block of at most ``limit`` batches current (the prefetched one, drawn
+        with the same limit, when there is one); returns its size."""
+        if self._pending is not None:
+            self._current, self._pending = self._pending[1], None
         else:
-            parts = [self.dataset.train.next_batch(self.batch) for _ in range(count)]
-            xs = self.backend.asarray(np.concatenate([x for x, _ in parts]))
-            ys = self.backend.asarray(np.concatenate([y for _, y in parts]))
-            rows = range(0, count * self.batch, self.batch)
-            self._x = [xs[r : r + self.batch] for r in rows]
-            self._y = [ys[r : r + self.batch] for r in rows]
-        self._next, self._count = 0, count
-        return count
+            self._current = self._draw(max(1, min(self.block, limit)))
+        return len(self._current)
+
+    def prefetch(self, limit: int) -> None:
+        """Draw the block after the current one now, on a device only (numpy has nothing to
+        overlap)."""
+        if self.block > 1 and limit > 0:
+            before = self.dataset.train.state()
+            self._pending = (before, self._draw(min(self.block, limit)))
+
+    def position(self) -> dict[str, Any]:
+        """The stream's state at the first batch not yet trained on."""
+        return self._pending[0] if self._pending is not None else self.dataset.train.state()
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        while self._next < self._count:
-            self._next += 1
-            yield self._x[self._next - 1], self._y[self._next - 1]
+        return iter(self._current)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -261,12 +276,16 @@ def run_train(
     layers = resolve_layers(config, dataset)
     check_memory(layers, config.batch_size, np.dtype(config.dtype).itemsize)
     backend = get_backend(config.backend, config.device)
-    backend.limit_threads(blas_thread_count())
+    backend.activate(blas_thread_count())
     test = dataset.test if config.test_size is None else dataset.test.head(config.test_size)
+    dtype = np.dtype(config.dtype)
+    tracked = dataset.test.head(min(TRACKED_EXAMPLES, len(dataset.test)))
     splits = Splits(
-        test=on_device(test, backend),
-        tracked=on_device(dataset.test.head(min(TRACKED_EXAMPLES, len(dataset.test))), backend),
-        valid=None if dataset.valid is None else on_device(dataset.valid.head(len(test)), backend),
+        test=on_device(test, backend, dtype),
+        tracked=on_device(tracked, backend, dtype),
+        valid=None
+        if dataset.valid is None
+        else on_device(dataset.valid.head(len(test)), backend, dtype),
     )
     initial_stream = dataset.train.state()
     pairs = [(s, a) for a in config.activations for s in config.schemes]
@@ -278,7 +297,6 @@ def run_train(
             if index < len(finished):
                 continue
             scheme, act = get_scheme(spec), get_activation(act_spec)
-            dtype = np.dtype(config.dtype)
             if resume is not None and index == len(resume.finished):
                 state = resume.state
                 weights, biases = resume.weights, resume.biases
@@ -299,7 +317,7 @@ def run_train(
                 act,
                 config.cost,
             )
-            feed = BatchFeed(dataset, config.batch_size, backend)
+            feed = BatchFeed(dataset, config.batch_size, backend, dtype)
             _train_one(
                 config, feed, sgd, state, splits, interrupted, finished, progress, index, total
             )
@@ -371,6 +389,9 @@ def _train_one(
     while state.update < config.updates:
         count = feed.fill(_next_boundary(state.update, config, checkpoint_every) - state.update)
         costs = [sgd.step(x, y, config.lr) for x, y in feed]
+        after = state.update + count
+        if after < config.updates:  # drawn while the device runs this block
+            feed.prefetch(_next_boundary(after, config, checkpoint_every) - after)
         for cost in feed.backend.to_floats(costs):
             state.update += 1
             if not math.isfinite(cost):
@@ -395,7 +416,7 @@ def _train_one(
             progress(index * config.updates + state.update, total, label)
         stopping = interrupted()
         if config.checkpoint and (stopping or state.update % checkpoint_every == 0):
-            state.stream = feed.dataset.train.state()
+            state.stream = feed.position()
             save_checkpoint(config.checkpoint, config, finished, state, sgd)
         if stopping:
             raise Interrupted(config.checkpoint)
