@@ -11,6 +11,7 @@ absolute values (a running error bound). A bug, by contrast, moves results by O(
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
@@ -228,6 +229,28 @@ def test_forward_and_backward_agree_within_the_rounding_bound(place, dtype, name
         _close(to_numpy(grads.dw[k]), expected.dw[k], bound / batch)
 
 
+@contextlib.contextmanager
+def _no_host_reads(backend):
+    """Every way a torch tensor's value reaches the host raises inside the block."""
+    if backend.name != "torch":
+        yield
+        return
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a value was read back to the host")
+
+    names = ("item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__", "__index__")
+    saved = {name: getattr(torch.Tensor, name) for name in names}
+    try:
+        for name in names:
+            setattr(torch.Tensor, name, refuse)
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("cost", ["nll", "quadratic"])
 def test_an_sgd_step_agrees_and_never_reads_back(place, cost):
@@ -238,8 +261,10 @@ def test_an_sgd_step_agrees_and_never_reads_back(place, cost):
                [backend.asarray(b.copy()) for b in biases], act, cost)  # fmt: skip
     reference = SGD([w.copy() for w in weights], [b.copy() for b in biases], act, cost)
     lr = 0.1
+    x_dev, y_dev = backend.asarray(x), backend.asarray(y)
     for _ in range(3):
-        c = ours.step(backend.asarray(x), backend.asarray(y), lr)
+        with _no_host_reads(backend):
+            c = ours.step(x_dev, y_dev, lr)
         expected = reference.step(x, y, lr)
     assert type(c).__module__.split(".")[0] == backend.name  # a device scalar, not a float
     assert float(c) == pytest.approx(float(expected), rel=1e-12)
@@ -382,3 +407,20 @@ def test_numpy_keeps_its_summation_order_for_the_quadratic_cost():
     diff = p - np.eye(10, dtype=np.float32)[y]
     expected = 0.5 * np.einsum("ij,ij->", diff, diff) / x.shape[0]
     assert float(sgd.step(x, y, 0.1)) == float(expected)
+
+
+@needs_torch
+def test_costs_are_read_back_once_per_block(blobs, monkeypatch):
+    from xavinit.backends import Backend
+
+    reads = []
+    original = Backend.to_floats
+
+    def counted(self, values):
+        reads.append(len(values))
+        return original(self, values)
+
+    monkeypatch.setattr(Backend, "to_floats", counted)
+    run_train(_train(blobs, backend="torch", activations=["tanh"]))
+    # 300 updates, blocks ending at every --track-every 50: six reads of 50 costs each.
+    assert reads == [50] * 6
