@@ -32,16 +32,14 @@ at most ``retries`` times (recorded per run); a diverged run is final and never 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import re
 import secrets
-import signal
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -481,28 +479,6 @@ class SweepInterrupted(KeyboardInterrupt):
         self.saved = saved
 
 
-@contextlib.contextmanager
-def _first_interrupt() -> Iterator[Callable[[], bool]]:
-    """The first Ctrl-C sets a flag (the sweep then stops its runs in order); a second one
-    raises KeyboardInterrupt at once."""
-    state = {"flag": False}
-
-    def handler(signum: int, frame: Any) -> None:
-        if state["flag"]:
-            raise KeyboardInterrupt
-        state["flag"] = True
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread
-        yield lambda: False
-        return
-    try:
-        yield lambda: state["flag"]
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @dataclass
 class _Run:
     """The coordinator's view of one run."""
@@ -813,12 +789,14 @@ class _Sweep:
             self._dirty = False
 
     def run(self) -> SweepResult:
+        from xavinit.experiments.train import deferred_interrupt
+
         self.prepare()
         self.by_id = {run.id: run for run in self.runs}
         with atomic_write(self.folder / GRID_FILE) as stream:
             stream.write(to_yaml(self.config.grid()))
         try:
-            with _first_interrupt() as interrupted:
+            with deferred_interrupt(escalate=True) as interrupted:
                 for run in sorted(self.runs, key=lambda r: (r.point.dataset, r.point.seed)):
                     if run.record.status == "diverged":
                         continue

@@ -223,11 +223,14 @@ def final_histograms(
 
 
 @contextmanager
-def deferred_interrupt() -> Iterator[Callable[[], bool]]:
-    """Turn Ctrl-C into a flag checked between updates, so no update is left half done."""
+def deferred_interrupt(escalate: bool = False) -> Iterator[Callable[[], bool]]:
+    """Turn Ctrl-C into a flag checked between updates, so no update is left half done; with
+    ``escalate`` a second Ctrl-C raises KeyboardInterrupt at once."""
     requested = {"flag": False}
 
     def handler(signum: int, frame: Any) -> None:
+        if escalate and requested["flag"]:
+            raise KeyboardInterrupt
         requested["flag"] = True
 
     try:
