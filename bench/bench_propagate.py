@@ -25,6 +25,7 @@ from timing import blas_info, median_time
 from xavinit.activations import get_activation
 from xavinit.config import PAPER_LAYERS, PropagateConfig
 from xavinit.experiments.propagate import draw_weights, run_one, run_propagate
+from xavinit.resources import blas_threads
 from xavinit.schemes import get_scheme
 
 
@@ -100,8 +101,12 @@ def main() -> None:
     print(
         f"  ratio: {t_run / t_bare:.2f} ({(t_run - t_draw) / t_bare:.2f} without drawing the weights)"
     )
-    t_default = median_time(lambda: run_propagate(PropagateConfig()), max(1, args.repeats // 2))
-    print(f"  'xavinit propagate' defaults (2 networks, Jacobian on 4 examples): {t_default:.2f} s")
+    with blas_threads(None) as threads:  # as the command runs it: the free cores
+        t_default = median_time(lambda: run_propagate(PropagateConfig()), max(1, args.repeats // 2))
+    print(
+        f"  'xavinit propagate' defaults (2 networks, Jacobian on 4 examples, {threads} BLAS "
+        f"threads): {t_default:.2f} s"
+    )
     from bench_train import backend_places
 
     for name, device in backend_places():
