@@ -23,6 +23,7 @@ import numpy as np
 from timing import blas_info, median_time
 
 from xavinit.activations import get_activation
+from xavinit.backends import usable_backends
 from xavinit.config import PAPER_LAYERS, PropagateConfig
 from xavinit.experiments.propagate import draw_weights, run_one, run_propagate
 from xavinit.resources import blas_threads
@@ -107,9 +108,7 @@ def main() -> None:
         f"  'xavinit propagate' defaults (2 networks, Jacobian on 4 examples, {threads} BLAS "
         f"threads): {t_default:.2f} s"
     )
-    from bench_train import backend_places
-
-    for name, device in backend_places():
+    for name, device in usable_backends():
         seconds = backend_time(name, device, args.batch, args.repeats)
         if seconds is None:
             print(f"  backend {name} on {device}: failed to run")

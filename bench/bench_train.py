@@ -124,28 +124,6 @@ def torch_times(batches: list[int], repeats: int) -> dict | None:
     return json.loads(proc.stdout)
 
 
-def backend_places() -> list[tuple[str, str]]:
-    """The installed backends other than numpy, with the devices they can reach."""
-    import importlib.util
-
-    places = []
-    if importlib.util.find_spec("torch") is not None:
-        places.append(("torch", "cpu"))
-        import torch
-
-        if torch.cuda.is_available():
-            places.append(("torch", "cuda"))
-    if importlib.util.find_spec("cupy") is not None:
-        try:
-            import cupy
-
-            if cupy.cuda.runtime.getDeviceCount() > 0:
-                places.append(("cupy", "cuda"))
-        except Exception:
-            pass
-    return places
-
-
 def backend_times(name: str, device: str, batches: list[int], repeats: int) -> dict | None:
     """Median seconds per xavinit step on a backend, by batch, and its CPU threads (torch on
     the CPU follows the BLAS limit, e.g. OPENBLAS_NUM_THREADS), in a process of its own."""
@@ -163,6 +141,7 @@ def backend_times(name: str, device: str, batches: list[int], repeats: int) -> d
 
 def main() -> None:
     from xavinit.activations import get_activation
+    from xavinit.backends import usable_backends
     from xavinit.schemes import get_scheme
     from xavinit.sgd import SGD
 
@@ -196,7 +175,7 @@ def main() -> None:
             line += ", PyTorch not installed"
         print(line)
         numpy_times[batch] = ours
-    for name, device in backend_places():
+    for name, device in usable_backends():
         times = backend_times(name, device, batches, args.repeats)
         if times is None:
             print(f"backend {name} on {device}: failed to run")

@@ -37,22 +37,14 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 
 
-def _has_cuda_cupy() -> bool:
-    if importlib.util.find_spec("cupy") is None:
-        return False
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
+CUPY_ON_GPU = ("cupy", "cuda") in backends.usable_backends()
 
 
 PLACES = [
     pytest.param(("torch", "cpu"), marks=needs_torch, id="torch-cpu"),
     pytest.param(
         ("cupy", "cuda"),
-        marks=pytest.mark.skipif(not _has_cuda_cupy(), reason="needs cupy and a CUDA device"),
+        marks=pytest.mark.skipif(not CUPY_ON_GPU, reason="needs cupy and a CUDA device"),
         id="cupy-cuda",
     ),
 ]

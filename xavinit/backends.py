@@ -34,6 +34,7 @@ __all__ = [
     "get_backend",
     "ops_for",
     "to_numpy",
+    "usable_backends",
 ]
 
 BACKENDS: tuple[str, ...] = ("numpy", "torch", "cupy")
@@ -62,7 +63,7 @@ class TorchOps:
 
     def __init__(self, torch: Any) -> None:
         self.torch = torch
-        for name in ("tanh", "exp", "expm1", "log1p", "abs", "negative", "sqrt", "square"):
+        for name in ("tanh", "exp", "expm1", "log1p", "abs", "negative"):
             setattr(self, name, self._unary(getattr(torch, name)))
 
     @staticmethod
@@ -208,10 +209,6 @@ class Backend:
         """True when the arrays live on a CUDA device."""
         return self.device.startswith("cuda")
 
-    def dtype(self, name: str) -> Any:
-        """The backend's dtype object for ``"float32"`` or ``"float64"``."""
-        return getattr(self.native, name)
-
     def asarray(self, a: np.ndarray) -> Array:
         """``a`` on this backend's device (no copy for numpy). torch's copies to a GPU are
         issued asynchronously from pinned memory; CuPy's wait for the copy."""
@@ -328,3 +325,23 @@ def get_backend(name: str = "numpy", device: str = "cpu") -> Backend:
     if _cuda_index(device) >= count:
         raise XavinitError(f"--device {device}: cupy sees {count} CUDA device(s)")
     return Backend("cupy", device, _namespace("cupy"), native, native)
+
+
+def usable_backends() -> list[tuple[str, str]]:
+    """The backends other than numpy that can run here, each with the device it reaches:
+    ``("torch", "cpu")`` when torch is installed, ``("torch", "cuda")`` and ``("cupy", "cuda")``
+    when they see a CUDA device. Imports torch and cupy when they are installed."""
+    import importlib.util
+
+    places = []
+    if importlib.util.find_spec("torch") is not None:
+        places.append(("torch", "cpu"))
+        if importlib.import_module("torch").cuda.is_available():
+            places.append(("torch", "cuda"))
+    if importlib.util.find_spec("cupy") is not None:
+        try:
+            if importlib.import_module("cupy").cuda.runtime.getDeviceCount() > 0:
+                places.append(("cupy", "cuda"))
+        except Exception:  # a CUDA driver missing or broken: no device
+            pass
+    return places

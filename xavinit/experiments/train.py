@@ -83,10 +83,10 @@ class BatchFeed:
         self._pending: tuple[dict[str, Any], list[tuple[Any, Any]]] | None = None
 
     def _draw(self, count: int) -> list[tuple[Any, Any]]:
-        stream, asarray = self.dataset.train, self.backend.asarray
+        asarray = self.backend.asarray
+        parts = [self.dataset.train.next_batch(self.batch) for _ in range(count)]
         if self.backend.is_numpy:
-            return [stream.next_batch(self.batch) for _ in range(count)]
-        parts = [stream.next_batch(self.batch) for _ in range(count)]
+            return parts
         xs = asarray(np.concatenate([x for x, _ in parts]).astype(self.dtype, copy=False))
         ys = asarray(np.concatenate([y for _, y in parts]))
         rows = range(0, count * self.batch, self.batch)
