@@ -416,3 +416,13 @@ def test_costs_are_read_back_once_per_block(blobs, monkeypatch):
     run_train(_train(blobs, backend="torch", activations=["tanh"]))
     # 300 updates, blocks ending at every --track-every 50: six reads of 50 costs each.
     assert reads == [50] * 6
+
+
+@needs_torch
+def test_a_device_block_holds_a_bounded_number_of_examples():
+    from xavinit.experiments.train import BatchFeed
+
+    torch_cpu, dtype = get_backend("torch"), np.dtype(np.float32)
+    sizes = {batch: BatchFeed(None, batch, torch_cpu, dtype).block for batch in (10, 128, 10**6)}
+    assert sizes == {10: 250, 128: 19, 10**6: 1}  # at most 2500 examples, at least one batch
+    assert BatchFeed(None, 10, get_backend(), dtype).block == 1  # numpy: one at a time

@@ -45,6 +45,11 @@ DEVICE_BLOCK = 250
 """Minibatches generated and copied to a device at once (numpy's backend takes one at a time):
 the host reads a block's costs back once, never one update's."""
 
+DEVICE_BLOCK_ROWS = 2500
+"""At most this many examples in a block (250 batches of 10, 19 of 128, one of a batch this
+large or larger): a block and the prefetched one hold at most two such blocks, so their memory
+stays bounded whatever the batch size."""
+
 
 @dataclass(frozen=True)
 class Examples:
@@ -77,7 +82,9 @@ class BatchFeed:
 
     def __init__(self, dataset: Dataset, batch: int, backend: Backend, dtype: np.dtype) -> None:
         self.dataset, self.batch, self.backend = dataset, batch, backend
-        self.block = 1 if backend.is_numpy else DEVICE_BLOCK
+        self.block = (
+            1 if backend.is_numpy else max(1, min(DEVICE_BLOCK, DEVICE_BLOCK_ROWS // batch))
+        )
         self.dtype = dtype  # a device's matmul(out=) does not promote float32 inputs as numpy's
         self._current: list[tuple[Any, Any]] = []
         self._pending: tuple[dict[str, Any], list[tuple[Any, Any]]] | None = None
