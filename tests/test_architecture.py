@@ -39,6 +39,7 @@ CORE = _modules(
     "checks",
     "roles",
     "spectrum",
+    "matrixscan",
     "verdicts",
     "streams",
     "specs",

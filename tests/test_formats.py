@@ -235,7 +235,10 @@ def test_a_whole_pickled_module_is_refused_with_the_state_dict_hint(tmp_path):
 
 
 def test_legacy_and_truncated_pytorch_files(tmp_path):
-    refused_by_cli(DATA / "legacy.pt", "legacy PyTorch checkpoint", tmp_path)
+    # A legacy (non-zip) file is read (tests/test_formats_torch_archives.py tests it in depth).
+    assert detect(str(DATA / "legacy.pt")) == "pytorch-legacy"
+    legacy = read_all(DATA / "legacy.pt")
+    assert list(legacy) == ["weight", "bias"] and legacy["weight"].shape == (3, 4)
     cut = tmp_path / "cut.pt"
     cut.write_bytes((DATA / "fresh.pt").read_bytes()[:5000])
     refused_by_cli(cut, "corrupt or truncated zip", tmp_path)

@@ -7,6 +7,7 @@ e.g. ``run.yaml: layers[2]: must be an integer >= 1, got -3``.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,13 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from xavinit.backends import BACKENDS
 from xavinit.errors import XavinitError
-from xavinit.limits import KS_DISTANCE, KS_SAMPLE, MAX_LAYERS, VARIANCE_TOLERANCE
+from xavinit.limits import (
+    CHECK_KS_SAMPLE,
+    KS_DISTANCE,
+    KS_SAMPLE,
+    MAX_LAYERS,
+    VARIANCE_TOLERANCE,
+)
 from xavinit.options import (
     Choice,
     Config,
@@ -804,6 +811,30 @@ def _expectation(value: Any) -> Any:
     return text
 
 
+def _layouts(value: Any) -> Any:
+    """``auto``/``in-out``/``out-in`` and ``GLOB=LAYOUT`` items, normalised."""
+    from xavinit.roles import parse_layouts
+
+    items = strings(value)
+    try:
+        rules = parse_layouts(items)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+    return tuple(value if pattern == "*" else f"{pattern}={value}" for pattern, value in rules)
+
+
+def _role_patterns(value: Any) -> Any:
+    """Role names or globs, a leading ``!`` excluding; each must match a role."""
+    from xavinit.formats.base import ROLES
+
+    items = strings(value)
+    for item in items:
+        pattern = item[1:] if item.startswith("!") else item
+        if not fnmatch.filter(ROLES, pattern.strip().lower()):
+            raise ValueError(f"{quote(item)} matches no role; roles: {', '.join(ROLES)}")
+    return tuple(item.strip().lower() for item in items)
+
+
 class CheckConfig(Seeded):
     """What ``xavinit check`` reads and judges: every tensor of one or more checkpoints."""
 
@@ -841,14 +872,28 @@ class CheckConfig(Seeded):
             metavar="PATTERN",
         ),
     ] = ()
-    layout: Annotated[
-        str,
-        BeforeValidator(Choice(("auto", "in-out", "out-in"))),
+    roles: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_role_patterns),
         Opt(
-            "Weight layout for the whole file: auto (the format's: PyTorch and safetensors "
-            "out-in, Keras in-out, ONNX from the op), in-out or out-in."
+            "Roles to check, repeatable (dense, conv, embedding, attention, recurrent, bias, "
+            "norm, other); a leading ! excludes ('!norm').",
+            key="role",
+            aliases=("roles",),
+            default_text="every role",
+            metavar="ROLE",
         ),
-    ] = "auto"
+    ] = ()
+    layout: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_layouts),
+        Opt(
+            "Weight layout: auto (the format's: PyTorch and safetensors out-in unless a bias "
+            "or a known (in, out) layer says otherwise, Keras in-out, ONNX from the op), "
+            "in-out or out-in for every tensor, or GLOB=LAYOUT for some; repeatable.",
+            metavar="LAYOUT|GLOB=LAYOUT",
+        ),
+    ] = ("auto",)
     alpha: Annotated[
         float,
         BeforeValidator(reject_bool),
@@ -862,7 +907,7 @@ class CheckConfig(Seeded):
     ] = "holm"
     ks_sample: Annotated[
         Count, Field(ge=5), Opt("At most this many entries per tensor enter the KS tests.")
-    ] = KS_SAMPLE
+    ] = CHECK_KS_SAMPLE
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin | None = None) -> Any:

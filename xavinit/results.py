@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from annotated_types import Ge, Interval
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from xavinit._version import __version__
 from xavinit.errors import XavinitError
@@ -80,6 +80,8 @@ class Candidate(TypedDict):
     rel_error: Real
     explains: bool
     known_as: str
+    outside: NotRequired[Count]
+    """Entries past the bound of a bounded law that is kept (at most a handful)."""
 
 
 class CurvePoint(TypedDict):
@@ -489,7 +491,10 @@ class TensorCheck:
     ``verdict`` is ``constant``, ``init``, ``trained`` or ``unknown``; ``scheme`` the best
     candidate law of an ``init`` tensor (None otherwise) with its ``p_value`` and the
     ``runner_up``; ``top_singular_ratio`` the largest singular value over the Bai-Yin edge
-    ``sqrt(m2) (sqrt(n) + sqrt(p))``; ``reason`` one line saying why.
+    ``sqrt(m2) (sqrt(n) + sqrt(p))`` (the Lanczos estimate the test uses, after
+    ``spectral_steps`` steps); ``reason`` one line saying why. ``outliers``: entries set aside
+    as far outside every law (``outlier_peak`` the largest, in std); ``row_spread_p_value`` and
+    ``column_spread_p_value``: the tests that rows and columns are alike.
     """
 
     file: str
@@ -519,6 +524,11 @@ class TensorCheck:
     note: str = ""
     matches: bool | None = None
     candidates: list[Candidate] = field(default_factory=list)
+    outliers: Count = 0
+    outlier_peak: Real | None = None
+    row_spread_p_value: Probability | None = None
+    column_spread_p_value: Probability | None = None
+    spectral_steps: Count | None = None
 
 
 @dataclass(frozen=True)

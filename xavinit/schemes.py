@@ -507,12 +507,18 @@ PARAMETER_RANGE = (1e-6, 1e6)
 a float32 weight's variance underflows or overflows, and no initialisation uses such values."""
 
 
-def _positive_number(text: str, what: str) -> float:
+STD_RANGE = (1e-30, 1e30)
+"""``std`` and ``a`` (a law's own scale, ``normal:std=1e-6``) must lie in this range: a float32
+weight holds it, and its variance stays a normal float64. A ViT draws its MLP biases with std
+1e-6; ``check`` fits laws at whatever scale a tensor has, within this range."""
+
+
+def _positive_number(text: str, what: str, allowed: tuple[float, float] = PARAMETER_RANGE) -> float:
     try:
         value = float(text)
     except ValueError:
         raise XavinitError(f"{what} must be a number, got {text!r}") from None
-    low, high = PARAMETER_RANGE
+    low, high = allowed
     if not math.isfinite(value) or value <= 0:
         raise XavinitError(f"{what} must be a positive finite number, got {text!r}")
     if not low <= value <= high:
@@ -592,9 +598,9 @@ def get_scheme(spec: str) -> Scheme:
         gain = _parse_gain(params["gain"], name)
     truncation = TRUNCATION
     if name in ("normal", "trunc-normal", "truncated-normal") and "std" in params:
-        scale = _positive_number(params["std"], f"{name}: std") ** 2
+        scale = _positive_number(params["std"], f"{name}: std", STD_RANGE) ** 2
     if name == "uniform" and "a" in params:
-        scale = _positive_number(params["a"], f"{name}: a") ** 2 / 3.0
+        scale = _positive_number(params["a"], f"{name}: a", STD_RANGE) ** 2 / 3.0
     if name == "trunc-normal":
         truncation = _absolute_truncation(params, math.sqrt(scale))
     return Scheme(

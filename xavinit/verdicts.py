@@ -2,31 +2,33 @@
 
 For each tensor (its role and fans from :mod:`xavinit.roles`):
 
-1. ``unknown`` when it cannot be told: fewer than :data:`MIN_ENTRIES` entries, or integers (an
-   index or a counter, not a weight); ``constant`` when every entry is equal (zeros, ones).
-2. The candidate laws are ranked (:func:`rank_candidates`): every fan-based scheme of
-   ``xavinit schemes`` with the tensor's fans (a bias: ``standard`` with its weight's
-   ``fan_in``, PyTorch's default bias), plus the fan-free laws large models use with their
-   scale fitted (:func:`fitted_schemes`). A candidate's score is ``min(p_variance, p_KS)``
-   (init's ranking, :func:`xavinit.checks.assess_iid`); a fitted candidate's is its KS p-value
-   alone, since its variance was fitted.
-3. "Still a fresh initialisation" is one hypothesis per tensor with two tests
-   (:func:`trained_p_value`): the law (the best candidate's p-value, Bonferroni over its two
-   tests) and the spectrum (the top singular value against the Bai-Yin edge,
-   :func:`xavinit.spectrum.edge_p_value`). Their Bonferroni combination enters one family over
-   all tensors of the run (Holm at ``alpha``, :func:`decide`): rejected tensors are ``trained``,
-   the others ``init`` with the best candidate.
-
-Each step is its own function, so a change of the statistical rule (say, an interval null
-with a tolerance for the variance test) changes one place: :func:`xavinit.checks.assess_iid`
-for the variance test, :func:`law_p_value` and :func:`trained_p_value` for the decision.
+1. ``unknown`` when it cannot be told: fewer than :data:`MIN_ENTRIES` entries, integers (an
+   index or a counter, not a weight), infinite values, a handful of distinct values that are
+   not a constant pattern (a mask, a lookup table), or a failure of the arithmetic (the reason
+   says which); ``constant`` when every entry is equal (zeros, ones) or the tensor is a few
+   equal blocks of constants (an LSTM bias with ones on its forget gate).
+2. One pass over the tensor (:func:`xavinit.matrixscan.scan_matrix`) gives its moments, row and
+   column sums of squares, a subsample and the first Lanczos product. A handful of entries far
+   outside any candidate law (:func:`xavinit.matrixscan.find_outliers`) are set aside and
+   counted, so that they never decide the verdict of millions.
+3. The candidate laws are ranked (:func:`rank_candidates`): every fan-based scheme with the
+   tensor's fans (a bias: ``standard`` with its weight's ``fan_in``, PyTorch's default bias),
+   plus the fan-free laws large models use with their scale fitted (:func:`fitted_schemes`). A
+   candidate's score is ``min(p_variance, p_KS)``; a fitted candidate's is its KS p-value alone,
+   since its variance was fitted. A bounded law may leave a handful of entries past its bound.
+4. "Still a fresh i.i.d. initialisation" is one hypothesis per tensor with up to four tests
+   (:func:`trained_p_value`, Bonferroni): the law (the best candidate), the spectrum (the top
+   singular value against the Bai-Yin edge, :func:`xavinit.spectrum.edge_p_value`), and the
+   spread of the rows' and of the columns' sums of squares (:func:`dispersion_p_value`). Their
+   combination enters one family over all tensors of the run (Holm at ``alpha``,
+   :func:`decide`): rejected tensors are ``trained``, the others ``init``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,10 +41,19 @@ from xavinit.checks import (
     assess_iid,
     assess_orthogonal,
     judge,
-    measure,
 )
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_SAMPLE
+from xavinit.matrixscan import (
+    MatrixScan,
+    Outliers,
+    block_rows,
+    exclude,
+    find_outliers,
+    gram_product,
+    max_outliers,
+    scan_matrix,
+)
 from xavinit.results import InitCheck
 from xavinit.roles import Tensor
 from xavinit.schemes import (
@@ -53,15 +64,15 @@ from xavinit.schemes import (
     truncated_variance_factor,
 )
 from xavinit.spectrum import bai_yin_edge, edge_p_value, top_singular_value
-from xavinit.stats import CORRECTIONS
+from xavinit.stats import CORRECTIONS, Moments, big_phi, scan
 
 MIN_ENTRIES = 32
 """Fewer entries cannot tell one law from another (a KS test of 32 values resolves about 0.2
 in CDF): such tensors are ``unknown``."""
 
 SPECTRUM_MIN_DIM = 8
-"""The spectral test needs both matrix sides at least this long (Tracy-Widom's approximation,
-checked by simulation down to 8 x 8 in ``docs/theory.md``)."""
+"""The spectral and spread tests need both matrix sides at least this long (Tracy-Widom's
+approximation, checked by simulation down to 8 x 8 in ``docs/theory.md``)."""
 
 TRUNCATION_EVIDENCE = 1e-3
 """A truncated normal is fitted only when a plain normal would stay inside its bounds with
@@ -70,11 +81,27 @@ less than this probability."""
 GRAM_LIMIT = 4e11
 """Orthogonal is not a candidate when ``max(fan) * min(fan)^2`` exceeds this (minutes of work)."""
 
+FEW_VALUES = 8
+"""A tensor of at least :data:`MIN_ENTRIES` entries with at most this many distinct values is
+not a draw from a continuous law (a mask, a table, constant blocks)."""
+
+BLOCK_COUNTS = (2, 3, 4, 8)
+"""Constant patterns tried: the tensor split into this many equal blocks, each constant (the
+gates of an LSTM or GRU bias)."""
+
+FAN_OUT_CANDIDATES = ("he-normal:mode=fan_out", "he-uniform:mode=fan_out")
+"""He's rules on fan_out: PyTorch's ``kaiming_normal_(mode='fan_out')`` (torchvision ResNet,
+EfficientNet, MobileNet) and its uniform twin."""
+
 VERDICTS = ("constant", "init", "trained", "unknown")
 
 STORED_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10}
 """Machine epsilon of the half types, which are widened to float32 before they are measured:
 the support of a bounded law is checked to the rounding of the type the file stored."""
+
+FAILURES = (ArithmeticError, ValueError, np.linalg.LinAlgError)
+"""What the arithmetic on one tensor may raise (an eigensolver that does not converge, an
+overflow): that tensor becomes ``unknown`` with the reason, never the whole run's error."""
 
 
 @dataclass
@@ -82,9 +109,11 @@ class Examined:
     """What one pass over one tensor found, before the run-wide decision.
 
     ``candidates``: ranking rows, best first; ``best``: the best candidate's full check;
-    ``law_p``/``spectral_p``: the two tests of "a fresh i.i.d. draw" (None when not run);
-    ``expected``: one unjudged check per expected scheme (or None with the reason in
-    ``expected_notes`` when the scheme cannot apply to this tensor).
+    ``law_p``/``spectral_p``/``row_p``/``column_p``: the tests of "a fresh i.i.d. draw" (None
+    when not run); ``expected``: one unjudged check per expected scheme (or None with the reason
+    in ``expected_notes`` when the scheme cannot apply to this tensor); ``outliers``: entries
+    set aside, ``outlier_peak`` the largest of them in units of the tensor's std;
+    ``spectral_steps``: the Lanczos steps the top singular value took.
     """
 
     tensor: Tensor
@@ -98,9 +127,15 @@ class Examined:
     best: InitCheck | None = None
     law_p: float | None = None
     spectral_p: float | None = None
+    row_p: float | None = None
+    column_p: float | None = None
     top_singular_ratio: float | None = None
+    spectral_steps: int | None = None
+    outliers: int = 0
+    outlier_peak: float | None = None
     expected: list[InitCheck | None] = field(default_factory=list)
     expected_notes: list[str] = field(default_factory=list)
+    non_finite: bool = False
 
 
 # --- candidates ---------------------------------------------------------------------------
@@ -115,7 +150,7 @@ def fan_based_candidates(tensor: Tensor, orthogonal: bool = True) -> tuple[str, 
         return ("standard",)
     if tensor.role in ("norm", "other") and len(tensor.shape) < 2:
         return ()
-    candidates: tuple[str, ...] = RANKING_CANDIDATES
+    candidates: tuple[str, ...] = (*RANKING_CANDIDATES, *FAN_OUT_CANDIDATES)
     if (
         not orthogonal
         or len(tensor.shape) != 2
@@ -150,11 +185,14 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
       ``(2 Phi(B / S) - 1)^N`` below :data:`TRUNCATION_EVIDENCE` (else the data are the plain
       normal's, and a cut at their largest entry would fit them as well), and lies at least one
       std out (a nearer cut is all but the uniform, which is a candidate of its own).
+
+    A law whose scale lies outside what a scheme spec accepts (:data:`xavinit.schemes.STD_RANGE`)
+    is left out.
     """
     moments = measurement.moments
     m2, count = moments.mean_square, moments.count
     peak = max(abs(moments.minimum), abs(moments.maximum))
-    if m2 <= 0 or peak <= 0:
+    if not m2 > 0 or not peak > 0 or not math.isfinite(m2):
         return []
     edge = peak * (count + 1) / count
     specs = [
@@ -176,11 +214,27 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
         evident = inside < 1.0 and count * math.log(inside) < math.log(TRUNCATION_EVIDENCE)
         if cut_beyond_one_std and evident:
             specs.append(_spec("trunc-normal", std=std, a=-edge, b=edge))
-    return [get_scheme(spec) for spec in specs]
+    schemes = []
+    for spec in specs:
+        try:
+            schemes.append(get_scheme(spec))
+        except XavinitError:  # a scale no spec accepts (1e-35, 1e38): not a weight's law
+            continue
+    return schemes
 
 
-def _row(scheme: Scheme, check: InitCheck, score: float, alpha: float) -> dict[str, object]:
-    return {
+def known_as_of(scheme: Scheme) -> str:
+    """Who uses a scheme by default (for a fan_out variant of He, PyTorch's mode='fan_out')."""
+    if scheme.name in ("he-normal", "he-uniform") and scheme.mode == "fan_out":
+        kind = "normal" if scheme.name == "he-normal" else "uniform"
+        return f"PyTorch's kaiming_{kind}_(mode='fan_out') (torchvision ResNet, EfficientNet)"
+    return PRESETS[scheme.name].known_as
+
+
+def _row(
+    scheme: Scheme, check: InitCheck, score: float, alpha: float, outside: int
+) -> dict[str, object]:
+    row: dict[str, object] = {
         "scheme": scheme.spec,
         "score": score,
         "p_value": check.p_value,
@@ -188,31 +242,70 @@ def _row(scheme: Scheme, check: InitCheck, score: float, alpha: float) -> dict[s
         "expected_var": check.expected_var,
         "rel_error": check.rel_error,
         "explains": score > alpha,
-        "known_as": PRESETS[scheme.name].known_as,
+        "known_as": known_as_of(scheme),
     }
+    if outside:
+        row["outside"] = outside
+    return row
 
 
 def matrix_view(tensor: Tensor, array: np.ndarray) -> np.ndarray:
-    """The tensor as a 2-D matrix: itself, or a conv kernel flattened to (out, in rf) or
-    (rf in, out) (a view for contiguous data)."""
-    if array.ndim == 2:
-        return array
+    """The tensor as a 2-D matrix whose rows and columns are its inputs and outputs (in either
+    order): itself, a conv kernel flattened to (out, in rf) or (rf in, out), a kernel split at
+    the boundary of its input and output axes (``fan_axes``); size-1 axes are dropped first (a
+    view wherever the data are contiguous)."""
+    axes = getattr(tensor, "fan_axes", None)
+    if axes is not None:
+        inputs, outputs = axes
+        if inputs and outputs and (max(inputs) < min(outputs) or max(outputs) < min(inputs)):
+            split = min(max(inputs), max(outputs)) + 1
+            return array.reshape(math.prod(array.shape[:split]), -1)
+    squeezed = array.reshape([n for n in array.shape if n != 1]) if 1 in array.shape else array
+    if squeezed.ndim < 2:
+        squeezed = array.reshape(array.shape[0], -1) if array.ndim >= 2 else squeezed
+    if squeezed.ndim == 2:
+        return squeezed
     if tensor.layout == "out-in":
-        return array.reshape(array.shape[0], -1)
-    return array.reshape(-1, array.shape[-1])
+        return squeezed.reshape(squeezed.shape[0], -1)
+    return squeezed.reshape(-1, squeezed.shape[-1])
 
 
 def orthogonal_possible(top: float | None, mean_square: float, shape: tuple[int, ...]) -> bool:
     """Whether a matrix can be orthogonal, from its top singular value (when measured).
 
     ``W^T W = g^2 I`` gives every singular value ``g`` and ``||W||_F^2 = g^2 min(n, p)``, so
-    ``s_max^2 = m2 max(n, p)``; the power estimate never exceeds ``s_max``, so a larger estimate
-    (an i.i.d. matrix has ``(sqrt n + sqrt p)^2 m2``) rules orthogonality out without the
-    Gram matrix.
+    ``s_max^2 = m2 max(n, p)``; the Lanczos estimate never exceeds ``s_max``, so a larger
+    estimate (an i.i.d. matrix has ``(sqrt n + sqrt p)^2 m2``) rules orthogonality out without
+    the Gram matrix.
     """
     if top is None or len(shape) != 2:
         return True
     return top * top <= mean_square * max(shape) * (1.0 + 1e-3)
+
+
+def count_beyond(values: np.ndarray, bound: float, outliers: Outliers | None = None) -> int:
+    """How many entries have ``|w| > bound``, a block at a time (outliers not counted)."""
+    flat = values.reshape(-1) if values.ndim != 2 else values
+    matrix = flat if flat.ndim == 2 else flat.reshape(1, -1)
+    rows = block_rows(matrix.shape[1])
+    total = 0
+    for first in range(0, matrix.shape[0], rows):
+        total += int(np.count_nonzero(np.abs(matrix[first : first + rows]) > bound))
+    if outliers is not None:
+        total -= int(np.count_nonzero(np.abs(outliers.values) > bound))
+    return total
+
+
+def _law_key(scheme: Scheme, fan_in: int, fan_out: int) -> tuple[object, ...]:
+    """Schemes that are the same law on these fans (normalized and lecun-uniform on a square
+    matrix) share one evaluation."""
+    if not scheme.iid:
+        return ("orthogonal", scheme.gain)
+    return (
+        scheme.distribution,
+        float(f"{scheme.variance(fan_in, fan_out):.12g}"),
+        scheme.truncation,
+    )
 
 
 def rank_candidates(
@@ -223,13 +316,17 @@ def rank_candidates(
     array_name: str,
     *,
     orthogonal: bool = True,
+    outliers: Outliers | None = None,
 ) -> tuple[list[dict[str, object]], list[InitCheck]]:
     """Rank every candidate law for one tensor, best first.
 
     Order: fan-based candidates that explain the tensor (score > ``alpha``) first, by score;
     then every other candidate by score; ties by ``|log(observed / expected)|``, then by list
     order (on a square matrix ``normalized`` and ``lecun-uniform`` are the same law: the first
-    wins). A fan-based scheme whose variance is decisively off (p < 1e-12) skips its KS test.
+    wins, and the law is tested once). A fan-based scheme whose variance is decisively off
+    (p < 1e-12) skips its KS test. A bounded law whose support holds but for at most
+    :func:`xavinit.matrixscan.max_outliers` entries keeps its score; the row says how many
+    (``outside``).
 
     Returns:
         the candidate rows and their checks, in the same order.
@@ -237,11 +334,17 @@ def rank_candidates(
     fan_in = tensor.fan_in or 1
     fan_out = tensor.fan_out or 1
     dtype = array.dtype
+    count = measurement.moments.count
     entries: list[tuple[tuple[float, ...], dict[str, object], InitCheck]] = []
     schemes = [(get_scheme(spec), False) for spec in fan_based_candidates(tensor, orthogonal)]
     schemes += [(scheme, True) for scheme in fitted_schemes(measurement)]
+    done: dict[tuple[object, ...], tuple[InitCheck, float, int]] = {}
     for order, (scheme, fitted) in enumerate(schemes):
-        if scheme.iid:
+        key = (_law_key(scheme, fan_in, fan_out), fitted)
+        if key in done:
+            check, score, outside = done[key]
+            check = dataclasses.replace(check, scheme=scheme.spec)
+        elif scheme.iid:
             coarse = assess_iid(scheme, fan_in, fan_out, [measurement], alpha, dtype, with_ks=False)
             decisive = not fitted and coarse.p_value is not None and coarse.p_value < 1e-12
             check = (
@@ -253,14 +356,27 @@ def rank_candidates(
                 score = check.ks_p_value if check.ks_p_value is not None else 0.0
             else:
                 score = min(p for p in (check.p_value, check.ks_p_value) if p is not None)
+            outside = 0
             if check.support_ok is False:
-                score = 0.0
+                bound = scheme.bound(fan_in, fan_out)
+                if score > alpha and bound is not None:
+                    eps = measurement.eps or float(
+                        np.finfo(dtype if dtype.kind == "f" else np.float64).eps
+                    )
+                    outside = count_beyond(array, bound * (1.0 + 4.0 * eps), outliers)
+                if outside > max_outliers(count) or outside == 0:
+                    score = 0.0
+                else:
+                    check = dataclasses.replace(check, support_ok=True)
+            done[key] = (check, score, outside)
         else:
             oriented = array if tensor.layout == "in-out" else array.T
             check = assess_orthogonal(scheme, [np.asarray(oriented)], array=array_name)
             score = 1.0 if check.passed else 0.0
+            outside = 0
+            done[key] = (check, score, outside)
         check = dataclasses.replace(check, array=array_name, passed=score > alpha)
-        row = _row(scheme, check, score, alpha)
+        row = _row(scheme, check, score, alpha, outside)
         preferred = 0.0 if (not fitted and score > alpha) else 1.0
         closeness = abs(math.log1p(check.rel_error)) if check.rel_error > -1 else math.inf
         entries.append(((preferred, -score, closeness, order), row, check))
@@ -280,7 +396,7 @@ def runner_up(rows: Sequence[dict[str, object]]) -> str | None:
     return None
 
 
-# --- the two tests of "a fresh i.i.d. draw" ------------------------------------------------
+# --- the tests of "a fresh i.i.d. draw" ----------------------------------------------------
 
 
 def law_p_value(rows: Sequence[dict[str, object]]) -> float:
@@ -296,34 +412,82 @@ def law_p_value(rows: Sequence[dict[str, object]]) -> float:
     return best
 
 
-def spectral_test(
-    tensor: Tensor, array: np.ndarray, mean_square: float, rng: np.random.Generator
-) -> tuple[float | None, float | None, float | None]:
-    """``(top singular value, its ratio to the edge, p-value)`` for a matrix (or a flattened
-    conv kernel), or Nones when a side is shorter than :data:`SPECTRUM_MIN_DIM`.
+def dispersion_p_value(
+    squares: np.ndarray, length: int, mean_square: float, fourth: float, w2_kurtosis: float
+) -> float | None:
+    """p-value of "the rows (or columns) are alike": their sums of squares spread no more than
+    i.i.d. entries allow.
 
-    The edge is ``sqrt(m2) (sqrt(n) + sqrt(p))`` with ``m2`` the tensor's mean of squares.
+    Each of the ``n`` sums ``r_i`` adds ``L = length`` squares; for i.i.d. entries
+    ``Var r = L (mu4 - m2^2)``, estimated from the tensor's own moments (no law assumed). The
+    statistic ``T = s_r^2 / Var r`` (``s_r^2`` the sample variance of the ``r_i``) has mean 1 and
+    variance ``2 / (n - 1) + kappa / n + (k2 - 1) / N``: the first two terms are the sample
+    variance's (``kappa = (k2 - 3) / L`` the excess kurtosis of ``r``, ``k2`` that of ``w^2``),
+    the last the estimate's of ``mu4 - m2^2`` over all ``N = n L`` entries. ``T d`` is taken as
+    chi-square with ``d = 2 / Var T`` degrees of freedom (Satterthwaite), its upper tail by
+    Wilson and Hilferty's (1931) cube-root normal approximation. Trained weights whose units
+    grew apart (dead, dominant or pruned rows) spread far more. One-sided: orthogonal rows
+    (equal norms) never reject.
     """
-    if array.ndim < 2 or tensor.role in ("bias", "norm"):
-        return None, None, None
-    matrix = matrix_view(tensor, array)
-    n, p = matrix.shape
-    if min(n, p) < SPECTRUM_MIN_DIM or mean_square <= 0:
-        return None, None, None
-    top = top_singular_value(matrix, rng)
-    ratio = top / (math.sqrt(mean_square) * bai_yin_edge(n, p))
-    return top, ratio, edge_p_value(top, mean_square, n, p)
+    n = int(squares.size)
+    variance = length * (fourth - mean_square * mean_square)
+    if n < SPECTRUM_MIN_DIM or length < 1 or not variance > 0 or not math.isfinite(variance):
+        return None
+    spread = float(np.var(squares, ddof=1))
+    statistic = spread / variance
+    kappa = (w2_kurtosis - 3.0) / length
+    var_t = 2.0 / (n - 1) + kappa / n + max(w2_kurtosis - 1.0, 0.0) / (n * length)
+    if not var_t > 0:
+        return None
+    d = 2.0 / var_t
+    c = 2.0 / (9.0 * d)
+    z = (statistic ** (1.0 / 3.0) - (1.0 - c)) / math.sqrt(c)
+    return min(1.0, max(0.0, big_phi(-z)))
 
 
 def trained_p_value(examined: Examined) -> float | None:
-    """p-value of "a fresh i.i.d. initialisation": Bonferroni over the law and spectrum tests."""
-    tests = [p for p in (examined.law_p, examined.spectral_p) if p is not None]
+    """p-value of "a fresh i.i.d. initialisation": Bonferroni over the law, spectrum and spread
+    tests that were run."""
+    tests = [
+        p
+        for p in (examined.law_p, examined.spectral_p, examined.row_p, examined.column_p)
+        if p is not None
+    ]
     if not tests:
         return None
     return min(1.0, len(tests) * min(tests))
 
 
 # --- one tensor ---------------------------------------------------------------------------
+
+
+def _few_values(tensor: Tensor, values: np.ndarray, sample: np.ndarray, step: int) -> str | None:
+    """The reason a tensor with at most :data:`FEW_VALUES` distinct values is not a draw, with
+    ``constant`` blocks first (``"constant:..."``), else None. ``sample`` is sorted."""
+    if sample.size == 0 or np.count_nonzero(np.diff(sample)) + 1 > FEW_VALUES:
+        return None
+    flat = np.asarray(values).reshape(-1)
+    distinct = np.unique(flat) if step > 1 else np.unique(sample)
+    if distinct.size > FEW_VALUES:
+        return None
+    for blocks in BLOCK_COUNTS:
+        if flat.size % blocks:
+            continue
+        parts = flat.reshape(blocks, -1)
+        if np.all(parts == parts[:, :1]):
+            levels = [f"{float(v):g}" for v in parts[:, 0]]
+            note = ""
+            if blocks == 4 and levels == ["0", "1", "0", "0"]:
+                note = "; zeros with ones on an LSTM's forget gate (Keras' unit_forget_bias)"
+            return (
+                f"constant:{blocks} constant blocks of {flat.size // blocks}: "
+                f"{', '.join(levels)}{note}"
+            )
+    shown = ", ".join(f"{float(v):g}" for v in distinct[:FEW_VALUES])
+    return (
+        f"only {distinct.size} distinct values ({shown}): a mask, an index or a table, not a "
+        "draw from a continuous law"
+    )
 
 
 def examine(
@@ -337,60 +501,195 @@ def examine(
     expected: Sequence[Scheme] = (),
     rank: bool = True,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
+    allow_infinite: bool = False,
+    fill: Callable[[int, int], None] | None = None,
 ) -> Examined:
     """Measure one tensor and run every test on it (the verdict waits for :func:`decide`).
 
     ``rank=False`` checks only the ``expected`` schemes (``init --check -s``): no ranking, no
-    spectrum.
+    spectrum. A failure of the arithmetic on this tensor makes it ``unknown`` with the reason;
+    so do infinite entries with ``allow_infinite`` (a mask in a checkpoint). ``fill``, when
+    given, fills ``array``'s buffer range by range as the first pass reaches it
+    (:meth:`xavinit.formats.base.TensorSource.read_lazily`).
 
     Raises:
-        XavinitError: NaN or infinite entries.
+        XavinitError: a tensor that is not numeric, or holds NaN (or infinite values without
+            ``allow_infinite``).
     """
     label = f"{file}:{tensor.name}"
     if array.dtype.kind not in "fiu":
         raise XavinitError(f"{label}: dtype {array.dtype} is not a number xavinit checks")
+    if fill is not None and (tensor.size == 0 or array.ndim < 2):
+        fill(0, array.size)  # no row blocks to fill as they come
+        fill = None
     if tensor.size == 0:
         return Examined(tensor, file, "unknown", "empty tensor", expected=[None] * len(expected),
                         expected_notes=["empty tensor"] * len(expected))  # fmt: skip
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _examine(
+                tensor, array, file=file, alpha=alpha, rng=rng, ks_sample=ks_sample,
+                expected=expected, rank=rank, tolerance=tolerance, label=label,
+                allow_infinite=allow_infinite, fill=fill,
+            )  # fmt: skip
+    except XavinitError as error:
+        if "NaN" in str(error):
+            raise
+        why = str(error)
+    except FAILURES as error:
+        why = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return Examined(
+        tensor, file, "unknown", f"could not be examined ({why})",
+        expected=[None] * len(expected), expected_notes=[why] * len(expected),
+    )  # fmt: skip
+
+
+def _scan(
+    tensor: Tensor,
+    values: np.ndarray,
+    ks_sample: int,
+    start: np.ndarray | None,
+    fill: Callable[[int, int], None] | None,
+) -> tuple[np.ndarray | None, MatrixScan]:
+    """The one pass: a matrix scan for tensors with a matrix view, a flat scan for the rest
+    (``fill`` fills the buffer ``values`` lives in, block by block or all at once)."""
+    if values.ndim >= 2 and values.dtype.kind == "f":
+        matrix = matrix_view(tensor, values)
+        if matrix.ndim == 2 and (fill is None or np.shares_memory(matrix, values)):
+            return matrix, scan_matrix(matrix, ks_sample, start, fill)
+    if fill is not None:
+        fill(0, values.size)
+    moments, sample = scan(values, ks_sample)
+    count = moments.count
+    step = max(1, math.ceil(count / ks_sample)) if ks_sample else 0
+    empty = np.empty(0)
+    return None, MatrixScan(moments, math.nan, empty, empty, sample, step)
+
+
+def _examine(
+    tensor: Tensor,
+    array: np.ndarray,
+    *,
+    file: str,
+    alpha: float,
+    rng: np.random.Generator,
+    ks_sample: int,
+    expected: Sequence[Scheme],
+    rank: bool,
+    tolerance: Tolerance,
+    label: str,
+    allow_infinite: bool,
+    fill: Callable[[int, int], None] | None,
+) -> Examined:
     values = array
     if values.dtype == np.float16:
         values = values.astype(np.float32)
-    stored_eps = STORED_EPS.get(tensor.dtype)
-    found = measure(values, ks_sample, name=label, sort=True, eps=stored_eps)
-    moments = found.moments
-    base = Examined(
-        tensor, file, "test", "", count=moments.count, observed_var=moments.mean_square,
-        observed_mean=moments.mean,
-    )  # fmt: skip
-    base.expected, base.expected_notes = _expected_checks(
-        tensor, values, found, expected, alpha, label, tolerance
+    matrix_shape = matrix_view(tensor, values).shape if values.ndim >= 2 else values.shape
+    spectral = (
+        rank
+        and values.dtype.kind == "f"
+        and len(matrix_shape) == 2
+        and min(matrix_shape) >= SPECTRUM_MIN_DIM
+        and tensor.role not in ("bias", "norm")
     )
+    start = np.asarray(rng.standard_normal(matrix_shape[1])) if spectral else None
+    matrix, found = _scan(tensor, values, ks_sample, start, fill)
+    moments = found.moments
+    base = Examined(tensor, file, "test", "", count=moments.count)
+    if not moments.finite:
+        if not allow_infinite or np.isnan(np.asarray(values).reshape(-1)).any():
+            raise XavinitError(f"{label}: holds NaN or infinite values; weights must be finite")
+        infinite = int(np.count_nonzero(np.isinf(np.asarray(values))))
+        base.status, base.non_finite = "unknown", True
+        base.reason = f"{infinite} infinite values: a mask or a sentinel, not a drawn weight"
+        base.expected = [None] * len(expected)
+        base.expected_notes = [base.reason] * len(expected)
+        return base
+
+    def measured(found: MatrixScan) -> Measurement:
+        """Observed moments and the expected-scheme checks of one (cleaned) scan."""
+        moments = found.moments
+        base.observed_var, base.observed_mean = moments.mean_square, moments.mean
+        found.sample.sort()
+        measurement = Measurement(moments, found.sample, True, STORED_EPS.get(tensor.dtype))
+        base.expected, base.expected_notes = _expected_checks(
+            tensor, values, measurement, expected, alpha, label, tolerance
+        )
+        return measurement
+
+    early = ""
     if moments.minimum == moments.maximum:
-        base.status = "constant"
-        base.reason = f"all {moments.count} entries are {moments.minimum:g}"
-        return base
-    if array.dtype.kind in "iu":
-        base.status = "unknown"
-        base.reason = f"integer tensor ({array.dtype}): an index or a counter, not a weight"
-        return base
-    if moments.count < MIN_ENTRIES:
-        base.status = "unknown"
-        base.reason = (
+        base.status, early = "constant", f"all {moments.count} entries are {moments.minimum:g}"
+    elif array.dtype.kind in "iu":
+        early = f"integer tensor ({array.dtype}): an index or a counter, not a weight"
+    elif moments.count < MIN_ENTRIES:
+        early = (
             f"only {moments.count} entries; at least {MIN_ENTRIES} are needed to tell an "
             "initialisation"
         )
+    if early:
+        measured(found)
+        base.status = "constant" if base.status == "constant" else "unknown"
+        base.reason = early
+        return base
+    outliers = find_outliers(matrix, found) if matrix is not None else None
+    if outliers is not None and matrix is not None:
+        found = exclude(matrix, found, outliers)
+        moments = found.moments
+        base.outliers = outliers.count
+        sigma = math.sqrt(moments.mean_square)
+        peak = float(np.max(np.abs(outliers.values)))
+        base.outlier_peak = peak / sigma if sigma > 0 else math.inf
+    measurement = measured(found)
+    sample = measurement.sample
+    if moments.minimum == moments.maximum:
+        base.status = "constant"
+        base.reason = f"all but {base.outliers} entries are {moments.minimum:g}"
+        return base
+    few = _few_values(tensor, values, sample, found.step)
+    if few is not None:
+        status, _, reason = few.partition(":") if few.startswith("constant:") else ("", "", few)
+        base.status = "constant" if status else "unknown"
+        base.reason = reason
         return base
     if not rank:
         base.status = "unranked"
         return base
-    top, base.top_singular_ratio, base.spectral_p = spectral_test(
-        tensor, values, moments.mean_square, rng
-    )
+    top = None
+    if spectral and matrix is not None:
+        estimate = top_singular_value(
+            matrix,
+            rng,
+            product=lambda v: gram_product(matrix, v, outliers),
+            start=start,
+            first=found.gram if outliers is None else None,
+        )
+        top = estimate.value
+        n, p = matrix.shape
+        base.top_singular_ratio = top / (math.sqrt(moments.mean_square) * bai_yin_edge(n, p))
+        base.spectral_p = edge_p_value(top, moments.mean_square, n, p)
+        base.spectral_steps = estimate.steps
+        squares = sample.astype(np.float64) ** 2
+        w2_kurtosis = (
+            float(np.mean((squares - squares.mean()) ** 4) / np.var(squares) ** 2)
+            if squares.size > 1 and np.var(squares) > 0
+            else 3.0
+        )
+        base.row_p = dispersion_p_value(
+            found.row_squares, p, moments.mean_square, found.mean_fourth, w2_kurtosis
+        )
+        base.column_p = dispersion_p_value(
+            found.col_squares, n, moments.mean_square, found.mean_fourth, w2_kurtosis
+        )
     possible = orthogonal_possible(top, moments.mean_square, tuple(values.shape))
-    rows, checks = rank_candidates(tensor, values, found, alpha, tensor.name, orthogonal=possible)
+    rows, checks = rank_candidates(
+        tensor, values, measurement, alpha, tensor.name, orthogonal=possible, outliers=outliers
+    )
     base.candidates = rows
     base.best = checks[0] if checks else None
     base.law_p = law_p_value(rows) if rows else None
+    if base.best is not None and not get_scheme(str(rows[0]["scheme"])).iid:
+        base.row_p = base.column_p = None  # orthogonal: rows and columns are not independent
     return base
 
 
@@ -463,3 +762,6 @@ def describe_p(value: float | None) -> str:
     if value == 0:
         return "p<1e-300"
     return f"p={value:.2g}"
+
+
+__all__ = ["VERDICTS", "Examined", "Moments", "decide", "examine", "judge_expected"]

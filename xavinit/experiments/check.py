@@ -9,6 +9,7 @@ tensor. The verdicts are then decided over the whole run (:func:`xavinit.verdict
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -19,12 +20,12 @@ from xavinit.config import CheckConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.formats import open_tensors
-from xavinit.formats.base import NUMERIC_KINDS, refuse_dtype
+from xavinit.formats.base import NUMERIC_KINDS, Workspace, refuse_dtype
 from xavinit.formats.mapping import MAPPING_LABEL, MappingSource
-from xavinit.limits import KS_SAMPLE
+from xavinit.limits import CHECK_KS_SAMPLE
 from xavinit.results import Candidate, CheckResult, InitCheck, TensorCheck
 from xavinit.roles import Tensor, describe, select_names
-from xavinit.schemes import PRESETS, Scheme, get_scheme
+from xavinit.schemes import Scheme, get_scheme
 from xavinit.streams import spectrum_rng
 from xavinit.verdicts import (
     Examined,
@@ -32,6 +33,7 @@ from xavinit.verdicts import (
     describe_p,
     examine,
     judge_expected,
+    known_as_of,
     runner_up,
     trained_p_value,
 )
@@ -60,11 +62,17 @@ def _numeric(dtype: str) -> bool:
         return False
 
 
+def select_roles(tensors: Sequence[Tensor], patterns: Sequence[str]) -> list[Tensor]:
+    """The tensors whose role the patterns select (globs over role names, ``!`` excludes)."""
+    chosen = set(select_names(sorted({t.role for t in tensors}), patterns))
+    return [t for t in tensors if t.role in chosen]
+
+
 def examine_files(
     files: Sequence[str | Mapping[str, Any]],
     *,
     keys: Sequence[str],
-    layout: str,
+    layout: str | Sequence[str],
     alpha: float,
     ks_sample: int,
     seed: int,
@@ -73,6 +81,8 @@ def examine_files(
     select: Selector | None = None,
     progress: Progress | None = None,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
+    roles: Sequence[str] = (),
+    allow_infinite: bool = False,
 ) -> tuple[list[Examined], list[str]]:
     """Open every file, choose its tensors and examine them one at a time.
 
@@ -85,19 +95,21 @@ def examine_files(
     """
     examined: list[Examined] = []
     skipped: list[str] = []
+    workspace = Workspace()
     for item in files:
         opened = MappingSource(item) if isinstance(item, Mapping) else open_tensors(item)
         with opened as source:
             file = source.path
             described = describe(source.tensors, layout)
-            names = select_names([t.name for t in described], keys)
-            if not names:
-                listed = ", ".join(t.name for t in described[:20]) or "none"
+            if not described:
+                raise XavinitError(f"{file}: the file holds no tensors; nothing to check")
+            names = set(select_names([t.name for t in described], keys))
+            chosen = select_roles([t for t in described if t.name in names], roles)
+            if not chosen:
+                listed = ", ".join(f"{t.name} ({t.role})" for t in described[:20])
                 more = f" and {len(described) - 20} more" if len(described) > 20 else ""
-                raise XavinitError(
-                    f"{file}: no tensor matches --key {' '.join(keys)}; tensors: {listed}{more}"
-                )
-            chosen = [t for t in described if t.name in set(names)]
+                asked = " ".join([*(f"--key {k}" for k in keys), *(f"--role {r}" for r in roles)])
+                raise XavinitError(f"{file}: no tensor matches {asked}; tensors: {listed}{more}")
             if select is not None:
                 chosen, passed_over = select(chosen, file)
                 skipped += passed_over
@@ -108,14 +120,15 @@ def examine_files(
             for position, tensor in enumerate(chosen):
                 if progress is not None:
                     progress(position, len(chosen), f"{file}: {tensor.name}")
-                array = source.load(infos[tensor.name])
-                examined.append(
-                    examine(
-                        tensor, array, file=file, alpha=alpha, ks_sample=ks_sample,
-                        rng=spectrum_rng(seed, tensor.name), expected=expected, rank=rank,
-                        tolerance=tolerance,
-                    )
-                )  # fmt: skip
+                array, fill = source.read_lazily(infos[tensor.name], workspace)
+                with contextlib.nullcontext() if fill is None else fill:
+                    examined.append(
+                        examine(
+                            tensor, array, file=file, alpha=alpha, ks_sample=ks_sample,
+                            rng=spectrum_rng(seed, tensor.name), expected=expected, rank=rank,
+                            tolerance=tolerance, allow_infinite=allow_infinite, fill=fill,
+                        )
+                    )  # fmt: skip
                 del array
     return examined, skipped
 
@@ -137,12 +150,33 @@ def known_as(tensor: Tensor, scheme: str) -> str:
         return "PyTorch's nn.Conv default"
     if scheme == "standard" and tensor.role == "bias":
         return "PyTorch's default bias"
-    return PRESETS[get_scheme(scheme).name].known_as
+    if scheme == "standard" and tensor.role == "recurrent":
+        return "PyTorch's nn.LSTM/GRU/RNN default"
+    return known_as_of(get_scheme(scheme))
+
+
+def outliers_text(item: Examined) -> str:
+    """``2 entries lie outside the law (up to 98 std)``, or empty."""
+    if not item.outliers:
+        return ""
+    peak = f" (up to {item.outlier_peak:.3g} std)" if item.outlier_peak is not None else ""
+    entries = "entry lies" if item.outliers == 1 else "entries lie"
+    return f"{item.outliers} {entries} far outside the law{peak}, set aside"
+
+
+def _outside_text(row: Mapping[str, object]) -> str:
+    outside = int(row.get("outside", 0) or 0)  # type: ignore[call-overload]
+    if not outside:
+        return ""
+    entries = "entry lies" if outside == 1 else "entries lie"
+    return f"{outside} {entries} past its bound"
 
 
 def _reason(judged: Judged) -> str:
     item = judged.examined
     notes = [item.tensor.note] if item.tensor.note else []
+    if outliers_text(item):
+        notes.insert(0, outliers_text(item))
     if judged.verdict in ("constant", "unknown"):
         return "; ".join([item.reason, *notes])
     rows = item.candidates
@@ -150,13 +184,23 @@ def _reason(judged: Judged) -> str:
     parts: list[str] = []
     if judged.verdict == "trained":
         ratio = item.top_singular_ratio
-        if item.spectral_p is not None and item.law_p is not None and item.spectral_p <= item.law_p:
+        tests = {
+            "spectrum": item.spectral_p,
+            "law": item.law_p,
+            "rows": item.row_p,
+            "columns": item.column_p,
+        }
+        decisive = min((k for k, p in tests.items() if p is not None), key=lambda k: tests[k])  # type: ignore[arg-type, return-value]
+        p_text = describe_p(tests[decisive])
+        if decisive == "spectrum":
+            parts.append(f"top singular value {ratio:.3g}x the Bai-Yin edge ({p_text})")
+        elif decisive in ("rows", "columns"):
             parts.append(
-                f"top singular value {ratio:.3g}x the Bai-Yin edge ({describe_p(item.spectral_p)})"
+                f"its {decisive}' sums of squares spread more than i.i.d. entries allow ({p_text})"
             )
         else:
             closest = f"; closest {best['scheme']}" if best is not None else ""
-            parts.append(f"no candidate law fits ({describe_p(item.law_p)}{closest})")
+            parts.append(f"no candidate law fits ({p_text}{closest})")
     elif best is not None:
         known = known_as(item.tensor, str(best["scheme"]))
         alias = f" ({known})" if known and ":" not in str(best["scheme"]) else ""
@@ -165,6 +209,8 @@ def _reason(judged: Judged) -> str:
         if second is not None:
             score = next(float(r["score"]) for r in rows if r["scheme"] == second)  # type: ignore[arg-type]
             parts.append(f"runner-up {second}, {describe_p(score)}")
+        if _outside_text(best):
+            parts.append(_outside_text(best))
         if item.tensor.role == "bias" and str(best["scheme"]) == "standard":
             parts.append(f"U(+-1/sqrt({item.tensor.fan_in})), the bias of its weight's fan_in")
         if item.top_singular_ratio is not None:
@@ -206,6 +252,11 @@ def tensor_check(judged: Judged, matches: bool | None) -> TensorCheck:
         note=tensor.note,
         matches=matches,
         candidates=cast(list[Candidate], item.candidates),
+        outliers=item.outliers,
+        outlier_peak=item.outlier_peak,
+        row_spread_p_value=item.row_p,
+        column_spread_p_value=item.column_p,
+        spectral_steps=item.spectral_steps,
     )
 
 
@@ -237,8 +288,9 @@ def run_check(
     expect = config.expect
     schemes = [] if expect in (None, "trained", "init") else [get_scheme(str(expect))]
     examined, _ = examine_files(
-        list(sources) if sources is not None else list(config.files), keys=config.keys, layout=config.layout, alpha=config.alpha,
-        ks_sample=config.ks_sample, seed=config.seed, expected=schemes, progress=progress,
+        list(sources) if sources is not None else list(config.files), keys=config.keys,
+        layout=config.layout, alpha=config.alpha, ks_sample=config.ks_sample, seed=config.seed,
+        expected=schemes, progress=progress, roles=config.roles, allow_infinite=True,
     )  # fmt: skip
     judged = judge_run(examined, config.alpha, config.correction)
     rows = [tensor_check(j, meets(j, expect)) for j in judged]
@@ -266,12 +318,13 @@ VERDICT_ORDER = ("trained", "init", "constant", "unknown")
 def check_weights(
     source: str | PathLike[str] | Mapping[str, Any],
     expect: str | None = None,
-    layout: str = "auto",
+    layout: str | Sequence[str] = "auto",
     *,
     keys: Sequence[str] = (),
+    roles: Sequence[str] = (),
     alpha: float = 0.01,
     seed: int = 0,
-    ks_sample: int = KS_SAMPLE,
+    ks_sample: int = CHECK_KS_SAMPLE,
 ) -> CheckResult:
     """Check a checkpoint file, or a mapping of names to arrays, tensor by tensor.
 
@@ -281,8 +334,10 @@ def check_weights(
             arrays), read without importing their framework.
         expect: None (report), ``"trained"``, ``"init"`` or a scheme spec; ``result.passed``
             says whether every selected tensor meets it.
-        layout: ``auto``, ``in-out`` or ``out-in`` (see ``xavinit check --help``).
+        layout: ``auto``, ``in-out``, ``out-in``, or a list of those and ``GLOB=LAYOUT``
+            items (see ``xavinit check --help``).
         keys: globs of tensor names; a leading ``!`` excludes.
+        roles: globs of roles (``dense``, ``conv``...); a leading ``!`` excludes.
 
     Returns:
         the :class:`~xavinit.results.CheckResult` that ``xavinit check -f json`` prints.
@@ -300,6 +355,7 @@ def check_weights(
         "expect": expect,
         "layout": layout,
         "keys": list(keys),
+        "roles": list(roles),
         "alpha": alpha,
         "seed": seed,
         "ks_sample": ks_sample,

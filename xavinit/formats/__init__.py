@@ -11,9 +11,13 @@ format allows).
 | ``.npz`` | a zip of ``.npy`` members | numpy (:func:`xavinit.fileio.read_npz`) | core |
 | ``.safetensors`` | 8-byte header length, then ``{`` | safetensors | core |
 | PyTorch ``.pt/.pth/.bin`` | a zip with ``data.pkl`` | torch (restricted unpickler) | core |
+| PyTorch legacy ``.pt/.pth`` (torch < 1.6) | a pickle of torch's magic number | torch (restricted unpickler, storages after the pickles) | core |
+| TorchScript ``.pt/.jit`` | a zip with ``data.pkl`` and ``constants.pkl`` or ``code/`` | torchscript (restricted unpickler, ``__torch__`` placeholders) | core |
 | Keras ``.keras`` | a zip with ``model.weights.h5`` | keras | ``h5py`` |
 | Keras ``.h5`` | the HDF5 signature | keras | ``h5py`` |
 | ONNX ``.onnx`` | the extension, or a protobuf starting with ``ir_version`` | onnx | ``onnx`` |
+
+Any other pickle (no ``torch.save`` magic number) is refused without being unpickled.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ from xavinit.formats.base import (
     TensorSource,
 )
 
-SUPPORTED = ".npy, .npz, .safetensors, PyTorch .pt/.pth/.bin, Keras .keras/.h5, ONNX .onnx"
+SUPPORTED = (
+    ".npy, .npz, .safetensors, PyTorch .pt/.pth/.bin (zip or legacy), TorchScript, "
+    "Keras .keras/.h5, ONNX .onnx"
+)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -38,14 +45,14 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 def detect(path: str) -> str:
     """The format of a file from its first bytes (and, for zips, its member names).
 
-    Returns one of ``npy``, ``npz``, ``safetensors``, ``pytorch``, ``keras``, ``keras-h5``,
-    ``onnx``.
+    Returns one of ``npy``, ``npz``, ``safetensors``, ``pytorch``, ``pytorch-legacy``,
+    ``torchscript``, ``keras``, ``keras-h5``, ``onnx``.
 
     Raises:
         XavinitError: a missing file, a folder, or content no reader knows.
     """
     from xavinit.formats.safetensors import is_safetensors
-    from xavinit.formats.torch import legacy_message
+    from xavinit.formats.torch import bare_pickle_message, is_legacy
 
     file = Path(path)
     if not file.exists():
@@ -55,7 +62,7 @@ def detect(path: str) -> str:
     try:
         size = file.stat().st_size
         with open(file, "rb") as stream:
-            head = stream.read(16)
+            head = stream.read(32)
     except OSError as error:
         raise XavinitError(f"cannot read weights file {path!r}: {error.strerror}") from None
     if head.startswith(b"\x93NUMPY"):
@@ -67,7 +74,9 @@ def detect(path: str) -> str:
     if is_safetensors(head):
         return "safetensors"
     if head.startswith(b"\x80"):
-        raise XavinitError(legacy_message(path))
+        if is_legacy(head):
+            return "pytorch-legacy"
+        raise XavinitError(bare_pickle_message(path))
     if file.suffix.lower() == ".onnx" or head[:1] == b"\x08":
         return "onnx"
     if file.suffix.lower() in (".npy", ".npz"):
@@ -80,19 +89,20 @@ def _zip_kind(path: str) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
         raise XavinitError(
             f"{path}: a damaged, corrupt or truncated zip archive ({error or type(error).__name__}); "
             f"xavinit reads {SUPPORTED}"
         ) from None
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        return "pytorch"
+        script = any(n.endswith("constants.pkl") or "/code/" in n for n in names)
+        return "torchscript" if script else "pytorch"
     if "model.weights.h5" in names:
         return "keras"
     if names and all(n.endswith(".npy") for n in names):
         return "npz"
     if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-        return "pytorch"  # TorchScript: the reader says what to do
+        return "torchscript"  # no data.pkl: the reader says so
     raise XavinitError(
         f"{path}: a zip archive that is neither an .npz, a PyTorch checkpoint nor a .keras "
         f"model; xavinit reads {SUPPORTED}"
@@ -124,6 +134,14 @@ def open_tensors(path: str | os.PathLike[str]) -> TensorSource:
         from xavinit.formats.torch import TorchSource
 
         return TorchSource(name)
+    if kind == "pytorch-legacy":
+        from xavinit.formats.torch import LegacyTorchSource
+
+        return LegacyTorchSource(name)
+    if kind == "torchscript":
+        from xavinit.formats.torchscript import TorchScriptSource
+
+        return TorchScriptSource(name)
     if kind in ("keras", "keras-h5"):
         from xavinit.formats.keras import KerasSource
 

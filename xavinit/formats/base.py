@@ -9,6 +9,7 @@ checked tensor by tensor.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +17,16 @@ from typing import Any
 import numpy as np
 
 from xavinit.errors import XavinitError
+from xavinit.resources import require_memory
 
 INSTALL_FORMATS = "pip install 'xavinit[formats]'"
 """The exact line that installs the optional readers (h5py, onnx)."""
 
 LAYOUTS = ("in-out", "out-in")
-ROLES = ("dense", "conv", "embedding", "attention", "bias", "norm", "other")
+ROLES = ("dense", "conv", "embedding", "attention", "recurrent", "bias", "norm", "other")
+"""What a tensor is. ``recurrent``: an RNN's stacked gate matrices (PyTorch ``weight_ih_l0`` and
+``weight_hh_l0``, Keras LSTM/GRU ``kernel`` and ``recurrent_kernel``, ONNX LSTM/GRU/RNN ``W``
+and ``R``)."""
 
 NUMERIC_KINDS = "fiu"
 """numpy dtype kinds a weight may have: float, signed and unsigned integer."""
@@ -57,6 +62,12 @@ class TensorInfo:
         owner: for a bias, the name of the weight it belongs to, when the format knows it.
         key: the reader's own handle on the tensor (a storage key, a dataset path).
         depthwise: a Keras depthwise kernel ``(*kernel, in, multiplier)``.
+        fan_axes: ``(input axes, output axes)`` where the format knows which axes of the
+            stored array are contracted with the layer's input and which index its output
+            (a Keras ``EinsumDense`` kernel ``(units, heads, dim)`` is ``((0,), (1, 2))``, an ONNX
+            LSTM ``W`` ``(directions, 4 hidden, input)`` is ``((2,), (1,))``); axes in neither
+            are independent copies (directions). None: the role and layout decide.
+        note: what the reader wants said about the tensor (a convention it applied).
     """
 
     name: str
@@ -68,6 +79,8 @@ class TensorInfo:
     owner: str | None = None
     key: Any = None
     depthwise: bool = False
+    fan_axes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+    note: str = ""
 
     @property
     def size(self) -> int:
@@ -92,6 +105,47 @@ class TensorSource:
         """Read one tensor (memory-mapped where the format allows)."""
         raise NotImplementedError
 
+    def contiguous(self, info: TensorInfo) -> int | None:
+        """Where the tensor's bytes start in ``self.path`` when they lie there C-contiguous and
+        little-endian in the type ``info.dtype`` names, else None (the format decides)."""
+        return None
+
+    def read(self, info: TensorInfo, workspace: Workspace | None = None) -> np.ndarray:
+        """One tensor to compute on: float32 (16-bit types widened), float64 kept, other
+        types as :meth:`load` gives them.
+
+        With a ``workspace``, float32, float16 and bfloat16 tensors are read into its buffer,
+        reused from tensor to tensor (valid until the next read): straight from the file where
+        the bytes lie contiguous (:meth:`contiguous`), 16-bit ones widened a chunk at a time,
+        so memory holds one float32 copy of the largest tensor and nothing of the file.
+        """
+        array, fill = self.read_lazily(info, workspace)
+        if fill is not None:
+            with fill:
+                fill(0, info.size)
+        return array
+
+    def read_lazily(
+        self, info: TensorInfo, workspace: Workspace | None = None
+    ) -> tuple[np.ndarray, Filler | None]:
+        """As :meth:`read`, but the workspace's entries are filled by the returned
+        :class:`Filler`, range after range in order, as the caller reaches them: a block of rows
+        is read from the file and used while it is still in cache. ``(array, None)`` when the
+        array is complete already."""
+        if workspace is None or info.dtype not in WIDENED:
+            return self.load(info), None
+        start = self.contiguous(info) if sys.byteorder == "little" else None
+        source = self.load(info) if start is None else None  # the reader validates it first
+        require_memory(
+            4 * info.size - workspace.capacity, f"tensor {info.name!r} of {self.path} as float32"
+        )
+        out = workspace.array(info.size)
+        if source is not None:
+            _widen_into(source, out)
+            return out.reshape(info.shape), None
+        assert start is not None
+        return out.reshape(info.shape), Filler(self.path, start, info.dtype, out)
+
     def close(self) -> None:
         """Release the file."""
 
@@ -105,6 +159,127 @@ class TensorSource:
         """Each tensor with its data, read lazily one at a time, in file order."""
         for info in self.tensors:
             yield info, self.load(info)
+
+
+WIDENED = ("float32", "float16", "bfloat16")
+"""The element types :meth:`TensorSource.read` hands over as float32."""
+
+CHUNK_ENTRIES = 1 << 19
+"""16-bit entries read per chunk (1 MiB) before they are widened."""
+
+
+class Workspace:
+    """One float32 buffer that tensors are read into, grown to the largest and reused."""
+
+    def __init__(self) -> None:
+        self._buffer = np.empty(0, dtype=np.float32)
+
+    @property
+    def capacity(self) -> int:
+        """Bytes the buffer holds now."""
+        return int(self._buffer.nbytes)
+
+    def array(self, count: int) -> np.ndarray:
+        """A flat float32 view of ``count`` entries (its content is the last tensor's)."""
+        if self._buffer.size < count:
+            self._buffer = np.empty(0, dtype=np.float32)  # free the old one first
+            self._buffer = np.empty(count, dtype=np.float32)
+        return self._buffer[:count]
+
+
+_HALF_BITS = np.int32(-0x70002000)
+"""``0x8FFFE000``: the sign bit and the 15 exponent-and-mantissa bits of a float16 shifted
+into a float32's places."""
+
+
+def half_to_float32(raw: np.ndarray, out: np.ndarray) -> None:
+    """float16 bits (any 16-bit view) to float32 in ``out``, exactly, without temporaries.
+
+    The bits sign-extended to 32 and shifted left by 13 put the sign, exponent and mantissa of
+    the half in a float32's places with the exponent 112 too small; multiplying by ``2^112``
+    rebiases it, subnormal halves included (F. Giesen, "half_to_float_fast"). Infinities and
+    NaNs (exponent 31) come out at ``2^16`` and above and are set apart afterwards. Three
+    times faster than numpy's own float16 cast here.
+    """
+    bits = out.view(np.int32)
+    np.copyto(bits, raw.view(np.int16), casting="unsafe")
+    bits <<= 13
+    bits &= _HALF_BITS
+    out *= np.float32(2.0**112)
+    if out.size and (out.max() >= 65536.0 or out.min() <= -65536.0):
+        special = (raw.view(np.uint16) & 0x7C00) == 0x7C00
+        mantissa = (raw.view(np.uint16)[special].astype(np.int32) & 0x3FF) << 13
+        bits[special] = (bits[special] & np.int32(-(2**31))) | np.int32(0x7F800000) | mantissa
+
+
+def _widen_chunk(raw: np.ndarray, kind: str, out: np.ndarray) -> None:
+    """Place one chunk of stored 16-bit values into ``out`` (float32)."""
+    if kind == "bfloat16":
+        bits = out.view(np.uint32)
+        np.copyto(bits, raw.view(np.uint16), casting="unsafe")
+        bits <<= 16
+    else:
+        half_to_float32(raw, out)
+
+
+class Filler:
+    """Fills a workspace from a tensor's contiguous bytes, range after range in order.
+
+    Use as a context manager (the file is closed at the end). float32 bytes are read straight
+    into the workspace; 16-bit ones through a chunk buffer, widened as they arrive.
+    """
+
+    def __init__(self, path: str, start: int, kind: str, out: np.ndarray) -> None:
+        self.path = path
+        self.kind = kind
+        self.out = out
+        self.done = 0
+        self._stream = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._stream.seek(start)
+        self._chunk = (
+            None if kind == "float32" else np.empty(min(CHUNK_ENTRIES, out.size), dtype=np.uint16)
+        )
+
+    def __call__(self, first: int, stop: int) -> None:
+        """Fill entries ``first:stop`` (``first`` is where the last call stopped)."""
+        if first != self.done:
+            raise ValueError(f"fill from {self.done}, not {first}")
+        stop = min(stop, self.out.size)
+        if self._chunk is None:
+            view = memoryview(self.out[first:stop]).cast("B")  # type: ignore[arg-type]
+            self._read(view)
+        else:
+            for lo in range(first, stop, self._chunk.size):
+                piece = self._chunk[: min(self._chunk.size, stop - lo)]
+                self._read(memoryview(piece).cast("B"))  # type: ignore[arg-type]
+                _widen_chunk(piece, self.kind, self.out[lo : lo + piece.size])
+        self.done = stop
+
+    def _read(self, view: memoryview) -> None:
+        done = 0
+        while done < view.nbytes:
+            got = self._stream.readinto(view[done:])
+            if not got:
+                raise XavinitError(f"{self.path}: the file ends inside a tensor (truncated)")
+            done += got
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> Filler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _widen_into(array: np.ndarray, out: np.ndarray) -> None:
+    """Copy any float array into the flat float32 ``out`` a chunk at a time (memory-mapped
+    sources are touched once)."""
+    flat = array.reshape(-1)
+    for first in range(0, flat.size, CHUNK_ENTRIES):
+        np.copyto(out[first : first + CHUNK_ENTRIES], flat[first : first + CHUNK_ENTRIES],
+                  casting="unsafe")  # fmt: skip
 
 
 def bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:

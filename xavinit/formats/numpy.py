@@ -39,6 +39,13 @@ class NpySource(TensorSource):
     def load(self, info: TensorInfo) -> np.ndarray:
         return self._array
 
+    def contiguous(self, info: TensorInfo) -> int | None:
+        array = self._array
+        native = array.dtype.byteorder in "<|" or (array.dtype.byteorder == "=")
+        if isinstance(array, np.memmap) and array.flags.c_contiguous and native:
+            return int(array.offset)
+        return None
+
     def close(self) -> None:
         mapped = getattr(self._array, "_mmap", None)
         self._array = None

@@ -146,6 +146,10 @@ class SafetensorsSource(TensorSource):
         )
         return begin, end, info
 
+    def contiguous(self, info: TensorInfo) -> int | None:
+        begin, _ = info.key
+        return self._data_start + begin
+
     def load(self, info: TensorInfo) -> np.ndarray:
         begin, dtype = info.key
         storage = np.dtype(DTYPES[dtype])
