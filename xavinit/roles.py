@@ -219,6 +219,11 @@ def fans(
             field = math.prod(
                 n for a, n in enumerate(shape) if a not in (*fan_axes[0], *fan_axes[1])
             )
+            if groups and groups > 1:  # the whole-channel side (axis 0) splits into groups
+                if 0 in fan_axes[0] and inputs % groups == 0:
+                    inputs //= groups
+                elif 0 in fan_axes[1] and outputs % groups == 0:
+                    outputs //= groups
             return inputs * field, outputs * field, ""
         return inputs, outputs, ""  # other axes are independent copies (directions)
     if role == "embedding" and 1 in shape:

@@ -14,8 +14,10 @@ For each tensor (its role and fans from :mod:`xavinit.roles`):
 3. The candidate laws are ranked (:func:`rank_candidates`): every fan-based scheme with the
    tensor's fans (a bias: ``standard`` with its weight's ``fan_in``, PyTorch's default bias),
    plus the fan-free laws large models use with their scale fitted (:func:`fitted_schemes`). A
-   candidate's score is ``min(p_variance, p_KS)``; a fitted candidate's is its KS p-value alone,
-   since its variance was fitted. A bounded law may leave a handful of entries past its bound.
+   fan-based candidate's score is ``min(p_variance, p_KS)``, the variance tested on init's
+   interval null (a deviation beyond the 1% tolerance, so that the right scheme is not lost to
+   a fitted copy of itself 1% of the time); a fitted candidate's is its KS p-value alone, since
+   its variance was fitted. A bounded law may leave a handful of entries past its bound.
 4. "Still a fresh i.i.d. initialisation" is one hypothesis per tensor with up to four tests
    (:func:`trained_p_value`, Bonferroni): the law (the best candidate), the spectrum (the top
    singular value against the Bai-Yin edge, :func:`xavinit.spectrum.edge_p_value`), and the
@@ -58,6 +60,7 @@ from xavinit.results import InitCheck
 from xavinit.roles import Tensor
 from xavinit.schemes import (
     PRESETS,
+    STD_RANGE,
     Scheme,
     get_scheme,
     truncated_mass,
@@ -355,7 +358,12 @@ def rank_candidates(
             if fitted:
                 score = check.ks_p_value if check.ks_p_value is not None else 0.0
             else:
-                score = min(p for p in (check.p_value, check.ks_p_value) if p is not None)
+                variance = (
+                    check.p_value
+                    if check.variance_interval_p is None
+                    else check.variance_interval_p
+                )
+                score = min(p for p in (variance, check.ks_p_value) if p is not None)
             outside = 0
             if check.support_ok is False:
                 bound = scheme.bound(fan_in, fan_out)
@@ -566,6 +574,12 @@ def _scan(
     return None, MatrixScan(moments, math.nan, empty, empty, sample, step)
 
 
+def _float32_overflow(values: np.ndarray) -> bool:
+    """Whether a float32 tensor is finite but its squares overflow float32 (|w| > 1.8e19)."""
+    flat = values.reshape(-1)
+    return bool(np.isfinite(flat).all()) and float(np.max(np.abs(flat))) > 1e19
+
+
 def _examine(
     tensor: Tensor,
     array: np.ndarray,
@@ -596,6 +610,10 @@ def _examine(
     matrix, found = _scan(tensor, values, ks_sample, start, fill)
     moments = found.moments
     base = Examined(tensor, file, "test", "", count=moments.count)
+    if not moments.finite and values.dtype == np.float32 and _float32_overflow(values):
+        values = values.astype(np.float64)  # squares of entries beyond 1.8e19 (finfo.min masks)
+        matrix, found = _scan(tensor, values, ks_sample, start, None)
+        moments = found.moments
     if not moments.finite:
         if not allow_infinite or np.isnan(np.asarray(values).reshape(-1)).any():
             raise XavinitError(f"{label}: holds NaN or infinite values; weights must be finite")
@@ -651,6 +669,14 @@ def _examine(
         status, _, reason = few.partition(":") if few.startswith("constant:") else ("", "", few)
         base.status = "constant" if status else "unknown"
         base.reason = reason
+        return base
+    scale = math.sqrt(moments.mean_square)
+    if not STD_RANGE[0] <= scale <= STD_RANGE[1]:
+        base.status = "unknown"
+        base.reason = (
+            f"entries of scale {scale:.3g}, outside what any initialisation draws "
+            f"({STD_RANGE[0]:g} to {STD_RANGE[1]:g})"
+        )
         return base
     if not rank:
         base.status = "unranked"
