@@ -30,6 +30,8 @@ from xavinit.roles import Tensor
 from xavinit.verdicts import decide, examine
 
 SMALL = {
+    "16 x 16": (16, 16),
+    "16 x 88 (1x1 conv)": (16, 88),
     "64 x 64": (64, 64),
     "256 x 64 (1x1 conv)": (256, 64),
     "256 x 256": (256, 256),

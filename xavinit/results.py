@@ -494,7 +494,8 @@ class TensorCheck:
     ``sqrt(m2) (sqrt(n) + sqrt(p))`` (the Lanczos estimate the test uses, after
     ``spectral_steps`` steps); ``reason`` one line saying why. ``outliers``: entries set aside
     as far outside every law (``outlier_peak`` the largest, in std); ``row_spread_p_value`` and
-    ``column_spread_p_value``: the tests that rows and columns are alike.
+    ``column_spread_p_value``: the tests that rows and columns are alike;
+    ``correlation_p_value``: that rows are uncorrelated.
     """
 
     file: str
@@ -528,6 +529,7 @@ class TensorCheck:
     outlier_peak: Real | None = None
     row_spread_p_value: Probability | None = None
     column_spread_p_value: Probability | None = None
+    correlation_p_value: Probability | None = None
     spectral_steps: Count | None = None
 
 

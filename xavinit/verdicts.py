@@ -84,6 +84,10 @@ less than this probability."""
 GRAM_LIMIT = 4e11
 """Orthogonal is not a candidate when ``max(fan) * min(fan)^2`` exceeds this (minutes of work)."""
 
+CORRELATION_FLOPS = 1 << 27
+"""The rows' correlation test runs where the Gram matrix of the shorter side costs at most this
+many multiply-adds (``min(n, p)^2 max(n, p)``: up to about 512 x 512)."""
+
 FEW_VALUES = 8
 """A tensor of at least :data:`MIN_ENTRIES` entries with at most this many distinct values is
 not a draw from a continuous law (a mask, a table, constant blocks)."""
@@ -132,6 +136,7 @@ class Examined:
     spectral_p: float | None = None
     row_p: float | None = None
     column_p: float | None = None
+    correlation_p: float | None = None
     top_singular_ratio: float | None = None
     spectral_steps: int | None = None
     outliers: int = 0
@@ -154,10 +159,12 @@ def fan_based_candidates(tensor: Tensor, orthogonal: bool = True) -> tuple[str, 
     if tensor.role in ("norm", "other") and len(tensor.shape) < 2:
         return ()
     candidates: tuple[str, ...] = (*RANKING_CANDIDATES, *FAN_OUT_CANDIDATES)
+    rows = tensor.shape[0] if tensor.layout == "out-in" else tensor.shape[-1]
+    columns = math.prod(tensor.shape) // max(rows, 1)
     if (
         not orthogonal
-        or len(tensor.shape) != 2
-        or max(tensor.fan_in, tensor.fan_out) * min(tensor.fan_in, tensor.fan_out) ** 2 > GRAM_LIMIT
+        or len(tensor.shape) < 2
+        or max(rows, columns) * min(rows, columns) ** 2 > GRAM_LIMIT
     ):
         candidates = tuple(c for c in candidates if c != "orthogonal")
     return candidates
@@ -299,6 +306,18 @@ def count_beyond(values: np.ndarray, bound: float, outliers: Outliers | None = N
     return total
 
 
+def _support_slack(scheme: Scheme, measurement: Measurement, dtype: np.dtype) -> float:
+    """How far past a bounded law's bound an entry may lie and still be inside it: rounding
+    (4 eps of the stored type) and, for a bound fitted from the variance (Keras' truncated
+    normal, cut at 2 S with S from m2), three standard errors of that estimate,
+    ``1.5 sqrt((k - 1) / N)`` relative."""
+    eps = measurement.eps or float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps)
+    slack = 1.0 + 4.0 * eps
+    if scheme.fan_free and scheme.name == "truncated-normal" and scheme.kurtosis is not None:
+        slack += 1.5 * math.sqrt((scheme.kurtosis - 1.0) / measurement.moments.count)
+    return slack
+
+
 def _law_key(scheme: Scheme, fan_in: int, fan_out: int) -> tuple[object, ...]:
     """Schemes that are the same law on these fans (normalized and lecun-uniform on a square
     matrix) share one evaluation."""
@@ -368,17 +387,17 @@ def rank_candidates(
             if check.support_ok is False:
                 bound = scheme.bound(fan_in, fan_out)
                 if score > alpha and bound is not None:
-                    eps = measurement.eps or float(
-                        np.finfo(dtype if dtype.kind == "f" else np.float64).eps
+                    outside = count_beyond(
+                        array, bound * _support_slack(scheme, measurement, dtype), outliers
                     )
-                    outside = count_beyond(array, bound * (1.0 + 4.0 * eps), outliers)
-                if outside > max_outliers(count) or outside == 0:
-                    score = 0.0
-                else:
+                if score > alpha and outside <= max_outliers(count):
                     check = dataclasses.replace(check, support_ok=True)
+                else:
+                    score = 0.0
             done[key] = (check, score, outside)
-        else:
-            oriented = array if tensor.layout == "in-out" else array.T
+        else:  # orthogonal on the matrix view, as torch's orthogonal_ flattens a kernel
+            view = matrix_view(tensor, array)
+            oriented = view.T if tensor.layout == "out-in" else view
             check = assess_orthogonal(scheme, [np.asarray(oriented)], array=array_name)
             score = 1.0 if check.passed else 0.0
             outside = 0
@@ -447,10 +466,49 @@ def dispersion_p_value(
     var_t = 2.0 / (n - 1) + kappa / n + max(w2_kurtosis - 1.0, 0.0) / (n * length)
     if not var_t > 0:
         return None
-    d = 2.0 / var_t
+    return _chi_square_two_sided(statistic, 2.0 / var_t)
+
+
+def _chi_square_two_sided(ratio: float, d: float) -> float:
+    """Two-sided p-value of ``ratio`` (mean 1) taken as ``chi2_d / d``: Wilson and Hilferty's
+    (1931) cube-root normal approximation of each tail."""
     c = 2.0 / (9.0 * d)
-    z = (statistic ** (1.0 / 3.0) - (1.0 - c)) / math.sqrt(c)
-    return min(1.0, max(0.0, big_phi(-z)))
+    z = (max(ratio, 0.0) ** (1.0 / 3.0) - (1.0 - c)) / math.sqrt(c)
+    return min(1.0, 2.0 * big_phi(-abs(z)))
+
+
+def correlation_p_value(matrix: np.ndarray, mean_square: float, kurtosis: float) -> float | None:
+    """p-value of "the rows are uncorrelated": the sum of squared inner products between the
+    rows (of the shorter side) against what i.i.d. entries give.
+
+    For ``n`` rows of ``p`` i.i.d. zero-mean entries of variance ``s2`` and kurtosis ``k``, each
+    inner product ``g_ij`` has ``E g_ij^2 = p s2^2`` whatever the law; with
+    ``T = sum_{i<j} g_ij^2 / m2^2`` (``m2`` the mean of squares of all ``N = n p`` entries, whose
+    own error is counted by the delta method) ``E T = C p (1 - (k - 1) / N)`` and
+    ``Var T = C p (2 (p - 1) + (k - 1)^2)``, ``C = n (n - 1) / 2`` (pairs sharing a row are
+    correlated, which the variance includes). ``T`` is taken as a scaled chi-square with the
+    same mean and variance. Two-sided: training correlates units (shared directions) or
+    decorrelates them (rows more orthogonal than chance, as weight decay and orthogonality
+    penalties leave them); a fresh draw does neither, and an exactly orthogonal one is the
+    ``orthogonal`` candidate's to recognise. Computed where the Gram matrix of the shorter side
+    is cheap (:data:`CORRELATION_FLOPS`); larger matrices have the spectral test's power.
+    """
+    n, p = matrix.shape
+    if n > p:
+        n, p = p, n
+    if n < 2 or n * n * p > CORRELATION_FLOPS or not mean_square > 0:
+        return None
+    w = np.asarray(matrix, dtype=np.float64)
+    gram = w @ w.T if w.shape[0] == n else w.T @ w
+    diagonal = np.diagonal(gram)
+    statistic = (float(np.sum(gram * gram)) - float(diagonal @ diagonal)) / 2.0 / mean_square**2
+    pairs = n * (n - 1) / 2.0
+    count = n * p
+    mean = pairs * p * (1.0 - (kurtosis - 1.0) / count)
+    variance = pairs * p * (2.0 * (p - 1) + (kurtosis - 1.0) ** 2)
+    if not mean > 0 or not variance > 0:
+        return None
+    return _chi_square_two_sided(statistic / mean, 2.0 * mean * mean / variance)
 
 
 def trained_p_value(examined: Examined) -> float | None:
@@ -458,7 +516,13 @@ def trained_p_value(examined: Examined) -> float | None:
     tests that were run."""
     tests = [
         p
-        for p in (examined.law_p, examined.spectral_p, examined.row_p, examined.column_p)
+        for p in (
+            examined.law_p,
+            examined.spectral_p,
+            examined.row_p,
+            examined.column_p,
+            examined.correlation_p,
+        )
         if p is not None
     ]
     if not tests:
@@ -707,7 +771,13 @@ def _examine(
         base.column_p = dispersion_p_value(
             found.col_squares, n, moments.mean_square, found.mean_fourth, w2_kurtosis
         )
-    possible = orthogonal_possible(top, moments.mean_square, tuple(values.shape))
+        kurtosis = found.mean_fourth / moments.mean_square**2
+        cleaned = matrix
+        if outliers is not None and n * p * min(n, p) <= CORRELATION_FLOPS:
+            cleaned = np.array(matrix, dtype=np.float64)
+            cleaned[outliers.rows, outliers.cols] = 0.0
+        base.correlation_p = correlation_p_value(cleaned, moments.mean_square, kurtosis)
+    possible = orthogonal_possible(top, moments.mean_square, tuple(matrix_shape))
     rows, checks = rank_candidates(
         tensor, values, measurement, alpha, tensor.name, orthogonal=possible, outliers=outliers
     )
@@ -715,7 +785,8 @@ def _examine(
     base.best = checks[0] if checks else None
     base.law_p = law_p_value(rows) if rows else None
     if base.best is not None and not get_scheme(str(rows[0]["scheme"])).iid:
-        base.row_p = base.column_p = None  # orthogonal: rows and columns are not independent
+        # orthogonal: rows and columns are not independent
+        base.row_p = base.column_p = base.correlation_p = None
     return base
 
 

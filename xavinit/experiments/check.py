@@ -189,15 +189,16 @@ def _reason(judged: Judged) -> str:
             "law": item.law_p,
             "rows": item.row_p,
             "columns": item.column_p,
+            "correlation": item.correlation_p,
         }
         decisive = min((k for k, p in tests.items() if p is not None), key=lambda k: tests[k])  # type: ignore[arg-type, return-value]
         p_text = describe_p(tests[decisive])
         if decisive == "spectrum":
             parts.append(f"top singular value {ratio:.3g}x the Bai-Yin edge ({p_text})")
         elif decisive in ("rows", "columns"):
-            parts.append(
-                f"its {decisive}' sums of squares spread more than i.i.d. entries allow ({p_text})"
-            )
+            parts.append(f"its {decisive}' sums of squares spread unlike i.i.d. entries ({p_text})")
+        elif decisive == "correlation":
+            parts.append(f"its rows' inner products are unlike those of i.i.d. entries ({p_text})")
         else:
             closest = f"; closest {best['scheme']}" if best is not None else ""
             parts.append(f"no candidate law fits ({p_text}{closest})")
@@ -256,6 +257,7 @@ def tensor_check(judged: Judged, matches: bool | None) -> TensorCheck:
         outlier_peak=item.outlier_peak,
         row_spread_p_value=item.row_p,
         column_spread_p_value=item.column_p,
+        correlation_p_value=item.correlation_p,
         spectral_steps=item.spectral_steps,
     )
 
