@@ -1,48 +1,42 @@
 """``xavinit check`` on a 1 GB safetensors file against numpy only reading the same bytes.
 
-Writes (once, into --folder) a safetensors file of about 1 GB of float32 tensors: twelve
-4096 x 4096 and twelve 1024 x 4096 matrices, drawn as PyTorch's default Linear, with the
-``safetensors`` package. Then, in fresh processes (so each peak RSS is its own), measures:
+Writes (once, into --folder) a safetensors file of sixteen 4096 x 4096 float32 matrices
+(1.07 GB, PyTorch's default Linear) and its float16 twin, with the ``safetensors`` package.
+Then measures whole processes, interleaved (numpy, check float32, check float16 in turn, so a
+busy machine slows all three alike), with one BLAS thread (``OPENBLAS_NUM_THREADS=1``):
 
-- numpy: every tensor read with ``numpy.fromfile`` at its offset (the bytes, nothing else);
-- xavinit: ``run_check`` on the file (every verdict: moments, KS, ranking, spectrum);
+- numpy: a process that reads every tensor with ``numpy.fromfile`` at its offset (the bytes,
+  nothing else);
+- xavinit: ``xavinit check FILE -q -f json`` (every verdict: moments, KS, ranking, spectrum,
+  spread and correlation tests), the command a CI job runs.
 
-and prints the median wall time of each, their ratio (aim: at most 3x), the peak resident
-memory of each process against the largest tensor (aim: below 2x the largest tensor plus the
-interpreter) and of a bare interpreter that imports xavinit. The page cache is warm for both
-(the numpy read runs first), so the ratio compares work, not the disk.
+Prints the median wall time of each, the ratios (aims: check at most 3x numpy; the 16-bit
+file no slower than its float32 twin), and each process's peak resident memory against the
+largest tensor (aim: at most 2x the largest float32 tensor beyond a bare interpreter that has
+imported what the process imports). The page cache is warm for all (a first read runs before
+the timings), so the ratio compares work, not the disk.
 
-    python bench/bench_check.py [--folder /tmp/xavinit-bench] [--repeats 3]
+    python bench/bench_check.py [--folder /tmp/xavinit-bench] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-SHAPES = [(4096, 4096)] * 12 + [(1024, 4096)] * 12
+SHAPES = [(4096, 4096)] * 16
 
-PEAK = """
-def peak():
-    # VmHWM: this process's own high-water mark (ru_maxrss survives exec from a large parent).
-    with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("VmHWM:"))
-    return int(line.split()[1]) * 1024
-"""
-
-NUMPY_READ = (
-    PEAK
-    + """
-import json, struct, sys, time
+NUMPY_READ = """
+import json, struct, sys
 import numpy as np
 path = sys.argv[1]
-start = time.perf_counter()
 with open(path, "rb") as stream:
     length = struct.unpack("<Q", stream.read(8))[0]
     header = json.loads(stream.read(length))
@@ -52,40 +46,18 @@ for name, entry in header.items():
     begin, end = entry["data_offsets"]
     array = np.fromfile(path, dtype="<f4", count=(end - begin) // 4, offset=8 + length + begin)
     del array
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak": peak()}))
 """
-)
 
-XAVINIT_CHECK = (
-    PEAK
-    + """
-import json, sys, time
-from xavinit.config import CheckConfig
-from xavinit.experiments.check import run_check
-config = CheckConfig.from_mapping({"files": [sys.argv[1]]})
-start = time.perf_counter()
-result = run_check(config)
-seconds = time.perf_counter() - start
-counts = result.counts
-print(json.dumps({"seconds": seconds, "counts": counts, "peak": peak()}))
-"""
-)
-
-BARE = (
-    PEAK
-    + """
-import json
-import xavinit.experiments.check
-print(json.dumps({"peak": peak()}))
-"""
-)
+BARE = "import numpy, xavinit.experiments.check"
 
 
-def write_file(path: str | Path) -> None:
-    """The 1 GB file, PyTorch's default Linear (U(+-1/sqrt(fan_in))), written by safetensors."""
+def write_files(folder: Path) -> tuple[Path, Path]:
+    """The float32 file and its float16 twin (PyTorch's default Linear, U(+-1/sqrt(fan_in)))."""
     from safetensors.numpy import save_file
 
+    single, half = folder / "model.safetensors", folder / "model-f16.safetensors"
+    if single.exists() and half.exists():
+        return single, half
     rng = np.random.default_rng(0)
     tensors = {}
     for k, (rows, cols) in enumerate(SHAPES):
@@ -95,14 +67,24 @@ def write_file(path: str | Path) -> None:
         weight *= 2 * bound
         weight -= bound
         tensors[f"layers.{k}.weight"] = weight
-    save_file(tensors, str(path))
+    save_file(tensors, str(single))
+    save_file({k: v.astype(np.float16) for k, v in tensors.items()}, str(half))
+    return single, half
 
 
-def run(code: str, *args: str) -> dict:
+def run(command: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one whole process, one BLAS thread."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        ["/usr/bin/time", "-f", "%M", *command],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip()[-400:]}")
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    return seconds, peak_kib * 1024
 
 
 def mib(count: float) -> str:
@@ -112,36 +94,46 @@ def mib(count: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", default="/tmp/xavinit-bench")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "model.safetensors"
-    if not path.exists():  # in a child, so that this process stays small
-        subprocess.run(
-            [sys.executable, "-c", f"import bench_check; bench_check.write_file({str(path)!r})"],
-            cwd=Path(__file__).parent, check=True,
-        )  # fmt: skip
-    size = path.stat().st_size
+    single, half = write_files(folder)
+    xavinit = [sys.executable, "-m", "xavinit", "check"]
+    commands = {
+        "numpy reading the bytes": [sys.executable, "-c", NUMPY_READ, str(single)],
+        "xavinit check, float32": [*xavinit, str(single), "-q", "-f", "json"],
+        "xavinit check, float16": [*xavinit, str(half), "-q", "-f", "json"],
+    }
+    for command in commands.values():  # warm the page cache and the imports
+        run(command)
+    times: dict[str, list[float]] = {label: [] for label in commands}
+    peaks: dict[str, int] = dict.fromkeys(commands, 0)
+    for _ in range(args.repeats):
+        for label, command in commands.items():
+            seconds, peak = run(command)
+            times[label].append(seconds)
+            peaks[label] = max(peaks[label], peak)
+    bare = run([sys.executable, "-c", BARE])[1]
     largest = max(r * c for r, c in SHAPES) * 4
-    run(NUMPY_READ, str(path))  # warm the page cache
-    numpy_runs = [run(NUMPY_READ, str(path)) for _ in range(args.repeats)]
-    check_runs = [run(XAVINIT_CHECK, str(path)) for _ in range(args.repeats)]
-    bare = run(BARE)["peak"]
-    t_numpy = statistics.median(r["seconds"] for r in numpy_runs)
-    t_check = statistics.median(r["seconds"] for r in check_runs)
-    peak = max(r["peak"] for r in check_runs)
-    print(f"file: {path} ({size / 1e9:.2f} GB, {len(SHAPES)} tensors), medians of {args.repeats}")
+    medians = {label: statistics.median(values) for label, values in times.items()}
     print(
-        f"numpy reading the bytes : {t_numpy:7.2f} s   peak RSS {mib(max(r['peak'] for r in numpy_runs))}"
+        f"files: {single} ({single.stat().st_size / 1e9:.2f} GB) and its float16 twin; "
+        f"{len(SHAPES)} tensors of {SHAPES[0][0]} x {SHAPES[0][1]}; whole processes, one BLAS "
+        f"thread, medians of {args.repeats} interleaved runs"
     )
-    print(f"xavinit check           : {t_check:7.2f} s   peak RSS {mib(peak)}")
-    print(f"ratio check / numpy     : {t_check / t_numpy:7.2f}x  (aim: <= 3x)")
+    for label in commands:
+        spread = f"{min(times[label]):.2f}-{max(times[label]):.2f}"
+        print(f"{label:<26}: {medians[label]:6.2f} s ({spread})   peak RSS {mib(peaks[label])}")
+    base = medians["numpy reading the bytes"]
+    f32, f16 = medians["xavinit check, float32"], medians["xavinit check, float16"]
+    print(f"ratio check float32 / numpy: {f32 / base:5.2f}x  (aim: <= 3x)")
+    print(f"ratio check float16 / float32: {f16 / f32:5.2f}x  (aim: <= 1x)")
+    worst = max(peaks["xavinit check, float32"], peaks["xavinit check, float16"])
     print(
-        f"peak RSS {mib(peak)} vs 2 x largest tensor ({mib(2 * largest)}) + interpreter with "
-        f"xavinit imported ({mib(bare)}) = {mib(2 * largest + bare)}"
+        f"peak RSS of check {mib(worst)} = interpreter with xavinit imported ({mib(bare)}) "
+        f"+ {mib(worst - bare)}, against 2 x the largest tensor ({mib(2 * largest)})"
     )
-    print(f"verdicts: {check_runs[0]['counts']}")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ def detect(path: str) -> str:
         XavinitError: a missing file, a folder, or content no reader knows.
     """
     from xavinit.formats.safetensors import is_safetensors
-    from xavinit.formats.torch import bare_pickle_message, is_legacy
 
     file = Path(path)
     if not file.exists():
@@ -74,6 +73,8 @@ def detect(path: str) -> str:
     if is_safetensors(head):
         return "safetensors"
     if head.startswith(b"\x80"):
+        from xavinit.formats.torch import bare_pickle_message, is_legacy
+
         if is_legacy(head):
             return "pytorch-legacy"
         raise XavinitError(bare_pickle_message(path))

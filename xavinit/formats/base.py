@@ -114,10 +114,11 @@ class TensorSource:
         """One tensor to compute on: float32 (16-bit types widened), float64 kept, other
         types as :meth:`load` gives them.
 
-        With a ``workspace``, float32, float16 and bfloat16 tensors are read into its buffer,
-        reused from tensor to tensor (valid until the next read): straight from the file where
-        the bytes lie contiguous (:meth:`contiguous`), 16-bit ones widened a chunk at a time,
-        so memory holds one float32 copy of the largest tensor and nothing of the file.
+        With a ``workspace``, float16 and bfloat16 tensors are widened into its buffer, reused
+        from tensor to tensor (valid until the next read), a chunk at a time straight from the
+        file where the bytes lie contiguous (:meth:`contiguous`); contiguous float32 tensors
+        are mapped from the file (the page cache's own pages, no copy); others are copied into
+        the buffer. Memory holds one float32 tensor at a time.
         """
         array, fill = self.read_lazily(info, workspace)
         if fill is not None:
@@ -135,6 +136,8 @@ class TensorSource:
         if workspace is None or info.dtype not in WIDENED:
             return self.load(info), None
         start = self.contiguous(info) if sys.byteorder == "little" else None
+        if start is not None and info.dtype == "float32":
+            return self.load(info), None  # mapped: the page cache's own pages, no copy
         source = self.load(info) if start is None else None  # the reader validates it first
         require_memory(
             4 * info.size - workspace.capacity, f"tensor {info.name!r} of {self.path} as float32"
