@@ -845,8 +845,9 @@ class CheckConfig(Seeded):
         BeforeValidator(strings),
         Field(min_length=1),
         Opt(
-            "Checkpoints: .npy, .npz, .safetensors, PyTorch .pt/.pth/.bin, Keras .keras/.h5, "
-            "ONNX .onnx (the format is read from the content).",
+            "Checkpoints: .npy, .npz, .safetensors, PyTorch .pt/.pth/.bin (TorchScript and "
+            "legacy pickles too), Keras .keras/.h5, ONNX .onnx (the format is read from the "
+            "content).",
             argument=True,
             metavar="FILE...",
         ),

@@ -233,11 +233,26 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
     return schemes
 
 
+FITTED_DEFAULTS = {
+    "normal": ((1.0, "PyTorch's nn.Embedding default (std=1)"),
+               (0.02, "BERT, GPT-2, Llama, ConvNeXt: N(0, 0.02)")),
+    "uniform": ((0.05, "Keras' Embedding default (a=0.05)"),),
+}  # fmt: skip
+"""Fitted fan-free laws that are a library's default at one scale: ``(scale, who)``."""
+
+
 def known_as_of(scheme: Scheme) -> str:
-    """Who uses a scheme by default (for a fan_out variant of He, PyTorch's mode='fan_out')."""
+    """Who uses a scheme by default (for a fan_out variant of He, PyTorch's mode='fan_out'; a
+    fitted normal or uniform only at a library's own scale, within 2%)."""
     if scheme.name in ("he-normal", "he-uniform") and scheme.mode == "fan_out":
         kind = "normal" if scheme.name == "he-normal" else "uniform"
         return f"PyTorch's kaiming_{kind}_(mode='fan_out') (torchvision ResNet, EfficientNet)"
+    if scheme.name in FITTED_DEFAULTS and scheme.params:
+        scale = math.sqrt(scheme.variance(1, 1) * (3.0 if scheme.name == "uniform" else 1.0))
+        for value, who in FITTED_DEFAULTS[scheme.name]:
+            if abs(scale / value - 1.0) <= 0.02:
+                return who
+        return ""
     return PRESETS[scheme.name].known_as
 
 

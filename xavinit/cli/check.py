@@ -7,13 +7,14 @@ from typing import Any
 
 DOC = """Read checkpoints and say, tensor by tensor, how each was initialised or that it was trained.
 
-    Reads .npy/.npz, .safetensors, PyTorch .pt/.pth/.bin (zip; nothing in the file is run),
-    Keras .keras/.h5 and ONNX .onnx (the last two need pip install 'xavinit[formats]'). Each
-    tensor gets a role (dense, conv, embedding, attention, bias, norm, other), its fans and a
-    verdict: constant, init (the best scheme, its p-value and the runner-up), trained (its top
-    singular value beyond the Bai-Yin edge, or no candidate law fits) or unknown. Without
-    --expect it reports and exits 0; with --expect it exits 1 unless every selected tensor
-    fits; 2 on bad input.
+    Reads .npy/.npz, .safetensors, PyTorch .pt/.pth/.bin, TorchScript and legacy torch pickles
+    (nothing in the file is run), Keras .keras/.h5 and ONNX .onnx with external data (the last
+    two need pip install 'xavinit[formats]'). Each tensor gets a role (dense, conv, embedding,
+    attention, recurrent, bias, norm, other), its fans and a verdict: constant, init (the best
+    scheme, its p-value and the runner-up), trained (its top singular value beyond the Bai-Yin
+    edge, rows or columns unlike i.i.d. entries, or no candidate law fits) or unknown (with the
+    reason). Without --expect it reports and exits 0; with --expect it exits 1 unless every
+    selected tensor fits; 2 on bad input.
 
     Examples:
 
@@ -21,7 +22,9 @@ DOC = """Read checkpoints and say, tensor by tensor, how each was initialised or
 
       xavinit check model.safetensors --key '*.weight' --key '!*embed*'
 
-      xavinit check finetuned.safetensors --expect trained -f markdown   # CI: nothing left random
+      xavinit check loaded.safetensors --role '!norm' --role '!bias' --expect trained   # CI: did it load?
+
+      xavinit check gpt2.safetensors --layout '*.c_fc.weight=in-out'   # a layout for some tensors
 
       xavinit check fresh.pt --key 'fc*.weight' --expect standard
 
