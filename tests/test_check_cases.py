@@ -211,7 +211,10 @@ def test_gpt2_conv1d_weights_are_read_in_out_and_a_glob_overrides(tmp_path):
     path = tmp_path / "gpt2.safetensors"
     save_file(arrays, str(path))
     rows = rows_of(check_weights(path))
-    assert (rows["h.0.attn.c_attn.weight"].fan_in, rows["h.0.attn.c_attn.weight"].fan_out) == (96, 288)
+    assert (rows["h.0.attn.c_attn.weight"].fan_in, rows["h.0.attn.c_attn.weight"].fan_out) == (
+        96,
+        288,
+    )
     assert rows["h.0.attn.c_proj.weight"].layout == "in-out"
     assert (rows["h.0.mlp.c_fc.weight"].fan_in, rows["h.0.mlp.c_fc.weight"].fan_out) == (96, 384)
     code, document, _ = run_cli(str(path), "--layout", "*.c_fc.weight=out-in")
@@ -293,7 +296,9 @@ def test_small_one_by_one_convolutions_are_called_trained_after_training():
         optimizer.step()
     state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
     rows = check_weights(state).tensors
-    weights = [r for r in rows if r.name.endswith("weight") and min(r.shape[0], r.count // r.shape[0]) >= 8]
+    weights = [
+        r for r in rows if r.name.endswith("weight") and min(r.shape[0], r.count // r.shape[0]) >= 8
+    ]
     assert len(weights) == 5
     assert all(r.verdict == "trained" for r in weights), [(r.name, r.verdict) for r in weights]
 
@@ -323,7 +328,13 @@ def test_shipped_trained_weights_are_trained():
 def test_describe_places_embeddings_rows_to_dim_in_every_format():
     class Info:
         def __init__(self, name, shape, layout, role=None):
-            self.name, self.shape, self.dtype, self.layout, self.role = name, shape, "float32", layout, role
+            self.name, self.shape, self.dtype, self.layout, self.role = (
+                name,
+                shape,
+                "float32",
+                layout,
+                role,
+            )
 
     tensors = describe([Info("wte.weight", (50257, 768), "out-in"),
                         Info("embeddings", (1000, 64), "in-out", "embedding")])  # fmt: skip

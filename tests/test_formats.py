@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_check_helpers import refused_by_cli
 from typer.testing import CliRunner
 
 from xavinit.cli import app
@@ -126,18 +127,6 @@ def test_truncated_safetensors(safetensors_file, tmp_path):
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(path.read_bytes()[:-20])
     refused_by_cli(cut, "outside", tmp_path)
-
-
-def refused_by_cli(path: Path, match: str, folder: Path, *extra: str) -> str:
-    """``xavinit check`` exits 2 with one line naming the problem and writes nothing."""
-    target = folder / "result.json"
-    result = runner.invoke(app, ["check", str(path), *extra, "-o", str(target)])
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert match in lines[0], lines[0]
-    assert "Traceback" not in result.stderr and not target.exists()
-    return lines[0]
 
 
 # --- PyTorch: committed files made by torch.save (tests/data/checkpoints/make_torch.py) ------

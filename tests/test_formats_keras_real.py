@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_check_helpers import refused_by_cli
 from typer.testing import CliRunner
 
 from xavinit.cli import app
@@ -34,18 +35,6 @@ def listing(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         assert len(infos) == len(source.tensors), "names are unique"
         values = {info.name: np.array(array) for info, array in source}
     return infos, values
-
-
-def refused(path: Path, match: str, folder: Path, *extra: str) -> str:
-    """``xavinit check`` exits 2 with one line naming the problem and writes nothing."""
-    target = folder / "result.json"
-    result = runner.invoke(app, ["check", str(path), *extra, "-o", str(target)])
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert match in lines[0], lines[0]
-    assert "Traceback" not in result.stderr and not target.exists()
-    return lines[0]
 
 
 def checked(path: Path, *extra: str) -> dict:
@@ -526,7 +515,7 @@ def test_absurd_declared_shapes_are_refused_before_allocating(tmp_path):
             source.load(infos["huge/vars/0"])
         with pytest.raises(XavinitError, match="decompression bomb"):
             source.load(infos["packed/vars/0"])
-    refused(path, "needs 4398046511104 bytes but the file holds 0", tmp_path)
+    refused_by_cli(path, "needs 4398046511104 bytes but the file holds 0", tmp_path)
     result = runner.invoke(app, ["check", str(path), "--key", "dense/*", "-q"])
     assert result.exit_code == 0, result.stderr
 
@@ -552,7 +541,7 @@ def test_absurd_declared_shapes_are_refused_before_allocating(tmp_path):
 )
 def test_datasets_that_are_not_numbers_are_refused_by_name(tmp_path, make, dtype):
     path = weights_file(tmp_path / "odd.h5", make)
-    line = refused(path, f"dtype {dtype}", tmp_path)
+    line = refused_by_cli(path, f"dtype {dtype}", tmp_path)
     assert "--key '!names/vars/0'" in line
     result = runner.invoke(app, ["check", str(path), "--key", "!names/vars/0", "-q"])
     assert result.exit_code == 0, result.stderr
@@ -566,7 +555,7 @@ def test_links_out_of_the_file_are_never_followed(tmp_path):
     def external(h5):
         h5["layers/evil"] = h5py.ExternalLink(str(secret), "/")
 
-    refused(weights_file(tmp_path / "ext.h5", external), "external link", tmp_path)
+    refused_by_cli(weights_file(tmp_path / "ext.h5", external), "external link", tmp_path)
 
     def soft(h5):
         h5["layers/alias"] = h5py.SoftLink("/layers/dense")  # an alias inside the file
@@ -580,32 +569,32 @@ def test_links_out_of_the_file_are_never_followed(tmp_path):
         h5.create_dataset("layers/x/vars/0", shape=(4,), dtype="f4",
                           external=[(str(secret), 0, 16)])  # fmt: skip
 
-    refused(weights_file(tmp_path / "raw.h5", stored_outside), "external file", tmp_path)
+    refused_by_cli(weights_file(tmp_path / "raw.h5", stored_outside), "external file", tmp_path)
 
     def virtual(h5):
         layout = h5py.VirtualLayout(shape=(50,), dtype="f8")
         layout[:] = h5py.VirtualSource(str(secret), "data", shape=(50,))
         h5.create_virtual_dataset("layers/v/vars/0", layout)
 
-    refused(weights_file(tmp_path / "virtual.h5", virtual), "virtual dataset", tmp_path)
+    refused_by_cli(weights_file(tmp_path / "virtual.h5", virtual), "virtual dataset", tmp_path)
 
 
 def test_groups_nested_too_deep_are_refused(tmp_path):
     def deep(h5):
         h5.create_group("/".join(["g"] * 80))
 
-    refused(weights_file(tmp_path / "deep.h5", deep), "nested deeper than 64", tmp_path)
+    refused_by_cli(weights_file(tmp_path / "deep.h5", deep), "nested deeper than 64", tmp_path)
 
 
 def test_zip_bombs_and_broken_weights_are_refused(tmp_path, no_leftovers):
     config = json.dumps(DENSE_CONFIG).encode()
     bomb = keras_zip(tmp_path / "bomb.keras", config, b"\0" * (20 << 20))
-    refused(bomb, "zip bomb", tmp_path)
+    refused_by_cli(bomb, "zip bomb", tmp_path)
     config_bomb = keras_zip(tmp_path / "cbomb.keras", b" " * (20 << 20) + config,
                             weights_file(tmp_path / "w.h5"))  # fmt: skip
-    refused(config_bomb, "zip bomb", tmp_path)
+    refused_by_cli(config_bomb, "zip bomb", tmp_path)
     not_hdf5 = keras_zip(tmp_path / "junk.keras", config, b"\x89HDF\r\n\x1a\n" + b"\1" * 300)
-    refused(not_hdf5, "not a readable Keras file", tmp_path)
+    refused_by_cli(not_hdf5, "not a readable Keras file", tmp_path)
 
 
 def test_a_keras_zip_with_a_config_reads_like_keras_wrote_it(tmp_path, no_leftovers):

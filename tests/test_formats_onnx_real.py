@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_check_helpers import refused_by_cli
 from typer.testing import CliRunner
 
 from xavinit.cli import app
@@ -100,16 +101,6 @@ def checks_cleanly(path: Path) -> Any:
 
     document = json.loads(result.stdout)
     return {row["name"]: row for row in document["tensors"]}
-
-
-def refused(path: Path, match: str, folder: Path) -> None:
-    target = folder / "result.json"
-    result = runner.invoke(app, ["check", str(path), "-o", str(target)])
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert match in lines[0], lines[0]
-    assert "Traceback" not in result.stderr and not target.exists() and not result.stdout
 
 
 class _Output0(nn.Module):
@@ -623,7 +614,7 @@ def test_a_model_without_weights_says_so(tmp_path):
     onnx.save_model(helper.make_model(graph), str(path))
     with pytest.raises(XavinitError, match="holds no weight tensors"):
         open_tensors(path)
-    refused(path, "holds no weight tensors", tmp_path)
+    refused_by_cli(path, "holds no weight tensors", tmp_path)
 
 
 @pytest.mark.parametrize("external", [False, True], ids=["inline", "external"])
@@ -754,7 +745,7 @@ def test_hostile_external_data_is_refused_before_anything_is_read(external, case
         open_tensors(path)  # refused on opening: no tensor was read
     assert not read_any
     monkeypatch.undo()
-    refused(path, message, path.parent)
+    refused_by_cli(path, message, path.parent)
 
 
 # --- Hugging Face transformers through the dynamo exporter --------------------------------------

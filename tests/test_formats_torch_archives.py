@@ -4,7 +4,6 @@ nothing run and nothing written."""
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import struct
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_check_helpers import checked_by_cli, refused_by_cli
 from typer.testing import CliRunner
 
-from xavinit.cli import app
 from xavinit.formats import detect, open_tensors
 
 runner = CliRunner()
@@ -29,24 +28,6 @@ def read_all(path: Path) -> dict[str, np.ndarray]:
 def infos(path: Path) -> dict:
     with open_tensors(path) as source:
         return {info.name: info for info in source.tensors}
-
-
-def refused_by_cli(path: Path, match: str, folder: Path) -> str:
-    """``xavinit check`` exits 2 with one line naming the problem and writes nothing."""
-    target = folder / "result.json"
-    result = runner.invoke(app, ["check", str(path), "-o", str(target)])
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert match in lines[0], lines[0]
-    assert "Traceback" not in result.stderr and not target.exists()
-    return lines[0]
-
-
-def checked_by_cli(path: Path) -> dict[str, dict]:
-    result = runner.invoke(app, ["check", str(path), "-q", "-f", "json"])
-    assert result.exit_code == 0, result.stderr
-    return {row["name"]: row for row in json.loads(result.stdout)["tensors"]}
 
 
 # --- files made by torch ------------------------------------------------------------------
