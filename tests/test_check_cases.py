@@ -339,3 +339,39 @@ def test_describe_places_embeddings_rows_to_dim_in_every_format():
     tensors = describe([Info("wte.weight", (50257, 768), "out-in"),
                         Info("embeddings", (1000, 64), "in-out", "embedding")])  # fmt: skip
     assert [(t.fan_in, t.fan_out) for t in tensors] == [(50257, 768), (1000, 64)]
+
+
+# --- 16-bit files: widened exactly, a chunk at a time -----------------------------------------
+
+
+def test_every_float16_value_widens_exactly():
+    from xavinit.formats.base import half_to_float32
+
+    bits = np.arange(65536, dtype=np.uint16)
+    out = np.empty(bits.size, dtype=np.float32)
+    half_to_float32(bits, out)
+    expected = bits.view(np.float16).astype(np.float32)
+    same = (out.view(np.uint32) == expected.view(np.uint32)) | (np.isnan(out) & np.isnan(expected))
+    assert same.all(), np.flatnonzero(~same)[:5]
+
+
+def test_a_16_bit_file_gets_the_verdicts_of_its_float32_values(tmp_path):
+    torch.manual_seed(0)
+    weight = torch.empty(700, 300)
+    torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    arrays = {}
+    for name, dtype in (("f32", torch.float32), ("f16", torch.float16), ("bf16", torch.bfloat16)):
+        arrays[name] = weight.to(dtype).contiguous()
+    from safetensors.torch import save_file as save_torch
+
+    for name, tensor in arrays.items():
+        save_torch({"fc.weight": tensor}, str(tmp_path / f"{name}.safetensors"))
+        widened = check_weights({"fc.weight": tensor.float().numpy()}).tensors[0]
+        (row,) = check_weights(tmp_path / f"{name}.safetensors").tensors
+        assert row.dtype == {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[name]
+        assert row.observed_var == widened.observed_var  # the same float32 values, read in chunks
+        assert row.verdict == "init" and row.scheme == "standard", (name, row.reason)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes((tmp_path / "f16.safetensors").read_bytes()[:-1000])
+    code, _, stderr = run_cli(str(cut))
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
