@@ -43,6 +43,7 @@ CORE = _modules(
     "verdicts",
     "streams",
     "specs",
+    "text",
     "fileio",
     "errors",
     "_version",

@@ -217,9 +217,10 @@ def npz_headers(
     current: list[str | None] = [None]
     with _npz_archive(path, label, expected, current) as archive:
         found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        members = set(archive.zip.namelist())
         for key in _select(list(archive.files), keys, label, path):
             current[0] = key
-            member = key if key in archive.zip.namelist() else f"{key}.npy"
+            member = key if key in members else f"{key}.npy"
             with archive.zip.open(member) as stream:
                 try:
                     version = np.lib.format.read_magic(stream)
@@ -238,6 +239,46 @@ def npz_headers(
                 raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
             found[key] = (tuple(int(n) for n in shape), dtype)
         return found
+
+
+class NpzReader:
+    """An ``.npz`` held open to read its arrays one at a time, in any order (a file of
+    thousands of arrays is opened once, not once per array); errors are :func:`read_npz`'s.
+
+    Use as a context manager.
+    """
+
+    def __init__(self, path: str | Path, label: str, expected: str = NPZ_EXPECTED) -> None:
+        self.path, self.label, self.expected = Path(path), label, expected
+        self._current: list[str | None] = [None]
+        self._opened = _npz_archive(path, label, expected, self._current)
+        self._archive = self._opened.__enter__()
+
+    def read(self, key: str) -> np.ndarray:
+        """One array, read into memory with ``allow_pickle=False``."""
+        self._current[0] = key
+        try:
+            array = self._archive[key]
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as error:
+            # the archive's own handlers turn it into one XavinitError line, raised from here
+            self._opened.__exit__(type(error), error, error.__traceback__)
+            raise
+        if not isinstance(array, np.ndarray):
+            raise XavinitError(
+                f"{self.label}: {self.path} is unreadable (member {key!r} is not a .npy "
+                f"array); expected {self.expected}"
+            )
+        return array
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError, StopIteration, XavinitError):  # closed already
+            self._opened.__exit__(None, None, None)
+
+    def __enter__(self) -> NpzReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _where(key: str | None) -> str:

@@ -27,6 +27,7 @@ PyTorch ``torch/nn/init.py``; JAX ``jax/_src/nn/initializers.py``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -538,6 +539,20 @@ def _parse_gain(text: str, scheme: str) -> float:
 
 
 def get_scheme(spec: str) -> Scheme:
+    """Parse a scheme spec (see :func:`parse_scheme`); the same spec gives the same frozen
+    :class:`Scheme`, parsed once (a check of thousands of tensors asks for each candidate
+    thousands of times)."""
+    if not isinstance(spec, str):
+        return parse_scheme(spec)
+    return _cached_scheme(spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_scheme(spec: str) -> Scheme:
+    return parse_scheme(spec)
+
+
+def parse_scheme(spec: str) -> Scheme:
     """Parse a scheme spec such as ``normalized``, ``he-normal:mode=fan_out,slope=0.2``,
     ``normalized:gain=tanh`` or ``variance-scaling:scale=2,mode=fan_out,distribution=normal``.
 

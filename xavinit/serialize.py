@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 from xavinit.errors import XavinitError
+from xavinit.text import printable
 
 NONFINITE_STRINGS = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 """The strings that stand for non-finite floats in a saved document."""
@@ -72,6 +74,14 @@ def parse_json_text(text: str, source: str) -> Any:
         ) from None
     except RecursionError:
         raise XavinitError(f"{source}: malformed JSON: nested too deeply") from None
+    except ValueError as error:  # Python's limit on the digits of an integer
+        raise XavinitError(f"{source}: malformed JSON: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    """An exception's first line, shortened: a number of 5,000 digits is not a message."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text.split("; use sys.set_int_max_str_digits")[0][:200]
 
 
 MAX_YAML_ALIASES = 100
@@ -116,6 +126,8 @@ def parse_yaml_text(text: str, source: str) -> Any:
         raise XavinitError(f"{source}: malformed YAML{at}: {problem}") from None
     except RecursionError:
         raise XavinitError(f"{source}: malformed YAML: nested too deeply") from None
+    except ValueError as error:  # an integer beyond Python's digit limit
+        raise XavinitError(f"{source}: malformed YAML: {_first_line(error)}") from None
 
 
 def to_yaml(document: Any) -> str:
@@ -128,6 +140,26 @@ def to_yaml(document: Any) -> str:
     )
 
 
+def require_regular_file(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse a path that exists but is not a regular file (a FIFO would block the read for
+    ever, a device never ends); a missing path is left to the reader's own message.
+
+    Raises:
+        XavinitError: a folder, FIFO, socket or device.
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISDIR(mode):
+        raise XavinitError(f"{what} {printable(str(path))!r} is a folder")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise XavinitError(f"{what} {printable(str(path))!r} is {kind}; give a regular file")
+
+
 def read_text(path: str, what: str) -> str:
     """The UTF-8 text of a file, with one-line errors naming ``what`` it should have been.
 
@@ -136,6 +168,7 @@ def read_text(path: str, what: str) -> str:
     """
     from pathlib import Path
 
+    require_regular_file(path, what)
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

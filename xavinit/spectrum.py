@@ -129,6 +129,11 @@ LANCZOS_TOLERANCE = 1e-3
 """Stop once a step raises the estimate of sigma_1 by less than this, relatively."""
 
 
+EXACT_SIDE = 64
+"""A matrix with a side this short gets its exact top singular value (an SVD of a few
+thousand entries costs less than the Lanczos steps' Python)."""
+
+
 @dataclass(frozen=True)
 class SpectralEstimate:
     """The Lanczos estimate of the largest singular value: a lower bound of it, converged for
@@ -168,6 +173,9 @@ def top_singular_value(
         product: ``v -> W^T W v`` (float64), default :func:`gram_product` of ``matrix``.
         start, first: a start vector and its product already computed (a fused first pass).
     """
+    if min(matrix.shape) <= EXACT_SIDE and product is None:
+        exact = float(np.linalg.norm(np.asarray(matrix, dtype=np.float64), 2))
+        return SpectralEstimate(exact, 0, 0.0)
     multiply = product or (lambda v: gram_product(matrix, v))
     p = matrix.shape[1]
     if start is None:

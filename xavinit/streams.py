@@ -17,7 +17,7 @@ The keys, which saved results and golden tests depend on, bit for bit:
 | Shapeset test set | ``(2**31 - 2,)`` | :func:`block_rng` | datasets.shapeset |
 | epoch shuffles of an array dataset | ``(7,)`` | :func:`shuffle_rng` | datasets.base.ArrayStream |
 | digits' train/valid/test split | ``(11,)`` | :func:`digits_split_rng` | datasets.files.load_digits |
-| check's power-iteration start of a tensor | ``(crc32(name), 0, 3)`` | :func:`spectrum_rng` | verdicts (check, init --check) |
+| check's Lanczos start of a tensor | ``(crc32(name), 0, 3)`` | :func:`spectrum_rng` | verdicts (check, init --check) |
 
 No two streams of one run share a key: weights have two-element keys with ``k >= 1``, propagate's
 inputs three-element keys, datasets one-element keys (so ``train``'s weights and data, drawn from
@@ -52,7 +52,7 @@ INPUT_KEY, LABEL_KEY = 1, 2
 """The last element of propagate's input and label keys ``(trial, 0, which)``."""
 
 SPECTRUM_KEY = 3
-"""The last element of check's power-iteration keys ``(crc32(name), 0, 3)``: a tensor's start
+"""The last element of check's Lanczos-start keys ``(crc32(name), 0, 3)``: a tensor's start
 vectors depend on its name only, not on which other tensors a run selects."""
 
 CHAIN_KEY = 3
@@ -107,4 +107,5 @@ def digits_split_rng(seed: int) -> np.random.Generator:
 
 def spectrum_rng(seed: int, name: str) -> np.random.Generator:
     """The start vectors of the power iteration on tensor ``name`` (check's spectral test)."""
-    return _stream(seed, zlib.crc32(name.encode("utf-8")), 0, SPECTRUM_KEY)
+    key = zlib.crc32(name.encode("utf-8", "surrogateescape"))  # a name may hold undecodable bytes
+    return _stream(seed, key, 0, SPECTRUM_KEY)

@@ -67,7 +67,15 @@ from xavinit.schemes import (
     truncated_variance_factor,
 )
 from xavinit.spectrum import bai_yin_edge, edge_p_value, top_singular_value
-from xavinit.stats import CORRECTIONS, Moments, big_phi, scan
+from xavinit.stats import (
+    CORRECTIONS,
+    Moments,
+    big_phi,
+    ks_test,
+    scan,
+    variance_interval_p,
+    variance_test,
+)
 
 MIN_ENTRIES = 32
 """Fewer entries cannot tell one law from another (a KS test of 32 values resolves about 0.2
@@ -212,7 +220,7 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
     ]
     if m2 < edge * edge / 3.0:  # a truncated normal with this bound can have this variance
         lo, hi = 1e-12 * edge, 1e6 * edge
-        for _ in range(200):
+        for _ in range(64):  # geometric bisection: 2^-64 of a ratio of 1e18, exact in float64
             mid = math.sqrt(lo * hi)
             if mid * mid * truncated_variance_factor(edge / mid) < m2:
                 lo = mid
@@ -254,24 +262,6 @@ def known_as_of(scheme: Scheme) -> str:
                 return who
         return ""
     return PRESETS[scheme.name].known_as
-
-
-def _row(
-    scheme: Scheme, check: InitCheck, score: float, alpha: float, outside: int
-) -> dict[str, object]:
-    row: dict[str, object] = {
-        "scheme": scheme.spec,
-        "score": score,
-        "p_value": check.p_value,
-        "ks_p_value": check.ks_p_value,
-        "expected_var": check.expected_var,
-        "rel_error": check.rel_error,
-        "explains": score > alpha,
-        "known_as": known_as_of(scheme),
-    }
-    if outside:
-        row["outside"] = outside
-    return row
 
 
 def matrix_view(tensor: Tensor, array: np.ndarray) -> np.ndarray:
@@ -345,6 +335,48 @@ def _law_key(scheme: Scheme, fan_in: int, fan_out: int) -> tuple[object, ...]:
     )
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """How one i.i.d. law fits a tensor: the numbers a ranking row needs, nothing more."""
+
+    p_value: float
+    interval_p: float
+    ks_p_value: float | None
+    expected: float
+    rel_error: float
+    support_ok: bool | None
+
+
+def _fit(
+    scheme: Scheme,
+    fan_in: int,
+    fan_out: int,
+    measurement: Measurement,
+    dtype: np.dtype,
+    with_ks: bool,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+) -> _Fit:
+    """The variance z-test (point and interval null), the KS test and the support of one law,
+    as :func:`xavinit.checks.assess_iid` computes them, without building its full check."""
+    moments = measurement.moments
+    expected = scheme.variance(fan_in, fan_out)
+    kurtosis = scheme.kurtosis or 3.0
+    observed = moments.mean_square
+    test = variance_test(observed, expected, moments.count, kurtosis, 0.01)
+    interval = variance_interval_p(observed, expected, moments.count, kurtosis, tolerance.variance)
+    ks_p = None
+    if with_ks:
+        ks_p = ks_test(
+            measurement.sample, lambda x: scheme.cdf(x, fan_in, fan_out), presorted=True
+        )[1]
+    bound = scheme.bound(fan_in, fan_out)
+    support = None
+    if bound is not None:
+        eps = measurement.eps or float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps)
+        support = max(abs(moments.minimum), abs(moments.maximum)) <= bound * (1.0 + 4.0 * eps)
+    return _Fit(test.p_value, interval, ks_p, expected, observed / expected - 1.0, support)
+
+
 def rank_candidates(
     tensor: Tensor,
     array: np.ndarray,
@@ -363,67 +395,84 @@ def rank_candidates(
     wins, and the law is tested once). A fan-based scheme whose variance is decisively off
     (p < 1e-12) skips its KS test. A bounded law whose support holds but for at most
     :func:`xavinit.matrixscan.max_outliers` entries keeps its score; the row says how many
-    (``outside``).
+    (``outside``). Only the best candidate's full check is built (a run of thousands of small
+    tensors spends its time here otherwise).
 
     Returns:
-        the candidate rows and their checks, in the same order.
+        the candidate rows, and the best candidate's full check (a list of one).
     """
     fan_in = tensor.fan_in or 1
     fan_out = tensor.fan_out or 1
     dtype = array.dtype
     count = measurement.moments.count
-    entries: list[tuple[tuple[float, ...], dict[str, object], InitCheck]] = []
+    entries: list[tuple[tuple[float, ...], dict[str, object], Scheme]] = []
     schemes = [(get_scheme(spec), False) for spec in fan_based_candidates(tensor, orthogonal)]
     schemes += [(scheme, True) for scheme in fitted_schemes(measurement)]
-    done: dict[tuple[object, ...], tuple[InitCheck, float, int]] = {}
+    done: dict[tuple[object, ...], tuple[float, float | None, float, float, float, int]] = {}
+    orthogonal_check: InitCheck | None = None
     for order, (scheme, fitted) in enumerate(schemes):
         key = (_law_key(scheme, fan_in, fan_out), fitted)
-        if key in done:
-            check, score, outside = done[key]
-            check = dataclasses.replace(check, scheme=scheme.spec)
-        elif scheme.iid:
-            coarse = assess_iid(scheme, fan_in, fan_out, [measurement], alpha, dtype, with_ks=False)
-            decisive = not fitted and coarse.p_value is not None and coarse.p_value < 1e-12
-            check = (
-                coarse
-                if decisive
-                else assess_iid(scheme, fan_in, fan_out, [measurement], alpha, dtype)
+        if key not in done and scheme.iid:
+            fit = (
+                _fit(scheme, fan_in, fan_out, measurement, dtype, with_ks=True) if fitted else None
             )
+            if fit is None:
+                fit = _fit(scheme, fan_in, fan_out, measurement, dtype, with_ks=False)
+                if not fit.p_value < 1e-12:  # decisively off: no KS test
+                    fit = _fit(scheme, fan_in, fan_out, measurement, dtype, with_ks=True)
             if fitted:
-                score = check.ks_p_value if check.ks_p_value is not None else 0.0
+                score = fit.ks_p_value if fit.ks_p_value is not None else 0.0
             else:
-                variance = (
-                    check.p_value
-                    if check.variance_interval_p is None
-                    else check.variance_interval_p
-                )
-                score = min(p for p in (variance, check.ks_p_value) if p is not None)
+                score = min(p for p in (fit.interval_p, fit.ks_p_value) if p is not None)
             outside = 0
-            if check.support_ok is False:
+            if fit.support_ok is False:
                 bound = scheme.bound(fan_in, fan_out)
                 if score > alpha and bound is not None:
                     outside = count_beyond(
                         array, bound * _support_slack(scheme, measurement, dtype), outliers
                     )
-                if score > alpha and outside <= max_outliers(count):
-                    check = dataclasses.replace(check, support_ok=True)
-                else:
+                if not (score > alpha and outside <= max_outliers(count)):
                     score = 0.0
-            done[key] = (check, score, outside)
-        else:  # orthogonal on the matrix view, as torch's orthogonal_ flattens a kernel
+            done[key] = (score, fit.ks_p_value, fit.p_value, fit.expected, fit.rel_error, outside)
+        elif key not in done:  # orthogonal on the matrix view, as torch's orthogonal_ flattens
             view = matrix_view(tensor, array)
             oriented = view.T if tensor.layout == "out-in" else view
-            check = assess_orthogonal(scheme, [np.asarray(oriented)], array=array_name)
+            orthogonal_check = assess_orthogonal(scheme, [np.asarray(oriented)], array=array_name)
+            check = orthogonal_check
             score = 1.0 if check.passed else 0.0
-            outside = 0
-            done[key] = (check, score, outside)
-        check = dataclasses.replace(check, array=array_name, passed=score > alpha)
-        row = _row(scheme, check, score, alpha, outside)
+            done[key] = (score, None, math.nan, check.expected_var, check.rel_error, 0)
+        score, ks_p, p_value, expected, rel_error, outside = done[key]
+        row: dict[str, object] = {
+            "scheme": scheme.spec,
+            "score": score,
+            "p_value": None if math.isnan(p_value) else p_value,
+            "ks_p_value": ks_p,
+            "expected_var": expected,
+            "rel_error": rel_error,
+            "explains": score > alpha,
+            "known_as": known_as_of(scheme),
+        }
+        if outside:
+            row["outside"] = outside
         preferred = 0.0 if (not fitted and score > alpha) else 1.0
-        closeness = abs(math.log1p(check.rel_error)) if check.rel_error > -1 else math.inf
-        entries.append(((preferred, -score, closeness, order), row, check))
+        closeness = abs(math.log1p(rel_error)) if rel_error > -1 else math.inf
+        entries.append(((preferred, -score, closeness, order), row, scheme))
     entries.sort(key=lambda entry: entry[0])
-    return [row for _, row, _ in entries], [check for _, _, check in entries]
+    if not entries:
+        return [], []
+    best_key, _, best = entries[0]
+    best_score = -best_key[1]
+    if best.iid:
+        check = assess_iid(best, fan_in, fan_out, [measurement], alpha, dtype)
+        if check.support_ok is False and best_score > alpha:  # a handful past the bound
+            check = dataclasses.replace(check, support_ok=True)
+    else:
+        assert orthogonal_check is not None
+        check = orthogonal_check
+    check = dataclasses.replace(
+        check, scheme=best.spec, array=array_name, passed=best_score > alpha
+    )
+    return [row for _, row, _ in entries], [check]
 
 
 def runner_up(rows: Sequence[dict[str, object]]) -> str | None:
@@ -625,9 +674,10 @@ def examine(
     if fill is not None and (tensor.size == 0 or array.ndim < 2):
         fill(0, array.size)  # no row blocks to fill as they come
         fill = None
-    if tensor.size == 0:
-        return Examined(tensor, file, "unknown", "empty tensor", expected=[None] * len(expected),
-                        expected_notes=["empty tensor"] * len(expected))  # fmt: skip
+    if tensor.size == 0 or array.ndim == 0:
+        why = "empty tensor" if tensor.size == 0 else "a scalar (0-d), not a weight matrix"
+        return Examined(tensor, file, "unknown", why, expected=[None] * len(expected),
+                        expected_notes=[why] * len(expected))  # fmt: skip
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             return _examine(
@@ -710,11 +760,16 @@ def _examine(
         matrix, found = _scan(tensor, values, ks_sample, start, None)
         moments = found.moments
     if not moments.finite:
-        if not allow_infinite or np.isnan(np.asarray(values).reshape(-1)).any():
+        flat = np.asarray(values).reshape(-1)
+        infinite = int(np.count_nonzero(np.isinf(flat)))
+        if np.isnan(flat).any() or (infinite and not allow_infinite):
             raise XavinitError(f"{label}: holds NaN or infinite values; weights must be finite")
-        infinite = int(np.count_nonzero(np.isinf(np.asarray(values))))
-        base.status, base.non_finite = "unknown", True
-        base.reason = f"{infinite} infinite values: a mask or a sentinel, not a drawn weight"
+        if infinite:
+            why = f"{infinite} infinite values: a mask or a sentinel, not a drawn weight"
+        else:  # finite entries whose squares overflow even float64
+            peak = float(np.max(np.abs(flat)))
+            why = f"entries up to {peak:.3g}, too large to square: no initialisation draws them"
+        base.status, base.non_finite, base.reason = "unknown", True, why
         base.expected = [None] * len(expected)
         base.expected_notes = [base.reason] * len(expected)
         return base
@@ -781,7 +836,7 @@ def _examine(
         estimate = top_singular_value(
             matrix,
             rng,
-            product=lambda v: gram_product(matrix, v, outliers),
+            product=None if outliers is None else (lambda v: gram_product(matrix, v, outliers)),
             start=start,
             first=found.gram if outliers is None else None,
         )

@@ -97,8 +97,21 @@ def _click_exceptions() -> ModuleType:
     raise ImportError("typer's click exceptions are not importable")
 
 
+def _plain_streams() -> None:
+    """Make the standard streams safe for any text: characters the terminal's encoding cannot
+    show are replaced (``LANG=C``), and Python's warnings stay out of the one-line errors."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if stream is not None and encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: usage errors become one line on stderr with exit code 2."""
+    _plain_streams()
     click = _click_exceptions()
     command = typer.main.get_command(app)
     try:

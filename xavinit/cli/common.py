@@ -25,6 +25,7 @@ from rich.markup import escape as markup_escape
 
 from xavinit.errors import XavinitError
 from xavinit.render import EXTENSIONS, FORMATS, formats, supported
+from xavinit.text import printable
 
 if typing.TYPE_CHECKING:
     from rich.console import Console
@@ -89,18 +90,31 @@ def stderr_console() -> Console:
 
 
 def stdout_console() -> Console:
-    """The console for the result itself; piped output is 160 columns unless COLUMNS says."""
+    """The console for the result itself; piped output is 160 columns unless COLUMNS says.
+
+    A closed pipe raises ``BrokenPipeError`` to the caller, which ends quietly with the
+    verdict's exit code (Rich's own handler would exit 1)."""
     from rich.console import Console
 
-    console = Console(file=sys.stdout, highlight=False)
+    class ResultConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    console = ResultConsole(file=sys.stdout, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160
     return console
 
 
+MESSAGE_LIMIT = 1000
+"""An error line is cut to this many characters: a 20,000-character tensor name is not a
+message."""
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print ``Error: message`` as one line on stderr and exit with ``code``."""
-    line = " ".join(str(message).split())
+    """Print ``Error: message`` as one line of visible characters on stderr (control characters
+    and undecodable bytes escaped, at most :data:`MESSAGE_LIMIT`) and exit with ``code``."""
+    line = printable(" ".join(str(message).split()), MESSAGE_LIMIT)
     print(f"Error: {line}", file=sys.stderr)
     raise typer.Exit(code)
 
@@ -124,7 +138,9 @@ def progress_bar(quiet: bool) -> Iterator[ProgressCallback | None]:
         task = bar.add_task("starting", total=None)
 
         def update(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=what)
+            # a tensor or file name is text, not Rich markup or terminal escapes
+            description = markup_escape(printable(what, 60))
+            bar.update(task, completed=done, total=total, description=description)
 
         yield update
 
@@ -344,6 +360,8 @@ def _to_stdout(result: Any, screen: str | None) -> None:
     """Print the result; a closed pipe (``| head``) ends quietly, a full device is one line."""
     from xavinit.render import print_table, render
 
+    if screen is None or sys.stdout is None:  # nothing to show, or nowhere to show it
+        return
     try:
         if screen == "table":
             print_table(result, stdout_console())
@@ -397,6 +415,10 @@ def execute(
             fmt, output, file_quiet = _file_options(file_values, label, fmt, output)
             quiet = quiet or file_quiet
         screen, file_fmt = chosen_formats(command, fmt, output)
+        if screen is not None and sys.stdout is None:  # started with stdout closed (>&-)
+            if output is None:
+                fail("standard output is closed; give --output FILE to write the result")
+            screen = None
         merged, origin = merge_options(file_values, cli_values, label)
         config = build(merged, origin)
         check_outputs(config, output)

@@ -10,6 +10,7 @@ tensor. The verdicts are then decided over the whole run (:func:`xavinit.verdict
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -27,6 +28,7 @@ from xavinit.results import Candidate, CheckResult, InitCheck, TensorCheck
 from xavinit.roles import Tensor, describe, select_names
 from xavinit.schemes import Scheme, get_scheme
 from xavinit.streams import spectrum_rng
+from xavinit.text import printable
 from xavinit.verdicts import (
     Examined,
     decide,
@@ -226,8 +228,8 @@ def tensor_check(judged: Judged, matches: bool | None) -> TensorCheck:
     best = item.candidates[0] if item.candidates and judged.verdict == "init" else None
     scheme = str(best["scheme"]) if best is not None else None
     return TensorCheck(
-        file=item.file,
-        name=tensor.name,
+        file=printable(item.file),
+        name=printable(tensor.name),
         role=tensor.role,
         shape=list(tensor.shape),
         dtype=tensor.dtype,
@@ -245,7 +247,7 @@ def tensor_check(judged: Judged, matches: bool | None) -> TensorCheck:
         count=item.count,
         observed_mean=item.observed_mean,
         groups=tensor.groups,
-        owner=tensor.owner,
+        owner=None if tensor.owner is None else printable(tensor.owner),
         law_p_value=item.law_p,
         spectral_p_value=item.spectral_p,
         trained_p_value=trained_p_value(item),
@@ -280,7 +282,8 @@ def run_check(
     *,
     sources: Sequence[str | Mapping[str, Any]] | None = None,
 ) -> CheckResult:
-    """Judge every selected tensor of every file; ``passed`` follows ``config.expect``.
+    """Judge every selected tensor of every file; ``passed`` follows ``config.expect`` (and is
+    False when ``expect`` is given but no selected tensor could be judged).
 
     ``sources`` replaces ``config.files`` with in-memory mappings (:func:`check_weights`).
 
@@ -296,6 +299,9 @@ def run_check(
     )  # fmt: skip
     judged = judge_run(examined, config.alpha, config.correction)
     rows = [tensor_check(j, meets(j, expect)) for j in judged]
+    if expect is not None and rows and all(r.verdict == "unknown" for r in rows):
+        # nothing could be judged (integers, empty or too small tensors): not a pass
+        rows = [dataclasses.replace(r, matches=False) for r in rows]
     failures = [f"{r.file}:{r.name}" for r in rows if r.matches is False]
     counts = {verdict: sum(r.verdict == verdict for r in rows) for verdict in VERDICT_ORDER}
     if progress is not None:
@@ -305,7 +311,7 @@ def run_check(
         config=config.to_dict(),
         passed=not failures,
         tensors=rows,
-        files=list(config.files),
+        files=[printable(f) for f in config.files],
         alpha=config.alpha,
         expect=expect,
         counts=counts,

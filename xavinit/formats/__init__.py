@@ -33,6 +33,7 @@ from xavinit.formats.base import (
     TensorInfo,
     TensorSource,
 )
+from xavinit.serialize import require_regular_file
 
 SUPPORTED = (
     ".npy, .npz, .safetensors, PyTorch .pt/.pth/.bin (zip or legacy), TorchScript, "
@@ -58,6 +59,7 @@ def detect(path: str) -> str:
         raise XavinitError(f"weights file {path!r} does not exist")
     if file.is_dir():
         raise XavinitError(f"weights file {path!r} is a folder; expected one of {SUPPORTED}")
+    require_regular_file(path, "weights file")
     try:
         size = file.stat().st_size
         with open(file, "rb") as stream:

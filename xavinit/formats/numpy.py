@@ -4,13 +4,12 @@ take xavinit's ``(fan_in, fan_out)``."""
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import numpy as np
 
 from xavinit.errors import XavinitError
-from xavinit.fileio import npz_headers, read_npz
+from xavinit.fileio import NpzReader, npz_headers
 from xavinit.formats.base import TensorInfo, TensorSource
 
 _EXPECTED = "a .npz archive of weight arrays (numpy.savez)"
@@ -64,7 +63,12 @@ class NpzSource(TensorSource):
         self.tensors = [
             TensorInfo(name, shape, _dtype_name(dtype)) for name, (shape, dtype) in headers.items()
         ]
+        self._reader = NpzReader(path, "weights", _EXPECTED)
 
     def load(self, info: TensorInfo) -> np.ndarray:
-        arrays = read_npz(self.path, "weights", [glob.escape(info.name)], expected=_EXPECTED)
-        return arrays[info.name]
+        return self._reader.read(info.name)
+
+    def close(self) -> None:
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.close()

@@ -15,7 +15,6 @@ stays a test dependency (its files are the fixtures).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from xavinit.errors import XavinitError
 from xavinit.formats.base import TensorInfo, TensorSource, bfloat16_to_float32
+from xavinit.serialize import parse_json_text
 
 MAX_HEADER = 100 * 1024 * 1024
 """The safetensors package refuses headers above 100 MB; so do we."""
@@ -76,9 +76,14 @@ class SafetensorsSource(TensorSource):
                 )
             raw = stream.read(length)
         try:
-            header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-            raise self._corrupt(f"its header is not JSON ({type(error).__name__})") from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._corrupt("its header is not UTF-8") from None
+        try:
+            header = parse_json_text(text, "header")
+        except XavinitError as error:
+            detail = str(error).removeprefix("header: ")
+            raise self._corrupt(f"its header is not JSON ({detail})") from None
         if not isinstance(header, dict):
             raise self._corrupt("its header is not a JSON object")
         self._data_start = 8 + length

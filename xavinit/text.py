@@ -1,0 +1,42 @@
+"""Text that came from a file or the command line, made safe to show (a leaf: standard library).
+
+A tensor name, a file name or a value read from a file can hold anything: bytes that are not
+UTF-8 (a file name on a Linux disk), terminal escape sequences, newlines, Rich markup, Markdown
+table syntax, or 20,000 characters. :func:`printable` is the one place that turns such text into
+one line of visible characters: undecodable bytes and control characters become backslash
+escapes (``\\xff``, ``\\x1b``, ``\\n``), so the text shows what is there without acting on the
+terminal, and :func:`shorten` bounds it for messages. Renderers escape their own syntax on top
+(Rich markup in tables, ``|`` in Markdown cells, HTML entities).
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` as visible characters on one line: lone surrogates (undecodable bytes of a file
+    name) as ``\\xNN``, control characters as ``\\n``, ``\\x1b``...; cut to ``limit``
+    characters when given (:func:`shorten`)."""
+    if not text.isprintable() or _has_surrogates(text):
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        text = _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+    return shorten(text, limit) if limit is not None else text
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
