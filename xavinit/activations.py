@@ -43,6 +43,7 @@ from numpy.polynomial.legendre import leggauss
 
 from xavinit.backends import ops_for
 from xavinit.errors import XavinitError
+from xavinit.limits import ACTIVATION_PARAMETER_MAX
 from xavinit.specs import split_spec, suggest
 
 __all__ = [
@@ -790,9 +791,10 @@ def get_activation(spec: str) -> Activation:
             value = float(pval)
         except ValueError:
             value = math.nan
-        if not math.isfinite(value) or value < 0.0:
+        if not math.isfinite(value) or value < 0.0 or value > ACTIVATION_PARAMETER_MAX:
             raise XavinitError(
-                f"activation {name!r}: {pkey} must be a finite number >= 0, got {pval!r}"
+                f"activation {name!r}: {pkey} must be a number from 0 to "
+                f"{ACTIVATION_PARAMETER_MAX:g}, got {pval!r}"
             )
         params[pkey] = value
     return _build(name, params)

@@ -599,6 +599,7 @@ class SweepConfig(Placed):
             "Folder of the sweep: its grid, one checkpoint and result per run, and a manifest "
             "(created when missing; run again to resume or extend).",
             metavar="DIR",
+            writes="folder",
         ),
     ]
     datasets: Annotated[
@@ -942,7 +943,9 @@ class GainConfig(Seeded):
         ),
     ] = False
     depth: Annotated[
-        Count, Field(ge=2, le=MAX_LAYERS), Opt("With --check: hidden layers of the network.")
+        Count,
+        Field(ge=2, le=MAX_LAYERS - 2),
+        Opt("With --check: hidden layers of the network."),
     ] = 50
     width: Annotated[Count, Field(ge=10), Opt("With --check: units per hidden layer.")] = 500
     gain_scale: Annotated[

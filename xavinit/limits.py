@@ -21,3 +21,12 @@ KS_DISTANCE = 0.01
 """Default sup-distance between an empirical CDF and the scheme's that does not matter: a
 uniform and a normal of equal variance are 0.057 apart, a truncated and a plain normal 0.0167,
 a normal whose std is 1% off 0.0024 (a variance error is the variance test's to find)."""
+
+ACTIVATION_PARAMETER_MAX = 1e6
+"""An activation's parameter (``leaky-relu:slope``, ``elu:alpha``) is at most this: beyond it
+the gains and Gaussian expectations overflow double precision, and no network uses one."""
+
+GAIN_CHECK_WORK = 2e9
+"""``gain --check`` runs at most this many activation values (replicas x depth x width per
+activation, replicas ``2 k / alpha``): a few minutes on one core. Beyond it the run is refused
+before it starts, naming the options that set its size."""

@@ -314,23 +314,45 @@ def chosen_formats(
     return screen, file_fmt
 
 
-def check_outputs(config: Config, output: Path | None) -> None:
-    """Before any work: every file the command will write has an existing folder, and no two
-    outputs are the same file (a 10-minute run must not end in "folder does not exist")."""
+def check_outputs(config: Config, output: Path | None, config_file: Path | None = None) -> None:
+    """Before any work: every file the command will write has an existing folder, no two
+    outputs are the same file (a 10-minute run must not end in "folder does not exist"), and
+    no output is one of the command's inputs (the config file, a file an option names) or lies
+    in a folder the command writes (``sweep --dir runs -o runs/manifest.json``): an input is
+    never overwritten."""
     named = {output.resolve(): "--output"} if output is not None else {}
+    inputs: dict[Path, str] = {}
+    if config_file is not None:
+        inputs[Path(config_file).resolve()] = f"the config file {str(config_file)!r}"
+    folders: dict[Path, str] = {}
     for name, opt, _ in type(config).options():
         value = getattr(config, name)
-        if opt.writes is None or value is None:
-            continue
         flag = "--" + (opt.key or name).replace("_", "-")
+        if opt.writes is None:
+            for text in value if isinstance(value, tuple | list) else [value]:
+                if isinstance(text, str) and text and Path(text).is_file():
+                    inputs.setdefault(Path(text).resolve(), f"the input {text!r} ({flag})")
+            continue
+        if value is None:
+            continue
         path = Path(value)
         if not path.parent.is_dir():
             fail(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist")
         if opt.writes == "folder" and path.exists() and not path.is_dir():
             fail(f"{flag} {str(path)!r}: exists and is not a folder")
+        if opt.writes == "folder":
+            folders[path.resolve()] = flag
         if path.resolve() in named:
             fail(f"{flag} and {named[path.resolve()]} name the same file {str(path)!r}")
         named[path.resolve()] = flag
+    for target, flag in named.items():
+        if target in inputs:
+            fail(f"{flag} {str(target)!r} is {inputs[target]}: an input is never overwritten")
+        for folder, owner in folders.items():
+            if flag != owner and target.is_relative_to(folder):
+                fail(
+                    f"{flag} {str(target)!r} lies in the folder {owner} writes; write it elsewhere"
+                )
 
 
 def _file_options(
@@ -421,7 +443,7 @@ def execute(
             screen = None
         merged, origin = merge_options(file_values, cli_values, label)
         config = build(merged, origin)
-        check_outputs(config, output)
+        check_outputs(config, output, config_file)
         experiment = run()
         with (display or progress_bar)(quiet) as progress, blas_threads(threads):
             result = experiment(config, progress)

@@ -38,8 +38,10 @@ import numpy as np
 
 from xavinit.activations import Activation, get_activation
 from xavinit.config import GainConfig, PropagateConfig
+from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.propagate import draw_inputs, draw_weights
+from xavinit.limits import GAIN_CHECK_WORK
 from xavinit.network import forward
 from xavinit.resources import require_memory
 from xavinit.results import DepthCheck, GainResult, GainRow
@@ -169,6 +171,14 @@ def run_gain(config: GainConfig, progress: Progress | None = None) -> GainResult
     if config.check:
         check_memory(config)
         replicas = replicas_for(len(activations), config.alpha)
+        work = replicas * config.depth * config.width * len(activations)
+        if work > GAIN_CHECK_WORK:
+            raise XavinitError(
+                f"gain --check: --alpha {config.alpha:g} needs {float(replicas):.3g} replicas of the "
+                f"{config.depth}-layer chain per activation ({work:.2g} activation values, "
+                f"more than {GAIN_CHECK_WORK:.0g}: hours); raise --alpha or lower --depth, "
+                "--width or the number of activations"
+            )
         for done, (act, theory) in enumerate(zip(activations, theories, strict=True)):
             if progress is not None:
                 progress(done, len(activations), f"{act.spec}: depth {config.depth} check")
