@@ -4,6 +4,8 @@ with the input untouched."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -55,3 +57,45 @@ def test_an_output_inside_the_folder_a_sweep_writes_is_refused(tmp_path, monkeyp
 )
 def test_gain_numbers_that_overflow_or_take_hours_are_refused(args, match):
     refused(args, match)
+
+
+# --- verdicts are recomputed from the evidence, never read --------------------------------------
+
+
+def _edited(tmp_path, name: str, edit) -> str:
+    document = json.loads((tmp_path / name).read_text())
+    edit(document)
+    target = tmp_path / f"edited-{name}"
+    target.write_text(json.dumps(document))
+    return str(target)
+
+
+def test_a_saved_verdict_that_its_evidence_contradicts_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["init", "--layers", "16,16", "-q", "-o", "init.json"]).exit_code == 0
+    # a failing init: normalized weights checked as standard
+    runner.invoke(app, ["init", "--layers", "64,64", "-s", "normalized", "--save", "w.npz", "-q"])
+    assert runner.invoke(app, ["init", "--check", "w.npz", "-s", "standard", "-q",
+                               "-o", "failed.json"]).exit_code == 1  # fmt: skip
+    np.save(tmp_path / "fresh.npy", np.random.default_rng(0).uniform(-0.1, 0.1, (64, 64)))
+    assert runner.invoke(app, ["check", "fresh.npy", "--expect", "trained", "-q",
+                               "-o", "check.json"]).exit_code == 1  # fmt: skip
+    assert runner.invoke(app, ["gain", "relu", "--check", "--depth", "3", "--width", "20",
+                               "-q", "-o", "gain.json"]).exit_code == 0  # fmt: skip
+    lies = {
+        "init passed": ("init.json", lambda d: d.update(passed=False)),
+        "a failing init passed": ("failed.json", lambda d: d.update(passed=True)),
+        "a layer flipped": ("failed.json", lambda d: [c.update(passed=True) for c in d["layers"]]),
+        "check passed": ("check.json", lambda d: d.update(passed=True, failures=[])),
+        "a tensor called trained": ("check.json", lambda d: d["tensors"][0].update(verdict="trained")),
+        "gain check flipped": ("gain.json", lambda d: d["depth_checks"][0].update(passed=False)),
+    }  # fmt: skip
+    for label, (name, edit) in lies.items():
+        result = runner.invoke(app, ["report", _edited(tmp_path, name, edit), "-q"])
+        assert result.exit_code == 2, (label, result.stdout, result.stderr)
+        assert "contradicts its own evidence" in result.stderr, (label, result.stderr)
+    # the honest files report as they are
+    result = runner.invoke(
+        app, ["report", "init.json", "failed.json", "check.json", "gain.json", "-q"]
+    )
+    assert result.exit_code == 1 and not result.stderr

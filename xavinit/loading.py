@@ -12,16 +12,18 @@ from typing import Any
 from xavinit._version import __version__
 from xavinit.config import config_type
 from xavinit.errors import XavinitError
+from xavinit.evidence import contradiction
 from xavinit.results import KNOWN_SCHEMA_VERSIONS, RESULT_TYPES, ReportResult, validate
 from xavinit.serialize import parse_json_text, parse_yaml_text, quote, read_text
 
 
 def result_from_dict(data: Any, source: str = "result") -> Any:
-    """Validate a result document and rebuild its dataclass.
+    """Validate a result document and rebuild its dataclass; its verdicts must be the ones its
+    evidence gives (:func:`xavinit.evidence.contradiction`).
 
     Raises:
-        XavinitError: not a result, an unknown command or ``schema_version``, or a field whose
-        type or range does not fit (named by its path).
+        XavinitError: not a result, an unknown command or ``schema_version``, a field whose
+        type or range does not fit (named by its path), or a verdict its evidence contradicts.
     """
     if not isinstance(data, dict) or "command" not in data or "schema_version" not in data:
         raise XavinitError(f"{source}: not an xavinit result (no 'command' and 'schema_version')")
@@ -42,7 +44,16 @@ def result_from_dict(data: Any, source: str = "result") -> Any:
         for position, document in enumerate(result.documents):
             inner = {k: v for k, v in document.items() if k != "file"}
             result_from_dict(inner, f"{source}: documents[{position}]")
+        if result.passed != all(d.get("passed") is True for d in result.documents):
+            raise XavinitError(f"{source}: passed is {result.passed}, but its documents say "
+                               "otherwise; refused (edited or damaged)")  # fmt: skip
     _check_config(command, result.config, source)
+    why = contradiction(result)
+    if why is not None:
+        raise XavinitError(
+            f"{source}: its verdict contradicts its own evidence ({why}); refused (edited or "
+            "damaged)"
+        )
     return result
 
 

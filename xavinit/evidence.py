@@ -1,0 +1,133 @@
+"""Verdicts recomputed from the evidence a saved result holds, never read from it.
+
+A result file says ``passed`` and, row by row, what passed; ``report`` shows them and CI jobs
+gate on them. A hand-edited ``passed: true`` over a failing check would be believed. So each
+command's verdict is recomputed here from the numbers the file carries (p-values, intervals,
+statuses), by the same rules the command applied, and :func:`contradiction` names the first
+verdict the evidence does not support, for the loader to refuse the file.
+
+Rules, per command (the same functions the commands use):
+
+- ``init``: the layers' checks re-judged as one family (:func:`xavinit.checks.judge`, Holm or
+  Bonferroni at the recorded ``alpha``); ``passed`` is every check's, except for a ranking
+  (``mode: rank``), which always passes.
+- ``check``: ``trained`` re-decided over the run from each tensor's ``trained_p_value``
+  (:data:`xavinit.stats.CORRECTIONS` at the recorded alpha), each tensor's ``matches`` from
+  its verdict and ``expect``, ``passed`` from them (and False when nothing could be judged).
+- ``gain``: each depth check passes when its ratio lies in its interval; ``passed`` is all.
+- ``train``, ``propagate``: ``passed`` is every run's (no run diverged or overflowed).
+- ``sweep``: ``passed`` is every run finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from xavinit.checks import judge
+from xavinit.stats import CORRECTIONS
+
+
+def contradiction(result: Any) -> str | None:
+    """The first verdict of ``result`` that its own evidence contradicts, or None."""
+    command = getattr(result, "command", "")
+    rule = _RULES.get(command)
+    return None if rule is None else rule(result)
+
+
+def _init(result: Any) -> str | None:
+    if result.mode == "rank":
+        return None if result.passed else "passed is false, but a ranking always passes"
+    correction = result.correction if result.correction in CORRECTIONS else "holm"
+    layers = list(result.layers)
+    judged = judge([dataclasses.replace(c, passed=True) for c in layers], result.alpha, correction)
+    for saved, again in zip(layers, judged, strict=True):
+        if saved.passed != again.passed:
+            return (
+                f"layer {saved.layer} ({saved.scheme}) says passed={saved.passed}, but its "
+                f"p-values give {again.passed}"
+            )
+    expected = all(c.passed for c in judged)
+    if result.passed != expected:
+        return f"passed is {result.passed}, but its layers give {expected}"
+    return None
+
+
+def _check(result: Any) -> str | None:
+    rows = list(result.tensors)
+    tested = [
+        (i, r.trained_p_value)
+        for i, r in enumerate(rows)
+        if r.verdict in ("init", "trained") and r.trained_p_value is not None
+    ]
+    correction = str(result.config.get("correction", "holm"))
+    decide = CORRECTIONS.get(correction, CORRECTIONS["holm"])
+    rejected = decide([p for _, p in tested], result.alpha) if tested else []
+    for (index, _), trained in zip(tested, rejected, strict=True):
+        verdict = "trained" if trained else "init"
+        if rows[index].verdict != verdict:
+            return (
+                f"tensor {rows[index].name!r} says {rows[index].verdict}, but its p-value "
+                f"{rows[index].trained_p_value:.3g} gives {verdict}"
+            )
+    expect = result.expect
+    if expect is None:
+        return None if result.passed else "passed is false, but nothing was expected"
+    nothing_judged = bool(rows) and all(r.verdict == "unknown" for r in rows)
+    for row in rows:
+        if expect == "trained":
+            meets = row.verdict not in ("init", "constant")
+        elif expect == "init":
+            meets = row.verdict != "trained"
+        else:
+            meets = bool(row.matches)
+        meets = meets and not nothing_judged
+        if row.matches is not None and row.matches != meets:
+            return f"tensor {row.name!r} says matches={row.matches}, but its verdict gives {meets}"
+    expected = all(r.matches is not False for r in rows) and not nothing_judged
+    if result.passed != expected:
+        return f"passed is {result.passed}, but its tensors give {expected}"
+    return None
+
+
+def _gain(result: Any) -> str | None:
+    for check in result.depth_checks:
+        low, high = check["interval"]
+        ratio = check["variance_ratio"]
+        passes = bool(math.isfinite(ratio) and low <= ratio <= high)
+        if check["passed"] != passes:
+            return (
+                f"{check['activation']}'s depth check says passed={check['passed']}, but its "
+                f"ratio {ratio:.4g} and interval [{low:.4g}, {high:.4g}] give {passes}"
+            )
+    expected = all(check["passed"] for check in result.depth_checks)
+    if result.passed != expected:
+        return f"passed is {result.passed}, but its depth checks give {expected}"
+    return None
+
+
+def _runs(result: Any) -> str | None:
+    runs = list(result.runs)
+    if result.command == "sweep":
+        expected = all(run.status == "finished" for run in runs)
+        what = "its runs' statuses"
+    elif result.command == "train":
+        expected = all(not run.diverged for run in runs)
+        what = "its runs (diverged or not)"
+    else:
+        expected = all(run.passed for run in runs)
+        what = "its runs"
+    if result.passed != expected:
+        return f"passed is {result.passed}, but {what} give {expected}"
+    return None
+
+
+_RULES = {
+    "init": _init,
+    "check": _check,
+    "gain": _gain,
+    "train": _runs,
+    "propagate": _runs,
+    "sweep": _runs,
+}
