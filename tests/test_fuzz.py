@@ -104,3 +104,54 @@ def test_report_of_a_mutated_result(where, value):
         if code == 2:
             assert not target.exists()
             assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+SAFETENSORS_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "dtype": st.one_of(st.sampled_from(["F32", "F16", "BF16", "I8", "F8_E4M3", "BOOL"]), TEXT),
+        "shape": st.one_of(
+            st.lists(st.integers(-3, 2**70), max_size=4), TEXT, st.integers(), st.none()
+        ),
+        "data_offsets": st.one_of(
+            st.lists(st.integers(-10, 2**66), min_size=0, max_size=3), TEXT, st.none()
+        ),
+    },
+)
+
+
+@_settings(150)
+@given(
+    entries=st.dictionaries(TEXT, SAFETENSORS_FIELDS, max_size=4),
+    data=st.binary(max_size=64),
+    length_delta=st.integers(-3, 3),
+)
+def test_check_of_a_hostile_safetensors_header(entries, data, length_delta):
+    """Any header, any data, any declared length: a verdict (0/1) or one line (2), never a
+    traceback, and nothing written on exit 2."""
+    header = json.dumps(entries).encode()
+    blob = (len(header) + length_delta).to_bytes(8, "little", signed=True) + header + data
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.safetensors"
+        path.write_bytes(blob)
+        target = Path(folder) / "out.json"
+        code, err = _run(["check", str(path), "-q", "-o", str(target)])
+        assert code in (0, 1, 2), err
+        assert "Traceback" not in err
+        if code == 2:
+            assert len(err.strip().splitlines()) == 1 and err.startswith("Error: "), err
+            assert not target.exists()
+
+
+@_settings(80)
+@given(blob=st.binary(max_size=400), name=st.sampled_from(["m.pt", "m.onnx", "m.npy", "m.keras"]))
+def test_check_of_random_bytes_in_any_format(blob, name):
+    """Bytes of no format, named as each: one line and exit 2 (or, rarely, a file read)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(blob)
+        code, err = _run(["check", str(path), "-q"])
+        assert code in (0, 1, 2), err
+        assert "Traceback" not in err
+        if code == 2:
+            assert len(err.strip().splitlines()) == 1 and err.startswith("Error: "), err
