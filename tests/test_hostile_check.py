@@ -185,14 +185,14 @@ def test_a_fifo_is_refused_at_once_with_or_without_a_writer(tmp_path, writer):
 
 def test_thousands_of_small_tensors_are_each_judged(tmp_path):
     rng = np.random.default_rng(3)
-    arrays = {f"w{k}": rng.uniform(-0.25, 0.25, (16, 16)).astype(np.float32) for k in range(2000)}
+    arrays = {f"w{k}": rng.uniform(-0.25, 0.25, (16, 16)).astype(np.float32) for k in range(1000)}
     save_file(arrays, str(tmp_path / "many.safetensors"))
     np.savez(tmp_path / "many.npz", **arrays)
     for name in ("many.safetensors", "many.npz"):
         proc = run(["check", name, "-q", "-f", "json", "--layout", "in-out"], tmp_path)
         assert proc.returncode == 0, proc.stderr
         rows = json.loads(proc.stdout)["tensors"]
-        assert len(rows) == 2000 and all(r["verdict"] == "init" for r in rows)
+        assert len(rows) == 1000 and all(r["verdict"] == "init" for r in rows)
 
 
 # --- nothing judged is not a pass -----------------------------------------------------------
