@@ -328,8 +328,6 @@ def test_attention_variants_and_quantized_layers(variants, kind):
 def test_read_into_a_workspace_gives_what_load_gives(zoo):
     from xavinit.formats import base
 
-    if not hasattr(base, "Workspace"):
-        pytest.skip("no Workspace in this version")
     for kind in ("keras", "h5"):
         with open_tensors(zoo[0][kind]) as source:
             workspace = base.Workspace()
