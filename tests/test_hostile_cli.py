@@ -99,3 +99,10 @@ def test_a_saved_verdict_that_its_evidence_contradicts_is_refused(tmp_path, monk
         app, ["report", "init.json", "failed.json", "check.json", "gain.json", "-q"]
     )
     assert result.exit_code == 1 and not result.stderr
+
+
+def test_a_result_with_a_field_xavinit_does_not_know_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["init", "--layers", "8,8", "-q", "-o", "r.json"]).exit_code == 0
+    refused(["report", _edited(tmp_path, "r.json", lambda d: d.update(surprise=1))],
+            "unknown field 'surprise'")  # fmt: skip

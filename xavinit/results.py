@@ -626,6 +626,11 @@ def validate(kind: type[Any], data: Any, source: str, where: str = "") -> Any:
 
     from pydantic import ValidationError
 
+    if dataclasses.is_dataclass(kind) and isinstance(data, dict):
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(kind)})
+        if unknown:  # refused, not dropped in silence (a newer result says so by its version)
+            names = ", ".join(quote(name, 40) for name in unknown[:5])
+            raise XavinitError(f"{source}: {where or 'document'}: unknown field {names}")
     try:
         text = json.dumps(encode_nonfinite(data))
     except (TypeError, ValueError, RecursionError) as error:
