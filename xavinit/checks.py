@@ -19,7 +19,7 @@ import numpy as np
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_DISTANCE, KS_SAMPLE, VARIANCE_TOLERANCE
 from xavinit.results import InitCheck
-from xavinit.schemes import PRESETS, Scheme, get_scheme
+from xavinit.schemes import Scheme, get_scheme
 from xavinit.stats import (
     CORRECTIONS,
     Moments,
@@ -105,7 +105,8 @@ def measure(
     return Measurement(found, sample, sort, eps)
 
 
-def _float_tolerance(dtype: np.dtype) -> float:
+def float_tolerance(dtype: np.dtype) -> float:
+    """Machine epsilon of a float type (float64's for integers): a bound's rounding slack."""
     return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(np.float64).eps)
 
 
@@ -158,7 +159,7 @@ def assess_iid(
     hi = max(m.moments.maximum for m in measurements)
     support_ok = None
     if bound is not None:
-        eps = max((m.eps for m in measurements if m.eps), default=_float_tolerance(dtype))
+        eps = max((m.eps for m in measurements if m.eps), default=float_tolerance(dtype))
         support_ok = max(abs(lo), abs(hi)) <= bound * (1.0 + 4.0 * eps)
     mean = float(np.mean([m.moments.mean for m in measurements]))
     check = InitCheck(
@@ -366,57 +367,3 @@ def verify(
         return judge([assess_orthogonal(scheme, [oriented])], alpha)[0]
     found = measure(weights, ks_sample)
     return assess_iid(scheme, fan_in, fan_out, [found], alpha, weights.dtype, tolerance=tolerance)
-
-
-def rank_schemes(
-    weights: np.ndarray,
-    fan_in: int,
-    fan_out: int,
-    measurement: Measurement,
-    alpha: float,
-    array: str,
-) -> tuple[list[dict[str, object]], InitCheck]:
-    """Rank the known schemes by how well they explain one matrix, best first.
-
-    The score of an i.i.d. scheme is ``min(p_variance, p_KS)``: a scheme explains the matrix only
-    when both its variance and its distribution fit. Orthogonal scores 1 when ``W^T W = I`` holds
-    to rounding, else 0. Ties (a square matrix is both ``normalized`` and ``lecun-uniform``) keep
-    the list's order. Returns the candidate rows and the best scheme's full check.
-    """
-    rows: list[tuple[float, float, int, dict[str, object], InitCheck]] = []
-    for order, spec in enumerate(RANKING_CANDIDATES):
-        scheme = get_scheme(spec)
-        if scheme.iid:
-            coarse = assess_iid(
-                scheme, fan_in, fan_out, [measurement], alpha, weights.dtype, with_ks=False
-            )
-            decisive = coarse.p_value is not None and coarse.p_value < 1e-12
-            check = (
-                coarse
-                if decisive
-                else assess_iid(scheme, fan_in, fan_out, [measurement], alpha, weights.dtype)
-            )
-            score = min(p for p in (check.p_value, check.ks_p_value) if p is not None)
-            if check.support_ok is False:
-                score = 0.0
-        else:
-            if max(fan_in, fan_out) * min(fan_in, fan_out) ** 2 > 4e11:
-                continue  # a Gram matrix this large would take minutes; skip the candidate
-            oriented = weights if weights.shape == (fan_in, fan_out) else weights.T
-            check = assess_orthogonal(scheme, [oriented], array=array, name=array)
-            score = 1.0 if check.passed else 0.0
-        check = dataclasses.replace(check, array=array, passed=score > alpha)
-        row: dict[str, object] = {
-            "scheme": spec,
-            "score": score,
-            "p_value": check.p_value,
-            "ks_p_value": check.ks_p_value,
-            "expected_var": check.expected_var,
-            "rel_error": check.rel_error,
-            "explains": score > alpha,
-            "known_as": PRESETS[spec].known_as,
-        }
-        distance = abs(math.log(max(1.0 + check.rel_error, 1e-300)))  # 0 for an all-zero matrix
-        rows.append((-score, distance, order, row, check))
-    rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    return [r[3] for r in rows], rows[0][4]

@@ -42,6 +42,7 @@ from xavinit.checks import (
     Tolerance,
     assess_iid,
     assess_orthogonal,
+    float_tolerance,
     judge,
 )
 from xavinit.errors import XavinitError
@@ -151,7 +152,6 @@ class Examined:
     outlier_peak: float | None = None
     expected: list[InitCheck | None] = field(default_factory=list)
     expected_notes: list[str] = field(default_factory=list)
-    non_finite: bool = False
 
 
 # --- candidates ---------------------------------------------------------------------------
@@ -316,7 +316,7 @@ def _support_slack(scheme: Scheme, measurement: Measurement, dtype: np.dtype) ->
     (4 eps of the stored type) and, for a bound fitted from the variance (Keras' truncated
     normal, cut at 2 S with S from m2), three standard errors of that estimate,
     ``1.5 sqrt((k - 1) / N)`` relative."""
-    eps = measurement.eps or float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps)
+    eps = measurement.eps or float_tolerance(dtype)
     slack = 1.0 + 4.0 * eps
     if scheme.fan_free and scheme.name == "truncated-normal" and scheme.kurtosis is not None:
         slack += 1.5 * math.sqrt((scheme.kurtosis - 1.0) / measurement.moments.count)
@@ -372,7 +372,7 @@ def _fit(
     bound = scheme.bound(fan_in, fan_out)
     support = None
     if bound is not None:
-        eps = measurement.eps or float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps)
+        eps = measurement.eps or float_tolerance(dtype)
         support = max(abs(moments.minimum), abs(moments.maximum)) <= bound * (1.0 + 4.0 * eps)
     return _Fit(test.p_value, interval, ks_p, expected, observed / expected - 1.0, support)
 
@@ -769,7 +769,7 @@ def _examine(
         else:  # finite entries whose squares overflow even float64
             peak = float(np.max(np.abs(flat)))
             why = f"entries up to {peak:.3g}, too large to square: no initialisation draws them"
-        base.status, base.non_finite, base.reason = "unknown", True, why
+        base.status, base.reason = "unknown", why
         base.expected = [None] * len(expected)
         base.expected_notes = [base.reason] * len(expected)
         return base
