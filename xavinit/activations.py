@@ -45,6 +45,7 @@ from xavinit.backends import ops_for
 from xavinit.errors import XavinitError
 from xavinit.limits import ACTIVATION_PARAMETER_MAX
 from xavinit.specs import split_spec, suggest
+from xavinit.stats import erf as numpy_erf
 
 __all__ = [
     "ACTIVATION_ALIASES",
@@ -537,64 +538,18 @@ def _relu6_sat(z: Array) -> Array:
 
 
 # erf: f = erf(s); f' = 2/sqrt(pi) e^{-s^2} (the exponent clipped at -80, see _EXP_LOW).
-_ERF_STEP = 0.125
-_ERF_CELLS = 49  # centres i / 8, i = 0..48, cover [0, 6 + 1/16]; beyond, erf = 1 - 1e-17 -> 1
-_ERF_DEGREE = 12
-
-
-@functools.cache
-def _erf_table() -> Array:
-    """Taylor coefficients of erf about each centre ``c = i / 8``, shape (49, 13).
-
-    ``erf^(n)(c) = 2/sqrt(pi) (-1)^(n-1) H_{n-1}(c) e^{-c^2}`` (physicists' Hermite ``H``),
-    so coefficient ``n`` is that over ``n!``, and coefficient 0 is ``math.erf(c)``. A cell is
-    ``|s - c| <= 1/16``, where the remainder is below ``(1/16)^13 max|erf^(13)| / 13! < 1e-17``.
-    The cell about 0 is the odd Maclaurin series, so small ``s`` keep their relative accuracy.
-    """
-    table = np.zeros((_ERF_CELLS, _ERF_DEGREE + 1))
-    for i in range(_ERF_CELLS):
-        c = i * _ERF_STEP
-        table[i, 0] = math.erf(c)
-        h_prev, h = 0.0, 1.0  # H_{n-2}, H_{n-1} for n = 1
-        scale = 2.0 / math.sqrt(math.pi) * math.exp(-c * c)
-        for n in range(1, _ERF_DEGREE + 1):
-            table[i, n] = scale * (-1) ** (n - 1) * h / math.factorial(n)
-            h_prev, h = h, 2.0 * c * h - 2.0 * (n - 1) * h_prev
-    table.setflags(write=False)
-    return table
-
-
 def erf(s: Array, out: Array | None = None) -> Array:
-    """The error function, vectorised, exact to about 1e-16 (float64), in the input's dtype.
-
-    ``erf(s) = 2/sqrt(pi) int_0^s e^{-t^2} dt``, from the Taylor series of ``math.erf`` about
-    the nearest of the points ``i / 8``, ``i = 0..48`` (see :func:`_erf_table`);
-    ``erf(s) = sign(s)`` for ``|s| > 6 + 1/16``. NaN stays NaN.
+    """The error function, vectorised: :func:`xavinit.stats.erf` on numpy arrays (exact to
+    about 1e-16), the library's own erf on torch and cupy arrays (numpy has none).
 
     Example:
         >>> float(erf(np.array([0.5]))[0]) == math.erf(0.5)
         True
-
-    On torch and cupy arrays it is the library's own erf (numpy has none).
     """
     s = _as_float(s)
     if ops_for(s) is not np:
         return _native_erf(s, out)
-    table = _erf_table().astype(s.dtype, copy=False)
-    a = np.abs(s)
-    cell = np.minimum(a, (_ERF_CELLS - 1) * _ERF_STEP)
-    cell *= 1.0 / _ERF_STEP
-    np.rint(cell, out=cell)
-    np.nan_to_num(cell, copy=False, nan=0.0)
-    index = cell.astype(np.intp)
-    cell *= _ERF_STEP
-    u = np.subtract(a, cell, out=cell)
-    value = np.take(table[:, _ERF_DEGREE], index)
-    for n in range(_ERF_DEGREE - 1, -1, -1):
-        value *= u
-        value += np.take(table[:, n], index)
-    value[a > (_ERF_CELLS - 0.5) * _ERF_STEP] = 1.0
-    return np.copysign(value, s, out=out)
+    return numpy_erf(s, out=out)
 
 
 def _native_erf(s: Array, out: Array | None) -> Array:

@@ -14,7 +14,9 @@ recorded in a result go through the same validation (:meth:`Config.from_record`)
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -143,10 +145,28 @@ def _sub_path(loc: tuple[Any, ...]) -> str:
 # --- the base model -------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _without_pydantic_plugins() -> Iterator[None]:
+    """Build a model's validator without pydantic's plugin loader: it scans the entry points of
+    every installed distribution (tens of ms at start-up), and no plugin has business observing
+    xavinit's own option models. ``typer`` builds its parameter adapters the same way."""
+    previous = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
+        else:
+            os.environ["PYDANTIC_DISABLE_PLUGINS"] = previous
+
+
 class Config(BaseModel):
     """A command's fully resolved configuration: frozen, unknown keys refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=False, defer_build=True
+    )
 
     command: ClassVar[str] = ""
     """The command this config belongs to."""
@@ -212,6 +232,9 @@ class Config(BaseModel):
         """
         where: Origin = origin or (lambda key: key)
         data = cls._canonical(mapping, where)
+        if not cls.__pydantic_complete__:
+            with _without_pydantic_plugins():
+                cls.model_rebuild()
         try:
             return cls.model_validate(data)
         except ValidationError as error:

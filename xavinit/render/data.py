@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from xavinit.render.sweep import sweep_rows
 from xavinit.serialize import to_json, to_yaml
 
 
@@ -63,9 +62,15 @@ CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "gain": _gain_rows,
     "report": _report_rows,
     "check": lambda d: [{k: v for k, v in t.items() if k != "candidates"} for t in d["tensors"]],
-    "sweep": sweep_rows,
+    "sweep": lambda d: _sweep_rows(d),
 }
 """Each command's CSV rows, from its document."""
+
+
+def _sweep_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    from xavinit.render.sweep import sweep_rows  # rich tables: only a sweep's CSV needs them
+
+    return sweep_rows(document)
 
 
 def table_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
