@@ -122,8 +122,11 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 @contextlib.contextmanager
 def progress_bar(quiet: bool) -> Iterator[ProgressCallback | None]:
     """A Rich progress bar on stderr, or None when quiet or stderr is not a terminal."""
+    if quiet:  # no console to build (nor Rich to import) for a run that shows none
+        yield None
+        return
     console = stderr_console()
-    if quiet or not console.is_terminal:
+    if not console.is_terminal:
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
