@@ -19,6 +19,35 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
     return statistics.median(times)
 
 
+def interleaved_times(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Seconds of each call, the functions run in turn ``repeats`` times (after ``warmup``
+    rounds), so that a machine that grows busy slows every one of them alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {label: [] for label in fns}
+    for _ in range(repeats):
+        for label, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - start)
+    return times
+
+
+def median_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """The median over rounds of one round's ratio (like with like on a busy machine)."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, to print beside a ratio."""
+    import os
+
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def blas_info() -> str:
     """The BLAS libraries loaded and their thread counts (threadpoolctl, when installed)."""
     from threadpoolctl import threadpool_info

@@ -284,3 +284,61 @@ def test_normal_helpers():
     assert stats.normal_two_sided_p(1.959963984540054) == pytest.approx(0.05, rel=1e-12)
     assert stats.normal_two_sided_p(-1.959963984540054) == pytest.approx(0.05, rel=1e-12)
     assert stats.normal_quantile(0.975) == pytest.approx(1.959963984540054, rel=1e-12)
+
+
+# --- the sort-free KS distance, the direct CDF interpolation, the chunk-fed scanner ---------
+
+
+def _sorted_ks_distance(u: np.ndarray) -> float:
+    """The textbook formula on the sorted values: max(i/n - u_(i), u_(i) - (i-1)/n)."""
+    x = np.sort(u)
+    n = x.size
+    gap = x - np.arange(1, n + 1, dtype=np.float64) / n
+    return max(-float(gap.min()), float(gap.max()) + 1.0 / n)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 40_001])
+def test_ks_distance_unsorted_is_the_sorted_formula_bit_for_bit(n: int) -> None:
+    from xavinit.stats import ks_distance_unsorted
+
+    rng = np.random.default_rng(n)
+    cases = [
+        rng.random(n),  # the null hypothesis
+        rng.random(n) ** 1.3,  # a wrong law
+        rng.random(n) * 0.5,  # far off: every bucket above the middle is empty
+        np.round(rng.random(n), 2),  # ties
+        np.concatenate([[0.0, 1.0], rng.random(max(n - 2, 0))])[:n],  # the ends of [0, 1]
+    ]
+    for u in cases:
+        assert ks_distance_unsorted(u) == _sorted_ks_distance(u)
+
+
+def test_normal_cdf_of_points_in_random_order_is_numpys_interpolation_bit_for_bit() -> None:
+    from xavinit.stats import _normal_cdf_table, normal_cdf
+
+    grid, values = _normal_cdf_table()
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal(50_000) * 3.0
+    on_grid = grid[::10]
+    z[: on_grid.size] = on_grid  # on the grid's own points
+    z[-4:] = [-20.0, 20.0, -9.0, 9.0]  # beyond and at its ends
+    z[-8:-4] = np.nextafter(grid[100:104], 10.0)  # a rounding away from a grid point
+    z[-12:-8] = np.nextafter(grid[100:104], -10.0)
+    z[-13] = np.nan
+    expected = np.interp(z, grid, values)
+    got = normal_cdf(z)
+    assert np.array_equal(got, expected, equal_nan=True)
+
+
+def test_a_scanner_fed_while_sampling_gives_the_scan_of_the_matrix() -> None:
+    from xavinit.schemes import get_scheme
+    from xavinit.stats import Scanner
+
+    for spec in ("normalized", "xavier-normal", "glorot-normal-truncated"):
+        out = np.empty((300, 700), dtype=np.float32)
+        scanner = Scanner(out.size, out.dtype, 5000)
+        get_scheme(spec).sample((300, 700), np.random.default_rng(1), out=out, observe=scanner.add)
+        fed, fed_sample = scanner.result()
+        whole, whole_sample = scan(out, 5000)
+        assert fed == whole
+        assert np.array_equal(fed_sample, whole_sample)

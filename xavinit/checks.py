@@ -97,7 +97,23 @@ def measure(
     Raises:
         XavinitError: when an entry is NaN or infinite.
     """
-    found, sample = scan(weights, ks_sample)
+    return measurement_of(scan(weights, ks_sample), name, sort=sort, eps=eps)
+
+
+def measurement_of(
+    scanned: tuple[Moments, np.ndarray],
+    name: str = "weights",
+    *,
+    sort: bool = False,
+    eps: float | None = None,
+) -> Measurement:
+    """A :class:`Measurement` from a scan's ``(moments, sample)`` (a :class:`Scanner` fed
+    while the matrix was drawn, or :func:`scan`).
+
+    Raises:
+        XavinitError: when an entry is NaN or infinite.
+    """
+    found, sample = scanned
     if not found.finite:
         raise XavinitError(f"{name}: holds NaN or infinite values; weights must be finite")
     if sort:

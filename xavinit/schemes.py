@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ import numpy as np
 from xavinit.activations import activation_gain
 from xavinit.errors import XavinitError
 from xavinit.specs import split_spec, suggest
-from xavinit.stats import big_phi, normal_cdf, phi
+from xavinit.stats import CHUNK, big_phi, normal_cdf, phi
 
 TRUNCATION = 2.0
 """Truncated normals are cut at +-TRUNCATION standard deviations of the underlying normal."""
@@ -85,8 +86,9 @@ KURTOSIS = {
 }
 """Kurtosis E[w^4] / E[w^2]^2 of each distribution: it sets the standard error of a variance."""
 
-SAMPLE_CHUNK = 1 << 16
-"""Entries drawn per generator call: each chunk is scaled while it is still in cache."""
+SAMPLE_CHUNK = CHUNK
+"""Entries drawn per generator call: each chunk is scaled, and measured when asked, while it is
+still in cache (the chunk of :func:`xavinit.stats.scan`, so a measured draw gives its numbers)."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ class Scheme:
         rng: np.random.Generator,
         dtype: Any = np.float32,
         out: np.ndarray | None = None,
+        observe: Callable[[np.ndarray], None] | None = None,
     ) -> np.ndarray:
         """Draw a ``(fan_in, fan_out)`` matrix in place, without temporaries of its size.
 
@@ -223,6 +226,9 @@ class Scheme:
             rng: the generator that supplies every random number.
             dtype: float32 (default) or float64.
             out: an optional preallocated C-contiguous array of that shape and dtype.
+            observe: called with each finished chunk of :data:`SAMPLE_CHUNK` entries, in
+                order, while it is in cache (a :class:`xavinit.stats.Scanner`'s ``add``);
+                i.i.d. schemes only.
         """
         fan_in, fan_out = shape
         if out is None:
@@ -233,6 +239,8 @@ class Scheme:
                 f"got {out.dtype} {out.shape}"
             )
         if self.distribution == "orthogonal":
+            if observe is not None:
+                raise ValueError("an orthogonal matrix is not drawn entry by entry")
             return _sample_orthogonal(out, rng, self.gain)
         flat = out.reshape(-1)  # a view: ``out`` is C-contiguous
         if self.distribution == "uniform":
@@ -243,6 +251,8 @@ class Scheme:
                 rng.random(dtype=out.dtype, out=view)
                 view *= 2.0 * bound
                 view -= bound
+                if observe is not None:
+                    observe(view)
             return out
         std = self.std(fan_in, fan_out)
         assert std is not None
@@ -253,6 +263,8 @@ class Scheme:
             if truncated:
                 _redraw_beyond(view, rng, self.truncation)
             view *= std
+            if observe is not None:
+                observe(view)
         return out
 
     def describe(self) -> str:

@@ -43,48 +43,72 @@ class Moments:
         return max(self.mean_square - self.mean**2, 0.0)
 
 
-def scan(array: np.ndarray, sample_size: int = 0, chunk: int = CHUNK) -> tuple[Moments, np.ndarray]:
-    """One streaming pass over ``array``: its moments and an evenly strided subsample.
+class Scanner:
+    """Moments and a strided subsample of an array fed to it chunk by chunk, in order.
 
-    Each cache-sized chunk is copied into one reusable float64 buffer; the sum and the sum of
-    squares are numpy's pairwise sums of it and of its square (a second cache-sized buffer), not
-    BLAS dots, whose threads stall a loaded machine for seconds on small vectors; the extremes
-    come from the chunk itself, and every
-    ``ceil(N / sample_size)``-th entry is kept for a distribution test. For i.i.d. entries any
-    fixed index set is a simple random sample, and a stride spans the whole matrix.
+    Each chunk is copied into one reusable float64 buffer; the sum and the sum of squares are
+    numpy's pairwise sums of it and of its square (a second cache-sized buffer), not BLAS dots,
+    whose threads stall a loaded machine for seconds on small vectors; the extremes come from
+    the chunk itself, and every ``ceil(N / sample_size)``-th entry is kept for a distribution
+    test. For i.i.d. entries any fixed index set is a simple random sample, and a stride spans
+    the whole matrix. Fed the chunks of :func:`scan` it gives scan's numbers exactly: a sampler
+    that feeds each chunk it has just drawn (:meth:`xavinit.schemes.Scheme.sample`) measures
+    the matrix while it is still in cache instead of reading it again.
+    """
+
+    def __init__(self, count: int, dtype: np.dtype, sample_size: int = 0, chunk: int = CHUNK):
+        self.count = count
+        self.step = max(1, math.ceil(count / sample_size)) if sample_size and count else 0
+        self.sample = np.empty(math.ceil(count / self.step) if self.step else 0, dtype=dtype)
+        self._buffer = np.empty(min(chunk, max(count, 1)), dtype=np.float64)
+        self._squares = np.empty_like(self._buffer)
+        self._total = 0.0
+        self._total_sq = 0.0
+        self._lo, self._hi = math.inf, -math.inf
+        self._taken = 0
+        self._seen = 0
+
+    def add(self, piece: np.ndarray) -> None:
+        """Take the next chunk (a flat view of at most ``chunk`` entries, in array order)."""
+        start = self._seen
+        with np.errstate(all="ignore"):  # NaN and inf are reported through ``finite``
+            b = self._buffer[: piece.size]
+            b[...] = piece
+            sq = self._squares[: piece.size]
+            np.multiply(b, b, out=sq)
+            self._total += float(np.add.reduce(b))
+            self._total_sq += float(np.add.reduce(sq))
+            self._lo = min(self._lo, float(piece.min()))
+            self._hi = max(self._hi, float(piece.max()))
+        if self.step:
+            picked = piece[(-start) % self.step :: self.step]
+            self.sample[self._taken : self._taken + picked.size] = picked
+            self._taken += picked.size
+        self._seen += piece.size
+
+    def result(self) -> tuple[Moments, np.ndarray]:
+        """``(moments, sample)`` of everything added (the sample keeps the array's dtype)."""
+        count = self.count
+        if count == 0:
+            return Moments(0, math.nan, math.nan, math.nan, math.nan, True), self.sample
+        total, total_sq, lo, hi = self._total, self._total_sq, self._lo, self._hi
+        finite = math.isfinite(total) and math.isfinite(total_sq) and math.isfinite(lo + hi)
+        moments = Moments(count, total / count, total_sq / count, lo, hi, finite)
+        return moments, self.sample[: self._taken]
+
+
+def scan(array: np.ndarray, sample_size: int = 0, chunk: int = CHUNK) -> tuple[Moments, np.ndarray]:
+    """One streaming pass over ``array``: its moments and an evenly strided subsample (see
+    :class:`Scanner`).
 
     Returns:
         ``(moments, sample)``; the sample keeps the array's dtype (empty when ``sample_size`` is 0).
     """
     flat = np.ravel(array, order="K")
-    count = int(flat.size)
-    step = max(1, math.ceil(count / sample_size)) if sample_size else 0
-    sample = np.empty(math.ceil(count / step) if step else 0, dtype=flat.dtype)
-    if count == 0:
-        return Moments(0, math.nan, math.nan, math.nan, math.nan, True), sample
-    buffer = np.empty(min(chunk, count), dtype=np.float64)
-    squares = np.empty_like(buffer)
-    total = 0.0
-    total_sq = 0.0
-    lo, hi = math.inf, -math.inf
-    taken = 0
-    with np.errstate(all="ignore"):  # NaN and inf are reported through ``finite``
-        for start in range(0, count, chunk):
-            piece = flat[start : start + chunk]
-            b = buffer[: piece.size]
-            b[...] = piece
-            sq = squares[: piece.size]
-            np.multiply(b, b, out=sq)
-            total += float(np.add.reduce(b))
-            total_sq += float(np.add.reduce(sq))
-            lo = min(lo, float(piece.min()))
-            hi = max(hi, float(piece.max()))
-            if step:
-                picked = piece[(-start) % step :: step]
-                sample[taken : taken + picked.size] = picked
-                taken += picked.size
-    finite = math.isfinite(total) and math.isfinite(total_sq) and math.isfinite(lo + hi)
-    return Moments(count, total / count, total_sq / count, lo, hi, finite), sample
+    scanner = Scanner(int(flat.size), flat.dtype, sample_size, chunk)
+    for start in range(0, flat.size, chunk):
+        scanner.add(flat[start : start + chunk])
+    return scanner.result()
 
 
 def moments(array: np.ndarray, chunk: int = CHUNK) -> Moments:
@@ -190,7 +214,46 @@ def normal_cdf(z: np.ndarray) -> np.ndarray:
     numpy has no erf, and a Python-level ``math.erf`` costs 70 ns a value.
     """
     grid, values = _normal_cdf_table()
-    return np.interp(z, grid, values)
+    if np.ndim(z) != 1 or z.size < _DIRECT_INTERPOLATION or bool(np.all(z[1:] >= z[:-1])):
+        return np.interp(z, grid, values)  # its search is fastest on points in order
+    return _interp_uniform_grid(np.asarray(z, dtype=np.float64), grid, values)
+
+
+_DIRECT_INTERPOLATION = 4096
+"""From this many points on, :func:`normal_cdf` finds each cell of points in random order by
+arithmetic."""
+
+
+@functools.cache
+def _slopes() -> np.ndarray:
+    grid, values = _normal_cdf_table()
+    return np.diff(values) / np.diff(grid)
+
+
+def _interp_uniform_grid(x: np.ndarray, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.interp(x, grid, values)`` for the equally spaced grid of the CDF table, bit for bit,
+    in a few linear passes: ``np.interp`` binary-searches each point, which is fast for sorted
+    points (each search starts at the last one's cell) and ten times slower in random order.
+
+    The cell ``j`` comes from ``(x - grid[0]) / h`` and is corrected by one where rounding put
+    it on the wrong side of ``grid[j]`` or ``grid[j + 1]``; the value is then numpy's own
+    ``slope[j] * (x - grid[j]) + values[j]``. Outside the grid: the end values; NaN stays NaN.
+    """
+    last = grid.size - 1
+    cell = np.subtract(x, grid[0])
+    cell *= last / (grid[-1] - grid[0])
+    np.clip(cell, 0, last - 1, out=cell)
+    np.nan_to_num(cell, copy=False, nan=0.0)
+    j = cell.astype(np.intp)
+    j -= grid[j] > x
+    j += grid[np.minimum(j + 1, last)] <= x
+    np.clip(j, 0, last - 1, out=j)
+    out = np.subtract(x, grid[j])
+    out *= _slopes()[j]
+    out += values[j]
+    out[x <= grid[0]] = values[0]
+    out[x >= grid[-1]] = values[-1]
+    return out
 
 
 @dataclass(frozen=True)
@@ -290,15 +353,65 @@ def ks_test(
     few percent of p for n >= 5 (Numerical Recipes, 14.3). ``presorted``: the sample is already
     in ascending order (one sort serves many candidate laws).
     """
-    x = sample if presorted else np.sort(sample)
-    n = x.size
-    gap = np.asarray(cdf(x), dtype=np.float64)  # F(x_(i)), then F(x_(i)) - i/n in place
-    gap -= _plotting_positions(n)
-    d_plus = -float(gap.min())  # max(i/n - F)
-    d_minus = float(gap.max()) + 1.0 / n  # max(F - (i-1)/n)
-    d = max(d_plus, d_minus)
+    n = sample.size
+    if presorted:
+        gap = np.asarray(cdf(sample), dtype=np.float64)  # F(x_(i)), then F(x_(i)) - i/n
+        gap -= _plotting_positions(n)
+        d_plus = -float(gap.min())  # max(i/n - F)
+        d_minus = float(gap.max()) + 1.0 / n  # max(F - (i-1)/n)
+        d = max(d_plus, d_minus)
+    else:
+        d = ks_distance_unsorted(np.asarray(cdf(sample), dtype=np.float64))
     root = math.sqrt(n)
     return d, kolmogorov_sf((root + 0.12 + 0.11 / root) * d)
+
+
+KS_BUCKET_SIZE = 4
+"""Expected sample points per bucket of :func:`ks_distance_unsorted`."""
+
+
+def ks_distance_unsorted(u: np.ndarray) -> float:
+    """``D = max_i max(i/n - u_(i), u_(i) - (i-1)/n)`` of values ``u = F(x)`` in any order,
+    exactly, without sorting them all.
+
+    The values are counted into ``B`` equal buckets of [0, 1] (``n / 4`` of them, a linear
+    pass). Before bucket ``k`` lie ``C_k`` values, so ``|C_k/n - k/B| <= D`` at each boundary,
+    and a value ranked ``i = C_k + j`` inside bucket ``k`` deviates by at most
+    ``max((C_k + c_k)/n - k/B, (k+1)/B - C_k/n)``. Only the few buckets whose bound reaches the
+    largest boundary deviation can hold the maximum: their values alone are sorted, and ``D``
+    is computed from their exact ranks with the arithmetic of the sorted formula (the same
+    number, bit for bit). Under the null hypothesis this is a handful of buckets; at worst it
+    sorts everything, as before.
+    """
+    n = int(u.size)
+    if n == 0:
+        return 0.0
+    buckets = max(1, n // KS_BUCKET_SIZE)
+    index = np.multiply(u, buckets)
+    np.clip(index, 0, buckets - 1, out=index)
+    where = index.astype(np.intp)  # floor: u >= 0 after the clip
+    counts = np.bincount(where, minlength=buckets)
+    before = np.zeros(buckets + 1, dtype=np.int64)
+    np.cumsum(counts, out=before[1:])
+    edges = np.arange(buckets + 1, dtype=np.float64) / buckets
+    lower = float(np.max(np.abs(before / n - edges)))
+    left = before[:-1] / n
+    upper = np.maximum(before[1:] / n - edges[:-1], edges[1:] - left)
+    # the margin covers a value that rounding put one bucket up (u B rounded to k)
+    candidates = np.flatnonzero((upper >= lower - 1e-12) & (counts > 0))
+    chosen = np.zeros(buckets, dtype=bool)
+    chosen[candidates] = True
+    members = np.flatnonzero(chosen[where])
+    values = u[members]
+    order = np.lexsort((values, where[members]))
+    values = values[order]
+    bucket_of = where[members][order]
+    first = np.searchsorted(bucket_of, bucket_of, side="left")  # each value's bucket start
+    ranks = before[bucket_of] + (np.arange(values.size) - first) + 1
+    gap = values - ranks.astype(np.float64) / n
+    d_plus = -float(gap.min())
+    d_minus = float(gap.max()) + 1.0 / n
+    return max(d_plus, d_minus)
 
 
 def holm_reject(p_values: Sequence[float], alpha: float) -> list[bool]:

@@ -12,7 +12,7 @@ from typing import cast
 
 import numpy as np
 
-from xavinit.checks import Tolerance, assess_iid, assess_orthogonal, judge, measure
+from xavinit.checks import Tolerance, assess_iid, assess_orthogonal, judge, measurement_of
 from xavinit.config import InitConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
@@ -22,6 +22,7 @@ from xavinit.resources import require_memory
 from xavinit.results import Candidate, InitCheck, InitResult, Ranking
 from xavinit.roles import Tensor
 from xavinit.schemes import Scheme, get_scheme
+from xavinit.stats import Scanner
 from xavinit.streams import layer_rng
 from xavinit.verdicts import judge_expected
 
@@ -96,13 +97,20 @@ def _sample_all(
             for trial in range(config.trials):
                 if progress is not None:
                     progress(done, total, f"{scheme.spec} layer {index + 1}")
+                # an i.i.d. draw is measured chunk by chunk as it is drawn, while in cache
+                scanner = (
+                    Scanner(weights.size, weights.dtype, config.ks_sample) if scheme.iid else None
+                )
                 scheme.sample(
-                    (fan_in, fan_out), layer_rng(config.seed, trial, index + 1), out=weights
+                    (fan_in, fan_out),
+                    layer_rng(config.seed, trial, index + 1),
+                    out=weights,
+                    observe=None if scanner is None else scanner.add,
                 )
                 if writer is not None and trial == 0:
                     writer.add(f"{scheme.spec}/layer{index + 1}", weights)
-                if scheme.iid:
-                    found.append(measure(weights, config.ks_sample))
+                if scanner is not None:
+                    found.append(measurement_of(scanner.result()))
                 else:
                     kept.append(weights.copy() if config.trials > 1 else weights)
                 done += 1
