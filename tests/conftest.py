@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The terminal size the runner may export (pytest-xdist's workers set COLUMNS=80): the tests
+# read tables as a pipe gets them, 160 columns (xavinit.cli.common.stdout_console), unless a
+# test sets COLUMNS itself.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 def write_blobs(path: Path, n_train=1200, n_test=400, inputs=12, classes=3, seed=0) -> Path:
