@@ -263,19 +263,24 @@ def _standard_error(layer, field: str) -> float:
     return layer.spread[field] / math.sqrt(6)
 
 
+def _within_5_standard_errors(run, pairs) -> None:
+    """Each ``(measured, predicted)`` field pair of every layer within 5 standard errors; the
+    output layer's backprop variance is the measured top gradient itself and is skipped."""
+    for layer in run.layers:
+        for measured, predicted in pairs:
+            if layer.kind == "output" and measured == "backprop_var":
+                continue
+            error = abs(getattr(layer, measured) - getattr(layer, predicted))
+            assert error <= 5 * _standard_error(layer, measured), (
+                run.scheme, run.activation, layer.layer, measured,
+            )  # fmt: skip
+
+
 def test_every_prediction_matches_the_measurement_averaged_over_trials(five_activations):
     """Each mean-field prediction within 5 standard errors of the mean over 6 trials, the
-    standard error being the trials' sample std over sqrt(6); the output layer's backprop
-    variance is the measured top gradient itself and is skipped."""
+    standard error being the trials' sample std over sqrt(6)."""
     for run in five_activations:
-        for layer in run.layers:
-            for measured, predicted in PREDICTED:
-                if layer.kind == "output" and measured == "backprop_var":
-                    continue
-                error = abs(getattr(layer, measured) - getattr(layer, predicted))
-                assert error <= 5 * _standard_error(layer, measured), (
-                    run.scheme, run.activation, layer.layer, measured,
-                )  # fmt: skip
+        _within_5_standard_errors(run, PREDICTED)
 
 
 def test_linear_regime_predictions_and_their_notes(five_activations):
@@ -366,14 +371,7 @@ def test_every_prediction_matches_the_measurement_with_biases(with_biases):
         if run.activation == "linear":
             pairs += [("activation_var", "linear_activation_var"),
                       ("weight_grad_var", "linear_weight_grad_var")]  # fmt: skip
-        for layer in run.layers:
-            for measured, predicted in pairs:
-                if layer.kind == "output" and measured == "backprop_var":
-                    continue
-                error = abs(getattr(layer, measured) - getattr(layer, predicted))
-                assert error <= 5 * _standard_error(layer, measured), (
-                    run.activation, layer.layer, measured,
-                )  # fmt: skip
+        _within_5_standard_errors(run, pairs)
 
 
 def test_bias_variance_adds_to_every_preactivation_by_hand(with_biases):
