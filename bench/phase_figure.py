@@ -1,6 +1,6 @@
 """The phase-diagram figure of docs/gain.md: order and chaos in (sigma_w, sigma_b) per activation.
 
-For tanh, relu, gelu, silu and mish, :func:`xavinit.theory.phase_diagram` over a grid of gains
+For every activation xavinit knows, :func:`xavinit.theory.phase_diagram` over a grid of gains
 ``sigma_w`` (``Var[W] = sigma_w^2 / fan_in``) and bias standard deviations ``sigma_b``: colour is
 ``chi_1`` at the smallest attracting fixed point ``q*`` of ``q -> sw^2 E[f(sqrt(q) z)^2] +
 sb^2`` (Poole et al., 2016, figure 1), the black line ``chi_1 = 1`` (order on its left, chaos
@@ -10,24 +10,26 @@ fixed point attracts (slope < 1), dotted where it repels; the crosses are the st
 points quoted in the docs.
 Writes ``docs/figures/gain-phase-diagram.png``.
 
-Run: ``python bench/phase_figure.py`` (needs matplotlib; about 15 s).
+Run: ``python bench/phase_figure.py`` (needs matplotlib; about 30 s).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from xavinit.activations import get_activation
+from xavinit.activations import ACTIVATION_NAMES, get_activation
 from xavinit.theory import gain_theory, phase_diagram
 
-NAMES = ("tanh", "relu", "gelu", "silu", "mish")
+NAMES = ACTIVATION_NAMES
 SIGMA_W = np.linspace(0.5, 2.5, 101)
 SIGMA_B = np.linspace(0.0, 1.0, 51)
 EXAMPLES = {"silu": (1.5, 0.2), "gelu": (1.5, 0.05), "mish": (1.45, 0.05)}
 """(gain, sb^2) of the stable fixed points docs/gain.md quotes."""
+COLUMNS = 5
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "gain-phase-diagram.png"
 
 
@@ -38,10 +40,14 @@ def main() -> int:
     except ImportError:
         print("needs matplotlib: pip install 'xavinit[plot]'", file=sys.stderr)
         return 2
-    fig = Figure(figsize=(18, 4.2), layout="constrained")
-    axes = fig.subplots(1, len(NAMES), sharey=True)
+    rows = math.ceil(len(NAMES) / COLUMNS)
+    fig = Figure(figsize=(3.6 * COLUMNS + 1.2, 3.3 * rows + 0.6), layout="constrained")
+    grid = fig.subplots(rows, COLUMNS, sharex=True, sharey=True, squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[len(NAMES) :]:
+        ax.set_visible(False)
     image = None
-    for ax, name in zip(axes, NAMES, strict=True):
+    for ax, name in zip(axes, NAMES, strict=False):
         diagram = phase_diagram(get_activation(name), SIGMA_W, SIGMA_B)
         chi = diagram.chi1.T  # rows: sigma_b
         ax.set_facecolor("#bbbbbb")
@@ -67,10 +73,13 @@ def main() -> int:
             ax.plot([gain], [bias_var**0.5], "x", color="#2ca02c", markersize=9, mew=2.5,
                     label=f"gain {gain}, sb² {bias_var}")  # fmt: skip
         ax.set_xlim(SIGMA_W[0], SIGMA_W[-1])
-        ax.set_xlabel("σ_w (gain)")
         ax.set_title(name)
-        ax.legend(fontsize="x-small", loc="upper left")
-    axes[0].set_ylabel("σ_b (bias std)")
+        if name in EXAMPLES or name == NAMES[0]:
+            ax.legend(fontsize="x-small", loc="upper left")
+    for ax in grid[-1]:
+        ax.set_xlabel("σ_w (gain)")
+    for ax in grid[:, 0]:
+        ax.set_ylabel("σ_b (bias std)")
     assert image is not None
     fig.colorbar(image, ax=axes, label="χ1 at the fixed point (order < 1 < chaos)")
     fig.suptitle(
