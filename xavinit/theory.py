@@ -693,7 +693,8 @@ which is a fixed point without bias."""
 @dataclass(frozen=True)
 class PhaseDiagram:
     """The mean-field fixed point over a grid of ``(sigma_w, sigma_b)``, arrays of the grid's
-    shape (NaN where the variance grows without bound).
+    shape (NaN where the variance grows without bound, or where the iteration, slowed by a
+    slope of 1, did not settle).
 
     Attributes:
         sigma_w: ``sw``, the gain (``Var[W] = sw^2 / fan_in``).
@@ -721,7 +722,8 @@ def phase_diagram(
     """Where a deep network with weights ``N(0, sw^2 / fan_in)`` and biases ``N(0, sb^2)`` is
     ordered or chaotic (Poole et al., 2016, figure 1; Schoenholz et al., 2017).
 
-    For every pair of the grid ``sigma_w x sigma_b`` (outer product) the variance map is
+    For every pair of the grid ``sigma_w x sigma_b`` (outer product of the two 1-D sequences;
+    the result's arrays are ``(len(sigma_w), len(sigma_b))``) the variance map is
     iterated from ``q = max(sb^2, 1e-6)``: it is increasing in ``q``, so from below the smallest
     fixed point that attracts, ``q*``, is reached monotonically (it tends to 0 when ``sb = 0``
     and the map contracts near 0, ``sw f'(0) < 1``; above the fixed point ``q = 0`` when that
