@@ -119,6 +119,60 @@ def test_the_chain_has_the_law_of_real_networks(name: str):
     assert statistic < 1.95 * math.sqrt(1 / networks + 1 / 2000), statistic
 
 
+@pytest.mark.parametrize("name", ["silu", "tanh"])
+def test_the_chain_with_biases_has_the_law_of_real_networks(name: str):
+    """As above with biases N(0, 0.2): networks at gain^2 = (1 - 0.2) / m2 whose inputs are
+    N(0, m2) (m2 a Monte-Carlo E[f(z)^2]) and whose layers add biases drawn here, against the
+    chain at the same gain and bias variance."""
+    act = get_activation(name)
+    sb2 = 0.2
+    m2 = float(np.mean(act(np.random.default_rng(0).standard_normal(10**6)) ** 2))
+    gain = math.sqrt((1 - sb2) / m2)
+    rng = np.random.default_rng(1)
+    width, depth, networks = 40, 20, 300
+    measured = np.empty(networks)
+    for i in range(networks):
+        z = rng.standard_normal(width) * math.sqrt(m2)
+        variances = []
+        for _ in range(depth):
+            w = rng.standard_normal((width, width)) * gain / math.sqrt(width)
+            z = act(z @ w + rng.standard_normal(width) * math.sqrt(sb2))
+            variances.append(z.var())
+        measured[i] = variances[-1] / variances[0]
+    simulated = chain_ratios(act, gain, width, depth, 2000, np.random.default_rng(2), sb2)
+    statistic = _ks_statistic(np.log(measured), np.log(simulated))
+    assert statistic < 1.95 * math.sqrt(1 / networks + 1 / 2000), statistic
+
+
+def test_gain_with_biases():
+    """--bias-var 0.2: the fixed-point gain puts q* = 1 with the biases, slopes and chi1 shrink
+    by 0.8 (silu's 1.173 -> 0.938: its fixed point attracts), and the depth check builds the
+    network at that gain with biases and passes."""
+    plain = json.loads(runner.invoke(app, ["gain", "silu", "relu", "-f", "json"]).stdout)
+    result = runner.invoke(
+        app, ["gain", "silu", "relu", "--bias-var", "0.2", "--check", "--depth", "20",
+              "--width", "100", "-f", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["config"]["bias_var"] == 0.2 and doc["passed"] is True
+    for row, base in zip(doc["gains"], plain["gains"], strict=True):
+        assert row["bias_var"] == 0.2 and base["bias_var"] == 0.0
+        assert row["forward_gain"] == base["forward_gain"]
+        assert row["fixed_point_gain"] ** 2 * row["second_moment"] == pytest.approx(0.8)
+        assert row["fixed_point_slope"] == pytest.approx(0.8 * base["fixed_point_slope"])
+        assert row["chi1"] == pytest.approx(0.8 * base["chi1"])
+        assert row["phase"] == "ordered"
+    assert doc["gains"][0]["fixed_point_slope"] < 1 < plain["gains"][0]["fixed_point_slope"]
+    for check, row in zip(doc["depth_checks"], doc["gains"], strict=True):
+        assert check["gain"] == row["fixed_point_gain"] and check["passed"]
+    markdown = runner.invoke(app, ["gain", "silu", "--bias-var", "0.2", "-f", "markdown"])
+    assert (
+        "with biases N(0, 0.2)" in markdown.stdout
+        and "| `silu` | 1.6765 | 1.6233 | 1.4995 | 0.938 |" in markdown.stdout
+    )
+
+
 def test_replicas_make_alpha_family_wise():
     for k, alpha in ((1, 0.01), (5, 0.01), (15, 0.01), (3, 0.05)):
         n = replicas_for(k, alpha)
@@ -144,6 +198,8 @@ def test_table_and_markdown():
         (["--check", "--width", "5"], "--width: must be >= 10"),
         (["--check", "--depth", "50", "--width", "10000000"], "memory"),
         (["elu:alpha=-1"], "alpha must be a number from 0 to 1e+06"),
+        (["--bias-var", "1"], "--bias-var: must be < 1"),
+        (["--bias-var", "-0.1"], "--bias-var: must be >= 0"),
     ],
 )
 def test_bad_input(args, message, tmp_path):

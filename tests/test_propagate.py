@@ -202,6 +202,8 @@ def test_overflow_is_a_failed_check_naming_the_layer():
         (["--batch", "0"], "--batch"),
         (["--batch", "10", "--jacobian-samples", "11"], "at most the batch size 10"),
         (["--backward", "sideways"], "nll, unit"),
+        (["--bias-var", "-1"], "--bias-var: must be >= 0"),
+        (["--bias-var", "inf"], "--bias-var"),
     ],
 )
 def test_bad_input(args, message, tmp_path):
@@ -261,19 +263,24 @@ def _standard_error(layer, field: str) -> float:
     return layer.spread[field] / math.sqrt(6)
 
 
+def _within_5_standard_errors(run, pairs) -> None:
+    """Each ``(measured, predicted)`` field pair of every layer within 5 standard errors; the
+    output layer's backprop variance is the measured top gradient itself and is skipped."""
+    for layer in run.layers:
+        for measured, predicted in pairs:
+            if layer.kind == "output" and measured == "backprop_var":
+                continue
+            error = abs(getattr(layer, measured) - getattr(layer, predicted))
+            assert error <= 5 * _standard_error(layer, measured), (
+                run.scheme, run.activation, layer.layer, measured,
+            )  # fmt: skip
+
+
 def test_every_prediction_matches_the_measurement_averaged_over_trials(five_activations):
     """Each mean-field prediction within 5 standard errors of the mean over 6 trials, the
-    standard error being the trials' sample std over sqrt(6); the output layer's backprop
-    variance is the measured top gradient itself and is skipped."""
+    standard error being the trials' sample std over sqrt(6)."""
     for run in five_activations:
-        for layer in run.layers:
-            for measured, predicted in PREDICTED:
-                if layer.kind == "output" and measured == "backprop_var":
-                    continue
-                error = abs(getattr(layer, measured) - getattr(layer, predicted))
-                assert error <= 5 * _standard_error(layer, measured), (
-                    run.scheme, run.activation, layer.layer, measured,
-                )  # fmt: skip
+        _within_5_standard_errors(run, PREDICTED)
 
 
 def test_linear_regime_predictions_and_their_notes(five_activations):
@@ -332,3 +339,129 @@ def test_new_activations_train_and_scheme_gains_accept_them(module_blobs):
         assert result.exit_code == 0, (name, result.stderr)
         (run,) = json.loads(result.stdout)["runs"]
         assert not run["diverged"] and run["final_test_error"] < 0.2, name
+
+
+# --- biases (issue 24) ---------------------------------------------------------------------------
+
+SILU_15 = "variance-scaling:gain=1.5,mode=fan_in,distribution=normal"
+
+
+@pytest.fixture(scope="module")
+def with_biases():
+    """Biases N(0, 0.2): tanh (normalized), relu (he-normal), silu at gain 1.5 and linear
+    (normalized), 200-400x3-10, batch 40, 6 trials."""
+    cases = {
+        "tanh": "normalized", "relu": "he-normal", "silu": SILU_15, "linear": "normalized",
+    }  # fmt: skip
+    runs = []
+    for activation, scheme in cases.items():
+        config = PropagateConfig(
+            layers=(200, 400, 400, 400, 10), batch=40, trials=6, schemes=(scheme,),
+            activations=(activation,), jacobian_samples=0, bias_var=0.2,
+        )  # fmt: skip
+        runs += run_propagate(config).runs
+    return runs
+
+
+def test_every_prediction_matches_the_measurement_with_biases(with_biases):
+    """As without biases: each mean-field prediction (and, for the linear activation, each
+    linear-regime one) within 5 standard errors of the mean over 6 trials."""
+    for run in with_biases:
+        pairs = list(PREDICTED)
+        if run.activation == "linear":
+            pairs += [("activation_var", "linear_activation_var"),
+                      ("weight_grad_var", "linear_weight_grad_var")]  # fmt: skip
+        _within_5_standard_errors(run, pairs)
+
+
+def test_bias_variance_adds_to_every_preactivation_by_hand(with_biases):
+    """linear/normalized with equal widths 400: q^k = q^{k-1} + 0.2 from q^1 = 200 * 2/600 *
+    E[x^2] + 0.2 (E[x^2] measured, about 1/3)."""
+    run = next(r for r in with_biases if r.activation == "linear")
+    q = 200 * (2 / 600) * run.input_second_moment + 0.2
+    for layer in run.layers[:-1]:
+        assert layer.predicted_preactivation_var == pytest.approx(q, rel=1e-12)
+        q = q + 0.2
+    assert run.layers[-1].predicted_preactivation_var == pytest.approx(
+        400 * (2 / 410) * (q - 0.2) + 0.2, rel=1e-12
+    )
+
+
+def _e(f, q, hz, hw):
+    return f(math.sqrt(q) * hz) @ hw
+
+
+def test_silu_with_biases_holds_its_stable_fixed_point_in_a_deep_network():
+    """SiLU at gain 1.5, sb^2 = 0.2 (q* = 1.008, slope 0.94): one example (U[-1, 1], so q^1 =
+    2.25 / 3 + 0.2 = 0.95) through 6 hidden layers of 1000, 3 trials; the measured variance of
+    each layer within 5 standard errors of mean field, the standard error from the formula
+    (computed here, by Gauss-Hermite): given layer k the units are i.i.d., so the sample
+    variance has variance (mu_4 - V^2) / n, and q^{k+1} = g^2 mean(z^2) + sb^2 carries the noise
+    of mean(z^2), Var[f^2] / n, up, times the map's slope g^2 M'(q) per layer (delta method)."""
+    n, depth, trials, g2, sb2 = 1000, 6, 3, 2.25, 0.2
+    widths = (n,) * (depth + 1) + (10,)
+    config = PropagateConfig(
+        layers=widths, batch=1, trials=trials, schemes=(SILU_15,), activations=("silu",),
+        jacobian_samples=0, bias_var=sb2, backward="unit",
+    )  # fmt: skip
+    run = run_propagate(config).runs[0]
+    hz, hw = np.polynomial.hermite_e.hermegauss(160)
+    hw = hw / math.sqrt(2 * math.pi)
+
+    def silu(s):
+        return 0.5 * s * (1.0 + np.tanh(0.5 * s))
+
+    def moments(q):
+        m1 = _e(silu, q, hz, hw)
+        m2 = _e(lambda s: silu(s) ** 2, q, hz, hw)
+        m4 = _e(lambda s: silu(s) ** 4, q, hz, hw)
+        c4 = _e(lambda s: (silu(s) - m1) ** 4, q, hz, hw)
+        return m2, m4, c4, m2 - m1 * m1
+
+    q = g2 * run.input_second_moment + sb2
+    q_plain = q - sb2  # the same network's mean field without the biases
+    var_q = g2**2 * (1 / 5 - 1 / 9) / n  # one example's mean of x^2 around the trials' mean
+    h = 1e-5
+    for layer in run.layers[:-1]:
+        m2, m4, c4, v = moments(q)
+        dv = (moments(q + h)[3] - moments(q - h)[3]) / (2 * h)
+        dm = (moments(q + h)[0] - moments(q - h)[0]) / (2 * h)
+        se = math.sqrt((dv**2 * var_q + (c4 - v * v) / n) / trials)
+        assert layer.predicted_activation_var == pytest.approx(v, rel=1e-6)
+        assert abs(layer.activation_var - v) <= 5 * se, (layer.layer, layer.activation_var, v, se)
+        var_q = (g2 * dm) ** 2 * var_q + g2**2 * (m4 - m2 * m2) / n
+        q = g2 * m2 + sb2
+        plain_v = moments(q_plain)[3]
+        q_plain = g2 * moments(q_plain)[0]
+    assert g2 * run.input_second_moment + sb2 < q < 1.0082  # climbing to q* = 1.008
+    # without the biases mean field puts the top layer elsewhere: the test tells them apart
+    assert abs(plain_v - run.layers[-2].activation_var) > 8 * se
+
+
+def test_bias_streams_and_zero_default():
+    """bias-var 0 draws nothing (the paper's zero biases, results unchanged); the biases come
+    from their own streams, so the weights and inputs are the same with and without them."""
+    base = dict(layers=(20, 30, 5), batch=8, jacobian_samples=0, schemes=("normalized",))
+    plain = run_propagate(PropagateConfig(**base)).to_dict()
+    zero = run_propagate(PropagateConfig(**base, bias_var=0.0)).to_dict()
+    assert plain["runs"] == zero["runs"]
+    biased = run_propagate(PropagateConfig(**base, bias_var=0.5)).to_dict()
+    assert biased["config"]["bias_var"] == 0.5
+    assert biased["runs"][0]["input_second_moment"] == plain["runs"][0]["input_second_moment"]
+    assert (
+        biased["runs"][0]["layers"][0]["activation_var"]
+        != plain["runs"][0]["layers"][0]["activation_var"]
+    )
+
+
+def test_bias_var_applies_only_to_drawn_networks(tmp_path):
+    weights = tmp_path / "w.npz"
+    np.savez(weights, a=np.ones((4, 3), np.float32), b=np.ones((3, 2), np.float32))
+    target = tmp_path / "p.json"
+    result = runner.invoke(
+        app, ["propagate", "--weights", str(weights), "--bias-var", "0.1", "-o", str(target)]
+    )
+    assert result.exit_code == 2 and not target.exists()
+    assert result.stderr.strip() == (
+        "Error: --bias-var: applies only to drawn networks, not --weights"
+    )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xavinit.activations import get_activation
+from xavinit.errors import XavinitError
 from xavinit.network import backward, forward
 from xavinit.theory import (
     chi1,
@@ -16,6 +17,7 @@ from xavinit.theory import (
     fixed_point,
     gain_theory,
     length_map,
+    length_map_slope,
     linear_activation_var,
     linear_backprop_var,
     linear_regime_applies,
@@ -23,6 +25,7 @@ from xavinit.theory import (
     mean_field_backward,
     mean_field_forward,
     mean_field_weight_grad_var,
+    phase_diagram,
 )
 
 # A 3-layer net: widths n_0..n_3 and Var[W^1..W^3], Var[x] = 2, Var[dC/ds^3] = 0.5.
@@ -309,3 +312,176 @@ def test_mean_field_weight_grad_var_matches_networks(name: str) -> None:
         logs = np.log(old)  # skewed ratios: compare on the log scale
         old_mean, old_se = np.mean(logs, axis=0), np.std(logs, axis=0, ddof=1) / math.sqrt(draws)
         assert np.all(old_mean[1:] > 5 * old_se[1:]), (old_mean, old_se)
+
+
+# --- biases: mean field with sigma_b^2 > 0 (issue 24) -------------------------------------------
+#
+# The expectations below are computed here, independently of xavinit.activations: the three
+# smooth activations written out, E over z ~ N(0, 1) by 200-node probabilists' Gauss-Hermite
+# (numpy.polynomial.hermite_e.hermegauss), fixed points by bisection.
+
+_HZ, _HW = np.polynomial.hermite_e.hermegauss(200)
+_HW = _HW / math.sqrt(2.0 * math.pi)
+
+
+def _silu(s):
+    return 0.5 * s * (1.0 + np.tanh(0.5 * s))  # s sigmoid(s)
+
+
+def _gelu(s):  # the tanh approximation xavinit's networks compute
+    return 0.5 * s * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (s + 0.044715 * s**3)))
+
+
+def _mish(s):
+    return s * np.tanh(np.logaddexp(0.0, s))
+
+
+_SMOOTH = {"silu": _silu, "gelu": _gelu, "mish": _mish}
+
+
+def _m2(f, q):
+    """E[f(sqrt(q) z)^2], q a scalar or an array."""
+    return f(np.sqrt(np.asarray(q, dtype=float))[..., None] * _HZ) ** 2 @ _HW
+
+
+def _smallest_fixed_point(f, sw2: float, sb2: float) -> float:
+    """The smallest root of sw2 E[f(sqrt(q) z)^2] + sb2 - q: a grid up from sb2, then bisection;
+    NaN when there is none below q = 20."""
+    grid = np.concatenate([[sb2], np.geomspace(max(sb2, 1e-3), 20.0, 400)])
+    below = np.flatnonzero(sw2 * _m2(f, grid) + sb2 - grid <= 0)
+    if below.size == 0:
+        return math.nan
+    i = int(below[0])
+    lo, hi = grid[i - 1], grid[i]
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if sw2 * _m2(f, mid) + sb2 - mid > 0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _slope(f, sw2: float, q: float, h: float = 1e-5) -> float:
+    return float(sw2 * (_m2(f, q + h) - _m2(f, q - h)) / (2 * h))  # central difference
+
+
+@pytest.mark.parametrize(
+    ("name", "gain", "sb2", "q_star", "slope"),
+    [("silu", 1.5, 0.2, 1.008, 0.940), ("gelu", 1.5, 0.05, 0.169, 0.81),
+     ("mish", 1.45, 0.05, 0.467, 0.97)],
+)  # fmt: skip
+def test_stable_fixed_points_with_biases(name, gain, sb2, q_star, slope):
+    """Issue 24's three stable fixed points, recomputed here and by xavinit."""
+    f = _SMOOTH[name]
+    q_ref = _smallest_fixed_point(f, gain**2, sb2)
+    slope_ref = _slope(f, gain**2, q_ref)
+    digits = len(str(slope).split(".")[1])
+    assert round(q_ref, 3) == q_star and round(slope_ref, digits) == slope
+    act = get_activation(name)
+    q = fixed_point(gain**2, act, sb2, q0=sb2)  # from below: the smallest fixed point
+    assert q == pytest.approx(q_ref, rel=1e-6)
+    assert length_map_slope(q, gain**2, act) == pytest.approx(slope_ref, rel=1e-5)
+    assert slope_ref < 1.0  # attracts
+
+
+@pytest.mark.parametrize(("name", "limit"), [("silu", 0.25), ("gelu", 0.25), ("mish", 0.36)])
+def test_variance_map_over_q_starts_at_f_prime_0_squared(name, limit):
+    """E[f(sqrt(q) z)^2] / q -> f'(0)^2 as q -> 0: 1/4 for silu and gelu, tanh(ln 2)^2 = 0.36
+    for mish (tanh(ln 2) = (4 - 1) / (4 + 1))."""
+    assert math.tanh(math.log(2.0)) ** 2 == pytest.approx(0.36, abs=1e-15)
+    q = 1e-8
+    assert float(_m2(_SMOOTH[name], q)) / q == pytest.approx(limit, rel=1e-3)
+    assert length_map(q, 1.0, get_activation(name)) / q == pytest.approx(limit, rel=1e-3)
+    # and it grows to 1/2 at large q (f(s) -> s for s > 0, -> 0 for s < 0)
+    assert float(_m2(_SMOOTH[name], 1e4)) / 1e4 == pytest.approx(0.5, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["silu", "gelu", "mish"])
+def test_gain_theory_with_biases(name):
+    """At sb^2 the fixed-point gain puts q* at 1: g^2 E[f^2] + sb^2 = 1; the slope and chi_1
+    shrink by (1 - sb^2); sb^2 > 1 - 1 / slope_0 makes the fixed point attract."""
+    f = _SMOOTH[name]
+    m2 = float(_m2(f, 1.0))
+    h = 1e-6
+    d2 = float(_HW @ ((f(_HZ + h) - f(_HZ - h)) / (2 * h)) ** 2)
+    slope0 = _slope(f, 1.0, 1.0) / m2
+    for sb2 in (0.0, 0.1, 0.3):
+        t = gain_theory(name, sb2)
+        assert t.bias_var == sb2
+        assert t.fixed_point_gain**2 == pytest.approx((1.0 - sb2) / m2, rel=1e-9)
+        assert t.fixed_point_slope == pytest.approx((1.0 - sb2) * slope0, rel=1e-5)
+        assert t.chi1 == pytest.approx((1.0 - sb2) * d2 / m2, rel=1e-6)
+        assert (t.fixed_point_slope < 1.0) == (sb2 > 1.0 - 1.0 / slope0)
+        assert length_map(1.0, t.fixed_point_gain**2, get_activation(name), sb2) == (
+            pytest.approx(1.0, rel=1e-9)
+        )
+    assert gain_theory(name).fixed_point_gain == pytest.approx(gain_theory(name).forward_gain)
+
+
+def test_gain_theory_refuses_a_bias_variance_of_one():
+    with pytest.raises(XavinitError, match=r"\[0, 1\)"):
+        gain_theory("tanh", 1.0)
+
+
+def test_correlation_map_with_biases_by_hand():
+    """linear f: E[u_1 u_2] = q c, so C(c) = (g^2 q c + sb^2) / q."""
+    lin = get_activation("linear")
+    assert correlation_map(0.3, 0.8, lin, 1.0, 0.36) == pytest.approx(0.64 * 0.3 + 0.36)
+
+
+def test_linear_regime_with_biases_by_hand():
+    # Var[z^1] = 2*0.2 + 0.1 = 0.5; Var[z^2] = 0.5*0.6 + 0.1 = 0.4; Var[s^3] = 0.4*1.2 + 0.1
+    np.testing.assert_allclose(
+        linear_activation_var(WIDTHS, WVARS, 2.0, 0.1), [0.5, 0.4, 0.58], rtol=1e-12
+    )
+    # cross moments: E[x x'] = 0.5 -> 0.5*0.2 + 0.1 = 0.2 -> 0.2*0.6 + 0.1 = 0.22; E[d d'] as
+    # without biases (0.12, 0.15, 0.1), diagonal 2*0.6, 0.5*0.75, 0.4*0.5.
+    diag = np.array([1.2, 0.375, 0.2])
+    cross = np.array([0.5 * 0.12, 0.2 * 0.15, 0.22 * 0.1])
+    got = linear_weight_grad_var(WIDTHS, WVARS, 2.0, 0.5, 4, 0.5, 0.1, bias_vars=0.1)
+    np.testing.assert_allclose(got, (diag + 3 * cross) / 4, rtol=1e-12)
+    # the mean-field version with f(s) = s says the same
+    mf = mean_field_weight_grad_var(2.0, 0.5, WIDTHS, WVARS, get_activation("linear"), 0.5, 0.1,
+                                    4, 0.1)  # fmt: skip
+    np.testing.assert_allclose(mf.weight_grad_var, got, rtol=1e-9)
+    with pytest.raises(XavinitError, match="bias variances"):
+        linear_activation_var(WIDTHS, WVARS, 2.0, -0.1)
+
+
+def test_phase_diagram_of_relu_in_closed_form():
+    """relu: q = sw^2 q / 2 + sb^2, so q* = sb^2 / (1 - sw^2 / 2) below sw = sqrt(2) and no
+    fixed point above; chi_1 = sw^2 / 2 and the slope too (Poole et al., 2016)."""
+    sw = np.array([0.6, 1.0, 1.3, 1.5, 2.0])
+    sb = np.array([0.1, 0.5])
+    p = phase_diagram(get_activation("relu"), sw, sb)
+    for i, w in enumerate(sw):
+        for j, b in enumerate(sb):
+            if w < math.sqrt(2.0):
+                assert p.q_star[i, j] == pytest.approx(b**2 / (1 - w**2 / 2), rel=1e-6)
+                assert p.chi1[i, j] == pytest.approx(w**2 / 2, rel=1e-9)
+                assert p.slope[i, j] == pytest.approx(w**2 / 2, rel=1e-9)
+            else:
+                assert math.isnan(p.q_star[i, j]) and math.isnan(p.chi1[i, j])
+
+
+def test_phase_diagram_of_smooth_activations_against_bisection():
+    sw, sb = np.array([1.2, 1.8]), np.array([0.2, 0.45])
+    for name, f in _SMOOTH.items():
+        p = phase_diagram(get_activation(name), sw, sb)
+        h = 1e-6
+        for i, w in enumerate(sw):
+            for j, b in enumerate(sb):
+                q = _smallest_fixed_point(f, w**2, b**2)
+                if math.isnan(q):
+                    assert math.isnan(p.q_star[i, j]), (name, w, b)
+                    continue
+                assert p.q_star[i, j] == pytest.approx(q, rel=1e-6), (name, w, b)
+                u = math.sqrt(q) * _HZ
+                d2 = float(_HW @ ((f(u + h) - f(u - h)) / (2 * h)) ** 2)
+                assert p.chi1[i, j] == pytest.approx(w**2 * d2, rel=1e-6)
+
+
+def test_phase_diagram_of_tanh_without_bias_has_its_edge_at_gain_one():
+    """tanh, sb = 0: q* = 0 and chi_1 = sw^2 below sw = 1 (order), q* > 0 and chi_1 > 1 above."""
+    p = phase_diagram(get_activation("tanh"), [0.8, 0.95, 1.05, 1.5], [0.0])
+    assert p.q_star[0, 0] < 1e-6 and p.chi1[0, 0] == pytest.approx(0.64, rel=1e-4)
+    assert p.chi1[1, 0] < 1.0 < p.chi1[2, 0] < p.chi1[3, 0]
+    assert p.q_star[3, 0] > 0.1

@@ -379,9 +379,23 @@ class PropagateConfig(Network, Placed):
         BeforeValidator(Choice(("auto", "in-out", "out-in"))),
         Opt("With --weights: auto (the format's), in-out or out-in."),
     ] = "auto"
+    bias_var: Annotated[
+        float,
+        BeforeValidator(reject_bool),
+        Field(ge=0.0, allow_inf_nan=False),
+        Opt(
+            "Variance of the biases, drawn N(0, VAR) at initialization (0: none, as in the "
+            "paper); the predictions include them (Poole et al. 2016).",
+            metavar="VAR",
+        ),
+    ] = 0.0
 
     @model_validator(mode="after")
     def _weights(self) -> PropagateConfig:
+        if self.weights is not None and self.bias_var != 0.0:
+            raise ValueError(
+                f"{self.option_key('bias_var')}: applies only to drawn networks, not --weights"
+            )
         if self.weights is None:
             for name in ("keys", "layout"):
                 if getattr(self, name) != type(self).model_fields[name].default:
@@ -962,6 +976,16 @@ class GainConfig(Seeded):
         Field(gt=0.0, lt=1.0),
         Opt("With --check: family-wise false-alarm rate over the activations checked."),
     ] = 0.01
+    bias_var: Annotated[
+        float,
+        BeforeValidator(reject_bool),
+        Field(ge=0.0, lt=1.0),
+        Opt(
+            "Variance of the biases (Poole et al. 2016): the fixed point, its slope, chi1 and "
+            "the phase at the gain that puts q* at 1 with biases N(0, VAR) (0: none).",
+            metavar="VAR",
+        ),
+    ] = 0.0
 
     @model_validator(mode="after")
     def _all_and_check(self) -> GainConfig:

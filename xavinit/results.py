@@ -139,6 +139,7 @@ class GainRow(TypedDict):
     correlation_fixed_point: Real
     depth_scale: Real
     nodes: Index
+    bias_var: NotRequired[Real]
 
 
 class DepthCheck(TypedDict):

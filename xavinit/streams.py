@@ -12,6 +12,7 @@ The keys, which saved results and golden tests depend on, bit for bit:
 | propagate's inputs of trial ``t`` | ``(t, 0, 1)`` | :func:`input_rng` | propagate |
 | propagate's labels or top gradient, trial ``t`` | ``(t, 0, 2)`` | :func:`input_rng` | propagate |
 | gain --check's Monte-Carlo replicas | ``(0, 0, 3)`` | :func:`chain_rng` | gain |
+| biases of layer ``k >= 1`` in trial ``t`` | ``(t, k, 4)`` | :func:`bias_rng` | propagate, gain --check (``--bias-var``) |
 | Shapeset training block ``b`` | ``(b,)`` | :func:`block_rng` | datasets.shapeset |
 | Shapeset validation set | ``(2**31 - 1,)`` | :func:`block_rng` | datasets.shapeset |
 | Shapeset test set | ``(2**31 - 2,)`` | :func:`block_rng` | datasets.shapeset |
@@ -20,7 +21,8 @@ The keys, which saved results and golden tests depend on, bit for bit:
 | check's Lanczos start of a tensor | ``(crc32(name), 0, 3)`` | :func:`spectrum_rng` | verdicts (check, init --check) |
 
 No two streams of one run share a key: weights have two-element keys with ``k >= 1``, propagate's
-inputs three-element keys, datasets one-element keys (so ``train``'s weights and data, drawn from
+inputs three-element keys (biases too, but with a middle element ``k >= 1``, where inputs,
+labels, the chain and check's spectra have 0), datasets one-element keys (so ``train``'s weights and data, drawn from
 the same seed, never meet). The one-element keys ``7`` and ``11`` would collide with Shapeset's
 blocks 7 and 11, but a run reads one dataset, so they never coexist.
 """
@@ -32,6 +34,7 @@ import zlib
 import numpy as np
 
 __all__ = [
+    "BIAS_KEY",
     "CHAIN_KEY",
     "DIGITS_SPLIT_KEY",
     "INPUT_KEY",
@@ -39,6 +42,7 @@ __all__ = [
     "SHUFFLE_KEY",
     "TEST_KEY",
     "VALID_KEY",
+    "bias_rng",
     "block_rng",
     "chain_rng",
     "digits_split_rng",
@@ -57,6 +61,9 @@ vectors depend on its name only, not on which other tensors a run selects."""
 
 CHAIN_KEY = 3
 """gain --check's Monte-Carlo replicas of the finite-width variance chain: ``(0, 0, 3)``."""
+
+BIAS_KEY = 4
+"""The last element of the bias keys ``(trial, layer, 4)``, ``layer >= 1``."""
 
 VALID_KEY = 2**31 - 1
 TEST_KEY = 2**31 - 2
@@ -82,6 +89,11 @@ def layer_rng(seed: int, trial: int, layer: int) -> np.random.Generator:
 def input_rng(seed: int, trial: int, which: int) -> np.random.Generator:
     """propagate's inputs (``which=INPUT_KEY``) or labels (``LABEL_KEY``) of one trial."""
     return _stream(seed, trial, 0, which)
+
+
+def bias_rng(seed: int, trial: int, layer: int) -> np.random.Generator:
+    """The generator of one bias draw: layer ``layer`` (1-based) of trial ``trial``."""
+    return _stream(seed, trial, layer, BIAS_KEY)
 
 
 def chain_rng(seed: int) -> np.random.Generator:

@@ -46,12 +46,14 @@ __all__ = [
     "GainTheory",
     "MeanFieldForward",
     "MeanFieldGradients",
+    "PhaseDiagram",
     "chi1",
     "correlation_fixed_point",
     "correlation_map",
     "fixed_point",
     "gain_theory",
     "length_map",
+    "length_map_slope",
     "linear_activation_var",
     "linear_backprop_var",
     "linear_regime_applies",
@@ -59,6 +61,7 @@ __all__ = [
     "mean_field_backward",
     "mean_field_forward",
     "mean_field_weight_grad_var",
+    "phase_diagram",
 ]
 
 Array = np.ndarray
@@ -80,25 +83,52 @@ def _check(widths: Sequence[int], weight_vars: Sequence[float]) -> tuple[Array, 
 
 
 def linear_activation_var(
-    widths: Sequence[int], weight_vars: Sequence[float], input_second_moment: float
+    widths: Sequence[int],
+    weight_vars: Sequence[float],
+    input_second_moment: float,
+    bias_vars: Sequence[float] | Array | float = 0.0,
 ) -> Array:
     """Return ``Var[z^k] = E[x^2] prod_{k'=1..k} n_{k'-1} Var[W^{k'}]`` for ``k = 1..L``.
 
     Glorot and Bengio (2010), eq. 5, linear regime (``z^k = s^k``); entry ``L - 1`` is the
     output pre-activation ``s^L``. With zero-mean weights ``s^1 = x W^1`` has mean 0 and
-    variance ``n_0 Var[W] E[x^2]``: the input's second moment, its variance when centred.
+    variance ``n_0 Var[W] E[x^2]``: the input's second moment, its variance when centred. With
+    biases ``b^k ~ (0, Var[b^k])`` each layer adds its own: ``Var[z^k] = n_{k-1} Var[W^k]
+    Var[z^{k-1}] + Var[b^k]`` (the paper's biases are 0).
 
     Args:
         widths: ``n_0..n_L`` (length ``L + 1``).
         weight_vars: ``Var[W^1]..Var[W^L]`` (length ``L``).
         input_second_moment: ``E[x^2]`` (one input component).
+        bias_vars: ``Var[b^k]``, a scalar for all layers or one per layer.
 
     Example:
         >>> linear_activation_var([100, 100, 100], [1 / 300, 1 / 300], 1.0).round(4).tolist()
         [0.3333, 0.1111]
     """
     n, v = _check(widths, weight_vars)
-    return input_second_moment * np.cumprod(n[:-1] * v)
+    sb2 = _bias_vars(bias_vars, v)
+    if not np.any(sb2):
+        return input_second_moment * np.cumprod(n[:-1] * v)
+    return _affine_chain(n[:-1] * v, sb2, float(input_second_moment))
+
+
+def _bias_vars(bias_vars: Sequence[float] | Array | float, v: Array) -> Array:
+    """``Var[b^k]`` broadcast to one per layer, checked finite and ``>= 0``."""
+    sb2 = np.broadcast_to(np.asarray(bias_vars, dtype=np.float64), v.shape)
+    if np.any(sb2 < 0) or not np.all(np.isfinite(sb2)):
+        raise XavinitError(f"bias variances must be finite and >= 0, got {bias_vars!r}")
+    return sb2
+
+
+def _affine_chain(factors: Array, offsets: Array, start: float) -> Array:
+    """``a_k = factors_k a_{k-1} + offsets_k`` from ``a_0 = start``, for ``k = 1..L``."""
+    out = np.empty_like(factors)
+    value = start
+    for k in range(len(factors)):
+        value = factors[k] * value + offsets[k]
+        out[k] = value
+    return out
 
 
 def linear_backprop_var(
@@ -132,6 +162,7 @@ def linear_weight_grad_var(
     batch: int = 1,
     input_cross_moment: float = 0.0,
     top_cross_moment: float = 0.0,
+    bias_vars: Sequence[float] | Array | float = 0.0,
 ) -> Array:
     """Return ``Var[dC/dW^k]`` for ``k = 1..L`` in the linear regime, batch-mean cost.
 
@@ -145,7 +176,8 @@ def linear_weight_grad_var(
     where in the linear regime ``E[(z^k)^2]`` and ``E[z^k_b z^k_b']`` are the input's times
     ``prod_{k'<=k} n_{k'-1} Var[W^{k'}]``, and ``Var[delta^k]`` and ``E[delta^k_b delta^k_b']``
     the top layer's times ``prod_{k'>k} n_{k'} Var[W^{k'}]``. With equal widths and ``B = 1``
-    this is the same for every layer, whatever the weight variance.
+    this is the same for every layer, whatever the weight variance. A bias ``b^k`` is shared by
+    all examples, so it adds ``Var[b^k]`` to both ``E[(s^k)^2]`` and ``E[s^k_b s^k_b']``.
 
     Args:
         widths: ``n_0..n_L``.
@@ -155,11 +187,18 @@ def linear_weight_grad_var(
         batch: ``B``, the examples the cost averages.
         input_cross_moment: ``E[x_b x_b']`` for two examples ``b != b'``.
         top_cross_moment: ``E[delta^L_b delta^L_b']`` for ``b != b'``.
+        bias_vars: ``Var[b^k]``, a scalar for all layers or one per layer.
     """
-    act = linear_activation_var(widths, weight_vars, input_second_moment)
+    act = linear_activation_var(widths, weight_vars, input_second_moment, bias_vars)
     below = np.concatenate([[float(input_second_moment)], act[:-1]])  # E[(z^{k-1})^2]
-    grow = act / float(input_second_moment) if input_second_moment > 0 else np.zeros_like(act)
-    below_cross = float(input_cross_moment) * np.concatenate([[1.0], grow[:-1]])
+    n, v = _check(widths, weight_vars)
+    sb2 = _bias_vars(bias_vars, v)
+    if np.any(sb2):
+        cross = _affine_chain(n[:-1] * v, sb2, float(input_cross_moment))
+        below_cross = np.concatenate([[float(input_cross_moment)], cross[:-1]])
+    else:
+        grow = act / float(input_second_moment) if input_second_moment > 0 else np.zeros_like(act)
+        below_cross = float(input_cross_moment) * np.concatenate([[1.0], grow[:-1]])
     back = linear_backprop_var(widths, weight_vars, 1.0)
     return (
         below * back * float(top_backprop_var)
@@ -241,6 +280,30 @@ def fixed_point(
     return q
 
 
+def length_map_slope(q: float, weight_var_times_fan: float, activation: Activation) -> float:
+    """Return ``d/dq [sw^2 E_z[f(sqrt(q) z)^2] + sb^2] = sw^2 E[s f(s) f'(s)] / q``, ``s = sqrt(q)
+    z``: the variance map's slope, which the bias does not change.
+
+    At a fixed point ``q*`` it decides stability (Poole et al., 2016): below 1 depth pulls
+    ``q`` back to ``q*``, above 1 it pushes it away. ``d/dq f(sqrt(q) z)^2 = z f f' / sqrt(q)``.
+
+    Args:
+        q: Pre-activation variance ``> 0``.
+        weight_var_times_fan: ``sw^2 = n Var[W]``.
+        activation: ``f``.
+
+    Example:
+        >>> from xavinit.activations import get_activation
+        >>> round(length_map_slope(0.7, 2.0, get_activation("relu")), 12)
+        1.0
+    """
+    if not q > 0:
+        raise XavinitError(f"the variance map's slope needs q > 0, got {q!r}")
+    f, d = activation.forward, _derivative(activation)
+    zff = gaussian_expectation(lambda s: s * f(s) * d(s), q, kinks=(0.0, *activation.kinks))
+    return float(weight_var_times_fan * zff / q)
+
+
 def _derivative_sq(activation: Activation) -> Callable[[Array], Array]:
     def fn(s: Array) -> Array:
         return np.square(activation.derivative(s, activation.forward(s)))
@@ -274,7 +337,7 @@ def mean_field_forward(
     widths: Sequence[int],
     weight_vars: Sequence[float],
     activation: Activation,
-    bias_vars: Sequence[float] | float = 0.0,
+    bias_vars: Sequence[float] | Array | float = 0.0,
 ) -> MeanFieldForward:
     """Predict per-layer pre-activation variance and post-activation moments.
 
@@ -294,7 +357,7 @@ def mean_field_forward(
         bias_vars: ``Var[b^k]``, a scalar for all layers or one per layer.
     """
     n, v = _check(widths, weight_vars)
-    sb2 = np.broadcast_to(np.asarray(bias_vars, dtype=np.float64), v.shape)
+    sb2 = _bias_vars(bias_vars, v)
     q = np.empty_like(v)
     mean = np.empty_like(v)
     m2 = np.empty_like(v)
@@ -377,6 +440,7 @@ def mean_field_weight_grad_var(
     top_backprop_var: float,
     top_cross_moment: float,
     batch: int,
+    bias_vars: Sequence[float] | Array | float = 0.0,
 ) -> MeanFieldGradients:
     """Predict ``Var[dC/dW^k]`` of a batch-mean cost, cross-example terms included.
 
@@ -394,7 +458,8 @@ def mean_field_weight_grad_var(
     f'(u_2)] E[delta^{k+1}_b delta^{k+1}_b']`` from the measured top layer down (Poole et al.,
     2016; Schoenholz et al., 2017). Exact as the width grows at fixed batch; with softmax NLL
     the output error also depends on the batch's own activations through ``W^L``, a term of
-    relative order batch/width that this leaves out.
+    relative order batch/width that this leaves out. Biases ``b^k ~ (0, Var[b^k])``, shared by
+    the examples, add ``Var[b^k]`` to both ``q^k`` and the covariance (Poole et al., 2016).
 
     Args:
         input_second_moment: ``E[x^2]``.
@@ -405,10 +470,12 @@ def mean_field_weight_grad_var(
         top_backprop_var: ``E[(delta^L)^2]``, measured.
         top_cross_moment: ``E[delta^L_b delta^L_b']``, measured.
         batch: ``B``.
+        bias_vars: ``Var[b^k]``, a scalar for all layers or one per layer.
     """
     n, v = _check(widths, weight_vars)
+    sb2 = _bias_vars(bias_vars, v)
     n_layers = len(v)
-    mf = mean_field_forward(input_second_moment, widths, weight_vars, activation)
+    mf = mean_field_forward(input_second_moment, widths, weight_vars, activation, sb2)
     f, d = activation.forward, _derivative(activation)
     kinks = activation.kinks
     corr = np.empty(n_layers)
@@ -417,7 +484,7 @@ def mean_field_weight_grad_var(
     below = [(below_m2, below_cross)]
     for k in range(n_layers):
         q = float(mf.q[k])
-        cov = n[k] * v[k] * below_cross
+        cov = n[k] * v[k] * below_cross + sb2[k]
         corr[k] = min(1.0, max(-1.0, cov / q)) if q > 0 else 1.0
         if k == n_layers - 1:
             cross[k] = cov  # the logits
@@ -449,16 +516,22 @@ CRITICAL_TOL = 1e-6
 correlations then change only polynomially with depth)."""
 
 
-def correlation_map(c: float, gain: float, activation: Activation, q: float = 1.0) -> float:
-    """Return ``gain^2 E[f(u_1) f(u_2)] / q`` for ``u`` of variance ``q`` and correlation ``c``.
+def correlation_map(
+    c: float, gain: float, activation: Activation, q: float = 1.0, bias_var: float = 0.0
+) -> float:
+    """Return ``(gain^2 E[f(u_1) f(u_2)] + sb^2) / q`` for ``u`` of variance ``q`` and
+    correlation ``c``.
 
     The correlation of two inputs' pre-activations one layer up when ``q`` is the fixed point of
-    the variance map (Poole et al., 2016, eq. 5, no bias); its slope in ``c`` is ``gain^2
-    E[f'(u_1) f'(u_2)]`` (Price's theorem), which is ``chi_1`` at ``c = 1``.
+    the variance map (Poole et al., 2016, eq. 5; the bias ``sb^2`` is shared by both inputs);
+    its slope in ``c`` is ``gain^2 E[f'(u_1) f'(u_2)]`` (Price's theorem), which is ``chi_1`` at
+    ``c = 1``.
     """
     kinks = activation.kinks
     f = activation.forward
-    return gain**2 * bivariate_expectation(f, f, q, c, kinks, kinks) / q
+    if bias_var == 0.0:
+        return gain**2 * bivariate_expectation(f, f, q, c, kinks, kinks) / q
+    return (gain**2 * bivariate_expectation(f, f, q, c, kinks, kinks) + bias_var) / q
 
 
 def _correlation_slope(c: float, gain: float, activation: Activation, q: float = 1.0) -> float:
@@ -468,7 +541,7 @@ def _correlation_slope(c: float, gain: float, activation: Activation, q: float =
 
 
 def correlation_fixed_point(
-    gain: float, activation: Activation, chi: float, q: float = 1.0
+    gain: float, activation: Activation, chi: float, q: float = 1.0, bias_var: float = 0.0
 ) -> tuple[float, float]:
     """The stable fixed point ``c*`` of :func:`correlation_map` and the map's slope there.
 
@@ -486,7 +559,7 @@ def correlation_fixed_point(
         return 1.0, chi
     c = 0.0
     for _ in range(100):
-        excess = correlation_map(c, gain, activation, q) - c
+        excess = correlation_map(c, gain, activation, q, bias_var) - c
         slope = _correlation_slope(c, gain, activation, q)
         if abs(excess) <= 1e-13:
             return c, slope
@@ -508,10 +581,11 @@ class GainTheory:
         forward_gain: ``1 / sqrt(E[f(z)^2])``, ``z ~ N(0, 1)`` (keeps the forward second moment).
         backward_gain: ``1 / sqrt(E[f'(z)^2])`` (keeps the back-propagated variance).
         fixed_point_gain: The gain ``g`` at which the variance map ``q -> g^2
-            E[f(sqrt(q) z)^2]`` has its fixed point at ``q* = 1``: ``g = sqrt(q* /
-            E[f(sqrt(q*) z)^2])``, the forward gain again (there is no bias).
-        fixed_point_slope: The variance map's slope at ``q* = 1``, ``E[z f f'] / E[f^2]``:
-            below 1 depth pulls ``q`` back to 1; 1 (relu, linear) leaves it where it is.
+            E[f(sqrt(q) z)^2] + sb^2`` has its fixed point at ``q* = 1``: ``g = sqrt((1 -
+            sb^2) / E[f(z)^2])``, the forward gain again without bias.
+        fixed_point_slope: The variance map's slope at ``q* = 1``, ``g^2 E[z f f']`` (``E[z f
+            f'] / E[f^2]`` without bias): below 1 depth pulls ``q`` back to 1; 1 (relu,
+            linear) leaves it where it is.
         chi1: ``g^2 E[f'(z)^2]`` at the fixed-point gain: the per-layer factor of the
             back-propagated variance (order < 1 < chaos).
         phase: ``"ordered"``, ``"critical"`` (within :data:`CRITICAL_TOL`) or ``"chaotic"``.
@@ -525,6 +599,8 @@ class GainTheory:
         mean: ``E[f(z)]``.
         second_moment: ``E[f(z)^2]``.
         order: Quadrature nodes per piece at which node doubling held to 1e-10.
+        bias_var: ``sb^2``, the biases' variance the fixed point, slope, ``chi_1``, phase and
+            correlations are computed at (0: no bias, the paper's).
     """
 
     activation: str
@@ -541,10 +617,18 @@ class GainTheory:
     mean: float
     second_moment: float
     order: int
+    bias_var: float = 0.0
 
 
-def gain_theory(activation: Activation | str) -> GainTheory:
-    """Gains, fixed point, ``chi_1`` and depth scale of one activation (no bias).
+def gain_theory(activation: Activation | str, bias_var: float = 0.0) -> GainTheory:
+    """Gains, fixed point, ``chi_1`` and depth scale of one activation, biases of variance
+    ``bias_var`` (0: the paper's).
+
+    With biases ``b ~ N(0, sb^2)`` the variance map is ``q -> g^2 E[f(sqrt(q) z)^2] + sb^2``
+    (Poole et al., 2016): its fixed point sits at ``q* = 1`` for ``g^2 = (1 - sb^2) / E[f(z)^2]``
+    (so ``sb^2 < 1``), where its slope is ``g^2 E[z f f']`` and ``chi_1 = g^2 E[f'(z)^2]``; both
+    shrink by ``1 - sb^2`` against the bias-free gain's. The forward and backward gains are the
+    bias-free ones (their definitions have no bias).
 
     Gaussian expectations by Gauss-Hermite quadrature split at the kinks, converged to 1e-10
     by node doubling (:func:`xavinit.activations.unit_moments`); correlations by two-dimensional
@@ -555,10 +639,14 @@ def gain_theory(activation: Activation | str) -> GainTheory:
         >>> round(t.forward_gain ** 2, 9), t.phase, t.depth_scale
         (2.0, 'critical', inf)
     """
+    if not 0.0 <= bias_var < 1.0:
+        raise XavinitError(
+            f"bias variance must be in [0, 1) to put the fixed point at q* = 1, got {bias_var!r}"
+        )
     act = get_activation(activation) if isinstance(activation, str) else activation
     m = unit_moments(act)
     q_star = 1.0
-    fixed_gain = math.sqrt(q_star / m.second_moment)
+    fixed_gain = math.sqrt((q_star - bias_var) / m.second_moment)
     forward = forward_gain(act)
     chi = fixed_gain**2 * m.derivative_second_moment
     f, d = act.forward, _derivative(act)
@@ -571,7 +659,7 @@ def gain_theory(activation: Activation | str) -> GainTheory:
         phase, c_star, depth = "critical", 1.0, math.inf
     else:
         phase = "ordered" if chi < 1.0 else "chaotic"
-        c_star, slope = correlation_fixed_point(fixed_gain, act, chi, q_star)
+        c_star, slope = correlation_fixed_point(fixed_gain, act, chi, q_star, bias_var)
         depth = -1.0 / math.log(slope) if 0.0 < slope < 1.0 else math.inf
     torch_gain = act.torch_gain
     return GainTheory(
@@ -589,4 +677,119 @@ def gain_theory(activation: Activation | str) -> GainTheory:
         mean=m.mean,
         second_moment=m.second_moment,
         order=m.order,
+        bias_var=float(bias_var),
+    )
+
+
+# --- the order-to-chaos phase diagram ----------------------------------------------------------
+
+PHASE_Q_MAX = 1e6
+"""A variance above this counts as unbounded: the map has no fixed point below it."""
+PHASE_Q_START = 1e-6
+"""Where the phase diagram's iteration starts when ``sb^2`` is smaller: just above ``q = 0``,
+which is a fixed point without bias."""
+
+
+@dataclass(frozen=True)
+class PhaseDiagram:
+    """The mean-field fixed point over a grid of ``(sigma_w, sigma_b)``, arrays of the grid's
+    shape (NaN where the variance grows without bound, or where the iteration, slowed by a
+    slope of 1, did not settle).
+
+    Attributes:
+        sigma_w: ``sw``, the gain (``Var[W] = sw^2 / fan_in``).
+        sigma_b: ``sb``, the biases' standard deviation.
+        q_star: The smallest fixed point of ``q -> sw^2 E[f(sqrt(q) z)^2] + sb^2``.
+        slope: The variance map's slope there (:func:`length_map_slope`; ``<= 1``: it attracts
+            from below).
+        chi1: ``sw^2 E[f'(sqrt(q*) z)^2]`` there: order below 1, chaos above.
+    """
+
+    sigma_w: Array
+    sigma_b: Array
+    q_star: Array
+    slope: Array
+    chi1: Array
+
+
+def phase_diagram(
+    activation: Activation,
+    sigma_w: Sequence[float] | Array,
+    sigma_b: Sequence[float] | Array,
+    tol: float = 1e-9,
+    max_iter: int = 20_000,
+) -> PhaseDiagram:
+    """Where a deep network with weights ``N(0, sw^2 / fan_in)`` and biases ``N(0, sb^2)`` is
+    ordered or chaotic (Poole et al., 2016, figure 1; Schoenholz et al., 2017).
+
+    For every pair of the grid ``sigma_w x sigma_b`` (outer product of the two 1-D sequences;
+    the result's arrays are ``(len(sigma_w), len(sigma_b))``) the variance map is
+    iterated from ``q = max(sb^2, 1e-6)``: it is increasing in ``q``, so from below the smallest
+    fixed point that attracts, ``q*``, is reached monotonically (it tends to 0 when ``sb = 0``
+    and the map contracts near 0, ``sw f'(0) < 1``; above the fixed point ``q = 0`` when that
+    repels). There ``chi_1 = sw^2 E[f'(sqrt(q*) z)^2]`` divides the plane into order
+    (``chi_1 < 1``: correlations go to 1, gradients vanish) and chaos (``> 1``). The iteration
+    stops when a step changes ``q`` by at most ``tol * max(1, q)``, or counts ``q`` as unbounded
+    past :data:`PHASE_Q_MAX` (NaN entries): above the last fixed point the variance explodes.
+
+    Args:
+        activation: ``f``.
+        sigma_w: Gains ``sw > 0``.
+        sigma_b: Bias standard deviations ``sb >= 0``.
+        tol: Convergence of the fixed point.
+        max_iter: Iterations at most (slopes near 1 converge slowly).
+
+    Example:
+        >>> from xavinit.activations import get_activation
+        >>> p = phase_diagram(get_activation("tanh"), [0.5, 2.0], [0.0])
+        >>> p.q_star[:, 0].round(4).tolist(), (p.chi1[:, 0] > 1).tolist()
+        ([0.0, 2.1215], [False, True])
+    """
+    sw, sb = np.broadcast_arrays(
+        np.asarray(sigma_w, dtype=np.float64)[..., None],
+        np.asarray(sigma_b, dtype=np.float64)[None, ...],
+    )
+    if (
+        np.any(sw <= 0)
+        or np.any(sb < 0)
+        or not (np.all(np.isfinite(sw)) and np.all(np.isfinite(sb)))
+    ):
+        raise XavinitError("phase diagram: need sigma_w > 0 and sigma_b >= 0, finite")
+    sw2, sb2 = sw.ravel() ** 2, sb.ravel() ** 2
+    kinks = (0.0, *activation.kinks)
+
+    def second_moment(q: Array) -> Array:
+        return np.asarray(
+            gaussian_expectation(lambda s: np.square(activation.forward(s)), q, kinks=kinks)
+        )
+
+    q = np.maximum(sb2, PHASE_Q_START)
+    active = np.ones(q.shape, dtype=bool)
+    for _ in range(max_iter):
+        index = np.flatnonzero(active)
+        if index.size == 0:
+            break
+        nxt = sw2[index] * second_moment(q[index]) + sb2[index]
+        done = np.abs(nxt - q[index]) <= tol * np.maximum(1.0, nxt)
+        q[index] = nxt
+        blown = nxt > PHASE_Q_MAX
+        q[index[blown]] = np.nan
+        active[index[done | blown]] = False
+    q[active] = np.nan  # not converged: a slope of 1 to within the iterations' reach
+    finite = np.isfinite(q)
+    slope = np.full(q.shape, np.nan)
+    chi = np.full(q.shape, np.nan)
+    f, d = activation.forward, _derivative(activation)
+    at = q[finite]
+    zff = np.asarray(gaussian_expectation(lambda s: s * f(s) * d(s), at, kinks=kinks))
+    slope[finite] = sw2[finite] * zff / at
+    deriv_sq = np.asarray(gaussian_expectation(_derivative_sq(activation), at, kinks=kinks))
+    chi[finite] = sw2[finite] * deriv_sq
+    shape = sw.shape
+    return PhaseDiagram(
+        sigma_w=sw,
+        sigma_b=sb,
+        q_star=q.reshape(shape),
+        slope=slope.reshape(shape),
+        chi1=chi.reshape(shape),
     )

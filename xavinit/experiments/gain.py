@@ -27,6 +27,11 @@ false-alarm rate (Bonferroni). At infinite width the ratio is 1; at finite width
 (relu: about ``exp(+-0.7)`` at width 500), and where the fixed point ``q* = 1`` repels (gelu,
 silu, mish: ``fixed_point_slope > 1``) the finite-width noise grows layer after layer, which
 the chain reproduces too.
+
+With ``--bias-var sb^2`` the theory is that of biases ``N(0, sb^2)`` (Poole et al., 2016): the
+fixed-point gain ``sqrt((1 - sb^2) / E[f(z)^2])`` puts ``q* = 1``, and the check's network is
+built at it with biases drawn from :func:`xavinit.streams.bias_rng`; the chain adds ``sb^2`` to
+every ``q`` (see :func:`chain_ratios`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from xavinit.activations import Activation, get_activation
 from xavinit.config import GainConfig, PropagateConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
-from xavinit.experiments.propagate import draw_inputs, draw_weights
+from xavinit.experiments.propagate import draw_biases, draw_inputs, draw_weights
 from xavinit.limits import GAIN_CHECK_WORK
 from xavinit.network import forward
 from xavinit.resources import require_memory
@@ -71,6 +76,7 @@ def gain_row(theory: GainTheory) -> GainRow:
         correlation_fixed_point=theory.correlation_fixed_point,
         depth_scale=theory.depth_scale,
         nodes=theory.order,
+        bias_var=theory.bias_var,
     )
 
 
@@ -87,15 +93,23 @@ def chain_ratios(
     depth: int,
     replicas: int,
     rng: np.random.Generator,
+    bias_var: float = 0.0,
 ) -> np.ndarray:
     """``replicas`` draws of ``Var[z^depth] / Var[z^1]`` (variances over the ``width`` units of
     one example) from the finite-width chain of the module docstring, at ``gain``, in float64.
+
+    With biases ``N(0, sb^2)`` (``bias_var``) and ``gain^2 E[f(z)^2] = 1 - sb^2`` (the
+    fixed-point gain) the chain starts at ``q^1 = (1 - sb^2) chi^2_n / n + sb^2`` and steps by
+    ``q^{k+1} = gain^2 mean_j (z^k_j)^2 + sb^2``: given ``z^k`` the pre-activations
+    ``z^k W_j + b_j`` are still i.i.d. ``N(0, q^{k+1})``.
     """
     ratios = np.empty(replicas)
     chunk = max(1, CHAIN_CHUNK // width)
     for start in range(0, replicas, chunk):
         rows = min(chunk, replicas - start)
         q = rng.chisquare(width, size=rows) / width
+        if bias_var:
+            q = (1.0 - bias_var) * q + bias_var
         first = np.ones(rows)
         with np.errstate(all="ignore"):
             for k in range(depth):
@@ -107,7 +121,7 @@ def chain_ratios(
                 var = np.maximum(m2 - m1 * m1, 0.0)
                 if k == 0:
                     first = var
-                q = gain**2 * m2
+                q = gain**2 * m2 + bias_var
             ratios[start : start + rows] = var / first
     return ratios
 
@@ -122,7 +136,9 @@ def depth_check(
     config: GainConfig, activation: Activation, theory: GainTheory, replicas: int
 ) -> DepthCheck:
     """One network at ``gain_scale`` times the computed gain against the chain's interval."""
-    gain = theory.forward_gain * config.gain_scale
+    # Without biases the fixed-point gain is the forward gain; keep that one's exact value.
+    exact = theory.fixed_point_gain if config.bias_var else theory.forward_gain
+    gain = exact * config.gain_scale
     spec = f"variance-scaling:mode=fan_in,distribution=normal,gain={gain!r}"
     widths = (config.width,) * (config.depth + 1) + (1,)
     network = PropagateConfig(
@@ -130,20 +146,22 @@ def depth_check(
     )
     dtype = np.dtype(np.float32)
     weights = draw_weights(get_scheme(spec), widths, config.seed, 0, dtype)
+    biases = draw_biases(widths, config.bias_var, config.seed, 0, dtype)
     x = draw_inputs(network, 0, dtype)
-    x /= np.float32(theory.forward_gain)
+    x /= np.float32(theory.forward_gain)  # q^1 = exact^2 / forward_gain^2 + sb^2 = 1
     with np.errstate(all="ignore"):
-        cache = forward(x, weights, None, activation)
+        cache = forward(x, weights, biases, activation)
     variances = [scan(z)[0].variance for z in cache.hidden]
     with np.errstate(all="ignore"):
         ratio = float(np.float64(variances[-1]) / variances[0]) if variances[0] > 0 else math.nan
     theory_ratios = chain_ratios(
         activation,
-        theory.forward_gain,
+        exact,
         config.width,
         config.depth,
         replicas,
         chain_rng(config.seed),
+        config.bias_var,
     )
     finite = theory_ratios[np.isfinite(theory_ratios)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, math.inf)
@@ -166,7 +184,7 @@ def run_gain(config: GainConfig, progress: Progress | None = None) -> GainResult
     """Every activation's gains and, with ``check``, its depth check; ``passed`` is False when a
     check fails."""
     activations = [get_activation(spec) for spec in config.activations]
-    theories = [gain_theory(act) for act in activations]
+    theories = [gain_theory(act, config.bias_var) for act in activations]
     checks: list[DepthCheck] = []
     if config.check:
         check_memory(config)

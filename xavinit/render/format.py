@@ -182,8 +182,12 @@ def gain_summary(document: dict[str, Any]) -> str:
     gains = document.get("gains", [])
     checks = document.get("depth_checks", [])
     noun = "activation" if len(gains) == 1 else "activations"
+    bias_var = document.get("config", {}).get("bias_var") or 0.0
+    biases = (
+        f"; fixed point, slope, χ1 and phase with biases N(0, {bias_var:g})" if bias_var else ""
+    )
     if not checks:
-        return f"gains of {len(gains)} {noun} (exact to 1e-10; --check confirms them)"
+        return f"gains of {len(gains)} {noun} (exact to 1e-10; --check confirms them){biases}"
     held = sum(1 for c in checks if c.get("passed"))
     word = "PASSED" if document.get("passed") else "FAILED"
     failed = [c["activation"] for c in checks if not c.get("passed")]
@@ -191,7 +195,7 @@ def gain_summary(document: dict[str, Any]) -> str:
     return (
         f"{word}: {held} of {len(checks)} depth checks hold (depth {checks[0]['depth']}, width "
         f"{checks[0]['width']}, family-wise alpha {document.get('config', {}).get('alpha')})"
-        f"{tail}"
+        f"{biases}{tail}"
     )
 
 

@@ -401,8 +401,9 @@ def table_gain(document: dict[str, Any], console: Console) -> None:
         title_justify="left",
         caption=escape(
             "forward: keeps E[s^2] going up; backward: keeps Var[dC/ds] going down; fixed "
-            "point: q* = 1 of q -> g^2 E[f(sqrt(q) z)^2], slope < 1 attracts; chi1 = g^2 "
-            "E[f'^2] (order < 1 < chaos); depth: -1/ln of the correlation map's slope at c*"
+            "point: q* = 1 of q -> g^2 E[f(sqrt(q) z)^2] (+ sb^2 with --bias-var), slope < 1 "
+            "attracts; chi1 = g^2 E[f'^2] (order < 1 < chaos); depth: -1/ln of the "
+            "correlation map's slope at c*"
         ),
         caption_justify="left",
     )
