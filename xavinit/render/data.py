@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from xavinit.render.propagate_model import model_rows
 from xavinit.render.sweep import sweep_rows
 from xavinit.serialize import to_json, to_yaml
 
@@ -57,7 +58,7 @@ def _gain_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "init": lambda d: list(d["layers"]),
-    "propagate": lambda d: _run_rows(d, "layers"),
+    "propagate": lambda d: _run_rows(d, "layers") + model_rows(d),
     "train": lambda d: _run_rows(d, "curve"),
     "schemes": lambda d: list(d["schemes"]),
     "gain": _gain_rows,
