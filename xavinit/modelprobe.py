@@ -327,8 +327,10 @@ def draw_inputs(kind: str, batch: int, shape: tuple[int, ...], seed: int) -> np.
 
 def block_names(types: dict[str, str]) -> list[str]:
     """The repeated blocks of a module tree: items ``parent.K`` of a list whose siblings
-    include another of the same class, that have children of their own, and contain no such
-    block themselves (a ResNet's residual layers, not its stages; a transformer's layers)."""
+    include another of the same class and that have children of their own; of nested ones the
+    innermost, except that a block made of leaves only inside another block is part of it (a
+    ResNet's residual layers, not its stages nor the conv-norm-relu units inside a layer; a
+    transformer's layers)."""
     children: dict[str, list[str]] = {}
     for name in types:
         if name:
@@ -341,11 +343,15 @@ def block_names(types: dict[str, str]) -> list[str]:
             same = sum(1 for n in indexed if types[n] == types[name])
             if same >= 2 and children.get(name):
                 candidates.append(name)
-    return [
+    def shallow(name: str) -> bool:
+        return all(not children.get(child) for child in children.get(name, []))
+
+    kept = [
         name
         for name in candidates
-        if not any(other.startswith(name + ".") for other in candidates)
+        if not (shallow(name) and any(name.startswith(other + ".") for other in candidates))
     ]
+    return [name for name in kept if not any(other.startswith(name + ".") for other in kept)]
 
 
 def leaf_names(types: dict[str, str]) -> list[str]:
