@@ -142,7 +142,8 @@ def test_mlp_as_a_torch_module_gives_propagate_s_numbers(nets, tmp_path):
     weights = draw_weights(get_scheme("he-normal"), widths, 0, 0, np.dtype(np.float32))
     np.save(tmp_path / "weights.npy", np.array(weights[:-1]))
     np.save(tmp_path / "top.npy", weights[-1])
-    (tmp_path / f"{nets}_same.py").write_text(textwrap.dedent("""
+    (tmp_path / f"{nets}_same.py").write_text(
+        textwrap.dedent("""
         import numpy as np, torch, torch.nn as nn
 
         def same():
@@ -155,7 +156,8 @@ def test_mlp_as_a_torch_module_gives_propagate_s_numbers(nets, tmp_path):
                     lin.bias.zero_()
                 layers += [lin, nn.ReLU()]
             return nn.Sequential(*layers[:-1])
-    """))
+    """)
+    )
     model = _run(f"{nets}_same:same", input_shape=(128,), batch=batch, input="normal",
                  depth_of="leaf", seed=7)  # fmt: skip
     mlp = run_propagate(
@@ -344,7 +346,7 @@ def test_report_plots_csv_and_markdown(nets, tmp_path):
     report = runner.invoke(app, ["report", str(out), "--plots", str(tmp_path / "figs"),
                                  "-o", str(tmp_path / "r.html")])  # fmt: skip
     assert report.exit_code == 0, report.output
-    assert (tmp_path / "figs" / "propagate-model-" f"{nets.replace('_', '-')}-resnet.png").is_file()
+    assert (tmp_path / "figs" / f"propagate-model-{nets.replace('_', '-')}-resnet.png").is_file()
     assert "signal propagation" in (tmp_path / "r.html").read_text()
     csv = runner.invoke(app, ["report", str(out), "-f", "csv"]).stdout
     assert csv.splitlines()[0].startswith("file,command,model,source,index,name")

@@ -1069,7 +1069,9 @@ def _model_input(value: Any) -> Any:
         head, sep, vocab = text.partition(":")
         if head == "tokens" and sep and vocab.isdigit() and int(vocab) >= 1:
             return f"tokens:{int(vocab)}"
-    raise ValueError(f"must be normal, uniform or tokens:VOCAB (e.g. tokens:1000), got {quote(value)}")
+    raise ValueError(
+        f"must be normal, uniform or tokens:VOCAB (e.g. tokens:1000), got {quote(value)}"
+    )
 
 
 def _input_shape(value: Any) -> Any:
@@ -1122,8 +1124,7 @@ class PropagateModelConfig(Seeded):
         tuple[int, ...] | None,
         BeforeValidator(_input_shape),
         Opt(
-            "With --model: one example's shape without the batch, e.g. 3,224,224 or 128 "
-            "(tokens).",
+            "With --model: one example's shape without the batch, e.g. 3,224,224 or 128 (tokens).",
             cli_type=str,
             default_text="the shape the .pt2 or ONNX graph declares",
         ),

@@ -227,8 +227,7 @@ def _call_factory(torch: Any, spec: str, kwargs: dict[str, Any], seed: int) -> A
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             raise XavinitError(
-                f"--model {spec!r}: no module {error.name!r} in the current folder or on "
-                "PYTHONPATH"
+                f"--model {spec!r}: no module {error.name!r} in the current folder or on PYTHONPATH"
             ) from None
         raise XavinitError(f"--model {spec!r}: importing it raised {_short(error)}") from None
     except Exception as error:
@@ -247,8 +246,7 @@ def _call_factory(torch: Any, spec: str, kwargs: dict[str, Any], seed: int) -> A
         raise XavinitError(f"--model {spec!r}: the factory raised {_short(error)}") from None
     if not isinstance(model, torch.nn.Module):
         raise XavinitError(
-            f"--model {spec!r}: the factory returned {type(model).__name__}, not a "
-            "torch.nn.Module"
+            f"--model {spec!r}: the factory returned {type(model).__name__}, not a torch.nn.Module"
         )
     return model
 
@@ -259,7 +257,9 @@ def _load_export(torch: Any, path: str) -> Loaded:
             program = torch.export.load(path)
             module = torch.export.unflatten(program)
     except Exception as error:
-        raise XavinitError(f"--model {path!r}: not a readable torch.export archive ({_short(error)})") from None
+        raise XavinitError(
+            f"--model {path!r}: not a readable torch.export archive ({_short(error)})"
+        ) from None
     types: dict[str, str] = {}
     for node in program.graph.nodes:
         for path_name, kind in (node.meta.get("nn_module_stack") or {}).values():
@@ -267,7 +267,8 @@ def _load_export(torch: Any, path: str) -> Loaded:
     placeholders = [
         node.meta.get("val")
         for node in program.graph.nodes
-        if node.op == "placeholder" and node.name not in program.graph_signature.inputs_to_parameters
+        if node.op == "placeholder"
+        and node.name not in program.graph_signature.inputs_to_parameters
         and node.name not in program.graph_signature.inputs_to_buffers
     ]
     shape, batch, integer = None, None, False
@@ -291,7 +292,9 @@ def _load_onnx(path: str) -> Loaded:
     try:
         model = onnx.load(path)
     except Exception as error:
-        raise XavinitError(f"--model {path!r}: not a readable ONNX file ({_short(error)})") from None
+        raise XavinitError(
+            f"--model {path!r}: not a readable ONNX file ({_short(error)})"
+        ) from None
     weights = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in weights]
     if not inputs:
@@ -343,6 +346,7 @@ def block_names(types: dict[str, str]) -> list[str]:
             same = sum(1 for n in indexed if types[n] == types[name])
             if same >= 2 and children.get(name):
                 candidates.append(name)
+
     def shallow(name: str) -> bool:
         return all(not children.get(child) for child in children.get(name, []))
 
@@ -378,7 +382,10 @@ def activation_of(kind: str, module: Any = None) -> Activation | None:
         return get_activation(f"leaky-relu:slope={float(module.negative_slope)!r}")
     if short == "ELU" and hasattr(module, "alpha"):
         return get_activation(f"elu:alpha={float(module.alpha)!r}")
-    if short == "Hardtanh" and (getattr(module, "min_val", None), getattr(module, "max_val", None)) == (-1.0, 1.0):
+    if short == "Hardtanh" and (
+        getattr(module, "min_val", None),
+        getattr(module, "max_val", None),
+    ) == (-1.0, 1.0):
         return get_activation("hardtanh")
     return None
 
@@ -437,8 +444,14 @@ def _saturated(activation: Activation | None, y: np.ndarray) -> float | None:
 
 
 def _mean_square(values: Any) -> float:
-    array = values if isinstance(values, np.ndarray) else values.detach().double().cpu().numpy()
-    flat = array.reshape(-1).astype(np.float64)
+    """``E[v^2]`` of a numpy array (float64) or a torch tensor (its float32 2-norm, one pass)."""
+    if not isinstance(values, np.ndarray):
+        torch = _torch()
+        with torch.no_grad():
+            count = values.numel()
+            norm = float(torch.linalg.vector_norm(values.detach().float()))
+            return norm * norm / count if count else math.nan
+    flat = values.reshape(-1).astype(np.float64)
     return float(flat @ flat) / flat.size if flat.size else math.nan
 
 
@@ -447,7 +460,13 @@ def _first_tensor(value: Any, torch: Any) -> Any:
     or a ``ModelOutput``), or None."""
     if isinstance(value, torch.Tensor):
         return value if value.is_floating_point() else None
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+    items = (
+        value.values()
+        if isinstance(value, dict)
+        else value
+        if isinstance(value, list | tuple)
+        else ()
+    )
     for item in items:
         found = _first_tensor(item, torch)
         if found is not None:
@@ -467,7 +486,9 @@ def _linear_fans(kind: str, weight: Any) -> int | None:
 # --- torch --------------------------------------------------------------------------------------
 
 
-def measure(loaded: Loaded, x: np.ndarray, depth_of: str, seed: int) -> tuple[list[Record], str, float | None]:
+def measure(
+    loaded: Loaded, x: np.ndarray, depth_of: str, seed: int
+) -> tuple[list[Record], str, float | None]:
     """Push ``x`` forward and a unit Gaussian gradient backward through ``loaded`` (torch) and
     measure every leaf or block (``depth_of``; block falls back to leaf when the model has no
     repeated blocks).
@@ -579,7 +600,7 @@ def measure(loaded: Loaded, x: np.ndarray, depth_of: str, seed: int) -> tuple[li
             grad_var = None
             if param.grad is not None:
                 # dC/dtheta of the batch-mean cost is the batch-sum's / B
-                grad_var = float(torch.var(param.grad.detach().double(), correction=0)) / batch**2
+                grad_var = float(torch.var(param.grad.detach(), correction=0)) / batch**2
             record.params.append(
                 {
                     "name": pname,

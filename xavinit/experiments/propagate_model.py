@@ -55,9 +55,11 @@ def predictions(records: list[Record]) -> list[tuple[float | None, float | None,
         ):
             out.append((None, None, None))
             continue
-        linear = get_activation("linear")
-        activation = get_activation(record.activation) if record is not source else linear
-        if record is not source and record.activation is None:
+        if record is source:
+            activation = get_activation("linear")
+        elif record.activation is not None:
+            activation = get_activation(record.activation)
+        else:
             out.append((None, None, None))
             continue
         field = mean_field_forward(
@@ -85,9 +87,7 @@ def run_model(config: PropagateModelConfig) -> ModelRun:
         )
     tokens = config.input.startswith("tokens:")
     if loaded.integer_input and not tokens:
-        raise XavinitError(
-            f"--input: {config.model} takes integer ids; give --input tokens:VOCAB"
-        )
+        raise XavinitError(f"--input: {config.model} takes integer ids; give --input tokens:VOCAB")
     batch = config.batch
     if loaded.batch is not None and "batch" not in config.model_fields_set:
         batch = loaded.batch  # an export with a fixed batch: take it rather than fail
@@ -180,7 +180,9 @@ def drift_checks(modules: list[ModelModule], max_drift: float, backward: bool) -
     """The activation-variance check and, when gradients were measured, the gradient one."""
     names = [m.name for m in modules]
     checks: list[ModelDrift] = []
-    quantities = [("activation_var", [m.var for m in modules], False)]
+    quantities: list[tuple[str, list[float | None], bool]] = [
+        ("activation_var", [m.var for m in modules], False)
+    ]
     if backward:
         quantities.append(("grad_var", [m.grad_var for m in modules], True))
     for quantity, values, from_top in quantities:

@@ -22,7 +22,9 @@ HEADER = [
 def _drift_text(run: dict[str, Any]) -> list[str]:
     lines = []
     for check in run.get("drift", []):
-        what = "activation variance" if check["quantity"] == "activation_var" else "gradient variance"
+        what = (
+            "activation variance" if check["quantity"] == "activation_var" else "gradient variance"
+        )
         ratio = check.get("ratio")
         mark = "ok" if check["passed"] else "DRIFT"
         direction = (
@@ -69,7 +71,8 @@ def _rows(run: dict[str, Any]) -> list[list[str]]:
             [
                 str(m["index"]),
                 m["name"],
-                m["type"].rpartition(".")[2] + (f" ({m['activation']})" if m.get("activation") else ""),
+                m["type"].rpartition(".")[2]
+                + (f" ({m['activation']})" if m.get("activation") else ""),
                 sci(m["var"]) + ("" if predicted is None else f" ({sci(predicted)})"),
                 sci(m["channel_sq_mean"]),
                 sci(m["channel_var"]),
@@ -96,7 +99,9 @@ def markdown_models(document: dict[str, Any]) -> Blocks:
     out = Blocks()
     out.verdict(model_summary(document), document.get("passed"))
     for run in document.get("models", []):
-        out.text(f"`{_title(run)}`; seed {document.get('seed')}. Mean-field prediction in brackets.")
+        out.text(
+            f"`{_title(run)}`; seed {document.get('seed')}. Mean-field prediction in brackets."
+        )
         out.table(HEADER, [[escape_pipe(c) for c in row] for row in _rows(run)])
         for line in [*_drift_text(run), *run.get("notes", [])]:
             out.text(line + ".")

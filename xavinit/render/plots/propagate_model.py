@@ -108,7 +108,9 @@ def _spp_figure(
         _log_y(ax, values)
         ax.set_title(what)
         ax.set_xticks(x[::step])
-        ax.set_xticklabels([m["name"] for m in modules][::step], rotation=60, ha="right", fontsize=7)
+        ax.set_xticklabels(
+            [m["name"] for m in modules][::step], rotation=60, ha="right", fontsize=7
+        )
         if len(series) > 1:
             ax.legend(fontsize="small", loc="best")
     verdict = "passed" if run.get("passed") else "drifted"
