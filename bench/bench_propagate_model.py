@@ -77,7 +77,9 @@ def main() -> None:
     torch.manual_seed(0)
     model = resnet50() if args.model == "resnet" else mlp()
     model.train()
-    types = {name: f"{type(m).__module__}.{type(m).__qualname__}" for name, m in model.named_modules()}
+    types = {
+        name: f"{type(m).__module__}.{type(m).__qualname__}" for name, m in model.named_modules()
+    }
     loaded = Loaded("factory", model, types)
     shape = (3, args.size, args.size) if args.model == "resnet" else (1024,)
     x = np.random.default_rng(0).standard_normal((args.batch, *shape), dtype=np.float32)

@@ -358,6 +358,8 @@ class PropagateResult(_Document):
     command: str = "propagate"
     models: list[ModelRun] = field(default_factory=list)
     """``propagate --model``: one run per model (``runs`` is then empty)."""
+    schema_version: int = SCHEMA_VERSION
+    xavinit_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
         """The document; ``models`` only when there are any (an MLP run's is as it was)."""
@@ -365,8 +367,6 @@ class PropagateResult(_Document):
         if not self.models:
             data.pop("models")
         return data
-    schema_version: int = SCHEMA_VERSION
-    xavinit_version: str = __version__
 
 
 @dataclass(frozen=True)

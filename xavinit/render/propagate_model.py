@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xavinit.render.blocks import Blocks
-from xavinit.render.format import fixed, sci
+from xavinit.render.format import fixed, num, sci
 
 HEADER = [
     "#", "module", "type", "Var[y] (theory)", "ch. sq. mean", "ch. var", "sat.",
@@ -32,7 +32,7 @@ def _drift_text(run: dict[str, Any]) -> list[str]:
             if check["quantity"] == "activation_var"
             else f"first ({check['first']}) / top ({check['last']})"
         )
-        text = f"{mark}: {what} {direction} = {fixed(ratio)} (allowed 1/{run['max_drift']:g}..{run['max_drift']:g})"
+        text = f"{mark}: {what} {direction} = {num(ratio, 3)} (allowed 1/{run['max_drift']:g}..{run['max_drift']:g})"
         if not check["passed"] and check.get("beyond_from"):
             text += f", beyond the band from {check['beyond_from']} on"
         lines.append(text)
@@ -51,7 +51,7 @@ def model_summary(document: dict[str, Any]) -> str:
     parts = []
     for run in failed:
         why = [
-            f"{c['quantity']} x{fixed(c.get('ratio'))} from {c['first']} to {c['last']}"
+            f"{c['quantity']} x{num(c.get('ratio'), 3)} from {c['first']} to {c['last']}"
             + (f" (beyond from {c['beyond_from']})" if c.get("beyond_from") else "")
             for c in run.get("drift", [])
             if not c["passed"]
