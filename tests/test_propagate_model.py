@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 
-def mlp(depth=3, width=64, std=0.0, inputs=32, outputs=10):
+def mlp(depth=3, width=64, std=0.0, inputs=32, outputs=10, act="relu"):
     # He-normal when std is 0, else every weight N(0, std^2); zero biases
     layers, n = [], inputs
     for k in range(depth + 1):
@@ -40,7 +40,7 @@ def mlp(depth=3, width=64, std=0.0, inputs=32, outputs=10):
         lin = nn.Linear(n, out)
         nn.init.normal_(lin.weight, 0.0, std or math.sqrt(2.0 / n))
         nn.init.zeros_(lin.bias)
-        layers += [lin, nn.ReLU()] if k < depth else [lin]
+        layers += [lin, nn.ReLU() if act == "relu" else nn.Tanh()] if k < depth else [lin]
         n = out
     return nn.Sequential(*layers)
 
@@ -353,3 +353,38 @@ def test_report_plots_csv_and_markdown(nets, tmp_path):
     assert len(csv.splitlines()) == 1 + 3
     markdown = runner.invoke(app, ["report", str(out), "-f", "markdown"]).stdout
     assert "| 3 | 3 | Block |" in markdown and "branch / skip" in markdown
+
+
+def test_tanh_saturation_against_the_gaussian_tail(nets):
+    """A tanh unit is saturated when |tanh(s)| > 0.99, i.e. |s| > atanh(0.99); with
+    s ~ N(0, q) (q the measured variance of the Linear output before it) that happens with
+    probability erfc(atanh(0.99) / sqrt(2 q)); the fraction over B n units is held within 5
+    binomial standard errors. Units of one example share its input's norm, whose relative
+    spread sqrt(2 / n0) sets q per example; 1024 normal inputs and width 256 keep that spread
+    (4% and about 6% of q) below the binomial error of the fraction over 64 examples."""
+    run = _run(f"{nets}:mlp", model_args=("depth=2", "width=256", "std=0.04", "act=tanh", "inputs=1024"),
+               input_shape=(1024,), batch=64, depth_of="leaf")  # fmt: skip
+    tanh = [m for m in run.modules if m.activation == "tanh"]
+    relu_free = [m for m in run.modules if m.activation is None]
+    assert len(tanh) == 2 and all(m.saturated_fraction is None for m in relu_free)
+    tails = []
+    for m in tanh:
+        source = next(x for x in run.modules if x.name == m.theory_from)
+        p = math.erfc(math.atanh(0.99) / math.sqrt(2 * source.var))
+        se = math.sqrt(p * (1 - p) / (64 * 256))
+        assert abs(m.saturated_fraction - p) < 5 * se, (m.saturated_fraction, p)
+        tails.append(p)
+    assert max(tails) > 0.03  # the first layer saturates measurably, the second hardly
+
+
+def test_a_config_file_can_name_the_model(nets, tmp_path):
+    (tmp_path / "run.yaml").write_text(
+        f"model: {nets}:mlp\ninput_shape: [32]\ndepth_of: leaf\nmax_drift: 1000\n"
+    )
+    result = runner.invoke(app, ["propagate", "-c", "run.yaml", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["config"]["max_drift"] == 1000 and document["models"][0]["depth_of"] == "leaf"
+    (tmp_path / "bad.yaml").write_text(f"model: {nets}:mlp\nlayers: 32,10\n")
+    bad = runner.invoke(app, ["propagate", "-c", "bad.yaml"])
+    assert bad.exit_code == 2 and "bad.yaml: layers: the --layers option" in bad.stderr
