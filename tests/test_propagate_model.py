@@ -388,3 +388,18 @@ def test_a_config_file_can_name_the_model(nets, tmp_path):
     (tmp_path / "bad.yaml").write_text(f"model: {nets}:mlp\nlayers: 32,10\n")
     bad = runner.invoke(app, ["propagate", "-c", "bad.yaml"])
     assert bad.exit_code == 2 and "bad.yaml: layers: the --layers option" in bad.stderr
+
+
+def test_channel_moments_by_hand():
+    """The SPP metrics of a (batch 2, channels 2, positions 2) tensor, counted by hand:
+    channel 0 holds 1, 3, 5, 7 (mean 4, variance 5), channel 1 holds 0, 0, 2, 2 (mean 1,
+    variance 1): average squared mean (16 + 1) / 2, average variance (5 + 1) / 2; over all
+    entries mean 2.5 and variance 3 + 8.5 - 6.25 = 5.25."""
+    from xavinit.modelprobe import moments
+
+    y = np.array([[[1, 3], [0, 0]], [[5, 7], [2, 2]]], dtype=np.float32)
+    expected = (2.5, 5.25, 8.5, 3.0)
+    assert moments(y, 1) == pytest.approx(expected)
+    assert moments(torch.from_numpy(y), 1) == pytest.approx(expected)
+    transposed = np.ascontiguousarray(y.transpose(0, 2, 1))  # channels last, as a transformer
+    assert moments(torch.from_numpy(transposed), 2) == pytest.approx(expected)

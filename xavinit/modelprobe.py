@@ -420,10 +420,19 @@ def moments(y: Any, axis: int) -> tuple[float, float, float, float]:
     else:
         torch = _torch()
         with torch.no_grad():
-            if dims:
-                var_t, mean_t = torch.var_mean(y, dim=dims, correction=0)
+            # (before, C, after): the positions after the channel axis are contiguous, so the
+            # per (example, channel) moments are one fast reduction; then per channel by the law
+            # of total variance (every example has as many positions):
+            # v_c = mean_b v_bc + Var_b m_bc
+            shape = tuple(y.shape)
+            before, after = math.prod(shape[:axis]), math.prod(shape[axis + 1 :])
+            y3 = y.reshape(before, shape[axis], after)
+            if after > 1:
+                var_bc, mean_bc = torch.var_mean(y3, dim=2, correction=0)
+                mean_t = mean_bc.mean(dim=0)
+                var_t = var_bc.mean(dim=0) + mean_bc.var(dim=0, correction=0)
             else:
-                mean_t, var_t = y, torch.zeros_like(y)
+                var_t, mean_t = torch.var_mean(y3[:, :, 0], dim=0, correction=0)
             m = mean_t.double().cpu().numpy()
             v = var_t.double().cpu().numpy()
     m = m.reshape(-1)
@@ -434,12 +443,17 @@ def moments(y: Any, axis: int) -> tuple[float, float, float, float]:
     return mean, channel_var + sq_mean - mean * mean, sq_mean, channel_var
 
 
-def _saturated(activation: Activation | None, y: np.ndarray) -> float | None:
+def _saturated(activation: Activation | None, y: Any) -> float | None:
+    """The saturated fraction (:meth:`Activation.saturated`) of a bounded activation's output
+    ``y`` (numpy or torch), over an evenly strided sample of :data:`SATURATION_SAMPLE` values."""
     limits = activation.limits if activation is not None else None
     if activation is None or limits is None or not all(map(math.isfinite, limits)):
         return None
     flat = y.reshape(-1)
-    sample = flat[:: max(1, math.ceil(flat.size / SATURATION_SAMPLE))]
+    size = int(flat.size if isinstance(flat, np.ndarray) else flat.numel())
+    sample = flat[:: max(1, math.ceil(size / SATURATION_SAMPLE))]
+    if not isinstance(sample, np.ndarray):
+        sample = sample.detach().double().cpu().numpy()
     return float(np.count_nonzero(activation.saturated(sample.astype(np.float64)))) / sample.size
 
 
@@ -531,7 +545,7 @@ def measure(
             record = Record(label, kind, used, tuple(yd.shape), axis, mean, var, sq, cvar)
             if activation is not None:
                 record.activation = activation.spec
-                record.saturated_fraction = _saturated(activation, yd.float().cpu().numpy())
+                record.saturated_fraction = _saturated(activation, yd)
                 if x_in is not None and id(x_in) in by_output:
                     record.follows = by_output[id(x_in)]
             weight = getattr(module, "weight", None)
@@ -544,8 +558,8 @@ def measure(
                 record.input_second_moment = _mean_square(x_in)
             if used == "block" and x_in is not None and x_in.shape == yd.shape:
                 skip = x_in.detach().float()
-                record.skip_var = moments(skip, axis)[1]
-                record.branch_var = moments(yd.float() - skip, axis)[1]
+                record.skip_var = float(torch.var(skip, correction=0))
+                record.branch_var = float(torch.var(yd.float() - skip, correction=0))
         index = len(records)
         records.append(record)
         by_output[id(y)] = index
