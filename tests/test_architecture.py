@@ -49,6 +49,7 @@ CORE = _modules(
     "_version",
     "limits",
     "backends",
+    "modelprobe",
 )
 """The numeric core and its leaves: numpy, array-api-compat (whose namespaces torch and cupy
 arrays bring, imported only when asked for) and the standard library."""

@@ -2,7 +2,7 @@
 
 Public API: :func:`get_scheme`, :func:`verify`, :func:`check_weights` (a checkpoint or a
 state dict, tensor by tensor), one function per experiment (:func:`run_init`,
-:func:`run_propagate`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`,
+:func:`run_propagate`, :func:`run_propagate_model`, :func:`run_train`, :func:`run_report`, :func:`run_schemes`,
 :func:`run_check`, :func:`run_sweep`, :func:`run_gain`) taking its config model and returning a
 result dataclass with ``to_dict()``, and :func:`load_result` to read
 a saved one. Names are imported on first use, so ``import xavinit`` (and the command line's
@@ -39,6 +39,8 @@ _EXPORTS = {
     "load_result": "xavinit.loading",
     "run_init": "xavinit.experiments.init",
     "run_propagate": "xavinit.experiments.propagate",
+    "run_propagate_model": "xavinit.experiments.propagate_model",
+    "PropagateModelConfig": "xavinit.config",
     "run_train": "xavinit.experiments.train",
     "run_report": "xavinit.experiments.report",
     "run_schemes": "xavinit.experiments.schemes",
@@ -60,6 +62,7 @@ __all__ = [
     "InitConfig",
     "InitResult",
     "PropagateConfig",
+    "PropagateModelConfig",
     "PropagateResult",
     "ReportConfig",
     "ReportResult",
@@ -80,6 +83,7 @@ __all__ = [
     "run_gain",
     "run_init",
     "run_propagate",
+    "run_propagate_model",
     "run_report",
     "run_schemes",
     "run_sweep",
@@ -106,6 +110,7 @@ if TYPE_CHECKING:
         GainConfig,
         InitConfig,
         PropagateConfig,
+        PropagateModelConfig,
         ReportConfig,
         SchemesConfig,
         SweepConfig,
@@ -116,6 +121,7 @@ if TYPE_CHECKING:
     from xavinit.experiments.gain import run_gain
     from xavinit.experiments.init import run_init
     from xavinit.experiments.propagate import run_propagate
+    from xavinit.experiments.propagate_model import run_propagate_model
     from xavinit.experiments.report import run_report
     from xavinit.experiments.schemes import run_schemes
     from xavinit.experiments.sweep import run_sweep

@@ -328,11 +328,18 @@ class PropagateConfig(Network, Placed):
 
     schemes: SchemesOption = DEFAULT_SCHEMES
     activations: ActivationsOption = ("tanh",)
-    batch: Annotated[Count, Field(ge=1), Opt("Examples pushed through the network.")] = 1000
+    batch: Annotated[
+        Count,
+        Field(ge=1),
+        Opt("Examples pushed through the network (with --model, default 8)."),
+    ] = 1000
     input: Annotated[
         str,
         BeforeValidator(Choice(("uniform", "normal"))),
-        Opt("Input distribution: uniform (U[-1,1], like scaled pixels) or normal."),
+        Opt(
+            "Input distribution: uniform (U[-1,1], like scaled pixels) or normal; with --model "
+            "also tokens:VOCAB (integer ids), default normal."
+        ),
     ] = "uniform"
     backward: Annotated[
         str,
@@ -1065,3 +1072,111 @@ def merge_options(
         return f"{file_label}: {key}"
 
     return merged, origin
+
+
+# --- propagate --model ------------------------------------------------------------------------
+
+DEFAULT_MAX_DRIFT = 10.0
+"""``propagate --model --max-drift``: an order of magnitude between the first and the last
+measured module. A well-initialized stack keeps both variances within a few times their first
+value (mean field: a constant; finite width adds ``O(depth/width)``); the failures it is meant
+to catch drift by orders of magnitude (std 1 in a 20-layer MLP of width 64 multiplies the
+variance by 32 per layer) or by the depth of a residual stack (unscaled branches: variance
+grows about linearly in the number of blocks)."""
+
+
+def _model_input(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("normal", "uniform"):
+            return text
+        head, sep, vocab = text.partition(":")
+        if head == "tokens" and sep and vocab.isdigit() and int(vocab) >= 1:
+            return f"tokens:{int(vocab)}"
+    raise ValueError(
+        f"must be normal, uniform or tokens:VOCAB (e.g. tokens:1000), got {quote(value)}"
+    )
+
+
+def _input_shape(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()] if value.strip() else []
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(f"must be sizes like 3,224,224, got {quote(value)}")
+    return tuple(integer(v, f"[{i}]: ") for i, v in enumerate(value))
+
+
+def _model_args(value: Any) -> Any:
+    items = strings(value)
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"must be key=value with a Python name as key, got {quote(item)}")
+    return items
+
+
+class PropagateModelConfig(Seeded):
+    """What ``xavinit propagate --model`` does: push a batch through the user's own model."""
+
+    command = "propagate"
+    numeric = True
+
+    model: Annotated[
+        str,
+        BeforeValidator(file_path),
+        Opt(
+            "Measure your own model instead of an MLP: package.module:callable (a factory in "
+            "your code, imported from the current folder or PYTHONPATH), a torch.export "
+            "archive (.pt2) or an ONNX file (.onnx, forward only).",
+            metavar="SPEC",
+        ),
+    ]
+    model_args: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_model_args),
+        Opt(
+            "With --model FACTORY: a keyword argument of the factory, key=value, repeatable.",
+            key="model_arg",
+            aliases=("model_args",),
+            default_text="none",
+            metavar="KEY=VALUE",
+        ),
+    ] = ()
+    input_shape: Annotated[
+        tuple[int, ...] | None,
+        BeforeValidator(_input_shape),
+        Opt(
+            "With --model: one example's shape without the batch, e.g. 3,224,224 or 128 (tokens).",
+            cli_type=str,
+            default_text="the shape the .pt2 or ONNX graph declares",
+        ),
+    ] = None
+    batch: Annotated[Count, Field(ge=1)] = 8
+    input: Annotated[str, BeforeValidator(_model_input)] = "normal"
+    depth_of: Annotated[
+        str,
+        BeforeValidator(Choice(("block", "leaf"))),
+        Opt(
+            "With --model: measure every leaf module, or every repeated block (a residual "
+            "layer, a transformer layer; leaves when the model has none)."
+        ),
+    ] = "block"
+    max_drift: Annotated[
+        float,
+        BeforeValidator(positive_float),
+        Field(gt=1.0),
+        Opt(
+            "With --model: exit 1 when the activation or gradient variance of the last "
+            "measured module differs from the first's by more than this factor."
+        ),
+    ] = DEFAULT_MAX_DRIFT
+
+
+def config_of(command: str, record: Mapping[str, Any]) -> type[Config]:
+    """The config model of a command's recorded configuration (``propagate --model`` has its
+    own)."""
+    if command == "propagate" and isinstance(record, Mapping) and "model" in record:
+        return PropagateModelConfig
+    return config_type(command)

@@ -15,7 +15,8 @@ Rules, per command (the same functions the commands use):
   (:data:`xavinit.stats.CORRECTIONS` at the recorded alpha), each tensor's ``matches`` from
   its verdict and ``expect``, ``passed`` from them (and False when nothing could be judged).
 - ``gain``: each depth check passes when its ratio lies in its interval; ``passed`` is all.
-- ``train``, ``propagate``: ``passed`` is every run's (no run diverged or overflowed).
+- ``train``, ``propagate``: ``passed`` is every run's (no run diverged or overflowed);
+  ``propagate --model``: each model's drift checks re-judged from its modules' variances.
 - ``sweep``: ``passed`` is every run finished.
 """
 
@@ -123,11 +124,40 @@ def _runs(result: Any) -> str | None:
     return None
 
 
+def _propagate(result: Any) -> str | None:
+    """Propagate's runs, and each model's drift checks re-judged from its modules' variances
+    (:func:`xavinit.modelprobe.drift` at the recorded ``max_drift``)."""
+    models = list(getattr(result, "models", []) or [])
+    if not models:
+        return _runs(result)
+    from xavinit.modelprobe import drift
+
+    for run in models:
+        names = [m.name for m in run.modules]
+        for check in run.drift:
+            from_top = check["quantity"] == "grad_var"
+            values = [m.grad_var if from_top else m.var for m in run.modules]
+            _, _, passed = drift(names, values, run.max_drift, from_top)
+            if check["passed"] != passed:
+                return (
+                    f"{run.model}: the {check['quantity']} check says passed={check['passed']}, "
+                    f"but its modules' variances give {passed}"
+                )
+        finite = all(math.isfinite(m.var) for m in run.modules)
+        expected = all(c["passed"] for c in run.drift) and finite and bool(run.drift)
+        if run.passed != expected:
+            return f"{run.model}: passed is {run.passed}, but its drift checks give {expected}"
+    expected = all(run.passed for run in [*result.runs, *models])
+    if result.passed != expected:
+        return f"passed is {result.passed}, but its models give {expected}"
+    return None
+
+
 _RULES = {
     "init": _init,
     "check": _check,
     "gain": _gain,
     "train": _runs,
-    "propagate": _runs,
+    "propagate": _propagate,
     "sweep": _runs,
 }

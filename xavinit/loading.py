@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from xavinit._version import __version__
-from xavinit.config import config_type
+from xavinit.config import config_of
 from xavinit.errors import XavinitError
 from xavinit.evidence import contradiction
 from xavinit.results import KNOWN_SCHEMA_VERSIONS, RESULT_TYPES, ReportResult, validate
@@ -59,7 +59,7 @@ def result_from_dict(data: Any, source: str = "result") -> Any:
 
 def _check_config(command: str, config: dict[str, Any], source: str) -> None:
     """The recorded configuration must be one the command accepts (types and ranges)."""
-    config_type(command).from_record(config, f"{source}: config")
+    config_of(command, config).from_record(config, f"{source}: config")
 
 
 def load_result(path: str | Path) -> Any:

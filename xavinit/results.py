@@ -357,8 +357,17 @@ class PropagateResult(_Document):
     passed: bool
     runs: list[PropagateRun]
     command: str = "propagate"
+    models: list[ModelRun] = field(default_factory=list)
+    """``propagate --model``: one run per model (``runs`` is then empty)."""
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document; ``models`` only when there are any (an MLP run's is as it was)."""
+        data = super().to_dict()
+        if not self.models:
+            data.pop("models")
+        return data
 
 
 @dataclass(frozen=True)
@@ -571,6 +580,98 @@ class GainResult(_Document):
     command: str = "gain"
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
+
+
+class ModelParam(TypedDict):
+    """One parameter of a measured module: its mean square ``E[theta^2]`` and the variance of
+    its gradient for the batch-mean cost (None when no gradient reached it)."""
+
+    name: str
+    shape: list[Count]
+    weight_var: Real
+    grad_var: Real | None
+
+
+@dataclass(frozen=True)
+class ModelModule:
+    """One measured module of ``propagate --model`` (a leaf or a block), in network order.
+
+    ``mean`` and ``var`` are over every entry of the output; ``channel_sq_mean`` and
+    ``channel_var`` the signal propagation plot's average channel squared mean and average
+    channel variance over ``channel_axis`` (Brock, De and Smith 2021). ``grad_var`` is the
+    variance of the per-example gradient at the output, ``grad_ratio_to_top`` its ratio to the
+    top module's; ``branch_var`` and ``skip_var`` are ``Var[y - x]`` and ``Var[x]`` of a block
+    whose input ``x`` and output ``y`` have one shape. ``predicted_var`` (and
+    ``predicted_mean``) is the mean-field prediction for a Linear or Conv output
+    (``fan_in E[W^2] E[x^2] + E[b^2]``, from the measured ``input_second_moment`` and
+    ``weight_var``) or for a known activation applied to one (``theory_from`` names it).
+    """
+
+    index: Index
+    name: str
+    type: str
+    kind: str
+    shape: list[Count]
+    channel_axis: Count
+    mean: Real
+    var: Real
+    channel_sq_mean: Real
+    channel_var: Real
+    saturated_fraction: Fraction | None = None
+    activation: str | None = None
+    grad_var: Real | None = None
+    grad_ratio_to_top: Real | None = None
+    params: list[ModelParam] = field(default_factory=list)
+    branch_var: Real | None = None
+    skip_var: Real | None = None
+    fan_in: Index | None = None
+    weight_var: Real | None = None
+    bias_var: Real | None = None
+    input_second_moment: Real | None = None
+    predicted_var: Real | None = None
+    predicted_mean: Real | None = None
+    theory_from: str | None = None
+
+
+class ModelDrift(TypedDict):
+    """The drift of one quantity between the first and the last measured module.
+
+    ``activation_var``: ``var`` of the last over the first; ``grad_var``: the first's (nearest
+    the input) over the last's (the top). ``passed`` when the ratio lies within
+    ``[1/max_drift, max_drift]``; ``beyond_from`` names the module where it first leaves that
+    band (from the first module for activations, from the top for gradients)."""
+
+    quantity: str
+    first: str
+    last: str
+    ratio: Real | None
+    beyond_from: str | None
+    passed: bool
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model of ``propagate --model``: every measured module and the drift verdict.
+
+    ``backward`` is ``measured`` or why it is unavailable (an ONNX model); ``notes`` say what
+    the reader should know (a fallback from blocks to leaves, the GELU approximation).
+    """
+
+    model: str
+    source: str
+    depth_of: str
+    batch: Index
+    input: str
+    input_shape: list[Count]
+    parameters: Count
+    max_drift: Real
+    passed: bool
+    modules: list[ModelModule]
+    drift: list[ModelDrift]
+    backward: str = "measured"
+    top_grad_var: Real | None = None
+    failure: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 Result = (

@@ -23,12 +23,23 @@ DOC = """Push a batch forward and gradients backward through a network at initia
       xavinit propagate -a tanh -a softsign -a sigmoid --trials 3 -f json -o propagate.json
 
       xavinit propagate --weights model.pt -a relu       # through a checkpoint's own dense layers
+
+      xavinit propagate --model mypkg.nets:resnet --input-shape 3,32,32   # your own model
+
+      xavinit propagate --model model.onnx --max-drift 4   # forward only, shape from the graph
     """
 
 
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
     from xavinit.cli.common import result_command
+    from xavinit.cli.propagate_model import model_options, prepare
     from xavinit.config import PropagateConfig
 
-    return result_command(PropagateConfig, "xavinit.experiments.propagate:run_propagate", DOC)
+    return result_command(
+        PropagateConfig,
+        "xavinit.experiments.propagate:run_propagate",
+        DOC,
+        extra=model_options(),
+        prepare=prepare,
+    )

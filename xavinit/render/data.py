@@ -56,7 +56,7 @@ def _gain_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "init": lambda d: list(d["layers"]),
-    "propagate": lambda d: _run_rows(d, "layers"),
+    "propagate": lambda d: _run_rows(d, "layers") + _model_rows(d),
     "train": lambda d: _run_rows(d, "curve"),
     "schemes": lambda d: list(d["schemes"]),
     "gain": _gain_rows,
@@ -65,6 +65,14 @@ CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "sweep": lambda d: _sweep_rows(d),
 }
 """Each command's CSV rows, from its document."""
+
+
+def _model_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    if not document.get("models"):
+        return []
+    from xavinit.render.propagate_model import model_rows  # imports Rich's tables
+
+    return model_rows(document)
 
 
 def _sweep_rows(document: dict[str, Any]) -> list[dict[str, Any]]:

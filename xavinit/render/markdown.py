@@ -113,6 +113,10 @@ def render_markdown(document: dict[str, Any]) -> str:
 
 def markdown_propagate(document: dict[str, Any]) -> Blocks:
     """Verdict line, the first/last ratios per run, then one row per (run, layer)."""
+    if document.get("models"):
+        from xavinit.render.propagate_model import markdown_models
+
+        return markdown_models(document)
     out = Blocks()
     out.verdict(propagate_summary(document), document.get("passed"))
     config = document.get("config", {})

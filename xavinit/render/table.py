@@ -150,6 +150,11 @@ def _measured(value: Any, predicted: Any) -> str:
 
 def table_propagate(document: dict[str, Any], console: Console) -> None:
     """Per activation: one row per layer, one column group per scheme, prediction in brackets."""
+    if document.get("models"):
+        from xavinit.render.propagate_model import table_models
+
+        table_models(document, console)
+        return
     config = document.get("config", {})
     for activation, runs in _runs_by_activation(document).items():
         table = Table(

@@ -17,7 +17,11 @@ What each kind of result gives (names are unique within one document):
   files), normalized histograms of the hidden layers, one panel per scheme and one line per
   layer; and ``propagate-<activation>-variance``, measured variances per hidden layer (markers)
   with the mean-field (solid) and linear-regime (dashed) predictions, one colour per scheme.
-  Runs that failed (no layers) are left out.
+  Runs that failed (no layers) are left out. ``propagate --model`` gives
+  ``propagate-model-<model>``, the signal propagation plot (Brock, De and Smith 2021) of each
+  model: per module in network order, the average channel squared mean, the average channel
+  variance (with the mean-field predictions), the residual branch and skip variances of the
+  blocks, and the gradient variance at each module's output relative to the top's.
 - ``train``, per activation: ``train-<activation>-mean-std`` (figure 2),
   ``-p98-std`` (figure 3), ``-weight-grad-std`` (figure 9, log scale) and
   ``-final-histograms`` (figure 4), one panel per scheme and one line per hidden layer; and
@@ -61,6 +65,7 @@ from xavinit.render.plots.base import (
 from xavinit.render.plots.files import FORMATS, _unique, figure_bytes, write_figures
 from xavinit.render.plots.init import _init_figures
 from xavinit.render.plots.propagate import _propagate_figures
+from xavinit.render.plots.propagate_model import _model_figures
 from xavinit.render.plots.sweep import _sweep_figures
 from xavinit.render.plots.train import _train_figures
 
@@ -79,7 +84,7 @@ def figures(document: dict[str, Any]) -> list[tuple[str, str, Any]]:
     """
     builders = {
         "init": _init_figures,
-        "propagate": _propagate_figures,
+        "propagate": lambda d, mpl: _propagate_figures(d, mpl) + _model_figures(d, mpl),
         "train": _train_figures,
         "sweep": _sweep_figures,
     }
