@@ -325,6 +325,21 @@ CHECKPOINT_DAMAGE = {
     "update -1e8": (lambda d, a: d["current"].update(update=-100000000), "current.update"),
     "weights shape": (lambda d, a: a.update(W1=np.zeros((3, 3), np.float32)), "W1"),
     "no state": (lambda d, a: d.clear(), "not an xavinit training checkpoint"),
+    # Nothing the format does not define, and nothing it defines missing or out of shape.
+    "extra array": (lambda d, a: a.update(evil=np.zeros(3, np.float32)), "unknown array 'evil'"),
+    "extra layer": (lambda d, a: a.update(W3=np.zeros((3, 3), np.float32)), "unknown array 'W3'"),
+    "missing bias": (lambda d, a: a.pop("b2"), "lacks W2 or b2"),
+    "bias dtype": (lambda d, a: a.update(b1=a["b1"].astype(np.float64)), "W1/b1 are float32/float64"),
+    "extra record key": (lambda d, a: d.update(evil=1), "unknown key 'evil' in the checkpoint's"),
+    "missing record key": (lambda d, a: d.pop("xavinit_version"), "lacks 'xavinit_version'"),
+    "extra state key": (lambda d, a: d["current"].update(evil=1), "current: unknown field 'evil'"),
+    "extra curve key": (lambda d, a: d["current"]["curve"][0].update(evil=1), "current.curve[0]: unknown key 'evil'"),
+    "extra stats key": (lambda d, a: d["current"]["layer_stats"][1].update(x=0), "current.layer_stats[1]: unknown key 'x'"),
+    "extra stream key": (lambda d, a: d["current"]["stream"].update(evil=1), "current.stream: unknown key 'evil'"),
+    "stream position": (lambda d, a: d["current"]["stream"].update(position=10**6), "position must be >= 0 and <= 1000"),
+    "stream order": (lambda d, a: d["current"]["stream"]["order"].__setitem__(0, -1), "order must be a permutation"),
+    "stream rng": (lambda d, a: d["current"]["stream"].update(rng={"bit_generator": "MT19937"}), "rng is not a PCG64"),
+    "stream lacks": (lambda d, a: d["current"]["stream"].pop("epoch"), "current.stream: lacks 'epoch'"),
 }  # fmt: skip
 
 

@@ -310,7 +310,11 @@ def run_train(
             if resume is not None and index == len(resume.finished):
                 state = resume.state
                 weights, biases = resume.weights, resume.biases
-                dataset.train.restore(state.stream)
+                try:
+                    dataset.train.restore(state.stream)
+                except XavinitError as error:
+                    where = config.checkpoint or "the checkpoint"
+                    raise XavinitError(f"{where}: current.stream: {error}") from None
             else:
                 state = RunState(scheme=spec, activation=act_spec)
                 weights = [
