@@ -192,8 +192,8 @@ def load_checkpoint(path: str) -> Checkpoint:
     return Checkpoint(config, finished, state, weights, biases)
 
 
-def peek_checkpoint(path: str) -> tuple[TrainConfig, int]:
-    """A checkpoint's configuration and its current run's update, without reading its arrays.
+def peek_checkpoint(path: str) -> tuple[TrainConfig, RunState]:
+    """A checkpoint's configuration and its current run's state, without reading its arrays.
 
     Raises:
         XavinitError: as :func:`load_checkpoint`, for the state record.
@@ -204,4 +204,4 @@ def peek_checkpoint(path: str) -> tuple[TrainConfig, int]:
     document = _document(arrays, path)
     config = TrainConfig.from_record(document["config"], f"{path}: config")
     state = validate(RunState, document["current"], f"{path}: current")
-    return config, state.update
+    return config, state
