@@ -22,7 +22,9 @@ from typer.testing import CliRunner
 
 from xavinit.cli import app
 from xavinit.errors import XavinitError
+from xavinit.experiments.checkpoint import load_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -353,22 +355,98 @@ def test_a_damaged_checkpoint_names_the_field(case, module_blobs, tmp_path):
     _refused(result, expected, written=(target,))
 
 
-def test_sigint_during_training_saves_and_exits_130(module_blobs, tmp_path):
-    checkpoint = tmp_path / "ck.npz"
-    target = tmp_path / "out.json"
-    args = ["train", "-d", f"npz:{module_blobs}", "--depth", "2", "--width", "64"]
-    args += ["--updates", "10000000", "--checkpoint", str(checkpoint), "-o", str(target)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xavinit", *args], stderr=subprocess.PIPE, text=True
+INTERRUPTING = """
+import os, signal, sys
+from xavinit.cli import main
+from xavinit.sgd import SGD
+
+original, calls = SGD.step, [0]
+
+def step(self, x, y, lr):
+    calls[0] += 1
+    if calls[0] == int(os.environ["XAVINIT_TEST_SIGINT_AT"]):
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of training
+    return original(self, x, y, lr)
+
+SGD.step = step
+sys.exit(main(sys.argv[1:]))
+"""
+"""``xavinit ARGS`` in a process that sends itself SIGINT at one SGD step, so the signal lands
+at the same update every time."""
+
+
+def _interrupt_at(step_number: int, args: list[str], in_process: bool, monkeypatch):
+    """``xavinit ARGS`` with SIGINT raised at one SGD step: (exit code, stderr). A separate
+    process takes a real signal from outside Python's own machinery; in this process (torch
+    already imported: a second import would cost seconds) ``signal.raise_signal`` does."""
+    if not in_process:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XAVINIT_TEST_SIGINT_AT": str(step_number)}
+        proc = subprocess.run(
+            [sys.executable, "-c", INTERRUPTING, *args],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        return proc.returncode, proc.stderr
+    from xavinit.sgd import SGD
+
+    original = SGD.step
+    calls = {"n": 0}
+
+    def step(self, x, y, lr):
+        calls["n"] += 1
+        if calls["n"] == step_number:
+            signal.raise_signal(signal.SIGINT)
+        return original(self, x, y, lr)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SGD, "step", step)
+        result = runner.invoke(app, args)
+    return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_sigint_saves_the_whole_state_and_a_resume_ends_identically(
+    backend, module_blobs, tmp_path, monkeypatch
+):
+    """Ctrl-C in the second of two runs: exit 130, one line saying where the run stood and
+    what the checkpoint holds, no result file; resuming gives the uninterrupted result."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    args = ["train", "-d", f"npz:{module_blobs}", "--layers", "12,16,3", "--updates", "200",
+            "--eval-every", "50", "--track-every", "25", "--backend", backend, "-q"]  # fmt: skip
+    uninterrupted = runner.invoke(app, [*args, "-f", "json"])
+    assert uninterrupted.exit_code == 0, uninterrupted.stderr
+    checkpoint, target = tmp_path / "ck.npz", tmp_path / "out.json"
+    saving = ["--checkpoint", str(checkpoint), "--checkpoint-every", "30", "-o", str(target)]
+    code, stderr = _interrupt_at(277, [*args, *saving], backend == "torch", monkeypatch)
+    assert code == 130, stderr
+    (line,) = stderr.strip().splitlines()
+    held = load_checkpoint(str(checkpoint))
+    assert len(held.finished) == 1 and 77 <= held.state.update < 200  # torch: the block's end
+    assert line == (
+        f"Error: interrupted in run 2 of 2 (normalized / tanh) at update {held.state.update} "
+        f"of 200; {checkpoint} holds this run at update {held.state.update} and the 1 "
+        f"finished before it; resume with: xavinit train --resume {checkpoint}"
     )
-    time.sleep(4)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted; resume with")
-    assert "Traceback" not in stderr and not target.exists()
-    assert checkpoint.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]  # no result, no temp file
+    resumed = runner.invoke(app, ["train", "--resume", str(checkpoint), "-q", "-f", "json"])
+    assert resumed.exit_code == 0, resumed.stderr
+    ours, theirs = json.loads(resumed.stdout), json.loads(uninterrupted.stdout)
+    for key in ("checkpoint", "checkpoint_every"):
+        ours["config"][key] = theirs["config"][key]
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+
+
+def test_sigint_without_a_checkpoint_says_nothing_was_saved(module_blobs, tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    args = ["train", "-d", f"npz:{module_blobs}", "--layers", "12,8,3", "-s", "normalized",
+            "--updates", "100", "--eval-every", "50", "-o", str(target)]  # fmt: skip
+    code, stderr = _interrupt_at(5, args, True, monkeypatch)
+    assert code == 130
+    assert stderr.strip().splitlines() == [
+        "Error: interrupted at update 5 of 100; nothing was saved (give --checkpoint FILE to "
+        "keep a run's state)"
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_xavinit_error_is_a_value_error():

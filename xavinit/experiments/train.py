@@ -124,11 +124,28 @@ class BatchFeed:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training, raised between two updates (after saving a checkpoint)."""
+    """Ctrl-C during training, raised between two updates, after the whole state at that update
+    was saved to ``checkpoint`` (atomically: the file holds this state or, if the write failed,
+    the one before) when there is one.
 
-    def __init__(self, checkpoint: str | None) -> None:
+    ``update`` of ``updates``: where the run stood; ``run`` of ``runs``: which (scheme,
+    activation) run, 1-based, and ``label`` its name.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | None,
+        update: int = 0,
+        updates: int = 0,
+        run: int = 1,
+        runs: int = 1,
+        label: str = "",
+    ) -> None:
         super().__init__()
         self.checkpoint = checkpoint
+        self.update, self.updates, self.run, self.runs, self.label = (
+            update, updates, run, runs, label
+        )  # fmt: skip
 
 
 def resolve_layers(config: TrainConfig, dataset: Dataset) -> tuple[int, ...]:
@@ -433,7 +450,10 @@ def _train_one(
             state.stream = feed.position()
             save_checkpoint(config.checkpoint, config, finished, state, sgd)
         if stopping:
-            raise Interrupted(config.checkpoint)
+            runs = total // config.updates
+            raise Interrupted(
+                config.checkpoint, state.update, config.updates, index + 1, runs, label
+            )
 
 
 def _finish(config: TrainConfig, state: RunState, sgd: SGD, splits: Splits) -> TrainRun:
