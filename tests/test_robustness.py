@@ -231,6 +231,90 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(what, tmp_path, monkeypatch)
     assert os.listdir(tmp_path) == []
 
 
+def test_a_train_checkpoint_on_a_full_disk_is_one_line_and_leaves_nothing(
+    module_blobs, tmp_path, monkeypatch
+):
+    _full_disk(monkeypatch)
+    checkpoint, target = tmp_path / "ck.npz", tmp_path / "out.json"
+    args = ["train", "-d", f"npz:{module_blobs}", "--layers", "12,8,3", "-s", "normalized",
+            "--updates", "20", "--eval-every", "10", "--checkpoint", str(checkpoint), "-o",
+            str(target), "-q"]  # fmt: skip
+    _refused(runner.invoke(app, args), "ck.npz", "No space left on device")
+    assert os.listdir(tmp_path) == []
+
+
+SWEEP = ["sweep", "--layers", "12,8,3", "-a", "tanh", "-s", "normalized", "--lr", "0.1",
+         "--updates", "20", "--eval-every", "10", "--track-every", "10", "--workers", "1", "-q"]  # fmt: skip
+
+
+@pytest.mark.parametrize("folder_existed", [False, True])
+def test_a_sweep_on_a_full_disk_leaves_nothing_new(
+    folder_existed, module_blobs, tmp_path, monkeypatch
+):
+    """The sweep's first write fails: one line, exit 2, and the folders it made are gone; a
+    folder the user had keeps what it held."""
+    folder = tmp_path / "sweep"
+    if folder_existed:
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+    _full_disk(monkeypatch)
+    result = runner.invoke(app, [*SWEEP, "--dir", str(folder), "-d", f"npz:{module_blobs}"])
+    _refused(result, "No space left on device")
+    if folder_existed:
+        assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    else:
+        assert not folder.exists()
+
+
+def test_a_worker_on_a_full_disk_stops_the_sweep_and_leaves_nothing_new(
+    module_blobs, tmp_path, monkeypatch
+):
+    """The disk fills once the sweep has written its grid and manifest: the run's first write
+    fails in its worker (here this process, so that the full disk reaches it), the sweep stops
+    with one line and removes the run folder, ``runs/``, its grid, manifest and folder."""
+    from xavinit import executors
+    from xavinit.executors import Event
+
+    class Inline:
+        """An executor that runs each task at once, in this process."""
+
+        capacity, description = 1, "this process"
+
+        def __init__(self, function, workers):
+            self.function, self.events = function, []
+
+        def submit(self, run_id, task):
+            outcome = self.function(task, lambda: False, lambda update: None, "inline")
+            self.events += [Event("started", run_id, "inline"), Event("done", run_id, "inline",
+                            outcome=outcome)]  # fmt: skip
+
+        def poll(self, timeout):
+            events, self.events = self.events, []
+            return events
+
+        def stop_runs(self):
+            return []
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(executors, "LocalPool", Inline)
+    real, writes = os.fdopen, {"n": 0}
+
+    def filling(*args, **kwargs):
+        writes["n"] += 1  # grid.yaml, manifest.json, then the run's attempts.json
+        if writes["n"] >= 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", filling)
+    folder = tmp_path / "sweep"
+    result = runner.invoke(app, [*SWEEP, "--dir", str(folder), "-d", f"npz:{module_blobs}"])
+    _refused(result, "No space left on device")
+    assert writes["n"] >= 3 and not folder.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("fmt", ["table", "json"])
 def test_stdout_on_a_full_device(fmt):

@@ -44,6 +44,7 @@ at most ``retries`` times (recorded per run); a diverged run is final and never 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -394,7 +395,13 @@ def run_task(
 
     started = time.perf_counter()
     folder = Path(task.folder)
-    attempt = _count_attempt(folder, f"{task.token}:{task.config['updates']}")
+    try:
+        attempt = _count_attempt(folder, f"{task.token}:{task.config['updates']}")
+    except XavinitError as error:  # a full disk: bad input, like any other write that fails
+        return Outcome(
+            task.run_id, "failed", 0, 0, time.perf_counter() - started, worker, 1,
+            error=str(error), bad_input=True,
+        )  # fmt: skip
 
     def outcome(status: str, updates: int, trained: int = 0, **extra: Any) -> Outcome:
         return Outcome(
@@ -546,6 +553,8 @@ class _Sweep:
         self._dirty = False
         self.stopping = False
         self.bad_input: str | None = None
+        self.created: list[Path] = []
+        """Run folders this invocation made."""
 
     # -- reading and checking the folder --
 
@@ -721,7 +730,10 @@ class _Sweep:
         target = self.run_folder(run) / SELECTION_FILE
         if target.exists() or run.result is None or run.result.runs[0].updates != self.first:
             return
-        data = source.read_bytes()
+        try:
+            data = source.read_bytes()
+        except OSError as error:
+            raise XavinitError(f"cannot read {str(source)!r}: {error.strerror or error}") from None
         with atomic_write(target, "wb") as stream:
             stream.write(data)
         run.record.selection_sha256 = hashlib.sha256(data).hexdigest()
@@ -776,7 +788,14 @@ class _Sweep:
         if self.executor is None:
             self.executor = self._make_executor()
         folder = self.run_folder(run)
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.exists():
+            try:
+                folder.mkdir(parents=True)
+            except OSError as error:
+                raise XavinitError(
+                    f"cannot create {str(folder)!r}: {error.strerror or error}"
+                ) from None
+            self.created.append(folder)
         task = Task(
             run.id, str(folder), self.train_config(run, run.target), self.token, self.config.retries
         )
@@ -897,6 +916,39 @@ class _Sweep:
             self._dirty = False
 
     def run(self) -> SweepResult:
+        """Run the sweep; on bad input (a full disk among it) first remove what this
+        invocation created that holds no training (see :meth:`_remove_untrained`)."""
+        paths = (self.folder, self.folder / RUNS_FOLDER, self.folder / MANIFEST_FILE)
+        existed = {path: path.exists() for path in (*paths, self.folder / GRID_FILE)}
+        try:
+            return self._run()
+        except XavinitError:
+            self._remove_untrained(existed)
+            raise
+
+    def _remove_untrained(self, existed: dict[Path, bool]) -> None:
+        """Remove the run folders this invocation made that hold no checkpoint or result, then
+        ``runs/``, the grid and the manifest if this invocation made them and no run remains,
+        then the sweep's folder if it made it and it is empty. Nothing that was there before
+        is touched; a run's training is never thrown away."""
+        for folder in self.created:
+            if not ((folder / CHECKPOINT_FILE).exists() or (folder / RESULT_FILE).exists()):
+                with contextlib.suppress(OSError):
+                    (folder / ATTEMPTS_FILE).unlink(missing_ok=True)
+                    folder.rmdir()
+        runs = self.folder / RUNS_FOLDER
+        with contextlib.suppress(OSError):
+            if not existed[runs]:
+                runs.rmdir()  # only when empty
+            if runs.exists() and any(runs.iterdir()):
+                return
+            for name in (MANIFEST_FILE, GRID_FILE):
+                if not existed[self.folder / name]:
+                    (self.folder / name).unlink(missing_ok=True)
+            if not existed[self.folder]:
+                self.folder.rmdir()
+
+    def _run(self) -> SweepResult:
         from xavinit.experiments.train import deferred_interrupt
 
         self.prepare()
