@@ -238,7 +238,11 @@ def test_a_mutated_sweep_folder(sweep_folder, data):
     assert code in (0, 2), (name, where, value, err)
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and err.startswith("Error: "), err
-    elif not forget:
+    else:
         result = json.loads(out)
         assert result["trained_updates"] == 0, (name, where, value)
-        assert _numbers(result) == truth, (name, where, value)
+        numbers, expected = _numbers(result), json.loads(json.dumps(truth))
+        if forget:  # the final histograms and validation error: no record but the digest
+            for run in [*numbers["runs"], *expected["runs"]]:
+                run.pop("final_histograms"), run.pop("final_valid_error")
+        assert numbers == expected, (name, where, value)

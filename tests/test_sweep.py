@@ -431,7 +431,8 @@ def _edit(path: Path, change) -> None:
 
 
 def _tamper_cases(document: dict) -> dict:
-    """name: (file in the folder, its edit, what the refusal names)."""
+    """name: (file in the folder, its edit, the file and the field the refusal names). A name
+    with "no digests" also forgets the manifest's digests, as a manifest from before them."""
     chosen = document["table"][0]["lr"]
     runs = {run["lr"]: run["id"] for run in document["runs"]}
     other = runs[0.1 if chosen == 0.3 else 0.3]
@@ -467,10 +468,20 @@ def _tamper_cases(document: dict) -> dict:
             lambda d: d["runs"][0].update(final_valid_error=0.0),
             f"runs.{other}.result_sha256",
         ),
-        "that, and the digest forgotten": (
+        "that, no digests": (
             f"runs/{other}/result.json",
             lambda d: d["runs"][0].update(final_valid_error=0.0),
-            f"runs.{other}.selection.valid_error",
+            f"manifest.json: runs.{other}.selection.valid_error",
+        ),
+        "a curve point, no digests": (
+            f"{mine}/result.json",
+            lambda d: d["runs"][0]["curve"][1].update(test_error=0.0),
+            "result.json: runs[0].curve[1].test_error is 0.0, but checkpoint.npz recorded",
+        ),
+        "a tracked statistic, no digests": (
+            f"{mine}/selection.json",
+            lambda d: d["runs"][0]["layer_stats"][0].update(std=1.0),
+            "selection.json: runs[0].layer_stats[0].std is 1.0, but checkpoint.npz recorded",
         ),
         "the chosen run's kept result": (
             f"{mine}/selection.json",
@@ -485,23 +496,27 @@ def _tamper_cases(document: dict) -> dict:
     }
 
 
+def _forget_digests(manifest: dict) -> None:
+    for record in manifest["runs"].values():
+        record.update(result_sha256=None, result_at=None, selection_sha256=None)
+
+
 def test_a_tampered_sweep_folder_is_refused_naming_the_file_and_field(tiny_sweep, tmp_path):
     """Resuming a folder whose numbers were edited by hand: the reported numbers come from
     what was trained, or the folder is refused (one line naming the file and the field)."""
     folder, document = tiny_sweep
     assert document["table"][0]["selected_at"] == 10
-    other = next(r["id"] for r in document["runs"] if r["lr"] != document["table"][0]["lr"])
     for name, (relative, change, named) in _tamper_cases(document).items():
         copy = tmp_path / name.replace(" ", "-").replace("'", "")
         shutil.copytree(folder, copy)
         _edit(copy / relative, change)
-        if "forgotten" in name:  # a manifest from before digests: the selection still agrees
-            _edit(copy / "manifest.json", lambda d: d["runs"][other].update(result_sha256=None))
+        if "no digests" in name:
+            _edit(copy / "manifest.json", _forget_digests)
         before = (copy / "manifest.json").read_bytes()
         code, _, stderr = sweep("--dir", str(copy))
         lines = stderr.strip().splitlines()
         assert code == 2 and len(lines) == 1, (name, stderr)
-        named_file = "manifest.json" if "forgotten" in name else Path(relative).name
+        named_file = named if ":" in named else Path(relative).name  # or the file it names
         assert named_file in lines[0] and named in lines[0], (name, lines[0])
         assert "refused (edited or damaged)" in lines[0], lines[0]
         assert (copy / "manifest.json").read_bytes() == before  # the folder is left as it was

@@ -120,6 +120,8 @@ def _final_errors(runs: list[Any]) -> str | None:
                 f"runs[{index}].final_test_error is {run.final_test_error}, but its curve "
                 f"gives {expected}"
             )
+        if run.diverged != (run.diverged_at is not None):
+            return f"runs[{index}].diverged is {run.diverged}, but diverged_at is {run.diverged_at}"
         if last is not None and not run.diverged and last["update"] != run.updates:
             return (
                 f"runs[{index}].updates is {run.updates}, but its curve ends at update "

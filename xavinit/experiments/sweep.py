@@ -29,8 +29,9 @@ is refused, naming the setting.
 
 What a sweep reports comes from its runs' results, never from the manifest's account of them:
 each run's result must be its grid point's (scheme, activation, rate), its final test error
-its curve's last (:mod:`xavinit.evidence`), and the file the one this sweep wrote (the manifest
-keeps each result file's SHA-256 beside the update it was written at); the validation error a
+its curve's last (:mod:`xavinit.evidence`), its curve and tracked statistics the ones its
+checkpoint recorded for the same updates (:func:`same_history`), and the file the one this
+sweep wrote (the manifest keeps each result file's SHA-256 beside the update it was written at); the validation error a
 rate is chosen on is read from the run's result at the selection point every time, and the
 manifest's record of it must agree. A folder that fails one of these is refused, naming the
 file and the field (a hand-edited or damaged folder; move the run's folder away to train it
@@ -71,6 +72,7 @@ from xavinit.results import (
     SweepRun,
     TrainResult,
     TrainRun,
+    plain,
     validate,
 )
 from xavinit.serialize import parse_json_text, quote, read_text, to_json, to_yaml
@@ -261,6 +263,34 @@ def read_manifest(path: Path) -> Manifest:
                 f"got {quote(record.status, 40)}"
             )
     return manifest
+
+
+def same_history(path: Path, trained: TrainRun, other: Path, record: Any) -> None:
+    """Hold a run's result to another record of the same training (its checkpoint's state, or
+    its result at another update): up to the update both reach, their curves and tracked
+    statistics are the same rows.
+
+    Raises:
+        XavinitError: the first row where they differ, named by its path in ``path``.
+    """
+    reach = min(trained.updates, record.updates if hasattr(record, "updates") else record.update)
+    for name in ("curve", "layer_stats"):
+        mine = [plain(row) for row in getattr(trained, name) if row["update"] <= reach]
+        theirs = [plain(row) for row in getattr(record, name) if row["update"] <= reach]
+        for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            if a != b:
+                key = next((k for k in a if a.get(k) != b.get(k)), "")
+                raise XavinitError(
+                    f"{path}: runs[0].{name}[{index}].{key} is {_shown(a.get(key))}, but "
+                    f"{other.name} recorded {_shown(b.get(key))} for the same training; "
+                    "refused (edited or damaged)"
+                )
+        if len(mine) != len(theirs):
+            raise XavinitError(
+                f"{path}: runs[0].{name} has {len(mine)} rows up to update {reach}, but "
+                f"{other.name} recorded {len(theirs)} for the same training; refused (edited "
+                "or damaged)"
+            )
 
 
 def file_sha256(path: Path) -> str:
@@ -610,11 +640,14 @@ class _Sweep:
             run.result = result
             run.progress = updates
             recorded = result.config
-        self._read_selection(run)
+        state = None
         if checkpoint.exists():
             saved_config, state = peek_checkpoint(str(checkpoint))
             run.progress = max(run.progress, state.update)
             recorded = recorded or saved_config.to_dict()
+            if run.result is not None:
+                same_history(result_path, run.result.runs[0], checkpoint, state)
+        self._read_selection(run, state)
         if recorded is not None:
             setting = changed_setting(recorded, wanted)
             if setting is not None:
@@ -673,9 +706,9 @@ class _Sweep:
                 )
         return result
 
-    def _read_selection(self, run: _Run) -> None:
+    def _read_selection(self, run: _Run, state: Any) -> None:
         """Find the run's state at the selection point, and hold the manifest's record of its
-        validation error there to it."""
+        validation error there to it (``state``: the run's checkpointed state, if any)."""
         path = self.run_folder(run) / SELECTION_FILE
         record = run.record
         candidates = []
@@ -687,7 +720,12 @@ class _Sweep:
                     f"runs.{run.id}.selection_sha256); refused (edited or damaged)"
                 )
             record.selection_sha256 = digest
-            candidates.append(self._load_own(run, path).runs[0])
+            kept = self._load_own(run, path).runs[0]
+            if state is not None:
+                same_history(path, kept, self.run_folder(run) / CHECKPOINT_FILE, state)
+            if run.result is not None:
+                same_history(path, kept, self.run_folder(run) / RESULT_FILE, run.result.runs[0])
+            candidates.append(kept)
         if run.result is not None:
             candidates.append(run.result.runs[0])
         run.at_first = next((c for c in candidates if c.updates == self.first), None)
