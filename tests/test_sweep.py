@@ -542,6 +542,20 @@ def test_what_a_sweep_reports_comes_from_its_runs_not_its_manifest(tiny_sweep, t
         assert same == {k: v for k, v in theirs.items() if k not in (*HOW, "retries")}
 
 
+def test_a_folder_from_before_selection_json_resumes_on_its_manifest(tiny_sweep, tmp_path):
+    """A sweep folder written before runs kept their result at --select-at (no selection.json,
+    no digests): the chosen run's validation error there is the manifest's, as it was."""
+    folder, document = tiny_sweep
+    copy = tmp_path / "old"
+    shutil.copytree(folder, copy)
+    (kept,) = copy.glob("runs/*/selection.json")
+    kept.unlink()
+    _edit(copy / "manifest.json", _forget_digests)
+    code, again, stderr = sweep("--dir", str(copy))
+    assert code == 0 and again["trained_updates"] == 0, stderr
+    assert what(again)["table"] == what(document)["table"]
+
+
 def test_a_scheduler_without_dask_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` fails
     args = ["sweep", "--dir", str(tmp_path / "x"), "--depth", "1", "--width", "4", "-a", "tanh",

@@ -31,9 +31,9 @@ What a sweep reports comes from its runs' results, never from the manifest's acc
 each run's result must be its grid point's (scheme, activation, rate), its final test error
 its curve's last (:mod:`xavinit.evidence`), its curve and tracked statistics the ones its
 checkpoint recorded for the same updates (:func:`same_history`), and the file the one this
-sweep wrote (the manifest keeps each result file's SHA-256 beside the update it was written at); the validation error a
-rate is chosen on is read from the run's result at the selection point every time, and the
-manifest's record of it must agree. A folder that fails one of these is refused, naming the
+sweep wrote (the manifest keeps each result file's SHA-256 beside the update it was written
+at); the validation error a rate is chosen on is read from the run's result at the selection
+point every time, and the manifest's record of it must agree. A folder that fails one of these is refused, naming the
 file and the field (a hand-edited or damaged folder; move the run's folder away to train it
 again). The manifest's ``wall_seconds``, ``worker`` and ``retries`` say how runs ran and are
 reported as recorded.
@@ -730,8 +730,6 @@ class _Sweep:
             candidates.append(run.result.runs[0])
         run.at_first = next((c for c in candidates if c.updates == self.first), None)
         stored = record.selection
-        if run.at_first is None and not path.exists() and stored is not None:
-            return  # a folder from before selection.json: the manifest's record is all there is
         if stored is not None and stored["at"] == self.first and run.at_first is not None:
             found = run.at_first.final_valid_error
             if stored["valid_error"] != found:
