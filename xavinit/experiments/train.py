@@ -125,8 +125,7 @@ class BatchFeed:
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during training, raised between two updates, after the whole state at that update
-    was saved to ``checkpoint`` (atomically: the file holds this state or, if the write failed,
-    the one before) when there is one.
+    was written to ``checkpoint`` (atomically) when there is one.
 
     ``update`` of ``updates``: where the run stood; ``run`` of ``runs``: which (scheme,
     activation) run, 1-based, and ``label`` its name.
