@@ -875,7 +875,8 @@ class _Sweep:
         self.trained += outcome.trained
         run.progress = outcome.updates
         run.record.updates = outcome.updates
-        run.record.status = outcome.status
+        stopped_unstarted = outcome.status == "interrupted" and not outcome.updates
+        run.record.status = "queued" if stopped_unstarted else outcome.status  # as _drop does
         run.record.error = outcome.error
         self._dirty = True
         if outcome.bad_input:
