@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,3 +157,92 @@ def test_check_of_random_bytes_in_any_format(blob, name):
         assert "Traceback" not in err
         if code == 2:
             assert len(err.strip().splitlines()) == 1 and err.startswith("Error: "), err
+
+
+# --- a sweep folder, hand-edited ------------------------------------------------------------
+
+SWEEP_GRID = [
+    "--layers", "12,8,3", "-a", "tanh", "-s", "normalized", "--lr", "0.1", "--lr", "0.3",
+    "--seeds", "0", "--select-at", "10", "--updates", "20", "--eval-every", "10",
+    "--track-every", "10", "--workers", "1",
+]  # fmt: skip
+"""Two runs, the rate chosen after 10 updates: a manifest, two results and a selection.json."""
+
+HOW_IT_RAN = ("wall_seconds", "worker", "retries")
+"""What the manifest says of how a run ran, reported as recorded."""
+
+
+def _sweep(folder: Path, *args: str) -> tuple[int, str, str]:
+    """``xavinit sweep --dir FOLDER ARGS`` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = main(["sweep", "--dir", str(folder), *args, "-q", "-f", "json"])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _numbers(document: dict) -> dict:
+    """What a sweep reports that its runs computed."""
+    runs = [{k: v for k, v in r.items() if k not in HOW_IT_RAN} for r in document["runs"]]
+    return {"runs": runs, "table": document["table"], "passed": document["passed"]}
+
+
+@pytest.fixture(scope="module")
+def sweep_folder(module_blobs, tmp_path_factory):
+    """A finished tiny sweep, its files' documents by path, and its true numbers."""
+    folder = tmp_path_factory.mktemp("fuzz") / "sweep"
+    code, out, err = _sweep(folder, "-d", f"npz:{module_blobs}", *SWEEP_GRID)
+    assert code == 0, err
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.json"))
+    files = [f for f in files if not f.endswith("attempts.json")]
+    assert len(files) == 4  # the manifest, two results, the chosen run's selection.json
+    documents = {f: json.loads((folder / f).read_text()) for f in files}
+    return folder, documents, _numbers(json.loads(out))
+
+
+_DELETE = object()
+"""A drawn 'value' that removes the key instead."""
+
+
+@_settings(40)
+@given(data=st.data())
+def test_a_mutated_sweep_folder(sweep_folder, data):
+    """Any value anywhere in the manifest or a run's result, or a key removed: the sweep reports
+    the numbers its runs trained (exit 0, nothing trained again) or refuses the folder in one
+    line (exit 2), never a traceback."""
+    folder, documents, truth = sweep_folder
+    name = data.draw(st.sampled_from(sorted(documents)), label="file")
+    where = data.draw(st.sampled_from([p for p in _paths(documents[name]) if p]), label="path")
+    value = data.draw(st.one_of(st.just(_DELETE), JSON), label="value")
+    # A manifest without the files' digests (written before them): the result is then read on
+    # its own evidence alone, and must still give exit 0 or one line.
+    forget = name != "manifest.json" and data.draw(st.booleans(), label="no digests")
+    document = json.loads(json.dumps(documents[name]))
+    holder = document
+    for key in where[:-1]:
+        holder = holder[key]
+    if value is _DELETE:
+        del holder[where[-1]]
+    else:
+        holder[where[-1]] = value
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "sweep"
+        shutil.copytree(folder, copy)
+        (copy / name).write_text(json.dumps(document))
+        if forget:
+            manifest = json.loads(json.dumps(documents["manifest.json"]))
+            for record in manifest["runs"].values():
+                record.update(result_sha256=None, result_at=None, selection_sha256=None)
+            (copy / "manifest.json").write_text(json.dumps(manifest))
+        code, out, err = _sweep(copy)
+    assert "Traceback" not in err, err
+    assert code in (0, 2), (name, where, value, err)
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("Error: "), err
+    else:
+        result = json.loads(out)
+        assert result["trained_updates"] == 0, (name, where, value)
+        numbers, expected = _numbers(result), json.loads(json.dumps(truth))
+        if forget:  # the final histograms and validation error: no record but the digest
+            for run in [*numbers["runs"], *expected["runs"]]:
+                run.pop("final_histograms"), run.pop("final_valid_error")
+        assert numbers == expected, (name, where, value)

@@ -22,7 +22,9 @@ from typer.testing import CliRunner
 
 from xavinit.cli import app
 from xavinit.errors import XavinitError
+from xavinit.experiments.checkpoint import load_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -229,6 +231,90 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(what, tmp_path, monkeypatch)
     assert os.listdir(tmp_path) == []
 
 
+def test_a_train_checkpoint_on_a_full_disk_is_one_line_and_leaves_nothing(
+    module_blobs, tmp_path, monkeypatch
+):
+    _full_disk(monkeypatch)
+    checkpoint, target = tmp_path / "ck.npz", tmp_path / "out.json"
+    args = ["train", "-d", f"npz:{module_blobs}", "--layers", "12,8,3", "-s", "normalized",
+            "--updates", "20", "--eval-every", "10", "--checkpoint", str(checkpoint), "-o",
+            str(target), "-q"]  # fmt: skip
+    _refused(runner.invoke(app, args), "ck.npz", "No space left on device")
+    assert os.listdir(tmp_path) == []
+
+
+SWEEP = ["sweep", "--layers", "12,8,3", "-a", "tanh", "-s", "normalized", "--lr", "0.1",
+         "--updates", "20", "--eval-every", "10", "--track-every", "10", "--workers", "1", "-q"]  # fmt: skip
+
+
+@pytest.mark.parametrize("folder_existed", [False, True])
+def test_a_sweep_on_a_full_disk_leaves_nothing_new(
+    folder_existed, module_blobs, tmp_path, monkeypatch
+):
+    """The sweep's first write fails: one line, exit 2, and the folders it made are gone; a
+    folder the user had keeps what it held."""
+    folder = tmp_path / "sweep"
+    if folder_existed:
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+    _full_disk(monkeypatch)
+    result = runner.invoke(app, [*SWEEP, "--dir", str(folder), "-d", f"npz:{module_blobs}"])
+    _refused(result, "No space left on device")
+    if folder_existed:
+        assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    else:
+        assert not folder.exists()
+
+
+def test_a_worker_on_a_full_disk_stops_the_sweep_and_leaves_nothing_new(
+    module_blobs, tmp_path, monkeypatch
+):
+    """The disk fills once the sweep has written its grid and manifest: the run's first write
+    fails in its worker (here this process, so that the full disk reaches it), the sweep stops
+    with one line and removes the run folder, ``runs/``, its grid, manifest and folder."""
+    from xavinit import executors
+    from xavinit.executors import Event
+
+    class Inline:
+        """An executor that runs each task at once, in this process."""
+
+        capacity, description = 1, "this process"
+
+        def __init__(self, function, workers):
+            self.function, self.events = function, []
+
+        def submit(self, run_id, task):
+            outcome = self.function(task, lambda: False, lambda update: None, "inline")
+            self.events += [Event("started", run_id, "inline"), Event("done", run_id, "inline",
+                            outcome=outcome)]  # fmt: skip
+
+        def poll(self, timeout):
+            events, self.events = self.events, []
+            return events
+
+        def stop_runs(self):
+            return []
+
+        def close(self):
+            """Nothing to release: every task ran at submission."""
+
+    monkeypatch.setattr(executors, "LocalPool", Inline)
+    real, writes = os.fdopen, {"n": 0}
+
+    def filling(*args, **kwargs):
+        writes["n"] += 1  # grid.yaml, manifest.json, then the run's attempts.json
+        if writes["n"] >= 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", filling)
+    folder = tmp_path / "sweep"
+    result = runner.invoke(app, [*SWEEP, "--dir", str(folder), "-d", f"npz:{module_blobs}"])
+    _refused(result, "No space left on device")
+    assert writes["n"] >= 3 and not folder.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("fmt", ["table", "json"])
 def test_stdout_on_a_full_device(fmt):
@@ -325,6 +411,21 @@ CHECKPOINT_DAMAGE = {
     "update -1e8": (lambda d, a: d["current"].update(update=-100000000), "current.update"),
     "weights shape": (lambda d, a: a.update(W1=np.zeros((3, 3), np.float32)), "W1"),
     "no state": (lambda d, a: d.clear(), "not an xavinit training checkpoint"),
+    # Nothing the format does not define, and nothing it defines missing or out of shape.
+    "extra array": (lambda d, a: a.update(evil=np.zeros(3, np.float32)), "unknown array 'evil'"),
+    "extra layer": (lambda d, a: a.update(W3=np.zeros((3, 3), np.float32)), "unknown array 'W3'"),
+    "missing bias": (lambda d, a: a.pop("b2"), "lacks W2 or b2"),
+    "bias dtype": (lambda d, a: a.update(b1=a["b1"].astype(np.float64)), "W1/b1 are float32/float64"),
+    "extra record key": (lambda d, a: d.update(evil=1), "unknown key 'evil' in the checkpoint's"),
+    "missing record key": (lambda d, a: d.pop("xavinit_version"), "lacks 'xavinit_version'"),
+    "extra state key": (lambda d, a: d["current"].update(evil=1), "current: unknown field 'evil'"),
+    "extra curve key": (lambda d, a: d["current"]["curve"][0].update(evil=1), "current.curve[0]: unknown key 'evil'"),
+    "extra stats key": (lambda d, a: d["current"]["layer_stats"][1].update(x=0), "current.layer_stats[1]: unknown key 'x'"),
+    "extra stream key": (lambda d, a: d["current"]["stream"].update(evil=1), "current.stream: unknown key 'evil'"),
+    "stream position": (lambda d, a: d["current"]["stream"].update(position=10**6), "position must be >= 0 and <= 1000"),
+    "stream order": (lambda d, a: d["current"]["stream"]["order"].__setitem__(0, -1), "order must be a permutation"),
+    "stream rng": (lambda d, a: d["current"]["stream"].update(rng={"bit_generator": "MT19937"}), "rng is not a PCG64"),
+    "stream lacks": (lambda d, a: d["current"]["stream"].pop("epoch"), "current.stream: lacks 'epoch'"),
 }  # fmt: skip
 
 
@@ -338,22 +439,98 @@ def test_a_damaged_checkpoint_names_the_field(case, module_blobs, tmp_path):
     _refused(result, expected, written=(target,))
 
 
-def test_sigint_during_training_saves_and_exits_130(module_blobs, tmp_path):
-    checkpoint = tmp_path / "ck.npz"
-    target = tmp_path / "out.json"
-    args = ["train", "-d", f"npz:{module_blobs}", "--depth", "2", "--width", "64"]
-    args += ["--updates", "10000000", "--checkpoint", str(checkpoint), "-o", str(target)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xavinit", *args], stderr=subprocess.PIPE, text=True
+INTERRUPTING = """
+import os, signal, sys
+from xavinit.cli import main
+from xavinit.sgd import SGD
+
+original, calls = SGD.step, [0]
+
+def step(self, x, y, lr):
+    calls[0] += 1
+    if calls[0] == int(os.environ["XAVINIT_TEST_SIGINT_AT"]):
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of training
+    return original(self, x, y, lr)
+
+SGD.step = step
+sys.exit(main(sys.argv[1:]))
+"""
+"""``xavinit ARGS`` in a process that sends itself SIGINT at one SGD step, so the signal lands
+at the same update every time."""
+
+
+def _interrupt_at(step_number: int, args: list[str], in_process: bool, monkeypatch):
+    """``xavinit ARGS`` with SIGINT raised at one SGD step: (exit code, stderr). A separate
+    process takes a real signal from outside Python's own machinery; in this process (torch
+    already imported: a second import would cost seconds) ``signal.raise_signal`` does."""
+    if not in_process:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XAVINIT_TEST_SIGINT_AT": str(step_number)}
+        proc = subprocess.run(
+            [sys.executable, "-c", INTERRUPTING, *args],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        return proc.returncode, proc.stderr
+    from xavinit.sgd import SGD
+
+    original = SGD.step
+    calls = {"n": 0}
+
+    def step(self, x, y, lr):
+        calls["n"] += 1
+        if calls["n"] == step_number:
+            signal.raise_signal(signal.SIGINT)
+        return original(self, x, y, lr)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SGD, "step", step)
+        result = runner.invoke(app, args)
+    return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_sigint_saves_the_whole_state_and_a_resume_ends_identically(
+    backend, module_blobs, tmp_path, monkeypatch
+):
+    """Ctrl-C in the second of two runs: exit 130, one line saying where the run stood and
+    what the checkpoint holds, no result file; resuming gives the uninterrupted result."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    args = ["train", "-d", f"npz:{module_blobs}", "--layers", "12,16,3", "--updates", "200",
+            "--eval-every", "50", "--track-every", "25", "--backend", backend, "-q"]  # fmt: skip
+    uninterrupted = runner.invoke(app, [*args, "-f", "json"])
+    assert uninterrupted.exit_code == 0, uninterrupted.stderr
+    checkpoint, target = tmp_path / "ck.npz", tmp_path / "out.json"
+    saving = ["--checkpoint", str(checkpoint), "--checkpoint-every", "30", "-o", str(target)]
+    code, stderr = _interrupt_at(277, [*args, *saving], backend == "torch", monkeypatch)
+    assert code == 130, stderr
+    (line,) = stderr.strip().splitlines()
+    held = load_checkpoint(str(checkpoint))
+    assert len(held.finished) == 1 and 77 <= held.state.update < 200  # torch: the block's end
+    assert line == (
+        f"Error: interrupted in run 2 of 2 (normalized / tanh) at update {held.state.update} "
+        f"of 200; {checkpoint} holds this run at update {held.state.update} and the 1 "
+        f"finished before it; resume with: xavinit train --resume {checkpoint}"
     )
-    time.sleep(4)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted; resume with")
-    assert "Traceback" not in stderr and not target.exists()
-    assert checkpoint.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]  # no result, no temp file
+    resumed = runner.invoke(app, ["train", "--resume", str(checkpoint), "-q", "-f", "json"])
+    assert resumed.exit_code == 0, resumed.stderr
+    ours, theirs = json.loads(resumed.stdout), json.loads(uninterrupted.stdout)
+    for key in ("checkpoint", "checkpoint_every"):
+        ours["config"][key] = theirs["config"][key]
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+
+
+def test_sigint_without_a_checkpoint_says_nothing_was_saved(module_blobs, tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    args = ["train", "-d", f"npz:{module_blobs}", "--layers", "12,8,3", "-s", "normalized",
+            "--updates", "100", "--eval-every", "50", "-o", str(target)]  # fmt: skip
+    code, stderr = _interrupt_at(5, args, True, monkeypatch)
+    assert code == 130
+    assert stderr.strip().splitlines() == [
+        "Error: interrupted at update 5 of 100; nothing was saved (give --checkpoint FILE to "
+        "keep a run's state)"
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_xavinit_error_is_a_value_error():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -404,6 +405,155 @@ def test_hostile_folder_contents_are_refused_naming_the_file(module_blobs, tmp_p
     (folder / "runs" / run["id"] / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a zip")
     code, _, stderr = sweep("--dir", str(folder))
     assert code == 2 and "checkpoint.npz" in stderr
+
+
+TINY_GRID = [
+    "--layers", "12,8,3", "-a", "tanh", "-s", "normalized", "--lr", "0.1", "--lr", "0.3",
+    "--seeds", "0", "--select-at", "10", "--updates", "20", "--eval-every", "10",
+    "--track-every", "10", "--workers", "1",
+]  # fmt: skip
+"""Two runs chosen between after 10 updates; the chosen one trains on to 20."""
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(module_blobs, tmp_path_factory):
+    """A finished tiny sweep: its folder and its JSON result."""
+    folder = tmp_path_factory.mktemp("tiny") / "sweep"
+    code, document, stderr = sweep("--dir", str(folder), "-d", f"npz:{module_blobs}", *TINY_GRID)
+    assert code == 0, stderr
+    return folder, document
+
+
+def _edit(path: Path, change) -> None:
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document, indent=2))
+
+
+def _tamper_cases(document: dict) -> dict:
+    """name: (file in the folder, its edit, the file and the field the refusal names). A name
+    with "no digests" also forgets the manifest's digests, as a manifest from before them."""
+    chosen = document["table"][0]["lr"]
+    runs = {run["lr"]: run["id"] for run in document["runs"]}
+    other = runs[0.1 if chosen == 0.3 else 0.3]
+    mine = f"runs/{runs[chosen]}"
+
+    def set_final(d):
+        d["runs"][0]["final_test_error"] = 0.0
+
+    def set_curve_too(d):
+        set_final(d)
+        d["runs"][0]["curve"][-1]["test_error"] = 0.0
+
+    return {
+        "a final test error of 0": (f"{mine}/result.json", set_final, "runs[0].final_test_error"),
+        "and the curve's last point": (f"{mine}/result.json", set_curve_too, "result_sha256"),
+        "another scheme": (
+            f"{mine}/result.json",
+            lambda d: d["runs"][0].update(scheme="standard"),
+            "runs[0].scheme",
+        ),
+        "a histogram": (
+            f"{mine}/result.json",
+            lambda d: d["runs"][0]["final_histograms"][0]["counts"].__setitem__(0, 10**6),
+            "result_sha256",
+        ),
+        "the other rate's selection in the manifest": (
+            "manifest.json",
+            lambda d: d["runs"][other]["selection"].update(valid_error=0.0),
+            f"runs.{other}.selection.valid_error",
+        ),
+        "the validation error it was chosen on": (
+            f"runs/{other}/result.json",
+            lambda d: d["runs"][0].update(final_valid_error=0.0),
+            f"runs.{other}.result_sha256",
+        ),
+        "that, no digests": (
+            f"runs/{other}/result.json",
+            lambda d: d["runs"][0].update(final_valid_error=0.0),
+            f"manifest.json: runs.{other}.selection.valid_error",
+        ),
+        "a curve point, no digests": (
+            f"{mine}/result.json",
+            lambda d: d["runs"][0]["curve"][1].update(test_error=0.0),
+            "result.json: runs[0].curve[1].test_error is 0.0, but checkpoint.npz recorded",
+        ),
+        "a tracked statistic, no digests": (
+            f"{mine}/selection.json",
+            lambda d: d["runs"][0]["layer_stats"][0].update(std=1.0),
+            "selection.json: runs[0].layer_stats[0].std is 1.0, but checkpoint.npz recorded",
+        ),
+        "the chosen run's kept result": (
+            f"{mine}/selection.json",
+            lambda d: d["runs"][0].update(final_valid_error=0.5),
+            "selection_sha256",
+        ),
+        "the manifest's digest": (
+            "manifest.json",
+            lambda d: d["runs"][runs[chosen]].update(result_sha256="0" * 64),
+            "result_sha256",
+        ),
+    }
+
+
+def _forget_digests(manifest: dict) -> None:
+    for record in manifest["runs"].values():
+        record.update(result_sha256=None, result_at=None, selection_sha256=None)
+
+
+def test_a_tampered_sweep_folder_is_refused_naming_the_file_and_field(tiny_sweep, tmp_path):
+    """Resuming a folder whose numbers were edited by hand: the reported numbers come from
+    what was trained, or the folder is refused (one line naming the file and the field)."""
+    folder, document = tiny_sweep
+    assert document["table"][0]["selected_at"] == 10
+    for name, (relative, change, named) in _tamper_cases(document).items():
+        copy = tmp_path / name.replace(" ", "-").replace("'", "")
+        shutil.copytree(folder, copy)
+        _edit(copy / relative, change)
+        if "no digests" in name:
+            _edit(copy / "manifest.json", _forget_digests)
+        before = (copy / "manifest.json").read_bytes()
+        code, _, stderr = sweep("--dir", str(copy))
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (name, stderr)
+        named_file = named if ":" in named else Path(relative).name  # or the file it names
+        assert named_file in lines[0] and named in lines[0], (name, lines[0])
+        assert "refused (edited or damaged)" in lines[0], lines[0]
+        assert (copy / "manifest.json").read_bytes() == before  # the folder is left as it was
+
+
+def test_what_a_sweep_reports_comes_from_its_runs_not_its_manifest(tiny_sweep, tmp_path):
+    """The manifest's account of how runs ran is reported as recorded; without it (every record
+    gone) the runs, the rates chosen and the table are recomputed from the runs' results."""
+    folder, document = tiny_sweep
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    first = document["runs"][0]["id"]
+    _edit(copy / "manifest.json", lambda d: d["runs"][first].update(retries=3, status="failed"))
+    code, again, stderr = sweep("--dir", str(copy))
+    assert code == 0, stderr
+    assert again["runs"][0]["retries"] == 3 and again["runs"][0]["status"] == "finished"
+    _edit(copy / "manifest.json", lambda d: d.update(runs={}))
+    code, again, stderr = sweep("--dir", str(copy))
+    assert code == 0 and again["trained_updates"] == 0, stderr
+    assert what(again)["table"] == what(document)["table"]
+    for mine, theirs in zip(again["runs"], document["runs"], strict=True):
+        same = {k: v for k, v in mine.items() if k not in (*HOW, "retries")}
+        assert same == {k: v for k, v in theirs.items() if k not in (*HOW, "retries")}
+
+
+def test_a_folder_from_before_selection_json_resumes_on_its_manifest(tiny_sweep, tmp_path):
+    """A sweep folder written before runs kept their result at --select-at (no selection.json,
+    no digests): the chosen run's validation error there is the manifest's, as it was."""
+    folder, document = tiny_sweep
+    copy = tmp_path / "old"
+    shutil.copytree(folder, copy)
+    (kept,) = copy.glob("runs/*/selection.json")
+    kept.unlink()
+    _edit(copy / "manifest.json", _forget_digests)
+    code, again, stderr = sweep("--dir", str(copy))
+    assert code == 0 and again["trained_updates"] == 0, stderr
+    assert what(again)["table"] == what(document)["table"]
 
 
 def test_a_scheduler_without_dask_names_the_extra(monkeypatch, tmp_path):

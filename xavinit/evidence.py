@@ -18,6 +18,9 @@ Rules, per command (the same functions the commands use):
 - ``train``, ``propagate``: ``passed`` is every run's (no run diverged or overflowed);
   ``propagate --model``: each model's drift checks re-judged from its modules' variances.
 - ``sweep``: ``passed`` is every run finished.
+- ``train``, ``sweep``: a run's ``final_test_error`` is its curve's last test error, taken at
+  its last update (None for a diverged run): the number Table 1 is made of is the one its
+  learning curve shows.
 """
 
 from __future__ import annotations
@@ -108,8 +111,32 @@ def _gain(result: Any) -> str | None:
     return None
 
 
+def _final_errors(runs: list[Any]) -> str | None:
+    """The first run whose ``final_test_error`` is not the last point of its curve."""
+    for index, run in enumerate(runs):
+        last = run.curve[-1] if run.curve else None
+        expected = None if run.diverged or last is None else last["test_error"]
+        if run.final_test_error != expected:
+            return (
+                f"runs[{index}].final_test_error is {run.final_test_error}, but its curve "
+                f"gives {expected}"
+            )
+        if run.diverged != (run.diverged_at is not None):
+            return f"runs[{index}].diverged is {run.diverged}, but diverged_at is {run.diverged_at}"
+        if last is not None and not run.diverged and last["update"] != run.updates:
+            return (
+                f"runs[{index}].updates is {run.updates}, but its curve ends at update "
+                f"{last['update']}"
+            )
+    return None
+
+
 def _runs(result: Any) -> str | None:
     runs = list(result.runs)
+    if result.command in ("train", "sweep"):
+        why = _final_errors(runs)
+        if why is not None:
+            return why
     if result.command == "sweep":
         expected = all(run.status == "finished" for run in runs)
         what = "its runs' statuses"

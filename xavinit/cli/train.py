@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from xavinit.cli.common import fail
+from xavinit.cli.common import EXIT_INTERRUPTED, fail
 from xavinit.errors import XavinitError
 
 DOC = """Train MLPs with plain SGD as in the paper and track every layer during training.
@@ -74,6 +74,22 @@ def _prepare(
     return (lambda mapping, origin: config), lambda: run
 
 
+def interrupted_message(stop: Any) -> str:
+    """Where an interrupted run stood and what its checkpoint holds: the whole state at that
+    update, so that ``--resume`` ends exactly as an uninterrupted run would."""
+    import shlex
+
+    which = f"in run {stop.run} of {stop.runs} ({stop.label}) " if stop.runs > 1 else ""
+    where = f"interrupted {which}at update {stop.update} of {stop.updates}"
+    if not stop.checkpoint:
+        return f"{where}; nothing was saved (give --checkpoint FILE to keep a run's state)"
+    done = f" and the {stop.run - 1} finished before it" if stop.run > 1 else ""
+    return (
+        f"{where}; {stop.checkpoint} holds this run at update {stop.update}{done}; resume "
+        f"with: xavinit train --resume {shlex.quote(stop.checkpoint)}"
+    )
+
+
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast).
 
@@ -94,12 +110,7 @@ def command() -> Callable[..., Any]:
         try:
             inner(**kwargs)
         except Interrupted as stop:
-            where = (
-                f"; resume with: xavinit train --resume {stop.checkpoint}"
-                if stop.checkpoint
-                else ""
-            )
-            fail(f"interrupted{where}", 130)
+            fail(interrupted_message(stop), EXIT_INTERRUPTED)
 
     train.__signature__ = inner.__signature__  # type: ignore[attr-defined]
     train.__annotations__ = inner.__annotations__

@@ -11,7 +11,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from xavinit.errors import XavinitError
+from xavinit.serialize import quote
 from xavinit.streams import shuffle_rng
+
+STATE_KEYS = ("epoch", "position", "order", "rng")
+"""What :meth:`ArrayStream.state` holds, and all a state given to ``restore`` may hold."""
+
+
+def _whole(value: Any, what: str, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]`` (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise XavinitError(f"{what} must be an integer, got {quote(value, 40)}")
+    if value < low or (high is not None and value > high):
+        top = "" if high is None else f" and <= {high}"
+        raise XavinitError(f"{what} must be >= {low}{top}, got {value}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -97,7 +112,36 @@ class ArrayStream:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._epoch = int(state["epoch"])
-        self._position = int(state["position"])
-        self._order = np.asarray(state["order"], dtype=np.int64)
-        self._rng.bit_generator.state = state["rng"]
+        """Continue from ``state()`` of a stream over the same arrays.
+
+        Raises:
+            XavinitError: a key it does not hold or lacks, an epoch or position out of range,
+                an order that is not a permutation of the examples, a generator state that
+                does not fit.
+        """
+        if not isinstance(state, dict):
+            raise XavinitError(f"must be a mapping of {', '.join(STATE_KEYS)}")
+        unknown = [key for key in state if key not in STATE_KEYS]
+        missing = [key for key in STATE_KEYS if key not in state]
+        if unknown or missing:
+            problem = f"unknown key {quote(unknown[0], 40)}" if unknown else f"lacks {missing[0]!r}"
+            raise XavinitError(f"{problem}; an array stream's state holds {', '.join(STATE_KEYS)}")
+        count = len(self.y)
+        order = state["order"]
+        if not (
+            isinstance(order, list)
+            and len(order) == count
+            and all(type(i) is int for i in order)
+            and np.array_equal(np.sort(np.asarray(order, dtype=np.int64)), np.arange(count))
+        ):
+            raise XavinitError(f"order must be a permutation of the {count} training examples")
+        epoch = _whole(state["epoch"], "epoch", 0)
+        position = _whole(state["position"], "position", 0, count)
+        generator = type(self._rng.bit_generator)()
+        try:
+            generator.state = state["rng"]
+        except (TypeError, ValueError, KeyError, OverflowError):
+            raise XavinitError(f"rng is not a {type(generator).__name__} generator state") from None
+        self._epoch, self._position = epoch, position
+        self._order = np.asarray(order, dtype=np.int64)
+        self._rng.bit_generator.state = generator.state

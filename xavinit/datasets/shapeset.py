@@ -50,6 +50,7 @@ import numpy as np
 
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
+from xavinit.serialize import quote
 from xavinit.streams import TEST_KEY, VALID_KEY, block_rng
 
 SIZE = 32
@@ -356,12 +357,16 @@ class ShapesetStream:
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from ``state()`` of a stream with the same seed and block size."""
-        try:
-            seed, block, position = state["seed"], state["block"], state["position"]
-        except (KeyError, TypeError):
+        keys = ("dataset", "seed", "block", "position")
+        if not isinstance(state, dict) or any(k not in state for k in keys[1:]):
             raise XavinitError(
-                f"not a Shapeset stream state (needs seed, block, position): {state!r}"
-            ) from None
+                f"not a Shapeset stream state (needs seed, block, position): {quote(state, 80)}"
+            )
+        unknown = [k for k in state if k not in keys]
+        if unknown or state.get("dataset", "shapeset") != "shapeset":
+            what = f"unknown key {quote(unknown[0], 40)}" if unknown else "another dataset's"
+            raise XavinitError(f"{what} in a Shapeset stream state; it holds {', '.join(keys)}")
+        seed, block, position = state["seed"], state["block"], state["position"]
         if (seed, block) != (self.seed, self.block):
             raise XavinitError(
                 f"Shapeset stream state is for seed {seed}, block {block}; "

@@ -20,11 +20,13 @@ from xavinit.backends import to_numpy
 from xavinit.config import TrainConfig
 from xavinit.errors import XavinitError
 from xavinit.fileio import NpzWriter, atomic_write, read_npz
-from xavinit.results import Count, CurvePoint, LayerStats, Real, TrainRun, validate
-from xavinit.serialize import encode_nonfinite
+from xavinit.results import Count, CurvePoint, LayerStats, Real, TrainRun, plain, validate
+from xavinit.serialize import encode_nonfinite, quote
 
 CHECKPOINT_FORMAT = "xavinit-train-checkpoint"
 CHECKPOINT_VERSION = 1
+DOCUMENT_KEYS = ("format", "version", "xavinit_version", "config", "finished", "current")
+"""The keys of the state record, each required; no other is allowed."""
 
 
 @dataclass
@@ -88,10 +90,34 @@ def _document(arrays: dict[str, np.ndarray], path: str) -> dict[str, Any]:
             f"{path}: checkpoint version {document.get('version')!r} is not supported "
             f"(this xavinit reads version {CHECKPOINT_VERSION})"
         )
-    for key in ("config", "finished", "current"):
+    for key in DOCUMENT_KEYS:
         if key not in document:
             raise XavinitError(f"{path}: checkpoint lacks {key!r}")
+    unknown = [key for key in document if key not in DOCUMENT_KEYS]
+    if unknown:
+        raise XavinitError(
+            f"{path}: unknown key {quote(unknown[0], 40)} in the checkpoint's state record; "
+            f"it holds {', '.join(DOCUMENT_KEYS)}"
+        )
     return document
+
+
+def _unknown_key(given: Any, kept: Any, where: str) -> str | None:
+    """The path of the first key of ``given`` (the JSON read) that ``kept`` (the same data after
+    validation, as plain data) does not have: a field the format does not define."""
+    if isinstance(given, dict) and isinstance(kept, dict):
+        for key, value in given.items():
+            if key not in kept:
+                return f"{where}: unknown key {quote(key, 40)}"
+            found = _unknown_key(value, kept[key], f"{where}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(given, list) and isinstance(kept, list):
+        for index, (value, other) in enumerate(zip(given, kept, strict=False)):
+            found = _unknown_key(value, other, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _arrays(
@@ -100,6 +126,13 @@ def _arrays(
     """The weights and biases, checked: one pair per layer, shapes chained, config's dtype."""
     count = len(config.hidden) + 1
     dtype = np.dtype(config.dtype)
+    names = {"state", *(f"{kind}{k}" for kind in "Wb" for k in range(1, count + 1))}
+    extra = [name for name in arrays if name not in names]
+    if extra:
+        raise XavinitError(
+            f"{path}: unknown array {quote(extra[0], 40)}; a checkpoint of {count} layers holds "
+            f"state, W1..W{count} and b1..b{count}"
+        )
     weights: list[np.ndarray] = []
     biases: list[np.ndarray] = []
     for k in range(1, count + 1):
@@ -141,6 +174,16 @@ def load_checkpoint(path: str) -> Checkpoint:
         for i, run in enumerate(document["finished"])
     ]
     state = validate(RunState, document["current"], path, "current")
+    unknown = _unknown_key(document["current"], plain(state), "current") or next(
+        (
+            found
+            for i, (given, run) in enumerate(zip(document["finished"], finished, strict=True))
+            if (found := _unknown_key(given, run.to_dict(), f"finished[{i}]")) is not None
+        ),
+        None,
+    )
+    if unknown is not None:
+        raise XavinitError(f"{path}: {unknown}; the checkpoint format does not define it")
     if state.update > config.updates:
         raise XavinitError(
             f"{path}: current.update {state.update} is beyond the config's {config.updates} updates"
@@ -149,8 +192,8 @@ def load_checkpoint(path: str) -> Checkpoint:
     return Checkpoint(config, finished, state, weights, biases)
 
 
-def peek_checkpoint(path: str) -> tuple[TrainConfig, int]:
-    """A checkpoint's configuration and its current run's update, without reading its arrays.
+def peek_checkpoint(path: str) -> tuple[TrainConfig, RunState]:
+    """A checkpoint's configuration and its current run's state, without reading its arrays.
 
     Raises:
         XavinitError: as :func:`load_checkpoint`, for the state record.
@@ -161,4 +204,4 @@ def peek_checkpoint(path: str) -> tuple[TrainConfig, int]:
     document = _document(arrays, path)
     config = TrainConfig.from_record(document["config"], f"{path}: config")
     state = validate(RunState, document["current"], f"{path}: current")
-    return config, state.update
+    return config, state

@@ -16,6 +16,8 @@ The sweep's folder holds everything, so running the same command again resumes i
                                  validation error its learning rate was chosen on
     DIR/runs/ID/checkpoint.npz   the run's whole state at its last evaluation (train's format)
     DIR/runs/ID/result.json      the run's ``train`` result once it finished or diverged
+    DIR/runs/ID/selection.json   with ``select_at``: the run's result at that point, kept when
+                                 the chosen rate trains on (its validation error chose the rate)
     DIR/runs/ID/attempts.json    how often this invocation started the run (bounds retries)
 
 A finished run is skipped; an interrupted one continues from its checkpoint, bit-identical to an
@@ -25,6 +27,17 @@ to a run trained with the larger budget from the start, since ``updates`` is a m
 evaluation and tracking intervals. A grid that changes anything else of a run already trained
 is refused, naming the setting.
 
+What a sweep reports comes from its runs' results, never from the manifest's account of them:
+each run's result must be its grid point's (scheme, activation, rate), its final test error
+its curve's last (:mod:`xavinit.evidence`), its curve and tracked statistics the ones its
+checkpoint recorded for the same updates (:func:`same_history`), and the file the one this
+sweep wrote (the manifest keeps each result file's SHA-256 beside the update it was written
+at); the validation error a rate is chosen on is read from the run's result at the selection
+point every time, and the manifest's record of it must agree. A folder that fails one of these is refused, naming the
+file and the field (a hand-edited or damaged folder; move the run's folder away to train it
+again). The manifest's ``wall_seconds``, ``worker`` and ``retries`` say how runs ran and are
+reported as recorded.
+
 Faults: Ctrl-C (SIGINT) asks every active run to checkpoint and return, then raises
 :class:`SweepInterrupted`; a run whose worker dies is started again from its last checkpoint,
 at most ``retries`` times (recorded per run); a diverged run is final and never retried.
@@ -32,6 +45,7 @@ at most ``retries`` times (recorded per run); a diverged run is final and never 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -57,6 +71,8 @@ from xavinit.results import (
     SweepResult,
     SweepRun,
     TrainResult,
+    TrainRun,
+    plain,
     validate,
 )
 from xavinit.serialize import parse_json_text, quote, read_text, to_json, to_yaml
@@ -65,6 +81,7 @@ MANIFEST_FORMAT = "xavinit-sweep-manifest"
 MANIFEST_VERSION = 1
 GRID_FILE, MANIFEST_FILE, RUNS_FOLDER = "grid.yaml", "manifest.json", "runs"
 CHECKPOINT_FILE, RESULT_FILE, ATTEMPTS_FILE = "checkpoint.npz", "result.json", "attempts.json"
+SELECTION_FILE = "selection.json"
 STATUSES = ("queued", "active", "finished", "diverged", "failed", "interrupted")
 POLL_SECONDS = 0.2
 MANIFEST_SECONDS = 1.0
@@ -205,6 +222,12 @@ class RunRecord:
     wall_seconds: Real = 0.0
     selection: Selection | None = None
     error: str | None = None
+    result_sha256: str | None = None
+    """SHA-256 of ``result.json`` as this sweep last read or wrote it..."""
+    result_at: Count | None = None
+    """...when it held this many updates (a result of other updates is a newer one)."""
+    selection_sha256: str | None = None
+    """SHA-256 of ``selection.json`` as this sweep wrote it."""
 
 
 @dataclass
@@ -240,6 +263,42 @@ def read_manifest(path: Path) -> Manifest:
                 f"got {quote(record.status, 40)}"
             )
     return manifest
+
+
+def same_history(path: Path, trained: TrainRun, other: Path, record: Any) -> None:
+    """Hold a run's result to another record of the same training (its checkpoint's state, or
+    its result at another update): up to the update both reach, their curves and tracked
+    statistics are the same rows.
+
+    Raises:
+        XavinitError: the first row where they differ, named by its path in ``path``.
+    """
+    reach = min(trained.updates, record.updates if hasattr(record, "updates") else record.update)
+    for name in ("curve", "layer_stats"):
+        mine = [plain(row) for row in getattr(trained, name) if row["update"] <= reach]
+        theirs = [plain(row) for row in getattr(record, name) if row["update"] <= reach]
+        for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            if a != b:
+                key = next((k for k in a if a.get(k) != b.get(k)), "")
+                raise XavinitError(
+                    f"{path}: runs[0].{name}[{index}].{key} is {_shown(a.get(key))}, but "
+                    f"{other.name} recorded {_shown(b.get(key))} for the same training; "
+                    "refused (edited or damaged)"
+                )
+        if len(mine) != len(theirs):
+            raise XavinitError(
+                f"{path}: runs[0].{name} has {len(mine)} rows up to update {reach}, but "
+                f"{other.name} recorded {len(theirs)} for the same training; refused (edited "
+                "or damaged)"
+            )
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise XavinitError(f"cannot read {str(path)!r}: {error.strerror or error}") from None
 
 
 def write_manifest(path: Path, manifest: Manifest) -> None:
@@ -366,7 +425,13 @@ def run_task(
 
     started = time.perf_counter()
     folder = Path(task.folder)
-    attempt = _count_attempt(folder, f"{task.token}:{task.config['updates']}")
+    try:
+        attempt = _count_attempt(folder, f"{task.token}:{task.config['updates']}")
+    except XavinitError as error:  # a full disk: bad input, like any other write that fails
+        return Outcome(
+            task.run_id, "failed", 0, 0, time.perf_counter() - started, worker, 1,
+            error=str(error), bad_input=True,
+        )  # fmt: skip
 
     def outcome(status: str, updates: int, trained: int = 0, **extra: Any) -> Outcome:
         return Outcome(
@@ -391,7 +456,7 @@ def run_task(
                 status = "diverged" if run.diverged else "finished"
                 return outcome(status, run.updates, valid_error=run.final_valid_error)
         if stop():
-            at = peek_checkpoint(str(checkpoint))[1] if checkpoint.exists() else 0
+            at = peek_checkpoint(str(checkpoint))[1].update if checkpoint.exists() else 0
             return outcome("interrupted", at)
         saved = _resume(checkpoint, config)
         start = saved.state.update if saved is not None else 0
@@ -406,7 +471,7 @@ def run_task(
                 dataset=data,
             )
         except Interrupted:
-            at = peek_checkpoint(str(checkpoint))[1] if checkpoint.exists() else 0
+            at = peek_checkpoint(str(checkpoint))[1].update if checkpoint.exists() else 0
             return outcome("interrupted", at, max(0, at - start))
         run = result.runs[0]
         with atomic_write(result_path) as stream:
@@ -487,6 +552,9 @@ class _Run:
     point: Point
     record: RunRecord
     result: TrainResult | None = None
+    at_first: TrainRun | None = None
+    """The run as it stood at the selection point (its validation error there chooses the
+    rate), from ``selection.json`` or ``result.json``; None until it got there."""
     progress: int = 0
     pending: bool = False
     target: int = 0
@@ -515,6 +583,8 @@ class _Sweep:
         self._dirty = False
         self.stopping = False
         self.bad_input: str | None = None
+        self.created: list[Path] = []
+        """Run folders this invocation made."""
 
     # -- reading and checking the folder --
 
@@ -551,23 +621,33 @@ class _Sweep:
     def _read_run(self, run: _Run) -> None:
         """Load what the folder holds for a run and check the grid may continue it."""
         from xavinit.experiments.checkpoint import peek_checkpoint
-        from xavinit.loading import load_result
 
         folder = self.run_folder(run)
         wanted = TrainConfig.from_mapping(self.train_config(run, self.config.updates)).to_dict()
         recorded: dict[str, Any] | None = None
         result_path, checkpoint = folder / RESULT_FILE, folder / CHECKPOINT_FILE
         if result_path.exists():
-            result = load_result(result_path)
-            if not isinstance(result, TrainResult) or len(result.runs) != 1:
-                raise XavinitError(f"{result_path}: not the train result of one run")
+            result = self._load_own(run, result_path)
+            digest = file_sha256(result_path)
+            updates = result.runs[0].updates
+            record = run.record
+            if record.result_at == updates and record.result_sha256 not in (None, digest):
+                raise XavinitError(
+                    f"{result_path}: differs from the file this sweep wrote ({MANIFEST_FILE} "
+                    f"runs.{run.id}.result_sha256); refused (edited or damaged)"
+                )
+            record.result_sha256, record.result_at = digest, updates
             run.result = result
-            run.progress = result.runs[0].updates
+            run.progress = updates
             recorded = result.config
+        state = None
         if checkpoint.exists():
-            saved_config, update = peek_checkpoint(str(checkpoint))
-            run.progress = max(run.progress, update)
+            saved_config, state = peek_checkpoint(str(checkpoint))
+            run.progress = max(run.progress, state.update)
             recorded = recorded or saved_config.to_dict()
+            if run.result is not None:
+                same_history(result_path, run.result.runs[0], checkpoint, state)
+        self._read_selection(run, state)
         if recorded is not None:
             setting = changed_setting(recorded, wanted)
             if setting is not None:
@@ -604,23 +684,95 @@ class _Sweep:
             run.record.status = "queued"
         self._note_selection(run)
 
+    def _load_own(self, run: _Run, path: Path) -> TrainResult:
+        """``path``, a train result of exactly this run's grid point (its own evidence checked
+        by the loader)."""
+        from xavinit.loading import load_result
+
+        result = load_result(path)
+        if not isinstance(result, TrainResult) or len(result.runs) != 1:
+            raise XavinitError(f"{path}: not the train result of one run")
+        trained, point = result.runs[0], run.point
+        for field_name, value in (
+            ("scheme", point.scheme),
+            ("activation", point.activation),
+            ("lr", point.lr),
+        ):
+            if getattr(trained, field_name) != value:
+                raise XavinitError(
+                    f"{path}: runs[0].{field_name} is {_shown(getattr(trained, field_name))}, "
+                    f"but the run {run.id} is {field_name} {_shown(value)}; refused (edited "
+                    "or damaged)"
+                )
+        return result
+
+    def _read_selection(self, run: _Run, state: Any) -> None:
+        """Find the run's state at the selection point, and hold the manifest's record of its
+        validation error there to it (``state``: the run's checkpointed state, if any)."""
+        path = self.run_folder(run) / SELECTION_FILE
+        record = run.record
+        candidates = []
+        if path.exists():
+            digest = file_sha256(path)
+            if record.selection_sha256 not in (None, digest):
+                raise XavinitError(
+                    f"{path}: differs from the file this sweep wrote ({MANIFEST_FILE} "
+                    f"runs.{run.id}.selection_sha256); refused (edited or damaged)"
+                )
+            record.selection_sha256 = digest
+            kept = self._load_own(run, path).runs[0]
+            if state is not None:
+                same_history(path, kept, self.run_folder(run) / CHECKPOINT_FILE, state)
+            if run.result is not None:
+                same_history(path, kept, self.run_folder(run) / RESULT_FILE, run.result.runs[0])
+            candidates.append(kept)
+        if run.result is not None:
+            candidates.append(run.result.runs[0])
+        run.at_first = next((c for c in candidates if c.updates == self.first), None)
+        stored = record.selection
+        if stored is not None and stored["at"] == self.first and run.at_first is not None:
+            found = run.at_first.final_valid_error
+            if stored["valid_error"] != found:
+                raise XavinitError(
+                    f"{self.folder / MANIFEST_FILE}: runs.{run.id}.selection.valid_error is "
+                    f"{_shown(stored['valid_error'])}, but the run's result at update "
+                    f"{self.first} gives {_shown(found)}; refused (edited or damaged)"
+                )
+
     @staticmethod
     def _diverged(run: _Run) -> bool:
         return run.result is not None and run.result.runs[0].diverged
 
     def _selection_error(self, run: _Run) -> float | None:
+        """The run's validation error at the selection point: from its result there; from the
+        manifest only for a folder written before results at that point were kept."""
+        if run.at_first is not None:
+            return run.at_first.final_valid_error
         selection = run.record.selection
-        if selection is not None and selection["at"] == self.first:
+        legacy = not (self.run_folder(run) / SELECTION_FILE).exists()
+        if legacy and selection is not None and selection["at"] == self.first:
             return selection["valid_error"]
         return None
 
     def _note_selection(self, run: _Run) -> None:
-        """A run finished exactly at the selection point: keep its validation error there."""
-        if run.result is None or self._diverged(run):
+        """A run got to the selection point: record its validation error there."""
+        if run.at_first is not None and not run.at_first.diverged:
+            error = run.at_first.final_valid_error
+            run.record.selection = {"at": self.first, "valid_error": error}
+
+    def _keep_selection(self, run: _Run) -> None:
+        """Before a run trains on past the selection point, keep its result there."""
+        source = self.run_folder(run) / RESULT_FILE
+        target = self.run_folder(run) / SELECTION_FILE
+        if target.exists() or run.result is None or run.result.runs[0].updates != self.first:
             return
-        trained = run.result.runs[0]
-        if trained.updates == self.first and self._selection_error(run) is None:
-            run.record.selection = {"at": self.first, "valid_error": trained.final_valid_error}
+        try:
+            data = source.read_bytes()
+        except OSError as error:
+            raise XavinitError(f"cannot read {str(source)!r}: {error.strerror or error}") from None
+        with atomic_write(target, "wb") as stream:
+            stream.write(data)
+        run.record.selection_sha256 = hashlib.sha256(data).hexdigest()
 
     # -- scheduling --
 
@@ -658,6 +810,8 @@ class _Sweep:
             return
         if run.result is not None and run.result.runs[0].updates >= target:
             return
+        if target > self.first:
+            self._keep_selection(run)
         run.target = target
         run.record.target = target
         run.record.status = "queued"
@@ -670,7 +824,14 @@ class _Sweep:
         if self.executor is None:
             self.executor = self._make_executor()
         folder = self.run_folder(run)
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.exists():
+            try:
+                folder.mkdir(parents=True)
+            except OSError as error:
+                raise XavinitError(
+                    f"cannot create {str(folder)!r}: {error.strerror or error}"
+                ) from None
+            self.created.append(folder)
         task = Task(
             run.id, str(folder), self.train_config(run, run.target), self.token, self.config.retries
         )
@@ -706,8 +867,6 @@ class _Sweep:
             self._fail(run, event.reason)
 
     def _done(self, run: _Run, outcome: Outcome) -> None:
-        from xavinit.loading import load_result
-
         run.pending = False
         run.record.worker = outcome.worker
         run.record.wall_seconds += outcome.wall_seconds
@@ -716,7 +875,8 @@ class _Sweep:
         self.trained += outcome.trained
         run.progress = outcome.updates
         run.record.updates = outcome.updates
-        run.record.status = outcome.status
+        stopped_unstarted = outcome.status == "interrupted" and not outcome.updates
+        run.record.status = "queued" if stopped_unstarted else outcome.status  # as _drop does
         run.record.error = outcome.error
         self._dirty = True
         if outcome.bad_input:
@@ -724,7 +884,11 @@ class _Sweep:
             return
         if outcome.status in ("finished", "diverged"):
             path = self.run_folder(run) / RESULT_FILE
-            run.result = load_result(path)
+            run.result = self._load_own(run, path)
+            trained = run.result.runs[0]
+            run.record.result_sha256, run.record.result_at = file_sha256(path), trained.updates
+            if trained.updates == self.first:
+                run.at_first = trained
             self._note_selection(run)
         self._select(run.point.model)
 
@@ -789,6 +953,39 @@ class _Sweep:
             self._dirty = False
 
     def run(self) -> SweepResult:
+        """Run the sweep; on bad input (a full disk among it) first remove what this
+        invocation created that holds no training (see :meth:`_remove_untrained`)."""
+        paths = (self.folder, self.folder / RUNS_FOLDER, self.folder / MANIFEST_FILE)
+        existed = {path: path.exists() for path in (*paths, self.folder / GRID_FILE)}
+        try:
+            return self._run()
+        except XavinitError:
+            self._remove_untrained(existed)
+            raise
+
+    def _remove_untrained(self, existed: dict[Path, bool]) -> None:
+        """Remove the run folders this invocation made that hold no checkpoint or result, then
+        ``runs/``, the grid and the manifest if this invocation made them and no run remains,
+        then the sweep's folder if it made it and it is empty. Nothing that was there before
+        is touched; a run's training is never thrown away."""
+        for folder in self.created:
+            if not ((folder / CHECKPOINT_FILE).exists() or (folder / RESULT_FILE).exists()):
+                with contextlib.suppress(OSError):
+                    (folder / ATTEMPTS_FILE).unlink(missing_ok=True)
+                    folder.rmdir()
+        runs = self.folder / RUNS_FOLDER
+        with contextlib.suppress(OSError):
+            if not existed[runs]:
+                runs.rmdir()  # only when empty
+            if runs.exists() and any(runs.iterdir()):
+                return
+            for name in (MANIFEST_FILE, GRID_FILE):
+                if not existed[self.folder / name]:
+                    (self.folder / name).unlink(missing_ok=True)
+            if not existed[self.folder]:
+                self.folder.rmdir()
+
+    def _run(self) -> SweepResult:
         from xavinit.experiments.train import deferred_interrupt
 
         self.prepare()

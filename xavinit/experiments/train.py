@@ -124,11 +124,27 @@ class BatchFeed:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training, raised between two updates (after saving a checkpoint)."""
+    """Ctrl-C during training, raised between two updates, after the whole state at that update
+    was written to ``checkpoint`` (atomically) when there is one.
 
-    def __init__(self, checkpoint: str | None) -> None:
+    ``update`` of ``updates``: where the run stood; ``run`` of ``runs``: which (scheme,
+    activation) run, 1-based, and ``label`` its name.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | None,
+        update: int = 0,
+        updates: int = 0,
+        run: int = 1,
+        runs: int = 1,
+        label: str = "",
+    ) -> None:
         super().__init__()
         self.checkpoint = checkpoint
+        self.update, self.updates, self.run, self.runs, self.label = (
+            update, updates, run, runs, label
+        )  # fmt: skip
 
 
 def resolve_layers(config: TrainConfig, dataset: Dataset) -> tuple[int, ...]:
@@ -310,7 +326,11 @@ def run_train(
             if resume is not None and index == len(resume.finished):
                 state = resume.state
                 weights, biases = resume.weights, resume.biases
-                dataset.train.restore(state.stream)
+                try:
+                    dataset.train.restore(state.stream)
+                except XavinitError as error:
+                    where = config.checkpoint or "the checkpoint"
+                    raise XavinitError(f"{where}: current.stream: {error}") from None
             else:
                 state = RunState(scheme=spec, activation=act_spec)
                 weights = [
@@ -429,7 +449,10 @@ def _train_one(
             state.stream = feed.position()
             save_checkpoint(config.checkpoint, config, finished, state, sgd)
         if stopping:
-            raise Interrupted(config.checkpoint)
+            runs = total // config.updates
+            raise Interrupted(
+                config.checkpoint, state.update, config.updates, index + 1, runs, label
+            )
 
 
 def _finish(config: TrainConfig, state: RunState, sgd: SGD, splits: Splits) -> TrainRun:
