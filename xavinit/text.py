@@ -37,10 +37,16 @@ def printable_strings(data: Any) -> Any:
     if kind is str:
         return printable(data)
     if kind is dict:
-        return {printable_strings(k): printable_strings(v) for k, v in data.items()}
+        return {
+            printable(k) if type(k) is str else k: v if type(v) in _LEAVES else printable_strings(v)
+            for k, v in data.items()
+        }
     if kind is list or kind is tuple:
-        return [item if type(item) is float else printable_strings(item) for item in data]
+        return [v if type(v) in _LEAVES else printable_strings(v) for v in data]
     return data
+
+
+_LEAVES = frozenset({float, int, bool, type(None)})
 
 
 def shorten(text: str, limit: int = 200) -> str:
