@@ -138,10 +138,30 @@ def cross_moment(batch: np.ndarray) -> float:
     return float(total @ total - flat @ flat) / (rows * (rows - 1) * units)
 
 
-def _histogram(sample: np.ndarray, edges: np.ndarray) -> list[int]:
-    """Counts over equal-width ``edges`` (numpy's fast path for a bin count and a range)."""
-    counts, _ = np.histogram(sample, bins=edges.size - 1, range=(edges[0], edges[-1]))
-    return counts.astype(int).tolist()
+def _histograms(samples: list[np.ndarray], edges: list[np.ndarray]) -> list[list[int]]:
+    """Counts of each sample over its ``edges``, all layers that share one ``edges`` array in one
+    pass: ``numpy.histogram(sample, bins, range=(edges[0], edges[-1]))``'s counts exactly.
+
+    ``np.histogram`` bins a value ``x`` of ``[edges[0], edges[-1]]`` (in float64) into the ``i``
+    with ``edges[i] <= x < edges[i + 1]``, the last bin closed, and drops the others (NaN
+    included); ``searchsorted`` on the same edges gives the same ``i``. One call per layer cost
+    more than the layer's own statistics on a deep stack of small layers.
+    """
+    counts: list[list[int]] = [[] for _ in samples]
+    groups: dict[int, list[int]] = {}
+    for k, grid in enumerate(edges):
+        groups.setdefault(id(grid), []).append(k)
+    for members in groups.values():
+        grid = edges[members[0]]
+        bins = grid.size - 1
+        values = np.concatenate([samples[k].astype(np.float64).ravel() for k in members])
+        layer = np.repeat(np.arange(len(members)), [samples[k].size for k in members])
+        inside = (values >= grid[0]) & (values <= grid[-1])
+        index = np.minimum(np.searchsorted(grid, values[inside], side="right") - 1, bins - 1)
+        table = np.bincount(layer[inside] * bins + index, minlength=len(members) * bins)
+        for k, row in zip(members, table.reshape(len(members), bins).tolist(), strict=True):
+            counts[k] = row
+    return counts
 
 
 def shared_edges(
@@ -260,8 +280,12 @@ def measure_network(
             [item[5] for item in scanned],
             config.bins,
         )
+    histograms = [
+        _histograms([item[i] for item in scanned], [grids[j] for grids in edges])
+        for i, j in ((1, 0), (3, 1), (5, 2))
+    ]
     rows: list[dict[str, object]] = []
-    for k, (act, act_sample, ds, ds_sample, dw, dw_sample) in enumerate(scanned):
+    for k, (act, act_sample, ds, _, dw, _) in enumerate(scanned):
         hidden = k < n_layers - 1
         out = outputs[k]
         p2, p98 = np.percentile(act_sample, [2.0, 98.0])
@@ -280,9 +304,9 @@ def measure_network(
             "backprop_var": ds.variance,
             # dC/dW of the batch-mean cost is (z^{k-1})^T (dC_n/ds^k) / B.
             "weight_grad_var": dw.variance / batch**2,
-            "activation_histogram": _histogram(act_sample, edges[k][0]),
-            "backprop_histogram": _histogram(ds_sample, edges[k][1]),
-            "weight_grad_histogram": _histogram(dw_sample, edges[k][2]),
+            "activation_histogram": histograms[0][k],
+            "backprop_histogram": histograms[1][k],
+            "weight_grad_histogram": histograms[2][k],
         }
         if hidden and config.jacobian_samples:
             pre = cache.s[k]
