@@ -171,11 +171,14 @@ def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
     np.testing.assert_allclose(got, expected.q, rtol=1e-12)
 
 
-def test_histograms_of_all_layers_at_once_are_numpys():
+@pytest.mark.parametrize("block", [1 << 18, 100])  # one pass, or several blocks of layers
+def test_histograms_of_all_layers_at_once_are_numpys(monkeypatch, block):
     """The batched histograms count as ``numpy.histogram`` does: values on the edges, the last
     edge closed, NaN and infinities dropped, float32 samples, an empty layer."""
+    from xavinit.experiments import propagate
     from xavinit.experiments.propagate import _histograms
 
+    monkeypatch.setattr(propagate, "HISTOGRAM_BLOCK", block)
     rng = np.random.default_rng(0)
     grid, other = np.linspace(-1.0, 1.0, 42), np.linspace(0.0, 3.0, 8)
     edge_values = np.concatenate([grid, grid.astype(np.float32), [np.nan, np.inf, -np.inf]])

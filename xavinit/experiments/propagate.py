@@ -151,17 +151,30 @@ def _histograms(samples: list[np.ndarray], edges: list[np.ndarray]) -> list[list
     groups: dict[int, list[int]] = {}
     for k, grid in enumerate(edges):
         groups.setdefault(id(grid), []).append(k)
+    blocks: list[tuple[np.ndarray, list[int]]] = []
     for members in groups.values():
-        grid = edges[members[0]]
+        block: list[int] = []
+        size = 0
+        for k in members:  # blocks of about HISTOGRAM_BLOCK values: memory stays small
+            block.append(k)
+            size += samples[k].size
+            if size >= HISTOGRAM_BLOCK or k == members[-1]:
+                blocks.append((edges[members[0]], block))
+                block, size = [], 0
+    for grid, block in blocks:
         bins = grid.size - 1
-        values = np.concatenate([samples[k].astype(np.float64).ravel() for k in members])
-        layer = np.repeat(np.arange(len(members)), [samples[k].size for k in members])
+        values = np.concatenate([samples[k].astype(np.float64).ravel() for k in block])
+        layer = np.repeat(np.arange(len(block)), [samples[k].size for k in block])
         inside = (values >= grid[0]) & (values <= grid[-1])
         index = np.minimum(np.searchsorted(grid, values[inside], side="right") - 1, bins - 1)
-        table = np.bincount(layer[inside] * bins + index, minlength=len(members) * bins)
-        for k, row in zip(members, table.reshape(len(members), bins).tolist(), strict=True):
+        table = np.bincount(layer[inside] * bins + index, minlength=len(block) * bins)
+        for k, row in zip(block, table.reshape(len(block), bins).tolist(), strict=True):
             counts[k] = row
     return counts
+
+
+HISTOGRAM_BLOCK = 1 << 18
+"""Values :func:`_histograms` counts in one pass (a few MiB of temporaries)."""
 
 
 def shared_edges(
