@@ -188,3 +188,14 @@ def test_histograms_of_all_layers_at_once_are_numpys(monkeypatch, block):
     for sample, grid_k, counts in zip(samples, grids, _histograms(samples, grids), strict=True):
         expected, _ = np.histogram(sample, bins=grid_k.size - 1, range=(grid_k[0], grid_k[-1]))
         assert counts == expected.tolist()
+
+
+def test_an_empty_tensor_whose_other_dimensions_overflow_is_refused(tmp_path):
+    """``(0, 2^62, 2^62)`` has no entries, yet numpy cannot make it: one line, not a crash."""
+    import struct
+
+    header = json.dumps(
+        {"w": {"dtype": "F32", "shape": [0, 2**62, 2**62], "data_offsets": [0, 0]}}
+    ).encode()
+    (tmp_path / "w.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    refused(["check", str(tmp_path / "w.safetensors")], "larger than any array can be")
