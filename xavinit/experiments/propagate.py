@@ -294,8 +294,9 @@ def measure_network(
             config.bins,
         )
     histograms = [
-        _histograms([item[i] for item in scanned], [grids[j] for grids in edges])
-        for i, j in ((1, 0), (3, 1), (5, 2))
+        _histograms([item[1] for item in scanned], [grids[0] for grids in edges]),
+        _histograms([item[3] for item in scanned], [grids[1] for grids in edges]),
+        _histograms([item[5] for item in scanned], [grids[2] for grids in edges]),
     ]
     rows: list[dict[str, object]] = []
     for k, (act, act_sample, ds, _, dw, _) in enumerate(scanned):
@@ -446,7 +447,7 @@ def _one(value: Any) -> Any:
     """One trial's field as :func:`_mean_and_spread` gives the mean of several."""
     if isinstance(value, list):
         return [int(v) for v in value]
-    return None if value is None else float(value)  # type: ignore[arg-type]
+    return None if value is None else float(value)
 
 
 def _mean_and_spread(

@@ -77,7 +77,7 @@ def _document(result: Any, fmt: str) -> dict[str, Any]:
         from xavinit.text import printable_strings
 
         document = printable_strings(document)
-    return document  # type: ignore[no-any-return]
+    return document
 
 
 def render(result: Any, fmt: str) -> str:

@@ -377,7 +377,7 @@ def table_check(document: dict[str, Any], console: Console) -> None:
                     row["runner_up"] or "-",
                 ]
             matches = row.get("matches")
-            reason = row["reason"]
+            reason: str | Text = row["reason"]
             if verdict == "init":
                 reason = "; ".join(t for t in (row.get("known_as"), row.get("note")) if t)
             if matches is False:
