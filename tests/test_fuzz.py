@@ -246,3 +246,309 @@ def test_a_mutated_sweep_folder(sweep_folder, data):
             for run in [*numbers["runs"], *expected["runs"]]:
                 run.pop("final_histograms"), run.pop("final_valid_error")
         assert numbers == expected, (name, where, value)
+
+
+# --- check's readers: pickles, ONNX; report's loader on several commands' results -------------
+
+
+def _quiet_run(args: list[str]) -> tuple[int, str]:
+    """:func:`_run`, failing on any Python warning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, err = _run(args)
+    assert not caught, [str(w.message) for w in caught]
+    return code, err
+
+
+def _verdict_or_one_line(code: int, err: str) -> None:
+    assert code in (0, 1, 2), err
+    assert "Traceback" not in err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("Error: "), err
+
+
+def _check_bytes(blob: bytes, name: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(blob)
+        _verdict_or_one_line(*_quiet_run(["check", str(path), "-q"]))
+
+
+MUTATION = st.tuples(st.sampled_from(["set", "flip", "cut", "insert", "delete"]),
+                     st.floats(0, 1, exclude_max=True), st.binary(min_size=1, max_size=8))  # fmt: skip
+
+
+def _mutated(blob: bytes, mutations: list[tuple[str, float, bytes]]) -> bytes:
+    """``blob`` with each mutation applied at its relative position."""
+    out = bytearray(blob)
+    for kind, where, data in mutations:
+        at = int(where * len(out)) if out else 0
+        if kind == "set" and out:
+            out[at] = data[0]
+        elif kind == "flip" and out:
+            out[at] ^= 1 << (data[0] % 8)
+        elif kind == "cut":
+            del out[at:]
+        elif kind == "insert":
+            out[at:at] = data
+        else:
+            del out[at : at + len(data)]
+    return bytes(out)
+
+
+_MADE: dict[str, bytes] = {}
+
+
+def _made(kind: str) -> bytes:
+    """A real file, made once: ``zip`` and ``legacy`` torch.save of a small state dict, ``onnx``
+    a small model with Gemm, Conv, LSTM and MatMul initializers (the onnx helper API)."""
+    if kind not in _MADE:
+        import warnings
+
+        import numpy as np
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "file"
+            if kind == "onnx":
+                onnx = __import__("pytest").importorskip("onnx")
+                from onnx import TensorProto, helper, numpy_helper
+
+                rng = np.random.default_rng(0)
+
+                def init(name, shape):
+                    values = rng.uniform(-0.3, 0.3, shape).astype(np.float32)
+                    return numpy_helper.from_array(values, name)
+
+                def info(name, shape):
+                    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+                graph = helper.make_graph(
+                    [
+                        helper.make_node("Gemm", ["x", "fc.W", "fc.B"], ["h"]),
+                        helper.make_node("Conv", ["img", "conv.W", "conv.B"], ["c"]),
+                        helper.make_node("LSTM", ["seq", "lstm.W", "lstm.R"], ["o"], hidden_size=4),
+                        helper.make_node("MatMul", ["h", "mm.W"], ["y"]),
+                    ],
+                    "g",
+                    [info("x", [1, 8]), info("img", [1, 2, 5, 5]), info("seq", [3, 1, 6])],
+                    [info("y", [1, 5]), info("c", [1]), info("o", [1])],
+                    [init("fc.W", (8, 6)), init("fc.B", (6,)), init("conv.W", (4, 2, 3, 3)),
+                     init("conv.B", (4,)), init("lstm.W", (1, 16, 6)), init("lstm.R", (1, 16, 4)),
+                     init("mm.W", (6, 5))],
+                )  # fmt: skip
+                onnx.save(helper.make_model(graph), path)
+            else:
+                torch = __import__("pytest").importorskip("torch")
+                torch.manual_seed(0)
+                model = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Linear(4, 3))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    torch.save(model.state_dict(), path,
+                               _use_new_zipfile_serialization=kind == "zip")  # fmt: skip
+            _MADE[kind] = path.read_bytes()
+    return _MADE[kind]
+
+
+@_settings(30)
+@given(
+    kind=st.sampled_from(["zip", "legacy"]), mutations=st.lists(MUTATION, min_size=1, max_size=4)
+)
+def test_check_of_a_mutated_torch_checkpoint(kind, mutations):
+    _check_bytes(_mutated(_made(kind), mutations), "model.pt")
+
+
+@_settings(30)
+@given(mutations=st.lists(MUTATION, min_size=1, max_size=4))
+def test_check_of_a_torch_archive_whose_pickle_is_mutated(mutations):
+    """The zip stays valid (right sizes and CRCs), so the mutated pickle reaches the unpickler."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(_made("zip"))) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith("data.pkl"):
+                data = _mutated(data, mutations)
+            target.writestr(info.filename, data)
+    _check_bytes(out.getvalue(), "model.pt")
+
+
+def _opcode(op, value: int, text: bytes) -> bytes:
+    """One pickle opcode with an argument of its kind made from ``value`` and ``text``."""
+    import struct
+
+    arg = op.arg
+    if arg is None:
+        return op.code.encode("latin-1")
+    n = arg.n
+    if arg.name == "stringnl_noescape_pair":
+        body = text + b"\n" + text + b"\n"
+    elif n == -1:  # up to a newline
+        body = text + b"\n"
+    elif n == 1:
+        body = bytes([value & 0xFF])
+    elif n == 2:
+        body = struct.pack("<H", value & 0xFFFF)
+    elif n == 4:
+        body = struct.pack("<I", value % 2**31)
+    elif n == 8:
+        body = struct.pack("<Q", value)
+    elif n == -2:  # a 1-byte length, then the bytes (string1, bytes1, long1...)
+        body = bytes([min(len(text) + value % 3, 255)]) + text
+    elif n in (-3, -4):  # a 4-byte length
+        body = struct.pack("<I", len(text) + value % 3) + text
+    else:  # an 8-byte length
+        body = struct.pack("<Q", len(text) + value % 3) + text
+    return op.code.encode("latin-1") + body
+
+
+OPCODES = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(__import__("pickletools").opcodes, key=lambda o: o.code)),
+        st.integers(0, 2**16),
+        st.sampled_from([b"0", b"storage", b"torch", b"FloatStorage", b"collections",
+                         b"OrderedDict", b"torch._utils", b"_rebuild_tensor_v2", b"os", b"system",
+                         b"weight", b"'a'", b"1"]),
+    ),
+    max_size=24,
+)  # fmt: skip
+
+
+@_settings(40)
+@given(ops=OPCODES, legacy=st.booleans())
+def test_check_of_a_random_opcode_stream(ops, legacy):
+    """Any stream of pickle opcodes as a checkpoint's object pickle, in a zip archive or after a
+    legacy file's header pickles: a refusal in one line, never a traceback, nothing run."""
+    import pickle
+    import struct
+    import zipfile
+
+    body = b"\x80\x02" + b"".join(_opcode(op, value, text) for op, value, text in ops) + b"."
+    if legacy:
+        head = b"".join(pickle.dumps(v, protocol=2) for v in (
+            0x1950A86A20F9469CFC6C, 1001, {"little_endian": True, "protocol_version": 1001}))  # fmt: skip
+        blob = head + body + pickle.dumps(["0"], protocol=2) + struct.pack("<q", 4) + bytes(16)
+    else:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            archive.writestr("archive/data.pkl", body)
+            archive.writestr("archive/data/0", bytes(64))
+        blob = out.getvalue()
+    _check_bytes(blob, "model.pt")
+
+
+@_settings(30)
+@given(mutations=st.lists(MUTATION, min_size=1, max_size=4))
+def test_check_of_a_mutated_onnx_model(mutations):
+    _check_bytes(_mutated(_made("onnx"), mutations), "model.onnx")
+
+
+ONNX_EDITS = st.lists(
+    st.tuples(
+        st.integers(0, 6),  # which initializer
+        st.sampled_from(["dims", "type", "raw", "floats", "external", "name", "op", "group"]),
+        st.sampled_from([[], [0], [1], [2, 2**40], [-1, 4], [4], [6, 4, 1, 1], [2**62]]),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@_settings(30)
+@given(edits=ONNX_EDITS)
+def test_check_of_an_onnx_model_with_hostile_fields(edits):
+    """A well-formed protobuf whose fields lie: dims that do not match the data, other element
+    types, external data outside the folder, duplicate names, a Conv weight of rank 1."""
+    onnx = __import__("pytest").importorskip("onnx")
+
+    model = onnx.load_from_string(_made("onnx"))
+    tensors = list(model.graph.initializer)
+    for which, field, dims in edits:
+        tensor = tensors[which % len(tensors)]
+        node = model.graph.node[which % len(model.graph.node)]
+        if field == "dims":
+            del tensor.dims[:]
+            tensor.dims.extend(dims)
+        elif field == "type":
+            tensor.data_type = (dims[0] if dims else 0) % 24
+        elif field == "raw":
+            tensor.raw_data = tensor.raw_data[: len(dims) * 4]
+        elif field == "floats":
+            tensor.raw_data = b""
+            tensor.float_data.extend([1.0] * len(dims))
+        elif field == "external":
+            tensor.data_location = 1
+            entry = tensor.external_data.add()
+            entry.key, entry.value = "location", ["x.bin", "../../etc/passwd", "/etc/passwd"][
+                len(dims) % 3]  # fmt: skip
+        elif field == "name":
+            tensor.name = tensors[(which + 1) % len(tensors)].name  # a duplicate
+        elif field == "op":
+            node.op_type = ["Conv", "Gemm", "LSTM", "ConvTranspose", "Gather", "Foo"][len(dims) % 6]
+        else:
+            node.attribute.append(onnx.helper.make_attribute("group", (dims or [0])[0]))
+    _check_bytes(model.SerializeToString(), "model.onnx")
+
+
+_SAVED: dict[str, dict] = {}
+
+
+def _saved_results() -> dict[str, dict]:
+    """Real results of several commands (init, propagate through a file, check, gain, schemes,
+    report), made once."""
+    if not _SAVED:
+        import numpy as np
+
+        with tempfile.TemporaryDirectory() as folder:
+            where = Path(folder)
+            rng = np.random.default_rng(0)
+            np.savez(where / "w.npz", a=rng.normal(0, 0.3, (6, 5)).astype(np.float32),
+                     b=rng.uniform(-0.1, 0.1, (5, 40)).astype(np.float32))  # fmt: skip
+            commands = {
+                "init": ["init", "--layers", "8,8"],
+                "propagate": ["propagate", "--weights", str(where / "w.npz"), "--batch", "20"],
+                "check": ["check", str(where / "w.npz")],
+                "gain": ["gain", "relu", "--check", "--depth", "3", "--width", "20"],
+                "schemes": ["schemes", "he-normal", "--fan-in", "3", "--fan-out", "4"],
+            }
+            for name, args in commands.items():
+                code, err = _run([*args, "-q", "-o", str(where / f"{name}.json")])
+                assert code in (0, 1), err
+            code, err = _run(["report", str(where / "init.json"), str(where / "check.json"), "-q",
+                              "-o", str(where / "report.json")])  # fmt: skip
+            for name in (*commands, "report"):
+                _SAVED[name] = json.loads((where / f"{name}.json").read_text())
+    return _SAVED
+
+
+HOSTILE_VALUES = st.one_of(
+    JSON,
+    st.sampled_from([None, 2**70, 1e308, "inf", "nan", "", [], {}, [1.0], [1.0, 2.0, 3.0],
+                     "[bold]x[/] \x1b[2J|y\nz<b>", "x" * 3000]),
+)  # fmt: skip
+
+
+@_settings(60)
+@given(
+    command=st.sampled_from(["init", "propagate", "check", "gain", "schemes", "report"]),
+    data=st.data(),
+    fmt=st.sampled_from(["table", "markdown", "html", "json", "csv", "yaml"]),
+)
+def test_report_of_a_mutated_result_of_any_command(command, data, fmt):
+    """A value replaced, or a field left out, anywhere in a real result of each command: report
+    renders it (0/1) or refuses it in one line (2); never a traceback or a warning."""
+    document = json.loads(json.dumps(_saved_results()[command]))
+    where = data.draw(st.sampled_from([p for p in _paths(document) if p]))
+    holder = document
+    for key in where[:-1]:
+        holder = holder[key]
+    if data.draw(st.booleans()) and isinstance(holder, dict):
+        del holder[where[-1]]
+    else:
+        holder[where[-1]] = data.draw(HOSTILE_VALUES)
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "result.json"
+        source.write_text(json.dumps(document))
+        _verdict_or_one_line(*_quiet_run(["report", str(source), "-q", "-f", fmt]))

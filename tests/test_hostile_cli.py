@@ -106,3 +106,96 @@ def test_a_result_with_a_field_xavinit_does_not_know_is_refused(tmp_path, monkey
     assert runner.invoke(app, ["init", "--layers", "8,8", "-q", "-o", "r.json"]).exit_code == 0
     refused(["report", _edited(tmp_path, "r.json", lambda d: d.update(surprise=1))],
             "unknown field 'surprise'")  # fmt: skip
+
+
+# --- a deep stack of tiny layers: per-layer work, not per-layer rescans -------------------------
+
+
+def test_three_thousand_tiny_layers_are_read_in_one_pass(tmp_path, monkeypatch):
+    """``propagate --weights`` on 3,000 2x2 layers: the file is opened once, each tensor read
+    once, and the stack chains all of them."""
+    from safetensors.numpy import save_file
+
+    from xavinit.config import PropagateConfig
+    from xavinit.experiments import propagate
+    from xavinit.formats.safetensors import SafetensorsSource
+
+    rng = np.random.default_rng(0)
+    layers = {f"layers.{i:04d}.weight": rng.normal(0, 0.7, (2, 2)).astype(np.float32)
+              for i in range(3000)}  # fmt: skip
+    save_file(layers, str(tmp_path / "deep.safetensors"))
+    opened, loads = [], []
+    real_open, real_load = propagate.open_tensors, SafetensorsSource.load
+    monkeypatch.setattr(propagate, "open_tensors", lambda p: opened.append(p) or real_open(p))
+    monkeypatch.setattr(SafetensorsSource, "load",
+                        lambda self, info: loads.append(info.name) or real_load(self, info))  # fmt: skip
+    stack = propagate.load_stack(
+        PropagateConfig.from_mapping({"weights": str(tmp_path / "deep.safetensors")})
+    )
+    assert len(opened) == 1 and sorted(loads) == sorted(layers)
+    assert len(stack.fixed) == 3000
+    np.testing.assert_array_equal(stack.fixed[2999], layers["layers.2999.weight"].T)  # out-in
+
+
+def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
+    """The mean-field forward recursion (the costly per-layer quadrature) runs once per network,
+    not once for the gradients and again for the activations; the run completes on 300 layers
+    and says the same as on the CLI."""
+    from xavinit import theory
+    from xavinit.config import PropagateConfig
+    from xavinit.experiments.propagate import run_propagate
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "deep.npz",
+             **{f"l{i:03d}": rng.normal(0, 0.5, (4, 4)).astype(np.float32) for i in range(300)})  # fmt: skip
+    calls = []
+    real = theory.mean_field_forward
+    monkeypatch.setattr(
+        theory, "mean_field_forward", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    result = run_propagate(
+        PropagateConfig.from_mapping({"weights": str(tmp_path / "deep.npz"), "batch": 10})
+    )
+    assert len(calls) == 1
+    layers = result.runs[0].layers
+    assert len(layers) == 300 and result.runs[0].passed
+    # the forward prediction kept for the table is the one the gradients were computed from
+    from xavinit.activations import get_activation
+
+    with np.load(tmp_path / "deep.npz") as saved:
+        variances = [float(np.mean(np.square(saved[f"l{i:03d}"].astype(np.float64))))
+                     for i in range(300)]  # fmt: skip
+    expected = real(result.runs[0].input_second_moment, (4,) * 301, variances,
+                    get_activation("tanh"))  # fmt: skip
+    got = [layer.predicted_preactivation_var for layer in layers]
+    np.testing.assert_allclose(got, expected.q, rtol=1e-12)
+
+
+@pytest.mark.parametrize("block", [1 << 18, 100])  # one pass, or several blocks of layers
+def test_histograms_of_all_layers_at_once_are_numpys(monkeypatch, block):
+    """The batched histograms count as ``numpy.histogram`` does: values on the edges, the last
+    edge closed, NaN and infinities dropped, float32 samples, an empty layer."""
+    from xavinit.experiments import propagate
+    from xavinit.experiments.propagate import _histograms
+
+    monkeypatch.setattr(propagate, "HISTOGRAM_BLOCK", block)
+    rng = np.random.default_rng(0)
+    grid, other = np.linspace(-1.0, 1.0, 42), np.linspace(0.0, 3.0, 8)
+    edge_values = np.concatenate([grid, grid.astype(np.float32), [np.nan, np.inf, -np.inf]])
+    samples = [rng.uniform(-1.2, 1.2, 500).astype(np.float32), edge_values, np.zeros(0),
+               rng.normal(0, 0.3, 77), rng.exponential(1.0, 60)]  # fmt: skip
+    grids = [grid, grid, grid, grid, other]
+    for sample, grid_k, counts in zip(samples, grids, _histograms(samples, grids), strict=True):
+        expected, _ = np.histogram(sample, bins=grid_k.size - 1, range=(grid_k[0], grid_k[-1]))
+        assert counts == expected.tolist()
+
+
+def test_an_empty_tensor_whose_other_dimensions_overflow_is_refused(tmp_path):
+    """``(0, 2^62, 2^62)`` has no entries, yet numpy cannot make it: one line, not a crash."""
+    import struct
+
+    header = json.dumps(
+        {"w": {"dtype": "F32", "shape": [0, 2**62, 2**62], "data_offsets": [0, 0]}}
+    ).encode()
+    (tmp_path / "w.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    refused(["check", str(tmp_path / "w.safetensors")], "larger than any array can be")

@@ -1023,7 +1023,10 @@ def bivariate_expectation(
         nodes, weights = normal_rule(centres, own, tuple(kinks), order)
         return np.sum(np.asarray(fn(nodes), dtype=np.float64) * weights, axis=1)
 
-    return float(np.sum(w_weights[0] * smoothed(f, f_kinks) * smoothed(g, g_kinks)))
+    inner_f = smoothed(f, f_kinks)
+    same = g is f and tuple(g_kinks) == tuple(f_kinks)  # E[f(u1) f(u2)]: one inner integral
+    inner_g = inner_f if same else smoothed(g, g_kinks)
+    return float(np.sum(w_weights[0] * inner_f * inner_g))
 
 
 # --- gains --------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ size tells the candidate families apart by far (a uniform and a normal of equal 
 1.63 / sqrt(n) = 0.0045 at alpha 0.01) and sorts in a few milliseconds; the moments, spectrum
 and spread tests always use every entry."""
 
+MAX_ARRAY_BYTES = 2**63 - 1
+"""numpy's largest array, in bytes: a tensor whose shape (its non-zero dimensions, even when
+another is 0) describes more is corrupt, refused before numpy is asked to make it."""
+
 VARIANCE_TOLERANCE = 0.01
 """Default relative deviation of Var[W] that does not matter to a verdict (1%)."""
 

@@ -6,6 +6,7 @@ configuration is checked against the command's own config model).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,17 @@ def result_from_dict(data: Any, source: str = "result") -> Any:
         )
     result = validate(kind, data, source)
     if isinstance(result, ReportResult):
+        documents = []
         for position, document in enumerate(result.documents):
+            if not isinstance(document.get("file"), str):
+                raise XavinitError(
+                    f"{source}: documents[{position}].file: must be the name of the file the "
+                    f"document came from, got {quote(document.get('file'), 40)}"
+                )
             inner = {k: v for k, v in document.items() if k != "file"}
-            result_from_dict(inner, f"{source}: documents[{position}]")
+            read = result_from_dict(inner, f"{source}: documents[{position}]")
+            documents.append({"file": document["file"], **read.to_dict()})  # defaults filled in
+        result = dataclasses.replace(result, documents=documents)
         if result.passed != all(d.get("passed") is True for d in result.documents):
             raise XavinitError(f"{source}: passed is {result.passed}, but its documents say "
                                "otherwise; refused (edited or damaged)")  # fmt: skip

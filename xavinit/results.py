@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from annotated_types import Ge, Interval
+from annotated_types import Ge, Interval, Len
 from typing_extensions import NotRequired, TypedDict
 
 from xavinit._version import __version__
@@ -104,7 +104,7 @@ class LayerStats(TypedDict):
     weight_grad_std: Real
 
 
-class SchemeRow(TypedDict, total=False):
+class SchemeRow(TypedDict):
     """One scheme of ``xavinit schemes``; numbers only when fans are given."""
 
     name: str
@@ -114,12 +114,12 @@ class SchemeRow(TypedDict, total=False):
     parameters: list[str]
     known_as: str
     source: str
-    spec: str
-    fan_in: Index
-    fan_out: Index
-    variance: Variance
-    bound: Real | None
-    std: Real | None
+    spec: NotRequired[str]
+    fan_in: NotRequired[Index]
+    fan_out: NotRequired[Index]
+    variance: NotRequired[Variance]
+    bound: NotRequired[Real | None]
+    std: NotRequired[Real | None]
 
 
 class GainRow(TypedDict):
@@ -153,7 +153,7 @@ class DepthCheck(TypedDict):
     width: Index
     gain: Real
     variance_ratio: Real
-    interval: list[Real]
+    interval: Annotated[list[Real], Len(2, 2)]
     passed: bool
     scheme: str
     median_ratio: Real

@@ -355,7 +355,7 @@ def describe(infos: Sequence[Any], layout: str | Sequence[str] = "auto") -> list
         bias = bias_of.get(info.name)
         if (
             role == "conv" and axes is None and chosen == "out-in" and given == "auto"
-            and bias is not None and bias == shape[1] != shape[0]
+            and bias is not None and len(shape) >= 2 and bias == shape[1] != shape[0]
         ):  # fmt: skip
             axes, chosen = ((0,), (1,)), "in-out"
             note = TRANSPOSED_NOTE

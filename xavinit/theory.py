@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from xavinit.activations import (
     forward_gain,
     gaussian_expectation,
     get_activation,
+    normal_rule,
     unit_moments,
 )
 from xavinit.errors import XavinitError
@@ -365,8 +367,9 @@ def mean_field_forward(
     for k in range(len(v)):
         q[k] = n[k] * v[k] * prev_m2 + sb2[k]
         kinks = (0.0, *activation.kinks)
-        mean[k] = gaussian_expectation(activation.forward, q[k], kinks=kinks)
-        m2[k] = gaussian_expectation(lambda s: np.square(activation.forward(s)), q[k], kinks=kinks)
+        mean[k], m2[k] = _expectations(
+            (activation.forward, lambda s: np.square(activation.forward(s))), q[k], kinks
+        )
         prev_m2 = m2[k]
     var = np.maximum(m2 - mean**2, 0.0)
     return MeanFieldForward(q=q, mean=mean, second_moment=m2, var=var)
@@ -411,6 +414,27 @@ def _derivative(activation: Activation) -> Callable[[Array], Array]:
     return activation.derivative_of
 
 
+_ORDER = 101
+""":func:`gaussian_expectation`'s default order, which :func:`_expectations` shares."""
+
+
+def _expectations(
+    fns: Sequence[Callable[[Array], Array]], q: float | Array, kinks: Sequence[float]
+) -> list[Any]:
+    """``E_z[g(sqrt(q) z)]`` for each ``g`` of ``fns``: :func:`gaussian_expectation`'s nodes and
+    sums exactly, the quadrature rule (the costly part for a small network) built once for all."""
+    q_arr = np.asarray(q, dtype=np.float64)
+    if np.any(q_arr < 0) or not np.all(np.isfinite(q_arr)):
+        raise XavinitError(f"variance q must be finite and >= 0, got {q!r}")
+    std = np.sqrt(q_arr).reshape(-1)
+    nodes, weights = normal_rule(0.0, std, tuple(kinks), (_ORDER + 1) // 2)
+    out: list[Any] = []
+    for fn in fns:
+        result = np.sum(np.asarray(fn(nodes), dtype=np.float64) * weights, axis=1)
+        out.append(float(result[0]) if q_arr.ndim == 0 else result.reshape(q_arr.shape))
+    return out
+
+
 @dataclass(frozen=True)
 class MeanFieldGradients:
     """Mean-field moments across two examples ``b != b'`` and the weight-gradient prediction,
@@ -422,6 +446,7 @@ class MeanFieldGradients:
         backprop_var: ``E[(delta^k)^2]``, ``delta = dC_b/ds`` (its mean is 0).
         backprop_cross: ``E[delta^k_b delta^k_b']``.
         weight_grad_var: ``Var[dC/dW^k]`` of the batch-mean cost.
+        forward: the mean-field forward prediction these were computed from.
     """
 
     correlation: Array
@@ -429,6 +454,7 @@ class MeanFieldGradients:
     backprop_var: Array
     backprop_cross: Array
     weight_grad_var: Array
+    forward: MeanFieldForward | None = None
 
 
 def mean_field_weight_grad_var(
@@ -495,18 +521,22 @@ def mean_field_weight_grad_var(
     back = np.empty(n_layers)
     back_cross = np.empty(n_layers)
     back[-1], back_cross[-1] = top_backprop_var, top_cross_moment
+    d2 = (  # E[f'^2] at every hidden layer's q, one vectorised quadrature
+        _expectations((lambda s: np.square(d(s)),), mf.q[: n_layers - 1], (0.0, *kinks))[0]
+        if n_layers > 1
+        else np.empty(0)
+    )
     for k in range(n_layers - 2, -1, -1):
         scale = n[k + 2] * v[k + 1]
         q = float(mf.q[k])
-        d2 = gaussian_expectation(lambda s: np.square(d(s)), q, kinks=(0.0, *kinks))
-        back[k] = back[k + 1] * scale * d2
+        back[k] = back[k + 1] * scale * float(d2[k])
         back_cross[k] = (
             back_cross[k + 1] * scale * bivariate_expectation(d, d, q, corr[k], kinks, kinks)
         )
     m2_below = np.array([m for m, _ in below])
     cross_below = np.array([c for _, c in below])
     dw = (m2_below * back + (batch - 1) * cross_below * back_cross) / batch
-    return MeanFieldGradients(corr, cross, back, back_cross, dw)
+    return MeanFieldGradients(corr, cross, back, back_cross, dw, mf)
 
 
 # --- gains: one activation in a deep network at its gain ---------------------------------------

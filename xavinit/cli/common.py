@@ -90,7 +90,9 @@ def stderr_console() -> Console:
 
 
 def stdout_console() -> Console:
-    """The console for the result itself; piped output is 160 columns unless COLUMNS says.
+    """The console for the result itself; piped output is 160 columns unless COLUMNS says. It
+    reads no Rich markup and no emoji codes: a ``[bold]`` or ``:fire:`` in a name read from a
+    file is shown as it is (the renderers style with ``Text``, never with markup).
 
     A closed pipe raises ``BrokenPipeError`` to the caller, which ends quietly with the
     verdict's exit code (Rich's own handler would exit 1)."""
@@ -100,7 +102,7 @@ def stdout_console() -> Console:
         def on_broken_pipe(self) -> None:
             raise BrokenPipeError
 
-    console = ResultConsole(file=sys.stdout, highlight=False)
+    console = ResultConsole(file=sys.stdout, highlight=False, markup=False, emoji=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160
     return console

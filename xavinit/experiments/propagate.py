@@ -45,7 +45,6 @@ from xavinit.theory import (
     linear_backprop_var,
     linear_regime_applies,
     linear_weight_grad_var,
-    mean_field_forward,
     mean_field_weight_grad_var,
 )
 
@@ -114,24 +113,22 @@ def jacobian_singular_values(
     ``J`` is ``(n_{k-1}, n_k)`` for one example (Glorot and Bengio 2010, eq. 17, row convention).
     Its singular values are the square roots of the eigenvalues of the smaller Gram matrix:
     ``D (W^T W) D`` when ``n_{k-1} >= n_k``, else ``W D^2 W^T``; ``W^T W`` is formed once per
-    layer, so an example costs one symmetric eigenvalue problem.
+    layer, so an example costs one symmetric eigenvalue problem; the examples' problems are
+    solved in one stacked call (a small layer costs microseconds, not a Python loop).
     """
     fan_in, fan_out = weights.shape
     w = weights.astype(np.float64)
-    gram = w.T @ w if fan_in >= fan_out else None
-    means, ratios = [], []
-    for row in derivative[:samples].astype(np.float64):
-        if gram is not None:
-            m = gram * np.outer(row, row)
-        else:
-            scaled = w * row
-            m = scaled @ scaled.T
-        eig = np.linalg.eigvalsh(m)
-        sv = np.sqrt(np.clip(eig, 0.0, None))
-        means.append(float(sv.mean()))
-        smallest = float(sv.min())
-        ratios.append(float(sv.max()) / smallest if smallest > 0 else math.inf)
-    return float(np.mean(means)), float(np.mean(ratios))
+    rows = derivative[:samples].astype(np.float64)  # (examples, n_k)
+    if fan_in >= fan_out:
+        stacked = (w.T @ w)[None] * (rows[:, :, None] * rows[:, None, :])
+    else:
+        scaled = w[None] * rows[:, None, :]  # W diag(f') per example
+        stacked = scaled @ scaled.transpose(0, 2, 1)
+    sv = np.sqrt(np.clip(np.linalg.eigvalsh(stacked), 0.0, None))  # (examples, n), ascending
+    smallest, largest = sv[:, 0], sv[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(smallest > 0, largest / smallest, math.inf)
+    return float(np.mean(sv.mean(axis=1))), float(np.mean(ratios))
 
 
 @dataclass
@@ -158,10 +155,43 @@ def cross_moment(batch: np.ndarray) -> float:
     return float(total @ total - flat @ flat) / (rows * (rows - 1) * units)
 
 
-def _histogram(sample: np.ndarray, edges: np.ndarray) -> list[int]:
-    """Counts over equal-width ``edges`` (numpy's fast path for a bin count and a range)."""
-    counts, _ = np.histogram(sample, bins=edges.size - 1, range=(edges[0], edges[-1]))
-    return counts.astype(int).tolist()
+def _histograms(samples: list[np.ndarray], edges: list[np.ndarray]) -> list[list[int]]:
+    """Counts of each sample over its ``edges``, all layers that share one ``edges`` array in one
+    pass: ``numpy.histogram(sample, bins, range=(edges[0], edges[-1]))``'s counts exactly.
+
+    ``np.histogram`` bins a value ``x`` of ``[edges[0], edges[-1]]`` (in float64) into the ``i``
+    with ``edges[i] <= x < edges[i + 1]``, the last bin closed, and drops the others (NaN
+    included); ``searchsorted`` on the same edges gives the same ``i``. One call per layer cost
+    more than the layer's own statistics on a deep stack of small layers.
+    """
+    counts: list[list[int]] = [[] for _ in samples]
+    groups: dict[int, list[int]] = {}
+    for k, grid in enumerate(edges):
+        groups.setdefault(id(grid), []).append(k)
+    blocks: list[tuple[np.ndarray, list[int]]] = []
+    for members in groups.values():
+        block: list[int] = []
+        size = 0
+        for k in members:  # blocks of about HISTOGRAM_BLOCK values: memory stays small
+            block.append(k)
+            size += samples[k].size
+            if size >= HISTOGRAM_BLOCK or k == members[-1]:
+                blocks.append((edges[members[0]], block))
+                block, size = [], 0
+    for grid, block in blocks:
+        bins = grid.size - 1
+        values = np.concatenate([samples[k].astype(np.float64).ravel() for k in block])
+        layer = np.repeat(np.arange(len(block)), [samples[k].size for k in block])
+        inside = (values >= grid[0]) & (values <= grid[-1])
+        index = np.minimum(np.searchsorted(grid, values[inside], side="right") - 1, bins - 1)
+        table = np.bincount(layer[inside] * bins + index, minlength=len(block) * bins)
+        for k, row in zip(block, table.reshape(len(block), bins).tolist(), strict=True):
+            counts[k] = row
+    return counts
+
+
+HISTOGRAM_BLOCK = 1 << 18
+"""Values :func:`_histograms` counts in one pass (a few MiB of temporaries)."""
 
 
 def shared_edges(
@@ -282,8 +312,13 @@ def measure_network(
             [item[5] for item in scanned],
             config.bins,
         )
+    histograms = [
+        _histograms([item[1] for item in scanned], [grids[0] for grids in edges]),
+        _histograms([item[3] for item in scanned], [grids[1] for grids in edges]),
+        _histograms([item[5] for item in scanned], [grids[2] for grids in edges]),
+    ]
     rows: list[dict[str, object]] = []
-    for k, (act, act_sample, ds, ds_sample, dw, dw_sample) in enumerate(scanned):
+    for k, (act, act_sample, ds, _, dw, _) in enumerate(scanned):
         hidden = k < n_layers - 1
         out = outputs[k]
         p2, p98 = np.percentile(act_sample, [2.0, 98.0])
@@ -302,9 +337,9 @@ def measure_network(
             "backprop_var": ds.variance,
             # dC/dW of the batch-mean cost is (z^{k-1})^T (dC_n/ds^k) / B.
             "weight_grad_var": dw.variance / batch**2,
-            "activation_histogram": _histogram(act_sample, edges[k][0]),
-            "backprop_histogram": _histogram(ds_sample, edges[k][1]),
-            "weight_grad_histogram": _histogram(dw_sample, edges[k][2]),
+            "activation_histogram": histograms[0][k],
+            "backprop_histogram": histograms[1][k],
+            "weight_grad_histogram": histograms[2][k],
         }
         if hidden and config.jacobian_samples:
             pre = cache.s[k]
@@ -360,9 +395,8 @@ def predictions(
         moments.input_second_moment, moments.input_cross_moment, widths, weight_vars,
         activation, moments.top_backprop_var, moments.top_cross_moment, config.batch, sb2,
     )  # fmt: skip
-    forward_mf = mean_field_forward(
-        moments.input_second_moment, widths, weight_vars, activation, sb2
-    )
+    forward_mf = mf.forward
+    assert forward_mf is not None
     linear = linear_regime_applies(activation)
     lin_act = linear_activation_var(widths, weight_vars, moments.input_second_moment, sb2)
     lin_back = linear_backprop_var(widths, weight_vars, moments.top_backprop_var)
@@ -429,12 +463,25 @@ def prediction_notes(config: PropagateConfig, activation: Activation) -> dict[st
     return notes
 
 
+def _one(value: Any) -> Any:
+    """One trial's field as :func:`_mean_and_spread` gives the mean of several."""
+    if isinstance(value, list):
+        return [int(v) for v in value]
+    return None if value is None else float(value)
+
+
 def _mean_and_spread(
     trials: list[list[dict[str, object]]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
     """Average every numeric field over trials; spread is the sample std (0 for one trial)."""
     merged: list[dict[str, Any]] = []
     spreads: list[dict[str, float]] = []
+    if len(trials) == 1:  # the mean of one value is itself: no array per field and layer
+        for layer in trials[0]:
+            merged.append({key: _one(value) for key, value in layer.items()})
+            spreads.append({key: 0.0 for key, value in layer.items()
+                            if value is not None and not isinstance(value, list)})  # fmt: skip
+        return merged, spreads
     for k in range(len(trials[0])):
         row: dict[str, Any] = {}
         spread: dict[str, float] = {}

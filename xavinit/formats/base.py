@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from xavinit.errors import XavinitError
+from xavinit.limits import MAX_ARRAY_BYTES
 from xavinit.resources import require_memory
 
 INSTALL_FORMATS = "pip install 'xavinit[formats]'"
@@ -290,6 +291,16 @@ def bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:
     out = np.empty(raw.shape, dtype=np.uint32)
     np.left_shift(raw, 16, out=out, dtype=np.uint32)
     return out.view(np.float32)
+
+
+def empty_tensor(path: str, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A tensor without entries (a 0 in its shape); a shape numpy cannot make, its other
+    dimensions beyond :data:`~xavinit.limits.MAX_ARRAY_BYTES`, is refused as corrupt."""
+    if math.prod(n for n in shape if n) * np.dtype(dtype).itemsize > MAX_ARRAY_BYTES:
+        raise XavinitError(
+            f"{path}: tensor {name!r} has shape {shape}, larger than any array can be (corrupt)"
+        )
+    return np.empty(shape, dtype=dtype)
 
 
 def refuse_dtype(path: str, name: str, dtype: str) -> XavinitError:

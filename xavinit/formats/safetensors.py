@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from xavinit.errors import XavinitError
-from xavinit.formats.base import TensorInfo, TensorSource, bfloat16_to_float32
+from xavinit.formats.base import TensorInfo, TensorSource, bfloat16_to_float32, empty_tensor
 from xavinit.serialize import parse_json_text
 
 MAX_HEADER = 100 * 1024 * 1024
@@ -159,7 +159,9 @@ class SafetensorsSource(TensorSource):
         begin, dtype = info.key
         storage = np.dtype(DTYPES[dtype])
         if info.size == 0:
-            return np.empty(info.shape, dtype=np.float32 if dtype == "BF16" else storage)
+            return empty_tensor(
+                self.path, info.name, info.shape, np.float32 if dtype == "BF16" else storage
+            )
         array = np.memmap(
             self.path, dtype=storage, mode="r", offset=self._data_start + begin,
             shape=info.shape or (1,),

@@ -54,7 +54,7 @@ import numpy as np
 
 from xavinit.errors import XavinitError
 from xavinit.fileio import check_zip_sizes
-from xavinit.formats.base import TensorInfo, TensorSource, bfloat16_to_float32
+from xavinit.formats.base import TensorInfo, TensorSource, bfloat16_to_float32, empty_tensor
 
 STORAGES = {
     "DoubleStorage": "<f8",
@@ -364,11 +364,11 @@ def view_of(flat: np.ndarray, ref: TensorRef) -> np.ndarray:
     return array
 
 
-def empty_of(ref: TensorRef) -> np.ndarray:
+def empty_of(path: str, name: str, ref: TensorRef) -> np.ndarray:
     """A tensor without elements, of its shape and (widened) type."""
     storage = ref.storage
     dtype = np.float32 if storage.dtype == "bfloat16" else _storage_dtype(storage)
-    return np.empty(ref.shape, dtype=dtype)
+    return empty_tensor(path, name, ref.shape, dtype)
 
 
 REFUSED_OPCODES = frozenset({"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"})
@@ -530,7 +530,7 @@ class TorchSource(TensorSource):
         except KeyError:
             raise self._corrupt(f"tensor {info.name!r}: storage {member!r} is missing") from None
         if not check_ref(self._corrupt, info.name, ref, entry.file_size):
-            return empty_of(ref)
+            return empty_of(self.path, info.name, ref)
         dtype = _storage_dtype(storage)
         flat: np.ndarray
         try:
@@ -796,7 +796,7 @@ class LegacyTorchSource(TensorSource):
         dtype = _storage_dtype(storage)
         available = (place.numel - storage.start) * dtype.itemsize
         if not check_ref(self._corrupt, info.name, ref, available):
-            return empty_of(ref)
+            return empty_of(self.path, info.name, ref)
         try:
             flat = np.memmap(
                 self._stream,

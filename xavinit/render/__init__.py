@@ -7,7 +7,12 @@ prints Rich tables on the console the command line owns. Renderers are imported 
 so choosing one costs nothing at start-up.
 
 Each renderer receives the result's document (``result.to_dict()``): the result was validated
-when it was built or loaded, so every field a renderer reads is there with its type.
+when it was built or loaded, so every field a renderer reads is there with its type. The
+renderers for people (:data:`FOR_PEOPLE`: the terminal table, Markdown, HTML) receive it with
+every string made one line of visible characters (:func:`xavinit.text.printable_strings`): a
+tensor, layer, file or run name read from a file cannot move the cursor, clear the screen or
+break a table row there. On top, the table's console reads no Rich markup (``[bold]`` in a
+name is shown as it is), Markdown cells escape ``|`` and HTML escapes its entities.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ EXTENSIONS = {
     ".htm": "html",
 }
 """``--output`` picks its format from the file's extension."""
+
+FOR_PEOPLE = ("table", "markdown", "html")
+"""Formats read by people rather than programs: their names are made printable first."""
 
 COMMANDS = ("init", "propagate", "train", "report", "schemes", "check", "sweep", "gain")
 
@@ -63,14 +71,33 @@ def _renderer(command: str, fmt: str) -> Any:
     return getattr(importlib.import_module(module), function)
 
 
+def _document(result: Any, fmt: str) -> dict[str, Any]:
+    document = result.to_dict()
+    if fmt in FOR_PEOPLE:
+        from xavinit.text import printable_strings
+
+        document = printable_strings(document)
+    return document
+
+
 def render(result: Any, fmt: str) -> str:
     """A result (anything with ``command`` and ``to_dict()``) as text in a text format."""
-    return str(_renderer(result.command, fmt)(result.to_dict()))
+    return str(_renderer(result.command, fmt)(_document(result, fmt)))
 
 
 def print_table(result: Any, console: Console) -> None:
-    """A result as Rich tables on ``console``."""
-    _renderer(result.command, "table")(result.to_dict(), console)
+    """A result as Rich tables on ``console``, which must read no markup (``Console(markup=False,
+    emoji=False)``, as the command line's): every string is shown as the text it is."""
+    _renderer(result.command, "table")(_document(result, "table"), console)
 
 
-__all__ = ["EXTENSIONS", "FORMATS", "RENDERERS", "formats", "print_table", "render", "supported"]
+__all__ = [
+    "EXTENSIONS",
+    "FORMATS",
+    "FOR_PEOPLE",
+    "RENDERERS",
+    "formats",
+    "print_table",
+    "render",
+    "supported",
+]

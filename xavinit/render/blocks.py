@@ -51,7 +51,7 @@ def to_markdown(blocks: list[Block]) -> str:
             parts.append(block.text)
         else:
             lines = [
-                "| " + " | ".join(block.header) + " |",
+                "| " + " | ".join(cell.replace("|", "\\|") for cell in block.header) + " |",
                 "|" + "|".join("---" for _ in block.header) + "|",
             ]
             lines += [

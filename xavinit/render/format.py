@@ -21,6 +21,14 @@ def num(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits - 1}e}"
 
 
+def decimals(value: Any, spec: str) -> str:
+    """A number in a format ``spec`` (``.4f``, ``+.3f``, ``g``); a saved non-finite value
+    (``"inf"``, ``"nan"``) as it is, '-' for missing."""
+    if value is None or isinstance(value, str):
+        return "-" if value is None else value
+    return format(value, spec)
+
+
 def sci(value: Any, digits: int = 3) -> str:
     """A variance in scientific notation with ``digits`` significant digits: 3.26e-04."""
     if value is None or isinstance(value, str):

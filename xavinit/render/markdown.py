@@ -10,6 +10,7 @@ from xavinit.render.format import (
     VERDICT_ORDER,
     check_groups,
     check_summary,
+    decimals,
     depth_scale_text,
     fans_text,
     fixed,
@@ -236,9 +237,9 @@ def markdown_train(document: dict[str, Any]) -> Blocks:
                     run["activation"],
                     str(row["update"]),
                     str(row["layer"]),
-                    f"{row['mean']:+.3f}",
-                    f"{row['std']:.3f}",
-                    f"{row['p98']:+.3f}",
+                    decimals(row["mean"], "+.3f"),
+                    decimals(row["std"], ".3f"),
+                    decimals(row["p98"], "+.3f"),
                     f"{100 * row['saturated_fraction']:.1f}%",
                     sci(row["weight_grad_std"]),
                 ]
@@ -262,7 +263,7 @@ def markdown_schemes(document: dict[str, Any]) -> Blocks:
         cells = [f"`{r['name']}`", ", ".join(r["aliases"]), r["distribution"], r["formula"]]
         cells.append(r["known_as"])
         if numbers:
-            cells += [num(r["variance"]), num(r["bound"]), num(r["std"])]
+            cells += [num(r.get("variance")), num(r.get("bound")), num(r.get("std"))]
         lines.append(cells)
     out = Blocks()
     out.table(header, lines)
@@ -330,10 +331,10 @@ def markdown_gain(document: dict[str, Any]) -> Blocks:
     ]  # fmt: skip
     rows = [
         [
-            f"`{r['activation']}`", f"{r['forward_gain']:.4f}", f"{r['backward_gain']:.4f}",
-            f"{r['fixed_point_gain']:.4f}", f"{r['fixed_point_slope']:.3f}", f"{r['chi1']:.4f}",
+            f"`{r['activation']}`", decimals(r['forward_gain'], ".4f"), decimals(r['backward_gain'], ".4f"),
+            decimals(r['fixed_point_gain'], ".4f"), decimals(r['fixed_point_slope'], ".3f"), decimals(r['chi1'], ".4f"),
             r["phase"], depth_scale_text(r["depth_scale"]), num(r.get("torch_gain")),
-            num(r.get("torch_ratio")), signed(r["mean"]), f"{r['second_moment']:.4f}",
+            num(r.get("torch_ratio")), signed(r["mean"]), decimals(r['second_moment'], ".4f"),
         ]
         for r in document.get("gains", [])
     ]  # fmt: skip
@@ -347,7 +348,7 @@ def markdown_gain(document: dict[str, Any]) -> Blocks:
         )
         rows = [
             [
-                f"`{c['activation']}`", f"{c['gain']:.4f}", num(c["variance_ratio"], 3),
+                f"`{c['activation']}`", decimals(c['gain'], ".4f"), num(c["variance_ratio"], 3),
                 f"{num(c['interval'][0], 3)} .. {num(c['interval'][1], 3)}",
                 num(c["median_ratio"], 3), _mark(c["passed"]),
             ]

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from xavinit.paper import SOURCE, table_1_value
 from xavinit.render.blocks import Blocks
-from xavinit.render.format import layer_names, num
+from xavinit.render.format import decimals, layer_names, num
 
 PAPER_MODELS = (
     ("softsign", "standard", "Softsign"),
@@ -55,7 +55,9 @@ def cell(entry: dict[str, Any] | None) -> str:
         return "no rate finished"
     spread = "" if entry["test_error_std"] is None else f" ± {_percent(entry['test_error_std'])}"
     seeds = f"{entry['seeds']} seed{'s' if entry['seeds'] != 1 else ''}"
-    return f"{_percent(entry['test_error_mean'])}{spread} (lr {entry['lr']:g}, {seeds})"
+    return (
+        f"{_percent(entry['test_error_mean'])}{spread} (lr {decimals(entry['lr'], 'g')}, {seeds})"
+    )
 
 
 def table_1(document: dict[str, Any], paper: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -131,7 +133,7 @@ def _run_row(run: dict[str, Any]) -> list[str]:
         run["dataset"],
         run["activation"],
         run["scheme"],
-        f"{run['lr']:g}",
+        decimals(run["lr"], "g"),
         str(run["seed"]),
         status,
         str(run["updates"]),

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from xavinit.render.format import (
     check_groups,
     check_summary,
+    decimals,
     depth_scale_text,
     fans_text,
     fixed,
@@ -161,7 +161,7 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
             title=f"xavinit propagate: {layer_names(document)} {activation}, batch "
             f"{config.get('batch')}, {config.get('input')} inputs, seed {document.get('seed')}",
             title_justify="left",
-            caption=escape(
+            caption=(
                 "measured (mean-field prediction); Var[dC/ds] per example; J σ̄: mean "
                 "singular value of W·diag(f')"
             ),
@@ -170,9 +170,9 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
         table.add_column("layer", justify="right", no_wrap=True)
         for run in runs:
             name = run["scheme"]
-            table.add_column(escape(f"{name}\nVar[z]"), justify="right", no_wrap=True)
-            table.add_column(escape("Var[dC/ds]"), justify="right", no_wrap=True)
-            table.add_column(escape("Var[dC/dW]"), justify="right", no_wrap=True)
+            table.add_column(f"{name}\nVar[z]", justify="right", no_wrap=True)
+            table.add_column("Var[dC/ds]", justify="right", no_wrap=True)
+            table.add_column("Var[dC/dW]", justify="right", no_wrap=True)
             table.add_column("sat.", justify="right", no_wrap=True)
             table.add_column("J σ̄", justify="right", no_wrap=True)
         depth = max((len(r["layers"]) for r in runs), default=0)
@@ -254,7 +254,9 @@ def _histograms(runs: list[dict[str, Any]], console: Console) -> None:
                     continue
                 hist = run["layers"][k][key]
                 edges = hist["edges"]
-                cells.append(f"{sparkline(hist['counts'])} [{edges[0]:.2g}, {edges[-1]:.2g}]")
+                cells.append(
+                    f"{sparkline(hist['counts'])} [{decimals(edges[0], '.2g')}, {decimals(edges[-1], '.2g')}]"
+                )
             table.add_row(*cells)
         console.print(table)
 
@@ -307,9 +309,9 @@ def table_train(document: dict[str, Any], console: Console) -> None:
             stats.add_row(
                 f"{run['scheme']}/{run['activation']}" if layer == layers[0] else "",
                 str(layer),
-                f"{first['mean']:+.3f} → {last['mean']:+.3f}",
-                f"{first['std']:.3f} → {last['std']:.3f}",
-                f"{last['p98']:+.3f}",
+                f"{decimals(first['mean'], '+.3f')} → {decimals(last['mean'], '+.3f')}",
+                f"{decimals(first['std'], '.3f')} → {decimals(last['std'], '.3f')}",
+                decimals(last["p98"], "+.3f"),
                 f"{100 * last['saturated_fraction']:.1f}%",
                 f"{sci(first['weight_grad_std'])} → {sci(last['weight_grad_std'])}",
                 series([row["mean"] for row in mine]),
@@ -336,7 +338,7 @@ def table_schemes(document: dict[str, Any], console: Console) -> None:
     for r in rows:
         cells = [r["name"], ", ".join(r["aliases"]), r["distribution"], r["formula"]]
         if numbers:
-            cells += [num(r["variance"]), num(r["bound"]), num(r["std"])]
+            cells += [num(r.get("variance")), num(r.get("bound")), num(r.get("std"))]
         table.add_row(*cells)
     console.print(table)
     if config.get("spec") is None:
@@ -371,20 +373,20 @@ def table_check(document: dict[str, Any], console: Console) -> None:
         table.add_column("σ1/edge", justify="right", no_wrap=True)
         table.add_column("known as / note" if verdict == "init" else "reason", overflow="fold")
         for row in rows:
-            cells: list[Any] = [escape(row["file"])] if several else []
-            cells += [escape(row["name"]), row["role"], shape_text(row["shape"]), fans_text(row)]
+            cells: list[Any] = [row["file"]] if several else []
+            cells += [row["name"], row["role"], shape_text(row["shape"]), fans_text(row)]
             if verdict == "init":
                 cells += [
-                    escape(row["scheme"] or "-"),
+                    row["scheme"] or "-",
                     pval(row["p_value"]),
-                    escape(row["runner_up"] or "-"),
+                    row["runner_up"] or "-",
                 ]
             matches = row.get("matches")
-            reason = escape(row["reason"])
+            reason: str | Text = row["reason"]
             if verdict == "init":
-                reason = escape("; ".join(t for t in (row.get("known_as"), row.get("note")) if t))
+                reason = "; ".join(t for t in (row.get("known_as"), row.get("note")) if t)
             if matches is False:
-                reason = f"[bold red]✗ {reason}[/]"
+                reason = Text(f"✗ {reason}", style="bold red")
             cells += [num(row.get("top_singular_ratio"), 3), reason]
             table.add_row(*cells)
         console.print(table)
@@ -404,7 +406,7 @@ def table_gain(document: dict[str, Any], console: Console) -> None:
     table = Table(
         title="xavinit gain: exact gains at z ~ N(0, 1) (Var[W] = gain^2 / fan)",
         title_justify="left",
-        caption=escape(
+        caption=(
             "forward: keeps E[s^2] going up; backward: keeps Var[dC/ds] going down; fixed "
             "point: q* = 1 of q -> g^2 E[f(sqrt(q) z)^2] (+ sb^2 with --bias-var), slope < 1 "
             "attracts; chi1 = g^2 E[f'^2] (order < 1 < chaos); depth: -1/ln of the "
@@ -416,28 +418,26 @@ def table_gain(document: dict[str, Any], console: Console) -> None:
         "activation", "forward", "backward", "fixed point", "slope", "χ1", "phase", "depth",
         "PyTorch", "PyTorch/ours", "E[f(z)]", "E[f(z)²]",
     ):  # fmt: skip
-        table.add_column(
-            escape(column), justify="left" if column in ("activation", "phase") else "right"
-        )
+        table.add_column(column, justify="left" if column in ("activation", "phase") else "right")
     for row in document.get("gains", []):
         table.add_row(
-            row["activation"], f"{row['forward_gain']:.4f}", f"{row['backward_gain']:.4f}",
-            f"{row['fixed_point_gain']:.4f}", f"{row['fixed_point_slope']:.3f}",
-            f"{row['chi1']:.4f}", row["phase"], depth_scale_text(row["depth_scale"]),
+            row["activation"], decimals(row['forward_gain'], ".4f"), decimals(row['backward_gain'], ".4f"),
+            decimals(row['fixed_point_gain'], ".4f"), decimals(row['fixed_point_slope'], ".3f"),
+            decimals(row['chi1'], ".4f"), row["phase"], depth_scale_text(row["depth_scale"]),
             num(row.get("torch_gain")), num(row.get("torch_ratio")), signed(row["mean"]),
-            f"{row['second_moment']:.4f}",
+            decimals(row['second_moment'], ".4f"),
         )  # fmt: skip
     console.print(table)
     checks = document.get("depth_checks", [])
     if checks:
         first = checks[0]
         table = Table(
-            title=escape(
+            title=(
                 f"depth check: one network, {first['depth']} layers of {first['width']}, one "
                 "example x ~ N(0, I/g^2); Var[z] of the last hidden layer / the first"
             ),
             title_justify="left",
-            caption=escape(
+            caption=(
                 f"interval: the range of {first['replicas']} Monte-Carlo replicas of the "
                 "finite-width variance chain at the computed gain"
             ),
@@ -448,7 +448,7 @@ def table_gain(document: dict[str, Any], console: Console) -> None:
         for check in checks:
             low, high = check["interval"]
             table.add_row(
-                check["activation"], f"{check['gain']:.4f}", num(check["variance_ratio"], 3),
+                check["activation"], decimals(check['gain'], ".4f"), num(check["variance_ratio"], 3),
                 f"{num(low, 3)} .. {num(high, 3)}", num(check["median_ratio"], 3),
                 _ok(check["passed"]),
             )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 from pathlib import Path
@@ -31,15 +32,38 @@ def write_figures(documents: list[dict[str, Any]], directory: Path) -> list[Path
     The folder is created. A name that more than one document produces gets the 1-based index of
     its document as a prefix (``1-init-variance``, ``2-init-variance``). Files are written
     atomically. Returns the paths written, in order.
+
+    On a failure (a full disk, Ctrl-C) the files this call added are removed, and so are the
+    folders it created once they are empty: no half-written or empty figure folder is left;
+    what was there before is kept.
     """
     from xavinit.render.plots import figures  # the dispatcher, which imports this module
 
     drawn = [figures(document) for document in documents]  # first: no folder without matplotlib
     directory = Path(directory)
+    created = [p for p in (directory, *directory.parents) if not p.exists()]  # deepest first
+    added: list[Path] = []
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise XavinitError(f"cannot create figure folder {str(directory)!r}: {error}") from None
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise XavinitError(
+                f"cannot create figure folder {str(directory)!r}: {error.strerror or error}"
+            ) from None
+        return _write_all(drawn, directory, added)
+    except BaseException:
+        for path in added:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: never what someone else put there
+        raise
+
+
+def _write_all(drawn: list[Any], directory: Path, added: list[Path]) -> list[Path]:
+    """Every figure of ``drawn`` (one list per document) into ``directory``; files that did not
+    exist before are appended to ``added`` as they are written."""
     counts: dict[str, int] = {}
     for items in drawn:
         for name in {name for name, _, _ in items}:
@@ -51,8 +75,11 @@ def write_figures(documents: list[dict[str, Any]], directory: Path) -> list[Path
             for fmt in FORMATS:
                 path = directory / f"{stem}.{fmt}"
                 data = figure_bytes(fig, fmt)
+                new = not path.exists()
                 with atomic_write(path, "wb") as stream:
                     stream.write(data)
+                if new:
+                    added.append(path)
                 written.append(path)
             fig.clear()  # release the artists now; the figure itself is garbage-collected
     return written
