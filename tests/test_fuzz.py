@@ -552,3 +552,25 @@ def test_report_of_a_mutated_result_of_any_command(command, data, fmt):
         source = Path(folder) / "result.json"
         source.write_text(json.dumps(document))
         _verdict_or_one_line(*_quiet_run(["report", str(source), "-q", "-f", fmt]))
+
+
+# --- the JSON writer: json.dumps(indent=2), character for character -------------------------
+
+_JSON_LEAVES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=8)
+)
+_JSON_VALUES = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES)
+def test_to_json_writes_what_json_dumps_writes(document: object) -> None:
+    from xavinit.serialize import to_json
+
+    assert to_json(document) == json.dumps(document, indent=2) + "\n"

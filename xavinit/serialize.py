@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from xavinit.errors import XavinitError
@@ -56,8 +57,52 @@ def decode_nonfinite(value: Any) -> Any:
 
 
 def to_json(document: Any) -> str:
-    """A document as indented JSON text (non-finite floats already encoded as strings)."""
-    return json.dumps(document, indent=2) + "\n"
+    """A document as indented JSON text (non-finite floats already encoded as strings):
+    ``json.dumps(document, indent=2)`` and a newline, character for character.
+
+    The top two levels (the document, its lists of rows) are laid out here and every row is
+    encoded on its own: ``json.dumps`` of a whole document keeps a list of one short string
+    per token until the end (for 20,000 tensors of ``check``, 27 million strings and 700 MB
+    beside a 130 MB text), where one row at a time keeps only the rows' texts.
+    """
+    return "".join(_json_pieces(document, 0, _JSON_SPLIT_LEVELS)) + "\n"
+
+
+_JSON_SPLIT_LEVELS = 2
+"""Levels of a document laid out by :func:`to_json` itself; deeper values go to json.dumps."""
+
+
+def _json_pieces(value: Any, depth: int, split: int) -> Iterator[str]:
+    """The text of ``value`` at nesting ``depth`` as ``json.dumps(indent=2)`` writes it."""
+    container = isinstance(value, (dict, list, tuple))
+    if not container or not value or split == 0:
+        text = json.dumps(value, indent=2)
+        yield text.replace("\n", "\n" + "  " * depth) if depth and container else text
+        return
+    inner = "\n" + "  " * (depth + 1)
+    if isinstance(value, dict):
+        yield "{"
+        for index, (key, item) in enumerate(value.items()):
+            yield ("," if index else "") + inner + json.dumps(_json_key(key)) + ": "
+            yield "".join(_json_pieces(item, depth + 1, split - 1))
+        yield "\n" + "  " * depth + "}"
+    else:
+        yield "["
+        for index, item in enumerate(value):
+            yield ("," if index else "") + inner
+            yield "".join(_json_pieces(item, depth + 1, split - 1))
+        yield "\n" + "  " * depth + "]"
+
+
+def _json_key(key: Any) -> Any:
+    """A dict key as ``json`` writes it: str as it is; a number or None as its JSON text."""
+    if isinstance(key, str):
+        return key
+    if key is True or key is False or key is None:
+        return json.dumps(key)
+    if isinstance(key, (int, float)):
+        return json.dumps(key) if isinstance(key, float) else str(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 def parse_json_text(text: str, source: str) -> Any:

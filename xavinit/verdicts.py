@@ -364,17 +364,18 @@ def _fit(
     observed = moments.mean_square
     test = variance_test(observed, expected, moments.count, kurtosis, 0.01)
     interval = variance_interval_p(observed, expected, moments.count, kurtosis, tolerance.variance)
-    ks_p = None
-    if with_ks:
-        ks_p = ks_test(
-            measurement.sample, lambda x: scheme.cdf(x, fan_in, fan_out), presorted=True
-        )[1]
+    ks_p = _ks_p_value(scheme, fan_in, fan_out, measurement) if with_ks else None
     bound = scheme.bound(fan_in, fan_out)
     support = None
     if bound is not None:
         eps = measurement.eps or float_tolerance(dtype)
         support = max(abs(moments.minimum), abs(moments.maximum)) <= bound * (1.0 + 4.0 * eps)
     return _Fit(test.p_value, interval, ks_p, expected, observed / expected - 1.0, support)
+
+
+def _ks_p_value(scheme: Scheme, fan_in: int, fan_out: int, measurement: Measurement) -> float:
+    """The KS p-value of the measurement's (sorted) sample under one law."""
+    return ks_test(measurement.sample, lambda x: scheme.cdf(x, fan_in, fan_out), presorted=True)[1]
 
 
 def rank_candidates(
@@ -419,7 +420,11 @@ def rank_candidates(
             if fit is None:
                 fit = _fit(scheme, fan_in, fan_out, measurement, dtype, with_ks=False)
                 if not fit.p_value < 1e-12:  # decisively off: no KS test
-                    fit = _fit(scheme, fan_in, fan_out, measurement, dtype, with_ks=True)
+                    ks = _ks_p_value(scheme, fan_in, fan_out, measurement)
+                    fit = _Fit(
+                        fit.p_value, fit.interval_p, ks, fit.expected, fit.rel_error,
+                        fit.support_ok,
+                    )  # fmt: skip
             if fitted:
                 score = fit.ks_p_value if fit.ks_p_value is not None else 0.0
             else:
