@@ -109,11 +109,19 @@ def edge_p_value(top: float, mean_square: float, n: int, p: int, kurtosis: float
     statistic = (top * top / mean_square - mu) / scale
     spread = mu * math.sqrt((kurtosis - 1.0) / (n * p)) / scale
     nodes, weights = _HERMITE
-    total = sum(
-        float(w) * tw1_survival(statistic - spread * float(z))
-        for z, w in zip(nodes, weights, strict=True)
-    )
+    total = sum((weights * _tw1_survivals(statistic - spread * nodes)).tolist())
     return min(1.0, max(0.0, total / math.sqrt(2.0 * math.pi)))
+
+
+def _tw1_survivals(s: np.ndarray) -> np.ndarray:
+    """:func:`tw1_survival` of each entry, the same numbers (one interpolation call)."""
+    out = np.ones_like(s)
+    inside = (s > _GRID[0]) & (s < _GRID[-1])
+    logs = np.interp(s[inside], _GRID, _LOG_SURVIVAL).tolist()
+    out[inside] = [math.exp(v) for v in logs]
+    tail = s >= _GRID[-1]
+    out[tail] = [math.exp(_tail_log_survival(v)) for v in s[tail].tolist()]
+    return out
 
 
 LANCZOS_MIN_STEPS = 5
