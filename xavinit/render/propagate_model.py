@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -117,9 +116,9 @@ def table_models(document: dict[str, Any], console: Console) -> None:
     """Per model: one row per module, then the drift checks and the verdict."""
     for run in document.get("models", []):
         table = Table(
-            title=escape(_title(run)),
+            title=Text(_title(run)),
             title_justify="left",
-            caption=escape(
+            caption=Text(
                 "Var[y] (mean-field prediction); ch. sq. mean / ch. var: average channel squared "
                 "mean and variance (Brock et al. 2021); Var[dC/dy] per example, / top: ratio to "
                 "the top module's"
@@ -127,9 +126,9 @@ def table_models(document: dict[str, Any], console: Console) -> None:
             caption_justify="left",
         )
         for position, column in enumerate(HEADER):
-            table.add_column(escape(column), justify="left" if position in (1, 2) else "right")
+            table.add_column(Text(column), justify="left" if position in (1, 2) else "right")
         for row in _rows(run):
-            table.add_row(*(escape(c) for c in row))
+            table.add_row(*(Text(c) for c in row))
         console.print(table)
         for check, line in zip(run.get("drift", []), _drift_text(run), strict=False):
             console.print(Text(f"  {line}", style="" if check["passed"] else "bold red"))
