@@ -52,18 +52,19 @@ def test_edge_p_values_of_fresh_matrices_are_not_too_small(n, p, law):
 
 @pytest.mark.parametrize(("n", "p"), [(300, 200), (200, 300), (1000, 96)])
 def test_lanczos_converges_on_a_spike_at_the_edge_and_never_overshoots(n, p):
-    """A rank-1 update of 1.0x the edge stands 1.2-1.4x out: converged to 1e-4 by the stopping
-    rule; on a fresh matrix the estimate is a lower bound within 3% of the exact value."""
+    """A rank-1 update of 1.0x the edge stands 1.2-1.4x out: within 1e-3 of its exact value after
+    the five steps; on a fresh matrix the estimate is a lower bound within 5% of the exact value
+    (the test is then conservative)."""
     rng = np.random.default_rng(2)
     w = rng.standard_normal((n, p)).astype(np.float32)
     u, v = rng.standard_normal(n), rng.standard_normal(p)
     spike = (math.sqrt(n) + math.sqrt(p)) * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v))
     spiked = (w + spike).astype(np.float32)
-    for matrix, accuracy in ((spiked, 1e-4), (w, 0.03)):
+    for matrix, accuracy in ((spiked, 1e-3), (w, 0.05)):
         exact = np.linalg.svd(matrix.astype(np.float64), compute_uv=False)[0]
         found = top_singular_value(matrix, np.random.default_rng(0))
         assert exact * (1 - accuracy) <= found.value <= exact * (1 + 1e-6), (found, exact)
-        assert 5 <= found.steps <= 6
+        assert found.steps == 5
     # A rank-1 Gram matrix: the Krylov space {q, v v^T q} holds v, so the second step is exact
     # and the space is invariant: the iteration stops.
     rank_one = np.outer(u, v).astype(np.float64)
