@@ -17,8 +17,8 @@ p-value as a normal term beside the Tracy-Widom one.
 
 The top singular value comes from a few Lanczos steps on ``W^T W`` (one read of the matrix
 each, never a full SVD): the estimate approaches the top singular value from below, so it can
-only make the test more conservative, and an outlier beyond the edge converges within the
-first six steps (``docs/check.md`` has the measured power).
+only make the test more conservative, and an outlier beyond the edge is found within the
+five steps it takes (``docs/check.md`` has the measured power).
 """
 
 from __future__ import annotations
