@@ -145,8 +145,8 @@ thousand entries costs less than the Lanczos steps' Python)."""
 
 @dataclass(frozen=True)
 class SpectralEstimate:
-    """The Lanczos estimate of the largest singular value: a lower bound of it, converged for
-    an outlier beyond the bulk and within about 1-2% of it inside the bulk (``docs/check.md``).
+    """The Lanczos estimate of the largest singular value: a lower bound of it, within 1e-3 of
+    it for an outlier beyond the bulk and about 2-5% below it inside the bulk (``docs/check.md``).
 
     ``steps`` products with ``W^T W`` were taken; ``change`` is the last step's relative rise.
     """
