@@ -1,14 +1,16 @@
 """A propagate run against the bare matrix products of the same shapes, in one process.
 
-Prints the median time of one ``run_one`` (forward, backward, every per-layer statistic,
-histograms and both predictions; no Jacobian) on the paper's 1024-1000x5-10 tanh network at
-batch 1000, beside the median time of the same forward products ``Z @ W``, backward products
-``dS @ W^T`` and weight-gradient products ``Z^T @ dS`` on preallocated float32 arrays, and their
-ratio (aim: at most 1.3). Then the default command's whole run with the Jacobian, and one line
+Times one ``run_one`` (forward, backward, every per-layer statistic, histograms and both
+predictions; no Jacobian) on the paper's 1024-1000x5-10 tanh network at batch 1000, and the same
+forward products ``Z @ W``, backward products ``dS @ W^T`` and weight-gradient products
+``Z^T @ dS`` on preallocated float32 arrays (``out=``: nothing but the products), and drawing
+the six weight matrices, interleaved (each in turn, every round), on one BLAS thread. Prints
+the medians, the median of the rounds' ratios (with and without the weights' draw) and the load
+average (aim: at most 1.2). Then the default command's whole run with the Jacobian, and one line
 per installed array backend (docs/backends.md): the same ``run_one`` with the passes on torch
 (CPU, CUDA when visible) or cupy, in a process of its own, against numpy's.
 
-    python bench/bench_propagate.py [--batch 1000] [--repeats 5]
+    python bench/bench_propagate.py [--batch 1000] [--repeats 7] [--ratio-only]
 """
 
 from __future__ import annotations
@@ -16,33 +18,39 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import subprocess
 import sys
 
 import numpy as np
-from timing import blas_info, median_time
+from timing import blas_info, interleaved_times, load_average, median_ratio, median_time
 
 from xavinit.activations import get_activation
 from xavinit.backends import usable_backends
 from xavinit.config import PAPER_LAYERS, PropagateConfig
 from xavinit.experiments.propagate import draw_weights, run_one, run_propagate
+from xavinit.network import Buffers
 from xavinit.resources import blas_threads
 from xavinit.schemes import get_scheme
 
 
 def bare_products(batch: int, widths: tuple[int, ...]):
+    """The products of one forward and backward pass, into preallocated outputs."""
     rng = np.random.default_rng(0)
     weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in itertools.pairwise(widths)]
     zs = [rng.standard_normal((batch, n), dtype=np.float32) for n in widths]
     ds = [rng.standard_normal((batch, n), dtype=np.float32) for n in widths[1:]]
+    outs = [np.empty_like(z) for z in zs[1:]]
+    dws = [np.empty_like(w) for w in weights]
+    dzs = [np.empty_like(z) for z in zs]
 
     def run() -> None:
         for k, w in enumerate(weights):
-            zs[k] @ w
+            np.matmul(zs[k], w, out=outs[k])
         for k in range(len(weights) - 1, -1, -1):
-            zs[k].T @ ds[k]
+            np.matmul(zs[k].T, ds[k], out=dws[k])
             if k:
-                ds[k] @ weights[k].T
+                np.matmul(ds[k], weights[k].T, out=dzs[k])
 
     return run
 
@@ -84,26 +92,45 @@ def backend_time(name: str, device: str, batch: int, repeats: int) -> float | No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--ratio-only", action="store_true", help="skip the default command and the backends"
+    )
     args = parser.parse_args()
     config = PropagateConfig(batch=args.batch, jacobian_samples=0)
     scheme, activation = get_scheme("normalized"), get_activation("tanh")
-    t_bare = median_time(bare_products(args.batch, PAPER_LAYERS), args.repeats)
-    t_run = median_time(lambda: run_one(config, scheme, activation), args.repeats)
     dtype = np.dtype(config.dtype)
-    t_draw = median_time(lambda: draw_weights(scheme, PAPER_LAYERS, 0, 0, dtype), args.repeats)
+    buffers = Buffers()  # as run_propagate hands them from one network to the next
+    with blas_threads(1):
+        times = interleaved_times(
+            {
+                "bare": bare_products(args.batch, PAPER_LAYERS),
+                "run": lambda: run_one(config, scheme, activation, buffers),
+                "draw": lambda: draw_weights(scheme, PAPER_LAYERS, 0, 0, dtype),
+            },
+            args.repeats,
+        )
+        info = blas_info()
+    bare, run, draw = times["bare"], times["run"], times["draw"]
+    undrawn = [r - d for r, d in zip(run, draw, strict=True)]
     print(
-        f"paper network 1024-1000x5-10 tanh, batch {args.batch}, float32, medians of "
-        f"{args.repeats}; BLAS: {blas_info()}"
+        f"paper network 1024-1000x5-10 tanh, batch {args.batch}, float32, interleaved, medians "
+        f"of {args.repeats}; BLAS: {info}; load average {load_average()}"
     )
-    print(f"  bare products (forward, backward, weight gradients): {t_bare * 1e3:8.1f} ms")
-    print(f"  xavinit run without the Jacobian:                    {t_run * 1e3:8.1f} ms")
-    print(f"    of which drawing the six weight matrices:          {t_draw * 1e3:8.1f} ms")
+    for label, seconds in [
+        ("bare products (forward, backward, weight gradients)", bare),
+        ("xavinit run without the Jacobian", run),
+        ("  of which drawing the six weight matrices", draw),
+    ]:
+        print(f"  {label:<52} {statistics.median(seconds) * 1e3:8.1f} ms")
     print(
-        f"  ratio: {t_run / t_bare:.2f} ({(t_run - t_draw) / t_bare:.2f} without drawing the weights)"
+        f"  ratio (median of the rounds'): {median_ratio(run, bare):.2f} "
+        f"({median_ratio(undrawn, bare):.2f} without drawing the weights)"
     )
+    if args.ratio_only:
+        return
     with blas_threads(None) as threads:  # as the command runs it: the free cores
-        t_default = median_time(lambda: run_propagate(PropagateConfig()), max(1, args.repeats // 2))
+        t_default = median_time(lambda: run_propagate(PropagateConfig()), max(1, args.repeats // 3))
     print(
         f"  'xavinit propagate' defaults (2 networks, Jacobian on 4 examples, {threads} BLAS "
         f"threads): {t_default:.2f} s"
@@ -115,7 +142,7 @@ def main() -> None:
             continue
         print(
             f"  backend {name:>5} on {device:>4}: run without the Jacobian {seconds * 1e3:8.1f} ms "
-            f"(numpy/it {t_run / seconds:.2f}; the statistics stay on the host)"
+            f"(numpy/it {statistics.median(run) / seconds:.2f}; the statistics stay on the host)"
         )
 
 

@@ -216,6 +216,23 @@ def test_erf_against_math_erf() -> None:
     assert np.isnan(special[0]) and special[1:].tolist() == [1.0, -1.0, 0.0]
 
 
+def test_erf_in_chunks_in_place_and_into_a_strided_out() -> None:
+    """erf works in chunks of 65536 values: a 150,000-value array (three chunks) gives each
+    value bit for bit what a one-value call gives, also in place and into a strided ``out``."""
+    s = np.random.default_rng(3).standard_normal(150_000) * 4.0
+    s[[0, 65_535, 65_536, 149_999]] = [np.nan, 7.0, -0.0, -1e-300]
+    picked = [0, 1, 65_535, 65_536, 131_072, 149_999]
+    alone = np.array([erf(s[i : i + 1])[0] for i in picked])
+    whole = erf(s)
+    assert whole[picked].tobytes() == alone.tobytes()
+    inplace = s.copy()
+    assert erf(inplace, out=inplace) is inplace and inplace.tobytes() == whole.tobytes()
+    strided = np.zeros((s.size, 2))
+    assert erf(s, out=strided[:, 1]) is not None
+    assert strided[:, 1].tobytes() == whole.tobytes() and not strided[:, 0].any()
+    assert erf(s.reshape(300, 500)).ravel().tobytes() == whole.tobytes()
+
+
 def test_kinks_name_where_the_derivative_jumps() -> None:
     assert get_activation("relu").kinks == (0.0,)
     assert get_activation("hardtanh").kinks == (-1.0, 1.0)

@@ -12,7 +12,18 @@ from typer.testing import CliRunner
 
 from xavinit.activations import ACTIVATION_NAMES, get_activation
 from xavinit.cli import app
-from xavinit.experiments.gain import chain_ratios, replicas_for
+from xavinit.config import GainConfig
+from xavinit.experiments import gain as gain_module
+from xavinit.experiments.gain import (
+    chain_ratios,
+    chains_ratios,
+    check_widths,
+    replicas_for,
+    scaled_weights,
+    unit_weights,
+)
+from xavinit.experiments.propagate import draw_weights
+from xavinit.schemes import get_scheme
 
 runner = CliRunner()
 
@@ -117,6 +128,46 @@ def test_the_chain_has_the_law_of_real_networks(name: str):
     simulated = chain_ratios(act, gain, width, depth, 2000, np.random.default_rng(2))
     statistic = _ks_statistic(np.log(measured), np.log(simulated))
     assert statistic < 1.95 * math.sqrt(1 / networks + 1 / 2000), statistic
+
+
+def test_each_check_network_is_its_schemes_own_draw():
+    """The check scales one set of unit draws for every activation: the weights are, bit for
+    bit, those the scheme draws itself from propagate's generators."""
+    config = GainConfig(activations=("relu",), check=True, depth=3, width=11, seed=4)
+    unit = unit_weights(config)
+    assert [w.shape for w in unit] == [(11, 11)] * 3 + [(11, 1)]
+    for gain in (1.5335910263, math.sqrt(2), 0.8 * 1.5925, 1.0):
+        scheme = get_scheme(f"variance-scaling:mode=fan_in,distribution=normal,gain={gain!r}")
+        expected = draw_weights(scheme, check_widths(config), 4, 0, np.dtype(np.float32))
+        got = scaled_weights(scheme, unit)
+        assert [w.dtype for w in got] == [np.float32] * 4
+        assert [w.tobytes() for w in got] == [w.tobytes() for w in expected], gain
+
+
+def test_the_chains_of_several_activations_are_each_ones_own_chain(monkeypatch):
+    """chains_ratios draws once for all activations and works in blocks of replicas: each
+    activation's ratios are bit for bit those of the chain written out plainly here (its own
+    generator, whole chunks), across chunk and block boundaries (chunks of 7 replicas, blocks
+    of 3, 17 replicas)."""
+    monkeypatch.setattr(gain_module, "CHAIN_CHUNK", 7 * 12)
+    monkeypatch.setattr(gain_module, "CHAIN_BLOCK", 3 * 12)
+    width, depth, replicas, sb2 = 12, 4, 17, 0.1
+    pairs = [(get_activation(name), g) for name, g in [("tanh", 1.6), ("erf", 1.5), ("relu", 1.4)]]
+    got = chains_ratios(pairs, width, depth, replicas, np.random.default_rng(5), sb2)
+    for (act, g), ratios in zip(pairs, got, strict=True):
+        rng = np.random.default_rng(5)
+        expected = []
+        for rows in (7, 7, 3):
+            q = (1 - sb2) * (rng.chisquare(width, size=rows) / width) + sb2
+            for k in range(depth):
+                z = act(rng.standard_normal((rows, width)) * np.sqrt(q)[:, None])
+                m1, m2 = z.mean(axis=1), np.einsum("ij,ij->i", z, z) / width
+                var = np.maximum(m2 - m1 * m1, 0.0)
+                if k == 0:
+                    first = var
+                q = g**2 * m2 + sb2
+            expected.extend(var / first)
+        assert ratios.tobytes() == np.array(expected).tobytes(), act.spec
 
 
 @pytest.mark.parametrize("name", ["silu", "tanh"])

@@ -10,6 +10,7 @@ import pytest
 
 from xavinit.activations import ACTIVATION_NAMES, Activation, get_activation
 from xavinit.network import (
+    Buffers,
     Cost,
     ForwardCache,
     Gradients,
@@ -224,3 +225,28 @@ def test_forward_rejects_mismatched_shapes() -> None:
         forward(x, [weights[0], weights[2]], None, act)
     with pytest.raises(ValueError, match=r"biases\[0\]"):
         forward(x, weights, [b[:-1] for b in biases], act)
+
+
+def test_buffers_give_the_same_passes_in_reused_memory():
+    """forward and backward into Buffers: bit for bit the passes without them, and a second
+    network of the same shapes is written into the same arrays (no fresh memory per product)."""
+    rng = np.random.default_rng(0)
+    act = get_activation("tanh")
+    buffers = Buffers()
+    kept = []
+    for _ in range(2):
+        w = [
+            rng.standard_normal((7, 9), dtype=np.float32),
+            rng.standard_normal((9, 4), dtype=np.float32),
+        ]
+        x = rng.standard_normal((5, 7), dtype=np.float32)
+        top = rng.standard_normal((5, 4), dtype=np.float32)
+        plain = forward(x, w, None, act)
+        plain_grads = backward(plain, w, act, output_grad=top)
+        cache = forward(x, w, None, act, buffers)
+        grads = backward(cache, w, act, output_grad=top, buffers=buffers)
+        for a, b in zip((*plain.z, plain.logits, *plain_grads.ds, *plain_grads.dw),
+                        (*cache.z, cache.logits, *grads.ds, *grads.dw), strict=True):  # fmt: skip
+            assert a.tobytes() == b.tobytes()
+        kept.append((cache.z[1], grads.dw[0], grads.ds[0]))
+    assert all(np.shares_memory(a, b) for a, b in zip(*kept, strict=True))

@@ -465,3 +465,25 @@ def test_bias_var_applies_only_to_drawn_networks(tmp_path):
     assert result.stderr.strip() == (
         "Error: --bias-var: applies only to drawn networks, not --weights"
     )
+
+
+def test_bins_are_binary_searchs_for_even_and_uneven_edges():
+    """The histograms' bin of each value is ``searchsorted(edges, x, "right") - 1`` (the last
+    bin closed) for evenly spaced edges from linspace, values on and one ulp beside every edge,
+    a huge span, and uneven edges (where the arithmetic guess is far off)."""
+    from xavinit.experiments.propagate import _bins_of
+
+    rng = np.random.default_rng(0)
+    grids = [
+        np.linspace(-1.0, 1.0, 42),
+        np.linspace(-3.7e-5, 9.1e-3, 42),
+        np.array([-1e308, -5e307, 0.0, 5e307, 1e308]),  # the span overflows
+        np.cumsum(rng.exponential(1.0, 30)) - 4.0,
+    ]
+    for grid in grids:
+        lo, hi = grid[0], grid[-1]
+        edges = np.concatenate([grid, np.nextafter(grid, -np.inf), np.nextafter(grid, np.inf)])
+        values = np.concatenate([rng.uniform(lo / 2, hi / 2, 5000), edges])
+        values = values[(values >= lo) & (values <= hi)]
+        expected = np.minimum(np.searchsorted(grid, values, side="right") - 1, grid.size - 2)
+        assert _bins_of(values, grid).tolist() == expected.tolist()

@@ -31,6 +31,7 @@ from xavinit.errors import XavinitError
 
 __all__ = [
     "COSTS",
+    "Buffers",
     "Cost",
     "ForwardCache",
     "Gradients",
@@ -86,6 +87,35 @@ class Gradients:
     db: tuple[Array, ...]
 
 
+class Buffers:
+    """numpy arrays that :func:`forward` and :func:`backward` write their outputs into, kept
+    from one call to the next: a run that pushes many networks of one shape through (propagate's
+    trials and schemes) fills the same memory again instead of a fresh multi-MB array per
+    product, which the allocator hands back to the system and page-faults in again (6% of a
+    propagate run). What a call returns lives in these arrays until the next call with them.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, int], np.ndarray] = {}
+
+    def get(self, role: str, layer: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The array for ``role`` at ``layer``, made (uninitialised) on first use or when its
+        shape or dtype changed."""
+        array = self._arrays.get((role, layer))
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = np.empty(shape, dtype=dtype)
+            self._arrays[(role, layer)] = array
+        return array
+
+
+def _product(a: Array, b: Array, buffers: Buffers | None, role: str, layer: int) -> Array:
+    """``a @ b``, into ``buffers``' array for ``(role, layer)`` when given (numpy only)."""
+    if buffers is None or not isinstance(a, np.ndarray):
+        return a @ b
+    out = buffers.get(role, layer, (a.shape[0], b.shape[1]), np.result_type(a, b))
+    return np.matmul(a, b, out=out)
+
+
 def _host(a: Array) -> Array:
     """numpy input as an array (lists, scalars); torch and cupy arrays as they are."""
     return np.asarray(a) if ops_for(a) is np else a
@@ -118,6 +148,7 @@ def forward(
     weights: Sequence[Array],
     biases: Sequence[Array] | None,
     activation: Activation,
+    buffers: Buffers | None = None,
 ) -> ForwardCache:
     """Run ``s^k = z^{k-1} W^k + b^k``, ``z^k = f(s^k)`` (hidden), ``P = softmax(s^L)``.
 
@@ -131,6 +162,8 @@ def forward(
         weights: ``L`` matrices, ``weights[i]`` of shape ``(n_i, n_{i+1})``.
         biases: ``L`` vectors of shape ``(n_{i+1},)``, or ``None`` for zero biases.
         activation: Hidden activation ``f``.
+        buffers: Optional :class:`Buffers` for the products (numpy arrays only); the result
+            is then valid until the next call with them.
 
     Example:
         >>> from xavinit.activations import get_activation
@@ -148,7 +181,7 @@ def forward(
     n_layers = len(weights)
     s = z
     for i, w in enumerate(weights):
-        s = z @ _cast(w, dtype)
+        s = _product(z, _cast(w, dtype), buffers, "s", i)
         if biases is not None:
             s += _cast(biases[i], dtype)
         if i == n_layers - 1:
@@ -249,6 +282,7 @@ def backward(
     output_grad: Array | None = None,
     cost: Cost = "nll",
     bias_gradients: bool = True,
+    buffers: Buffers | None = None,
 ) -> Gradients:
     """Back-propagate ``dC/ds^L`` through the network of :func:`forward`.
 
@@ -268,6 +302,8 @@ def backward(
         cost: ``"nll"`` or ``"quadratic"``; ignored with ``output_grad``.
         bias_gradients: False skips ``db`` (left as empty arrays) when only ``ds`` and
             ``dW`` are wanted.
+        buffers: Optional :class:`Buffers` for the products and ``f'`` (numpy arrays only);
+            the result is then valid until the next call with them.
 
     Returns:
         Gradients with ``ds[i] = dC/ds^{i+1}``, ``dw[i] = dC/dW^{i+1}``, ``db[i] = dC/db^{i+1}``.
@@ -298,15 +334,17 @@ def backward(
     for i in range(n_layers - 1, -1, -1):
         w = _cast(weights[i], dtype)
         ds_all[i] = ds
-        dw_all[i] = cache.z[i].T @ ds
+        dw_all[i] = _product(cache.z[i].T, ds, buffers, "dw", i)
         if bias_gradients:
             db_all[i] = xp.sum(ds, axis=0)
         if i == 0:
             break
-        ds = ds @ w.T  # dC/dz^i, then times f'(s^i) in place
+        ds = _product(ds, w.T, buffers, "ds", i - 1)  # dC/dz^i, then times f'(s^i) in place
         if not skip_derivative:
             z = cache.z[i]
-            if buf is None or buf.shape != z.shape or buf.dtype != z.dtype:
+            if buffers is not None and isinstance(z, np.ndarray):
+                buf = buffers.get("derivative", 0, z.shape, z.dtype)
+            elif buf is None or buf.shape != z.shape or buf.dtype != z.dtype:
                 buf = ops.empty_like(z)
             ds *= activation.derivative(cache.s[i - 1], z, out=buf)
     return Gradients(ds=tuple(ds_all), dw=tuple(dw_all), db=tuple(db_all))

@@ -37,6 +37,7 @@ every ``q`` (see :func:`chain_ratios`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,13 +51,16 @@ from xavinit.limits import GAIN_CHECK_WORK
 from xavinit.network import forward
 from xavinit.resources import require_memory
 from xavinit.results import DepthCheck, GainResult, GainRow
-from xavinit.schemes import get_scheme
+from xavinit.schemes import Scheme, get_scheme
 from xavinit.stats import scan
 from xavinit.streams import chain_rng
 from xavinit.theory import GainTheory, gain_theory
 
 CHAIN_CHUNK = 1 << 21
-"""Values per chunk of the Monte-Carlo chain (replicas x width): 16 MiB as float64."""
+"""Values per chunk of the Monte-Carlo chain's draws (replicas x width): 16 MiB as float64."""
+
+CHAIN_BLOCK = 1 << 16
+"""Values per block of one activation's work on a chunk: 512 KiB as float64, in cache."""
 
 
 def gain_row(theory: GainTheory) -> GainRow:
@@ -103,49 +107,118 @@ def chain_ratios(
     ``q^{k+1} = gain^2 mean_j (z^k_j)^2 + sb^2``: given ``z^k`` the pre-activations
     ``z^k W_j + b_j`` are still i.i.d. ``N(0, q^{k+1})``.
     """
-    ratios = np.empty(replicas)
+    return chains_ratios([(activation, gain)], width, depth, replicas, rng, bias_var)[0]
+
+
+def chains_ratios(
+    chains: Sequence[tuple[Activation, float]],
+    width: int,
+    depth: int,
+    replicas: int,
+    rng: np.random.Generator,
+    bias_var: float = 0.0,
+    progress: Progress | None = None,
+) -> list[np.ndarray]:
+    """:func:`chain_ratios` of each ``(activation, gain)``, all from one stream of draws: each
+    list entry is exactly what :func:`chain_ratios` returns for that pair with a generator in
+    ``rng``'s state (the chain's draws do not depend on the activation), and the ``chi^2`` and
+    ``N(0, 1)`` values are drawn once for all of them instead of once each.
+
+    The draws come in chunks of ``CHAIN_CHUNK // width`` replicas: per chunk ``q^1``'s
+    ``chi^2_n``, then one ``(replicas, width)`` array of ``xi`` per layer. Each activation's
+    work on a layer runs over blocks of ``CHAIN_BLOCK // width`` replicas, so that its
+    temporaries stay in cache; every statistic is per replica (per row), so the blocks change
+    no value.
+    """
+    ratios = [np.empty(replicas) for _ in chains]
     chunk = max(1, CHAIN_CHUNK // width)
+    block = max(1, CHAIN_BLOCK // width)
+    xi = np.empty((min(chunk, replicas), width))
+    work = np.empty((min(block, replicas), width))
     for start in range(0, replicas, chunk):
+        if progress is not None:
+            progress(start, replicas, f"Monte-Carlo chain: replicas {start + 1}..")
         rows = min(chunk, replicas - start)
-        q = rng.chisquare(width, size=rows) / width
+        q1 = rng.chisquare(width, size=rows) / width
         if bias_var:
-            q = (1.0 - bias_var) * q + bias_var
-        first = np.ones(rows)
+            q1 = (1.0 - bias_var) * q1 + bias_var
+        qs = [q1.copy() for _ in chains]
+        firsts = [np.ones(rows) for _ in chains]
+        m1, m2 = np.empty(rows), np.empty(rows)
         with np.errstate(all="ignore"):
             for k in range(depth):
-                s = rng.standard_normal((rows, width))
-                s *= np.sqrt(q)[:, None]
-                z = activation.forward(s, out=s)
-                m1 = z.mean(axis=1)
-                m2 = np.einsum("ij,ij->i", z, z) / width
-                var = np.maximum(m2 - m1 * m1, 0.0)
-                if k == 0:
-                    first = var
-                q = gain**2 * m2 + bias_var
-            ratios[start : start + rows] = var / first
+                s = xi[:rows]
+                rng.standard_normal(out=s)
+                for c, (activation, gain) in enumerate(chains):
+                    scale = np.sqrt(qs[c])
+                    for lo in range(0, rows, block):
+                        hi = min(lo + block, rows)
+                        z = np.multiply(s[lo:hi], scale[lo:hi, None], out=work[: hi - lo])
+                        z = activation.forward(z, out=z)
+                        np.add.reduce(z, axis=1, out=m1[lo:hi])
+                        np.einsum("ij,ij->i", z, z, out=m2[lo:hi])
+                    m1 /= width  # z.mean(axis=1): the same sum over the same divisor
+                    m2 /= width
+                    var = np.maximum(m2 - m1 * m1, 0.0)
+                    if k == 0:
+                        firsts[c] = var
+                    qs[c] = gain**2 * m2 + bias_var
+                    if k == depth - 1:
+                        ratios[c][start : start + rows] = var / firsts[c]
     return ratios
 
 
 def check_memory(config: GainConfig) -> None:
-    """Refuse a network whose weights would not fit in memory (float32)."""
-    need = 4 * config.depth * config.width * config.width + 8 * CHAIN_CHUNK * 3
+    """Refuse a network whose weights would not fit in memory (float32: the unit draws and one
+    network's scaled copy) beside the chain's buffers."""
+    need = 2 * 4 * (config.depth + 1) * config.width * config.width + 8 * CHAIN_CHUNK * 3
     require_memory(need, f"--depth {config.depth} --width {config.width}", share=0.8)
 
 
+def exact_gain(config: GainConfig, theory: GainTheory) -> float:
+    """The gain the check is about: the fixed-point gain, which without biases is the forward
+    gain (that one's exact value is kept)."""
+    return theory.fixed_point_gain if config.bias_var else theory.forward_gain
+
+
+def check_widths(config: GainConfig) -> tuple[int, ...]:
+    """The check network's widths: ``depth`` hidden layers of ``width``, one output unit."""
+    return (config.width,) * (config.depth + 1) + (1,)
+
+
+def unit_weights(config: GainConfig) -> list[np.ndarray]:
+    """The check network's weights before their scale: ``N(0, 1)`` float32 from the generators
+    of propagate's layers, as ``variance-scaling`` with ``Var = 1`` (``scale = width = fan_in``)
+    draws them. Every activation's network scales these same draws (one seed)."""
+    unit = get_scheme(f"variance-scaling:mode=fan_in,distribution=normal,scale={config.width}")
+    return draw_weights(unit, check_widths(config), config.seed, 0, np.dtype(np.float32))
+
+
+def scaled_weights(scheme: Scheme, unit: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A normal scheme's weights from the ``unit`` draws: its ``sample`` multiplies ``N(0, 1)``
+    float32 draws by its std, so these are the weights it draws from the same generators, bit
+    for bit (tests/test_gain.py), without drawing ``depth x width^2`` values per activation."""
+    return [w * np.float32(scheme.std(*w.shape)) for w in unit]
+
+
 def depth_check(
-    config: GainConfig, activation: Activation, theory: GainTheory, replicas: int
+    config: GainConfig,
+    activation: Activation,
+    theory: GainTheory,
+    theory_ratios: np.ndarray,
+    unit: Sequence[np.ndarray],
 ) -> DepthCheck:
-    """One network at ``gain_scale`` times the computed gain against the chain's interval."""
-    # Without biases the fixed-point gain is the forward gain; keep that one's exact value.
-    exact = theory.fixed_point_gain if config.bias_var else theory.forward_gain
-    gain = exact * config.gain_scale
+    """One network at ``gain_scale`` times the computed gain against the interval of the
+    chain's ratios ``theory_ratios`` (:func:`chains_ratios`, at the computed gain); its
+    weights are the ``unit`` draws (:func:`unit_weights`) times the scheme's std."""
+    gain = exact_gain(config, theory) * config.gain_scale
     spec = f"variance-scaling:mode=fan_in,distribution=normal,gain={gain!r}"
-    widths = (config.width,) * (config.depth + 1) + (1,)
+    widths = check_widths(config)
     network = PropagateConfig(
         layers=widths, batch=1, input="normal", jacobian_samples=0, seed=config.seed
     )
     dtype = np.dtype(np.float32)
-    weights = draw_weights(get_scheme(spec), widths, config.seed, 0, dtype)
+    weights = scaled_weights(get_scheme(spec), unit)
     biases = draw_biases(widths, config.bias_var, config.seed, 0, dtype)
     x = draw_inputs(network, 0, dtype)
     x /= np.float32(theory.forward_gain)  # q^1 = exact^2 / forward_gain^2 + sb^2 = 1
@@ -154,15 +227,6 @@ def depth_check(
     variances = [scan(z)[0].variance for z in cache.hidden]
     with np.errstate(all="ignore"):
         ratio = float(np.float64(variances[-1]) / variances[0]) if variances[0] > 0 else math.nan
-    theory_ratios = chain_ratios(
-        activation,
-        exact,
-        config.width,
-        config.depth,
-        replicas,
-        chain_rng(config.seed),
-        config.bias_var,
-    )
     finite = theory_ratios[np.isfinite(theory_ratios)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, math.inf)
     return DepthCheck(
@@ -175,7 +239,7 @@ def depth_check(
         passed=bool(math.isfinite(ratio) and low <= ratio <= high),
         scheme=spec,
         median_ratio=float(np.median(finite)) if finite.size else math.nan,
-        replicas=replicas,
+        replicas=int(theory_ratios.size),
         variances=[float(v) for v in variances],
     )
 
@@ -197,12 +261,30 @@ def run_gain(config: GainConfig, progress: Progress | None = None) -> GainResult
                 f"more than {GAIN_CHECK_WORK:.0g}: hours); raise --alpha or lower --depth, "
                 "--width or the number of activations"
             )
-        for done, (act, theory) in enumerate(zip(activations, theories, strict=True)):
+        # The chain's draws are the same for every activation (one seed): drawn once for all.
+        steps = replicas + len(activations)  # the chain by replicas, then one step a network
+        chains = [
+            (act, exact_gain(config, theory))
+            for act, theory in zip(activations, theories, strict=True)
+        ]
+
+        def chain_progress(done: int, _replicas: int, what: str) -> None:
             if progress is not None:
-                progress(done, len(activations), f"{act.spec}: depth {config.depth} check")
-            checks.append(depth_check(config, act, theory, replicas))
+                progress(done, steps, what)
+
+        all_ratios = chains_ratios(
+            chains, config.width, config.depth, replicas, chain_rng(config.seed),
+            config.bias_var, chain_progress,
+        )  # fmt: skip
+        unit = unit_weights(config)
+        for done, (act, theory, theory_ratios) in enumerate(
+            zip(activations, theories, all_ratios, strict=True)
+        ):
+            if progress is not None:
+                progress(replicas + done, steps, f"{act.spec}: depth {config.depth} network")
+            checks.append(depth_check(config, act, theory, theory_ratios, unit))
         if progress is not None:
-            progress(len(activations), len(activations), "done")
+            progress(steps, steps, "done")
     document: dict[str, Any] = config.to_dict()
     return GainResult(
         seed=config.seed,

@@ -33,7 +33,7 @@ from xavinit.config import PropagateConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.formats import open_tensors
-from xavinit.network import backward, forward
+from xavinit.network import Buffers, backward, forward
 from xavinit.resources import blas_thread_count, require_memory
 from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
 from xavinit.roles import describe, select_names
@@ -161,7 +161,8 @@ def _histograms(samples: list[np.ndarray], edges: list[np.ndarray]) -> list[list
 
     ``np.histogram`` bins a value ``x`` of ``[edges[0], edges[-1]]`` (in float64) into the ``i``
     with ``edges[i] <= x < edges[i + 1]``, the last bin closed, and drops the others (NaN
-    included); ``searchsorted`` on the same edges gives the same ``i``. One call per layer cost
+    included); ``searchsorted`` on the same edges gives the same ``i``, and so does
+    :func:`_bins_of`, faster. One call per layer cost
     more than the layer's own statistics on a deep stack of small layers.
     """
     counts: list[list[int]] = [[] for _ in samples]
@@ -181,17 +182,48 @@ def _histograms(samples: list[np.ndarray], edges: list[np.ndarray]) -> list[list
     for grid, block in blocks:
         bins = grid.size - 1
         values = np.concatenate([samples[k].astype(np.float64).ravel() for k in block])
-        layer = np.repeat(np.arange(len(block)), [samples[k].size for k in block])
-        inside = (values >= grid[0]) & (values <= grid[-1])
-        index = np.minimum(np.searchsorted(grid, values[inside], side="right") - 1, bins - 1)
-        table = np.bincount(layer[inside] * bins + index, minlength=len(block) * bins)
+        inside = values >= grid[0]
+        inside &= values <= grid[-1]
+        everything = bool(inside.all())
+        index = _bins_of(values if everything else values[inside], grid)
+        if len(block) > 1:
+            layer = np.repeat(np.arange(len(block)), [samples[k].size for k in block])
+            index += (layer if everything else layer[inside]) * bins
+        table = np.bincount(index, minlength=len(block) * bins)
         for k, row in zip(block, table.reshape(len(block), bins).tolist(), strict=True):
             counts[k] = row
     return counts
 
 
-HISTOGRAM_BLOCK = 1 << 18
-"""Values :func:`_histograms` counts in one pass (a few MiB of temporaries)."""
+def _bins_of(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The bin ``i`` of each value of ``[grid[0], grid[-1]]`` with ``grid[i] <= x < grid[i + 1]``
+    (the last bin closed): ``min(searchsorted(grid, x, "right") - 1, bins - 1)`` exactly, for
+    any increasing ``grid``. The guess ``(x - grid[0]) bins / span`` is right for evenly spaced
+    edges but for rounding; each round moves the values it misplaced one bin, by comparison
+    with the edges themselves (a binary search cost 50 ns a value, this about 5)."""
+    bins = grid.size - 1
+    span = float(grid[-1]) - float(grid[0])
+    scale = bins / span if math.isfinite(span) and span > 0.0 else math.inf
+    if not math.isfinite(scale):  # a span past float64's range: no guess to correct
+        return np.minimum(np.searchsorted(grid, values, side="right") - 1, bins - 1)
+    guess = np.subtract(values, grid[0])  # >= 0
+    guess *= scale
+    np.minimum(guess, bins - 1, out=guess)
+    index = guess.astype(np.intp)
+    lower = np.ascontiguousarray(grid[:-1])
+    upper = grid[1:].copy()
+    upper[-1] = math.inf  # the last bin is closed: nothing moves up out of it
+    while True:
+        down = values < np.take(lower, index, mode="clip")
+        up = values >= np.take(upper, index, mode="clip")
+        if not (down.any() or up.any()):
+            return index
+        index -= down
+        index += up
+
+
+HISTOGRAM_BLOCK = 1 << 16
+"""Values :func:`_histograms` counts in one pass (its temporaries stay in cache)."""
 
 
 def shared_edges(
@@ -265,9 +297,10 @@ def measure_network(
     activation: Activation,
     trial: int,
     edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
+    buffers: Buffers | None = None,
 ) -> tuple[_Measured, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Draw one network (or take a file's) and a batch, run forward and backward, and measure
-    every layer."""
+    """Draw one network (or take a file's) and a batch, run forward and backward (into
+    ``buffers`` when given), and measure every layer."""
     dtype = np.dtype(config.dtype)
     widths = config.layers
     n_layers = len(widths) - 1
@@ -281,7 +314,7 @@ def measure_network(
     placed = [backend.asarray(w) for w in weights]
     placed_biases = None if biases is None else [backend.asarray(b) for b in biases]
     with np.errstate(all="ignore"):
-        cache = forward(backend.asarray(x), placed, placed_biases, activation)
+        cache = forward(backend.asarray(x), placed, placed_biases, activation, buffers)
     outputs = [to_numpy(out) for out in (*cache.hidden, cache.logits)]
     forward_scans = [scan(out, STAT_SAMPLE) for out in outputs]  # one pass per layer
     overflow = next((k + 1 for k, (m, _) in enumerate(forward_scans) if not m.finite), None)
@@ -291,7 +324,12 @@ def measure_network(
     grad_top = top_gradient(config, trial, to_numpy(cache.probs))
     with np.errstate(all="ignore"):
         grads = backward(
-            cache, placed, activation, output_grad=backend.asarray(grad_top), bias_gradients=False
+            cache,
+            placed,
+            activation,
+            output_grad=backend.asarray(grad_top),
+            bias_gradients=False,
+            buffers=buffers,
         )
     batch = config.batch
     scanned = []
@@ -502,16 +540,21 @@ def _mean_and_spread(
 
 
 def run_one(
-    config: PropagateConfig, scheme: Scheme | Stack, activation: Activation
+    config: PropagateConfig,
+    scheme: Scheme | Stack,
+    activation: Activation,
+    buffers: Buffers | None = None,
 ) -> PropagateRun:
     """All trials of one (scheme, activation) network, merged into one run (a file's stack is
-    labelled by its path in ``scheme``)."""
+    labelled by its path in ``scheme``). The passes write into ``buffers`` (new ones when not
+    given), which a caller running several networks hands to each."""
+    buffers = Buffers() if buffers is None else buffers
     label = scheme.label if isinstance(scheme, Stack) else scheme.spec
     per_trial: list[list[dict[str, object]]] = []
     edges = None
     measured_moments: list[tuple[float, float, float, float]] = []
     for trial in range(config.trials):
-        measured, edges = measure_network(config, scheme, activation, trial, edges)
+        measured, edges = measure_network(config, scheme, activation, trial, edges, buffers)
         if measured.overflow_layer is not None:
             return PropagateRun(
                 scheme=label,
@@ -670,11 +713,12 @@ def run_propagate(config: PropagateConfig, progress: Progress | None = None) -> 
     get_backend(config.backend, config.device).activate(blas_thread_count())
     pairs = [(s, get_activation(a)) for a in config.activations for s in stacks]
     runs = []
+    buffers = Buffers()  # one network's passes at a time: the next one reuses the memory
     for done, (scheme, activation) in enumerate(pairs):
         label = scheme.label if isinstance(scheme, Stack) else scheme.spec
         if progress is not None:
             progress(done, len(pairs), f"{label} / {activation.spec}")
-        runs.append(run_one(config, scheme, activation))
+        runs.append(run_one(config, scheme, activation, buffers))
     if progress is not None:
         progress(len(pairs), len(pairs), "done")
     return PropagateResult(
