@@ -103,3 +103,59 @@ def test_the_sanitiser_finds_a_control_character_deep_in_rows():
     assert printable_strings(document)["tensors"][31]["candidates"][0]["scheme"] == "a\\x1b[2J"
     rows[31]["candidates"] = [{"sch\neme": "a"}]
     assert list(printable_strings(document)["tensors"][31]["candidates"][0]) == ["sch\\neme"]
+
+
+def _libyaml(document: object) -> str:
+    import yaml
+
+    return yaml.dump(
+        document, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True,
+        default_flow_style=False,
+    )  # fmt: skip
+
+
+_WORDS = st.sampled_from(
+    ["a", "bb", "x" * 30, "y" * 90, "it's", "p=0.5;", "1e-05", "1.5", "0x1F", "2001-01-01", "~",
+     "<<", "=", "- a", "? b", "!t", "&a", "*a", "%", "@", '"q"', "a #b", "a: b", "[x]", ",", "\t",
+     "\n", "\x1b", "\x85", "\u2028", "\xa0", "yes", "null", "Off", "-", "a:b", "é", "層", "'q'",
+     ":", ""]
+)  # fmt: skip
+_STRINGS = st.lists(_WORDS, max_size=25).map(" ".join) | st.text(" ab'-:#\n", max_size=6)
+_YAML_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _STRINGS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(_STRINGS | st.integers() | st.booleans(), inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_STRINGS, _YAML_DATA, min_size=1, max_size=4))
+def test_yaml_is_libyaml_s_text_character_for_character(document):
+    """Folding past column 80 at every depth, quoting, floats, empty containers, odd keys."""
+    from xavinit.serialize import to_yaml
+
+    assert to_yaml(document) == _libyaml(document)
+
+
+def test_a_check_like_document_takes_the_fast_yaml_path():
+    from xavinit.serialize import _YamlWriter
+
+    reason = "standard (PyTorch's nn.Linear default), p=0.028; runner-up xavier-normal, p=2.7e-05"
+    rows = [
+        {"name": f"layers.{k}.weight", "shape": [8, 8], "p_value": 0.1 / (k + 1), "note": "",
+         "reason": reason * (k % 3), "candidates": [{"scheme": "he-normal", "score": 1e-300}],
+         "groups": None, "matches": k % 2 == 0, "counts": {}}
+        for k in range(30)
+    ]  # fmt: skip
+    document = {"command": "check", "version": "0.1.0", "tensors": rows, "failures": []}
+    assert _YamlWriter().document(document) == _libyaml(document)
+
+
+def test_a_shared_list_keeps_yaml_dump_s_anchor():
+    from xavinit.serialize import to_yaml
+
+    shared = [1, 2]
+    assert to_yaml({"a": shared, "b": shared}) == "a: &id001\n- 1\n- 2\nb: *id001\n"
