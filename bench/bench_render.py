@@ -11,7 +11,10 @@ sanitiser (``xavinit.text.printable_strings``), as the command line does.
 ``yaml.dump`` with libyaml), in turns with xavinit's, and prints the ratio of medians of the
 per-round ratios: slow (tens of seconds a round at 20,000 rows).
 
-    python bench/bench_render.py [--tensors 20000] [--repeats 3] [--compare]
+Then the same for an ``init`` result of ``--layers`` rows (one scheme, 15 fields a row, as a
+sampled run gives): the rows of most commands are of this size.
+
+    python bench/bench_render.py [--tensors 20000] [--layers 20000] [--repeats 3] [--compare]
 """
 
 from __future__ import annotations
@@ -51,6 +54,46 @@ def check_result(tensors: int, folder: Path) -> Any:
     result = check_weights(path)
     print(f"check of {tensors:,} tensors: {time.perf_counter() - start:.1f} s", flush=True)
     return result
+
+
+def init_result(rows: int) -> Any:
+    """An init result of ``rows`` layers, values as a sampled run would give."""
+    from xavinit.results import InitCheck, InitResult
+
+    checks = [
+        InitCheck(
+            scheme="normalized",
+            layer=k + 1,
+            fan_in=1000,
+            fan_out=1000,
+            distribution="uniform",
+            expected_var=1e-3,
+            observed_var=1e-3 * (1 + 1e-3 * ((k % 7) - 3)),
+            rel_error=1e-3,
+            ci_low=0.99e-3,
+            ci_high=1.01e-3,
+            p_value=0.5,
+            passed=True,
+            bound=0.0548,
+            ks_p_value=0.4,
+            count=10**6,
+        )
+        for k in range(rows)
+    ]
+    config = {"layers": [1000] * (rows + 1), "schemes": ["normalized"]}
+    return InitResult(
+        seed=0, config=config, passed=True, layers=checks, alpha=0.01, correction="holm"
+    )
+
+
+def rates(result: Any, rows: int, repeats: int) -> None:
+    """Rows per second of each format."""
+    print(f"rendering {rows:,} rows, medians of {repeats}; load average {load_average()}")
+    for fmt in FORMATS:
+        times = interleaved_times({fmt: renderer(result, fmt)}, repeats, warmup=0)[fmt]
+        seconds = statistics.median(times)
+        print(f"{fmt:>9}: {rows / seconds:>9,.0f} rows/s ({seconds:5.2f} s); "
+              f"load average {load_average()}", flush=True)  # fmt: skip
 
 
 def renderer(result: Any, fmt: str) -> Any:
@@ -96,18 +139,13 @@ def before(result: Any, fmt: str) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tensors", type=int, default=20_000)
+    parser.add_argument("--layers", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         result = check_result(args.tensors, Path(folder))
-    rows = len(result.tensors)
-    print(f"rendering {rows:,} rows, medians of {args.repeats}; load average {load_average()}")
-    for fmt in FORMATS:
-        times = interleaved_times({fmt: renderer(result, fmt)}, args.repeats, warmup=0)[fmt]
-        seconds = statistics.median(times)
-        print(f"{fmt:>9}: {rows / seconds:>9,.0f} rows/s ({seconds:5.2f} s); "
-              f"load average {load_average()}", flush=True)  # fmt: skip
+    rates(result, len(result.tensors), args.repeats)
     if args.compare:
         for fmt in ("table", "yaml"):
             times = interleaved_times(
@@ -120,6 +158,8 @@ def main() -> None:
                 f"load average {load_average()}",
                 flush=True,
             )
+    print(f"init result of {args.layers:,} layers")
+    rates(init_result(args.layers), args.layers, args.repeats)
 
 
 if __name__ == "__main__":
