@@ -1,16 +1,16 @@
-"""Time per SGD step of the paper's network: xavinit against bare products and PyTorch.
+"""Time per SGD step of the paper's network: xavinit against its bare products and PyTorch.
 
-For the 1024-1000x5-9 tanh network at batch 10 and 128 (float32, NLL, plain SGD) prints the
-median time of one ``xavinit.sgd.SGD.step``, the median time of the step's bare matrix products
-(forward ``Z @ W``, backward ``dS @ W^T``, weight gradients ``Z^T @ dS``) on preallocated
-arrays, and, when PyTorch is installed, the median time of the same step in PyTorch, measured in
-a separate process (two BLAS thread pools in one process interfere; PERF.md). Then one column
-per installed array backend (docs/backends.md): xavinit's own step on torch (CPU, and CUDA when
-a GPU is visible) and cupy, each in its own process, with the hours that 5 million updates (the
-paper's budget per model) would take at that speed. Also the Shapeset-3x2 generator's images
-per second.
+For the 1024-1000x5-9 tanh network at batch 10 and 128 (float32, NLL, plain SGD), every BLAS on
+one thread, prints the median time of one ``xavinit.sgd.SGD.step``, of the same step's bare split
+matrix products (forward ``Z @ W``, backward ``dS @ W^T``, weight gradients ``Z^T @ dS`` on
+preallocated arrays, no update) and of PyTorch's own step, in rounds that take turns: xavinit and
+the products step by step in this process, then a round of PyTorch in a process of its own (two
+BLAS pools in one process interfere; PERF.md). Ratios are medians of per-round ratios, printed
+with the load average. Then xavinit's own step on each installed array backend (docs/backends.md;
+torch on one CPU thread, CUDA when a GPU is visible) with the hours that 5 million updates (the
+paper's budget per model) would take. Also the Shapeset-3x2 generator's images per second.
 
-    python bench/bench_train.py [--repeats 50]
+    python bench/bench_train.py [--rounds 7] [--repeats 10]
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
-from timing import blas_info, median_time
+from timing import blas_info, interleaved_times, load_average, median_ratio
 
 LAYERS = (1024, 1000, 1000, 1000, 1000, 1000, 9)
 
 TORCH_SCRIPT = r"""
 import json, statistics, sys, time
 import torch
-layers, batches, repeats = json.loads(sys.argv[1])
+torch.set_num_threads(1)
+layers = json.loads(sys.argv[1])
 torch.manual_seed(0)
 mods = []
 for a, b in zip(layers, layers[1:]):
@@ -38,21 +40,22 @@ for a, b in zip(layers, layers[1:]):
 net = torch.nn.Sequential(*mods[:-1])
 opt = torch.optim.SGD(net.parameters(), lr=0.01)
 loss = torch.nn.CrossEntropyLoss()
-out = {}
-for batch in batches:
+print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+for line in sys.stdin:  # one round: "[batch, repeats]" -> the seconds of each step
+    batch, repeats = json.loads(line)
     x = torch.rand(batch, layers[0]) * 2 - 1
     y = torch.randint(0, layers[-1], (batch,))
     times = []
-    for i in range(repeats + 5):
+    for i in range(repeats):
         start = time.perf_counter()
         opt.zero_grad(set_to_none=False)
         loss(net(x), y).backward()
         opt.step()
-        if i >= 5:
-            times.append(time.perf_counter() - start)
-    out[batch] = statistics.median(times)
-print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "times": out}))
+        times.append(time.perf_counter() - start)
+    print(json.dumps(times), flush=True)
 """
+"""PyTorch's own step, one BLAS thread, in a process of its own that times a round on request,
+so its rounds interleave with xavinit's."""
 
 
 BACKEND_SCRIPT = r"""
@@ -60,12 +63,11 @@ import json, statistics, sys, time
 import numpy as np
 from xavinit.activations import get_activation
 from xavinit.backends import get_backend
-from xavinit.resources import blas_thread_count
 from xavinit.schemes import get_scheme
 from xavinit.sgd import SGD
 name, device, layers, batches, repeats = json.loads(sys.argv[1])
 backend = get_backend(name, device)
-threads = blas_thread_count()
+threads = 1
 backend.activate(threads)
 rng = np.random.default_rng(0)
 scheme = get_scheme("normalized")
@@ -113,15 +115,34 @@ def bare_products(batch: int):
     return run
 
 
-def torch_times(batches: list[int], repeats: int) -> dict | None:
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", TORCH_SCRIPT, json.dumps([LAYERS, batches, repeats])],
-            capture_output=True, text=True, timeout=600, check=True,
+class TorchWorker:
+    """PyTorch's step in a process of its own (two BLAS pools in one process interfere)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", TORCH_SCRIPT, json.dumps(LAYERS)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        assert self.proc.stdout is not None
+        self.info = json.loads(self.proc.stdout.readline())
+
+    def round(self, batch: int, repeats: int) -> list[float]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps([batch, repeats]) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def torch_worker() -> TorchWorker | None:
+    try:
+        return TorchWorker()
+    except (OSError, ValueError):  # no PyTorch: the process exits before its first line
         return None
-    return json.loads(proc.stdout)
 
 
 def backend_times(name: str, device: str, batches: list[int], repeats: int) -> dict | None:
@@ -140,41 +161,70 @@ def backend_times(name: str, device: str, batches: list[int], repeats: int) -> d
 
 
 def main() -> None:
+    from threadpoolctl import threadpool_limits
+
     from xavinit.activations import get_activation
     from xavinit.backends import usable_backends
     from xavinit.schemes import get_scheme
     from xavinit.sgd import SGD
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=10, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     batches = [10, 128]
     rng = np.random.default_rng(0)
     scheme = get_scheme("normalized")
-    print(
-        f"network {'-'.join(map(str, LAYERS))} tanh, float32, medians of {args.repeats}; BLAS: {blas_info()}"
-    )
-    theirs = torch_times(batches, args.repeats)
+    theirs = torch_worker()
     numpy_times: dict[int, float] = {}
+    steps = {}
     for batch in batches:
         weights = [scheme.sample((a, b), rng) for a, b in itertools.pairwise(LAYERS)]
         biases = [np.zeros(b, dtype=np.float32) for b in LAYERS[1:]]
-        sgd = SGD(weights, biases, get_activation("tanh"))
+        sgd = SGD(weights, biases, get_activation("tanh"))  # loads scipy's BLAS when installed
         x = rng.uniform(-1, 1, (batch, LAYERS[0])).astype(np.float32)
         y = rng.integers(0, LAYERS[-1], batch)
-        ours = median_time(lambda sgd=sgd, x=x, y=y: sgd.step(x, y, 1e-4), args.repeats, warmup=5)
-        bare = median_time(bare_products(batch), args.repeats, warmup=5)
+        steps[batch] = (sgd, x, y)
+    threadpool_limits(limits=1)  # every BLAS in this process, scipy's included: one thread
+    torch_note = (
+        f"PyTorch {theirs.info['torch']} x{theirs.info['threads']}" if theirs else "no PyTorch"
+    )
+    print(
+        f"network {'-'.join(map(str, LAYERS))} tanh, float32; {args.rounds} interleaved rounds "
+        f"of {args.repeats} steps; BLAS: {blas_info()}; {torch_note}"
+    )
+    for batch in batches:
+        sgd, x, y = steps[batch]
+        bare = bare_products(batch)
+        fns = {
+            "xavinit": lambda sgd=sgd, x=x, y=y: sgd.step(x, y, 1e-4),
+            "bare": bare,
+        }
+        rounds: dict[str, list[float]] = {"xavinit": [], "bare": [], "torch": []}
+        for i in range(args.rounds + 1):  # the first round warms up
+            times = interleaved_times(fns, args.repeats, warmup=1)
+            torch_round = theirs.round(batch, args.repeats) if theirs else []
+            if i == 0:
+                continue
+            rounds["xavinit"].append(statistics.median(times["xavinit"]))
+            rounds["bare"].append(statistics.median(times["bare"]))
+            if torch_round:
+                rounds["torch"].append(statistics.median(torch_round))
+        ours = statistics.median(rounds["xavinit"])
         line = (
-            f"batch {batch:>4}: xavinit {ours * 1e3:6.2f} ms, bare products {bare * 1e3:6.2f} ms "
-            f"(xavinit reaches {bare / ours:.0%} of the bare-product bound)"
+            f"batch {batch:>4}: xavinit {ours * 1e3:6.2f} ms, its bare split products "
+            f"{statistics.median(rounds['bare']) * 1e3:6.2f} ms (step / products "
+            f"{median_ratio(rounds['xavinit'], rounds['bare']):.2f}x)"
         )
-        if theirs is not None:
-            torch_ms = theirs["times"][str(batch)] * 1e3
-            line += f", PyTorch {theirs['torch']} x{theirs['threads']} {torch_ms:6.2f} ms (ratio {ours * 1e3 / torch_ms:.2f})"
-        else:
-            line += ", PyTorch not installed"
-        print(line)
+        if rounds["torch"]:
+            line += (
+                f", PyTorch {statistics.median(rounds['torch']) * 1e3:6.2f} ms (PyTorch / xavinit "
+                f"{median_ratio(rounds['torch'], rounds['xavinit']):.2f}x)"
+            )
+        print(line + f"; load average {load_average()}", flush=True)
         numpy_times[batch] = ours
+    if theirs:
+        theirs.close()
     for name, device in usable_backends():
         times = backend_times(name, device, batches, args.repeats)
         if times is None:

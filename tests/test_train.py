@@ -81,6 +81,75 @@ def test_sgd_step_matches_network_backward():
         np.testing.assert_allclose(sgd.weights[k], weights[k] - 0.1 * grads.dw[k], atol=1e-14)
 
 
+def _paper_shaped_run(dtype, batch, steps, monkeypatch, gemm=None):
+    """The paper's 5 hidden layers at small widths, trained ``steps`` updates at ``batch``; with
+    ``gemm`` None the fused update is switched off (the split form's reference)."""
+    from xavinit import sgd as sgd_module
+
+    rng = np.random.default_rng(7)
+    widths = (32, 24, 24, 24, 24, 24, 9)
+    weights = [
+        rng.uniform(-1, 1, (a, b)).astype(dtype) * np.sqrt(6 / (a + b)).astype(dtype)
+        for a, b in zip(widths, widths[1:], strict=False)
+    ]
+    biases = [np.zeros(b, dtype) for b in widths[1:]]
+    x = rng.uniform(-1, 1, (steps * batch, widths[0])).astype(dtype)
+    y = rng.integers(0, widths[-1], steps * batch)
+    monkeypatch.setattr(sgd_module, "_fused_gemm", gemm or (lambda weight: None))
+    sgd = SGD(weights, biases, get_activation("tanh"))
+    for k in range(steps):
+        sgd.step(x[k * batch : (k + 1) * batch], y[k * batch : (k + 1) * batch], 0.1)
+    monkeypatch.undo()
+    return sgd
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 10, 128])
+def test_the_fused_update_gives_the_split_forms_bits(dtype, batch, monkeypatch):
+    """W -= Z^T dS as one gemm (alpha -1, beta 1 into W) trains to the same bits as the matrix
+    product and the subtraction apart, over a few hundred updates."""
+    pytest.importorskip("scipy")
+    from xavinit.sgd import _fused_gemm
+
+    steps = 300 if batch <= 10 else 40
+    fused = _paper_shaped_run(dtype, batch, steps, monkeypatch, gemm=_fused_gemm)
+    split = _paper_shaped_run(dtype, batch, steps, monkeypatch)
+    assert fused._fused is True and split._fused is False
+    for a, b in zip(fused.weights + fused.biases, split.weights + split.biases, strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_a_fused_update_that_differs_is_dropped(monkeypatch):
+    """A gemm whose W is one ulp off in one element on the first step: that step keeps the
+    split form's W and every later update is the split form."""
+    pytest.importorskip("scipy")
+    from xavinit.sgd import _fused_gemm
+
+    def off_by_one_ulp(weight):
+        gemm = _fused_gemm(weight)
+
+        def call(*args, **kwargs):
+            out = gemm(*args, **kwargs)
+            out[0, 0] = np.nextafter(out[0, 0], np.inf)
+            return out
+
+        return call
+
+    fused = _paper_shaped_run(np.float32, 10, 20, monkeypatch, gemm=off_by_one_ulp)
+    split = _paper_shaped_run(np.float32, 10, 20, monkeypatch)
+    assert fused._fused is False
+    for a, b in zip(fused.weights, split.weights, strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_batches_past_the_fused_bound_use_the_split_form(monkeypatch):
+    pytest.importorskip("scipy")
+    from xavinit.sgd import FUSED_MAX_BATCH, _fused_gemm
+
+    run = _paper_shaped_run(np.float32, FUSED_MAX_BATCH + 1, 1, monkeypatch, gemm=_fused_gemm)
+    assert run._fused is False
+
+
 def test_training_learns_and_tracks_the_contract_fields(blobs):
     result = run_train(_config(blobs))
     assert result.passed and [r.scheme for r in result.runs] == ["standard", "normalized"]

@@ -9,6 +9,17 @@ differences and against this step.
 The arrays may be numpy, torch or cupy (:mod:`xavinit.backends`): the step is written against the
 array API namespace plus numpy's ``out=`` kernels, and never reads a value back to the host, so a
 GPU runs updates back to back; :meth:`SGD.step` returns the cost as a 0-d array.
+
+Fused update (numpy, scipy installed): ``W <- W - Z^T dS`` is one BLAS call, ``gemm`` with
+``alpha = -1`` and ``beta = 1`` writing into ``W`` (``scipy.linalg.blas``), instead of a product
+into a zeroed buffer and a second pass over ``W``. While the batch (the product's inner
+dimension) fits one of the BLAS kernel's K blocks, both forms round ``W - sum_b z_b dS_b`` once
+after the same sum, so they give the same bits; past it (float32 above 400, float64 above 384
+with OpenBLAS on AVX-512) they do not. So the fused form is used only for batches up to
+:data:`FUSED_MAX_BATCH`, and only after the first step at that batch size computed both forms and
+found them equal in every layer; otherwise every update is the split form. Without scipy the
+split form runs: the results are the same bits either way. PyTorch's ``addmm_`` (MKL) differs from
+its split form in the last bit, so the torch backend keeps the split form.
 """
 
 from __future__ import annotations
@@ -24,6 +35,31 @@ from xavinit.activations import Activation
 from xavinit.backends import ops_for
 
 COSTS = ("nll", "quadratic")
+
+FUSED_MAX_BATCH = 256
+"""Largest batch that may use the fused ``gemm`` update (module docstring): below the K block of
+OpenBLAS's gemm kernels on the CPUs it targets (it was measured identical up to 384 here)."""
+
+
+def _fused_gemm(weight: Any) -> Any:
+    """``scipy.linalg.blas.sgemm``/``dgemm`` for a C-ordered float32/float64 numpy ``weight``;
+    None when scipy is missing or the array is anything else (the split update runs). scipy
+    brings a BLAS of its own: it is held to the threads numpy's BLAS has (PERF.md: spare BLAS
+    threads spin)."""
+    if type(weight) is not np.ndarray or not weight.flags.c_contiguous:
+        return None
+    if weight.dtype not in (np.float32, np.float64):
+        return None
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    try:
+        from scipy.linalg import blas
+    except ImportError:
+        return None
+    if counts:  # scipy's own BLAS takes the thread count numpy's has (resources.blas_threads)
+        threadpool_limits(limits=min(counts), user_api="blas")
+    return blas.sgemm if weight.dtype == np.float32 else blas.dgemm
 
 
 class SGD:
@@ -55,6 +91,11 @@ class SGD:
         self.device = device_of(self.weights[0])
         self._batch = 0
         self._grad_w = [self.ops.empty_like(w) for w in self.weights]
+        gemms = {_fused_gemm(w) for w in self.weights}
+        self._gemm: Any = gemms.pop() if len(gemms) == 1 else None
+        self._fused: bool | None = False
+        """Whether the fused update runs at this batch size: None until the first step at it
+        compared both forms."""
 
     def _buffers(self, batch: int) -> None:
         """(Re)allocate the per-batch buffers: pre-activations, gradients, f'."""
@@ -72,6 +113,8 @@ class SGD:
         self._dz = [empty(n) for n in self.widths[1:-1]]
         self._deriv = [empty(n) for n in self.widths[1:-1]]
         self._rows = self.xp.arange(batch, device=self.device)
+        fits = self._gemm is not None and batch <= FUSED_MAX_BATCH
+        self._fused = None if fits else False
 
     def step(self, x: Any, y: Any, lr: float) -> Any:
         """One SGD update on the minibatch ``(x, y)`` (arrays of the weights' backend); returns
@@ -119,8 +162,7 @@ class SGD:
                 if k > 0:
                     below = self._dz[k - 1]
                     ops.matmul(grad, self.weights[k].T, out=below)  # before W changes
-                ops.matmul(hidden[k].T, grad, out=self._grad_w[k])
-                self.weights[k] -= self._grad_w[k]
+                self._update(k, hidden[k], grad)
                 self.biases[k] -= xp.sum(grad, axis=0)
                 if below is not None:
                     deriv = self.activation.derivative(
@@ -128,4 +170,25 @@ class SGD:
                     )
                     below *= deriv
                     grad = below
+            if self._fused is None:
+                self._fused = True  # every layer gave the split form's bits
         return cost
+
+    def _update(self, k: int, inputs: Any, grad: Any) -> None:
+        """``W_k -= Z^T dS`` (``grad`` already holds ``lr / B``): split, fused, or on the first
+        step at a batch size both, keeping the split result (see the module docstring)."""
+        weight, product = self.weights[k], self._grad_w[k]
+        if self._fused is False or inputs.dtype != weight.dtype:
+            self.ops.matmul(inputs.T, grad, out=product)
+            weight -= product
+            return
+        if self._fused is None:
+            self.ops.matmul(inputs.T, grad, out=product)
+            np.subtract(weight, product, out=product)  # the split form's new W
+        # Fortran order: W^T <- W^T - dS^T Z, in place (``overwrite_c`` on an F-ordered W^T).
+        out = self._gemm(-1.0, grad.T, inputs.T, beta=1.0, c=weight.T, trans_b=1, overwrite_c=1)
+        if out.ctypes.data != weight.ctypes.data:  # a copy was made: W was not updated
+            weight[...] = out.T
+        if self._fused is None and not np.array_equal(weight, product):
+            weight[...] = product
+            self._fused = False

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from xavinit.render.blocks import Blocks
 from xavinit.render.format import fixed, num, sci
+from xavinit.render.longtable import print_table_fast
 
 HEADER = [
     "#", "module", "type", "Var[y] (theory)", "ch. sq. mean", "ch. var", "sat.",
@@ -129,7 +130,7 @@ def table_models(document: dict[str, Any], console: Console) -> None:
             table.add_column(Text(column), justify="left" if position in (1, 2) else "right")
         for row in _rows(run):
             table.add_row(*(Text(c) for c in row))
-        console.print(table)
+        print_table_fast(console, table)
         for check, line in zip(run.get("drift", []), _drift_text(run), strict=False):
             console.print(Text(f"  {line}", style="" if check["passed"] else "bold red"))
         for line in _drift_text(run)[len(run.get("drift", [])) :] + run.get("notes", []):

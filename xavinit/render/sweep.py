@@ -17,6 +17,7 @@ from rich.text import Text
 from xavinit.paper import SOURCE, table_1_value
 from xavinit.render.blocks import Blocks
 from xavinit.render.format import decimals, layer_names, num
+from xavinit.render.longtable import print_table_fast
 
 PAPER_MODELS = (
     ("softsign", "standard", "Softsign"),
@@ -174,7 +175,7 @@ def table_sweep(document: dict[str, Any], console: Console, paper: bool = False)
         table.add_column(column, justify="left" if position == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    print_table_fast(console, table)
     runs = Table(
         title="runs (valid error: the one the learning rate was chosen on)", title_justify="left"
     )

@@ -31,6 +31,7 @@ from xavinit.render.format import (
     sparkline,
     train_summary,
 )
+from xavinit.render.longtable import print_table_fast
 from xavinit.render.sweep import table_sweep
 from xavinit.schemes import get_scheme
 
@@ -61,7 +62,7 @@ def table_init(document: dict[str, Any], console: Console) -> None:
                     c["scheme"], pval(c["score"]), sci(c["expected_var"]), pct(c["rel_error"]),
                     pval(c["p_value"]), pval(c["ks_p_value"]), _ok(c["explains"]),
                 )  # fmt: skip
-            console.print(table)
+            print_table_fast(console, table)
         console.print(Text(init_summary(document)))
         return
     rows = document.get("layers", [])
@@ -101,7 +102,7 @@ def table_init(document: dict[str, Any], console: Console) -> None:
                 fixed(row["fan_out_var"]),
             ]
         table.add_row(*cells)
-    console.print(table)
+    print_table_fast(console, table)
     for spec in schemes:
         console.print(Text(f"  {spec}: {get_scheme(spec).describe()}", style="dim"))
     console.print(
@@ -195,7 +196,7 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
                     num(row.get("jacobian_sv_mean"), 3),
                 ]
             table.add_row(*cells)
-        console.print(table)
+        print_table_fast(console, table)
         for run in runs:
             if not run.get("passed"):
                 console.print(Text(f"  ✗ {run['scheme']}: {run.get('failure')}", style="bold red"))
@@ -258,7 +259,7 @@ def _histograms(runs: list[dict[str, Any]], console: Console) -> None:
                     f"{sparkline(hist['counts'])} [{decimals(edges[0], '.2g')}, {decimals(edges[-1], '.2g')}]"
                 )
             table.add_row(*cells)
-        console.print(table)
+        print_table_fast(console, table)
 
 
 TABLES["propagate"] = table_propagate
@@ -289,7 +290,7 @@ def table_train(document: dict[str, Any], console: Console) -> None:
             num(run.get("final_valid_error"), 3),
             f"{series(errors)} {num(errors[0], 3)}→{num(errors[-1], 3)}" if errors else "",
         )  # fmt: skip
-    console.print(table)
+    print_table_fast(console, table)
     stats = Table(
         title="per hidden layer on 300 test examples: activation mean ± std, 98th percentile, "
         "saturated, weight-gradient std (first → last tracked update)",
@@ -316,7 +317,7 @@ def table_train(document: dict[str, Any], console: Console) -> None:
                 f"{sci(first['weight_grad_std'])} → {sci(last['weight_grad_std'])}",
                 series([row["mean"] for row in mine]),
             )
-    console.print(stats)
+    print_table_fast(console, stats)
     console.print(_verdict(document, train_summary(document)))
 
 
@@ -340,7 +341,7 @@ def table_schemes(document: dict[str, Any], console: Console) -> None:
         if numbers:
             cells += [num(r.get("variance")), num(r.get("bound")), num(r.get("std"))]
         table.add_row(*cells)
-    console.print(table)
+    print_table_fast(console, table)
     if config.get("spec") is None:
         console.print(Text("  " + gain_names_note(), style="dim"))
 
@@ -389,7 +390,7 @@ def table_check(document: dict[str, Any], console: Console) -> None:
                 reason = Text(f"✗ {reason}", style="bold red")
             cells += [num(row.get("top_singular_ratio"), 3), reason]
             table.add_row(*cells)
-        console.print(table)
+        print_table_fast(console, table)
     style = "bold red" if not document.get("passed") else "bold green"
     if document.get("expect") is None:
         style = "bold"
@@ -427,7 +428,7 @@ def table_gain(document: dict[str, Any], console: Console) -> None:
             num(row.get("torch_gain")), num(row.get("torch_ratio")), signed(row["mean"]),
             decimals(row['second_moment'], ".4f"),
         )  # fmt: skip
-    console.print(table)
+    print_table_fast(console, table)
     checks = document.get("depth_checks", [])
     if checks:
         first = checks[0]
@@ -452,7 +453,7 @@ def table_gain(document: dict[str, Any], console: Console) -> None:
                 f"{num(low, 3)} .. {num(high, 3)}", num(check["median_ratio"], 3),
                 _ok(check["passed"]),
             )  # fmt: skip
-        console.print(table)
+        print_table_fast(console, table)
     console.print(
         _verdict(document, gain_summary(document)) if checks else Text(gain_summary(document))
     )

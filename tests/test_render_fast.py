@@ -1,0 +1,161 @@
+"""Fast paths of the renderers give what the slow ones gave: long Rich tables, the sanitiser."""
+
+from __future__ import annotations
+
+import io
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from xavinit.render.longtable import LONG_TABLE, _Body, _simple, print_table_fast
+from xavinit.text import _printable_copy, printable_strings
+
+
+def _table(rows: int, seed: int) -> Table:
+    """Names that fold, words longer than a column, styled and empty cells, three justifications,
+    non-ASCII widths (CJK takes two cells)."""
+    rng = random.Random(seed)
+    table = Table(title="init: many tensors", title_justify="left", title_style="bold",
+                  caption="a caption", caption_justify="left")  # fmt: skip
+    table.add_column("tensor", overflow="fold")
+    table.add_column("shape", no_wrap=True, justify="right")
+    table.add_column("p", justify="center")
+    table.add_column("reason", overflow="fold")
+    parts = ["layers", "attn", "q_proj", "weight", "層", "x" * 70]
+    for _ in range(rows):
+        name = ".".join(rng.choice(parts) for _ in range(rng.randint(1, 5)))
+        reason = rng.choice(
+            ["", "fits", "word " * rng.randint(0, 20), "  lead", Text("ok", style="green"),
+             Text("✗ too big " * rng.randint(1, 8), style="bold red")]
+        )  # fmt: skip
+        shape = f"{rng.randint(1, 5000)}×{rng.randint(1, 9)}"
+        table.add_row(name, shape, rng.choice(["0.5", "1e-300", "-"]), reason)
+    return table
+
+
+def _characters(console: Console, renderable: object) -> list[tuple[str, object]]:
+    """Every character Rich writes with its style (no style and the null style alike)."""
+    return [
+        (char, segment.style or None)
+        for segment in console.render(renderable, console.options)
+        for char in segment.text
+    ]
+
+
+def test_a_long_table_is_rich_s_own_table_character_and_style():
+    for width in (50, 80, 200):
+        for terminal in (False, True):
+            console = Console(
+                file=io.StringIO(), width=width, force_terminal=terminal,
+                color_system="truecolor" if terminal else None, markup=False, emoji=False,
+            )  # fmt: skip
+            table = _table(LONG_TABLE, seed=width)
+            assert _simple(table)
+            assert _characters(console, _Body(table)) == _characters(console, table)
+
+
+def test_print_table_fast_prints_what_rich_prints():
+    table = _table(LONG_TABLE + 5, seed=1)
+    ours, theirs = io.StringIO(), io.StringIO()
+    print_table_fast(Console(file=ours, width=90), table)
+    Console(file=theirs, width=90).print(table)
+    assert ours.getvalue() == theirs.getvalue()
+    assert ours.getvalue().count("\n") > LONG_TABLE
+
+
+def test_tables_it_cannot_lay_out_are_left_to_rich():
+    table = _table(3, seed=2)
+    table.show_lines = True
+    assert not _simple(table)
+    table = _table(3, seed=2)
+    table.row_styles = ["dim", ""]
+    assert not _simple(table)
+
+
+_TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from("\x1b\n\r\t\x85\u2028\\bn"))
+_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(_TEXT | st.integers(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_DATA)
+def test_the_sanitiser_s_shortcut_changes_nothing(data):
+    """Data returned as it is must be what the copy would have been; anything else is copied."""
+    copy = _printable_copy(data)
+    result = printable_strings(data)
+    assert repr(result) == repr(copy)
+
+
+def test_the_sanitiser_finds_a_control_character_deep_in_rows():
+    rows = [{"name": f"t{k}", "candidates": [{"scheme": "a", "p": 0.5}] * 3} for k in range(50)]
+    document = {"tensors": rows}
+    assert printable_strings(document) is document
+    rows[31]["candidates"] = [{"scheme": "a\x1b[2J", "p": 0.5}]
+    assert printable_strings(document)["tensors"][31]["candidates"][0]["scheme"] == "a\\x1b[2J"
+    rows[31]["candidates"] = [{"sch\neme": "a"}]
+    assert list(printable_strings(document)["tensors"][31]["candidates"][0]) == ["sch\\neme"]
+
+
+def _libyaml(document: object) -> str:
+    import yaml
+
+    return yaml.dump(
+        document, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True,
+        default_flow_style=False,
+    )  # fmt: skip
+
+
+_WORDS = st.sampled_from(
+    ["a", "bb", "x" * 30, "y" * 90, "it's", "p=0.5;", "1e-05", "1.5", "0x1F", "2001-01-01", "~",
+     "<<", "=", "- a", "? b", "!t", "&a", "*a", "%", "@", '"q"', "a #b", "a: b", "[x]", ",", "\t",
+     "\n", "\x1b", "\x85", "\u2028", "\xa0", "yes", "null", "Off", "-", "a:b", "é", "層", "'q'",
+     ":", ""]
+)  # fmt: skip
+_STRINGS = st.lists(_WORDS, max_size=25).map(" ".join) | st.text(" ab'-:#\n", max_size=6)
+_YAML_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _STRINGS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(_STRINGS | st.integers() | st.booleans(), inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_STRINGS, _YAML_DATA, min_size=1, max_size=4))
+def test_yaml_is_libyaml_s_text_character_for_character(document):
+    """Folding past column 80 at every depth, quoting, floats, empty containers, odd keys."""
+    from xavinit.serialize import to_yaml
+
+    assert to_yaml(document) == _libyaml(document)
+
+
+def test_a_check_like_document_takes_the_fast_yaml_path():
+    from xavinit.serialize import _YamlWriter
+
+    reason = "standard (PyTorch's nn.Linear default), p=0.028; runner-up xavier-normal, p=2.7e-05"
+    rows = [
+        {"name": f"layers.{k}.weight", "shape": [8, 8], "p_value": 0.1 / (k + 1), "note": "",
+         "reason": reason * (k % 3), "candidates": [{"scheme": "he-normal", "score": 1e-300}],
+         "groups": None, "matches": k % 2 == 0, "counts": {}}
+        for k in range(30)
+    ]  # fmt: skip
+    document = {"command": "check", "version": "0.1.0", "tensors": rows, "failures": []}
+    assert _YamlWriter().document(document) == _libyaml(document)
+
+
+def test_a_shared_list_keeps_yaml_dump_s_anchor():
+    from xavinit.serialize import to_yaml
+
+    shared = [1, 2]
+    assert to_yaml({"a": shared, "b": shared}) == "a: &id001\n- 1\n- 2\nb: *id001\n"
