@@ -282,19 +282,31 @@ def _interp_uniform_grid(x: np.ndarray, grid: np.ndarray, values: np.ndarray) ->
     ``slope[j] * (x - grid[j]) + values[j]``. Outside the grid: the end values; NaN stays NaN.
     """
     last = grid.size - 1
+    lowest, highest = float(np.min(x)), float(np.max(x))  # NaN if any entry is NaN
     cell = np.subtract(x, grid[0])
     cell *= last / (grid[-1] - grid[0])
     np.clip(cell, 0, last - 1, out=cell)
-    np.nan_to_num(cell, copy=False, nan=0.0)
+    if math.isnan(lowest):
+        np.nan_to_num(cell, copy=False, nan=0.0)
     j = cell.astype(np.intp)
-    j -= grid[j] > x
-    j += grid[np.minimum(j + 1, last)] <= x
-    np.clip(j, 0, last - 1, out=j)
-    out = np.subtract(x, grid[j])
-    out *= _slopes()[j]
-    out += values[j]
-    out[x <= grid[0]] = values[0]
-    out[x >= grid[-1]] = values[-1]
+    left = np.take(grid, j)
+    below = np.flatnonzero(left > x)  # rounding put x one cell too high (rare)
+    if below.size:
+        j[below] = np.maximum(j[below] - 1, 0)
+        left[below] = grid[j[below]]
+    above = np.flatnonzero(np.take(grid, np.minimum(j + 1, last)) <= x)  # one cell too low
+    if above.size:
+        j[above] = np.minimum(j[above] + 1, last - 1)
+        left[above] = grid[j[above]]
+    with np.errstate(invalid="ignore"):  # an infinite x meets a zero slope; masked below
+        out = np.subtract(x, left, out=cell)
+        out *= np.take(_slopes(), j)
+        out += np.take(values, j)
+    unknown = math.isnan(lowest)  # with a NaN the extremes say nothing: mask both ends
+    if unknown or lowest <= grid[0]:
+        out[x <= grid[0]] = values[0]
+    if unknown or highest >= grid[-1]:
+        out[x >= grid[-1]] = values[-1]
     return out
 
 
