@@ -76,7 +76,8 @@ _JSON_SPLIT_LEVELS = 2
 def _json_pieces(value: Any, depth: int, split: int) -> Iterator[str]:
     """The text of ``value`` at nesting ``depth`` as ``json.dumps(indent=2)`` writes it."""
     container = isinstance(value, (dict, list, tuple))
-    if not container or not value or split == 0:
+    plain_keys = not isinstance(value, dict) or all(type(key) is str for key in value)
+    if not container or not value or split == 0 or not plain_keys:
         text = json.dumps(value, indent=2)
         yield text.replace("\n", "\n" + "  " * depth) if depth and container else text
         return
@@ -84,7 +85,7 @@ def _json_pieces(value: Any, depth: int, split: int) -> Iterator[str]:
     if isinstance(value, dict):
         yield "{"
         for index, (key, item) in enumerate(value.items()):
-            yield ("," if index else "") + inner + json.dumps(_json_key(key)) + ": "
+            yield ("," if index else "") + inner + json.dumps(key) + ": "
             yield "".join(_json_pieces(item, depth + 1, split - 1))
         yield "\n" + "  " * depth + "}"
     else:
@@ -93,17 +94,6 @@ def _json_pieces(value: Any, depth: int, split: int) -> Iterator[str]:
             yield ("," if index else "") + inner
             yield "".join(_json_pieces(item, depth + 1, split - 1))
         yield "\n" + "  " * depth + "]"
-
-
-def _json_key(key: Any) -> Any:
-    """A dict key as ``json`` writes it: str as it is; a number or None as its JSON text."""
-    if isinstance(key, str):
-        return key
-    if key is True or key is False or key is None:
-        return json.dumps(key)
-    if isinstance(key, (int, float)):
-        return json.dumps(key) if isinstance(key, float) else str(key)
-    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 def parse_json_text(text: str, source: str) -> Any:

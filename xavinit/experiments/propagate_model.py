@@ -14,6 +14,7 @@ and of the gradient variance between the first and the last measured module, aga
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from xavinit.activations import get_activation
@@ -119,32 +120,17 @@ def run_model(config: PropagateModelConfig) -> ModelRun:
         ratio = None
         if record.grad_var is not None and top_grad:
             ratio = record.grad_var / top_grad
+        copied = {name: getattr(record, name) for name in _COPIED}
+        copied["shape"] = list(record.shape)
         modules.append(
             ModelModule(
                 index=index + 1,
-                name=record.name,
-                type=record.type,
                 kind=used,
-                shape=list(record.shape),
-                channel_axis=record.channel_axis,
-                mean=record.mean,
-                var=record.var,
-                channel_sq_mean=record.channel_sq_mean,
-                channel_var=record.channel_var,
-                saturated_fraction=record.saturated_fraction,
-                activation=record.activation,
-                grad_var=record.grad_var,
                 grad_ratio_to_top=ratio,
-                params=record.params,  # type: ignore[arg-type]
-                branch_var=record.branch_var,
-                skip_var=record.skip_var,
-                fan_in=record.fan_in,
-                weight_var=record.weight_var,
-                bias_var=record.bias_var,
-                input_second_moment=record.input_second_moment,
                 predicted_var=predicted,
                 predicted_mean=predicted_mean,
                 theory_from=source,
+                **copied,
             )
         )
     checks = drift_checks(modules, config.max_drift, backward == "measured")
@@ -174,6 +160,15 @@ def run_model(config: PropagateModelConfig) -> ModelRun:
         failure=failure,
         notes=notes,
     )
+
+
+_COPIED = tuple(
+    f.name
+    for f in dataclasses.fields(ModelModule)
+    if f.name != "kind" and f.name in {g.name for g in dataclasses.fields(Record)}
+)
+"""The fields a module's result takes from its measurement record as they are (``kind`` is the
+granularity used; ``shape`` becomes a list)."""
 
 
 def drift_checks(modules: list[ModelModule], max_drift: float, backward: bool) -> list[ModelDrift]:
