@@ -296,6 +296,7 @@ def test_leaf_theory_for_a_transformer_layer(nets):
         (["--model", "{nets}:mlp", "--max-drift", "1"], "--max-drift: must be > 1"),
         (["--model", "{nets}:mlp", "--input", "tokens:x"], "tokens:VOCAB"),
         (["--model", "{nets}:mlp", "--model-arg", "depth"], "key=value"),
+        (["--model", "{nets}:mlp", "--input-shape", "100000,100000,1000"], "of memory"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(nets, args, message):
@@ -304,6 +305,22 @@ def test_bad_input_is_one_line_and_exit_2(nets, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
     assert "Traceback" not in result.output
+
+
+def test_a_damaged_export_archive_is_one_line_with_no_log_of_torch_s(tmp_path):
+    """torch.export logs a traceback before it raises on a damaged archive: none of it shows."""
+    import subprocess
+
+    damaged = tmp_path / "model.pt2"
+    damaged.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xavinit", "propagate", "--model", str(damaged), "-q"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "not a readable torch.export archive" in lines[0], lines
+    assert not (tmp_path / "result.json").exists() and proc.stdout == ""
 
 
 @pytest.mark.parametrize(("blocked", "extra"), [("torch", "torch"), ("onnxruntime", "onnx")])

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import math
 import os
 import re
@@ -137,10 +138,16 @@ def _torch() -> Any:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """No Python warning from a library reaches the user's terminal."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """No Python warning and no log record from a library reaches the user's terminal (torch's
+    export logs a traceback before it raises on a damaged archive)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def _short(error: BaseException) -> str:

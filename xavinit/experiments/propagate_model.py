@@ -30,6 +30,7 @@ from xavinit.modelprobe import (
     measure_onnx,
     parse_model_args,
 )
+from xavinit.resources import require_memory
 from xavinit.results import ModelDrift, ModelModule, ModelRun, PropagateResult
 from xavinit.theory import mean_field_forward
 
@@ -92,6 +93,11 @@ def run_model(config: PropagateModelConfig) -> ModelRun:
     batch = config.batch
     if loaded.batch is not None and "batch" not in config.model_fields_set:
         batch = loaded.batch  # an export with a fixed batch: take it rather than fail
+    # the inputs, the model's outputs and their gradients: at least a few copies of the input
+    require_memory(
+        4 * 8 * batch * math.prod(shape),
+        f"--batch {batch} --input-shape {','.join(map(str, shape))}",
+    )
     x = draw_inputs(config.input, batch, tuple(shape), config.seed)
     notes: list[str] = []
     backward = "measured"
