@@ -1,4 +1,4 @@
-"""Tests for xavinit.activations: values, derivatives, saturation, gains, specs, quadrature."""
+"""Tests for xavinit.core.activations: values, derivatives, saturation, gains, specs, quadrature."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.activations import (
+from xavinit.core.activations import (
     ACTIVATION_NAMES,
     SELU_ALPHA,
     SELU_LAMBDA,
@@ -344,7 +344,7 @@ def _trapezoid_expectation(fn, step: float = 0.01) -> float:
 
 
 def test_forward_gains_of_piecewise_linear_activations_in_closed_form() -> None:
-    from xavinit.activations import backward_gain, forward_gain
+    from xavinit.core.activations import backward_gain, forward_gain
 
     # E[relu(z)^2] = 1/2: He et al. (2015)'s sqrt(2); leaky: E = (1 + a^2) / 2.
     assert forward_gain(get_activation("relu")) == pytest.approx(math.sqrt(2.0), rel=1e-12)
@@ -358,7 +358,7 @@ def test_forward_gains_of_piecewise_linear_activations_in_closed_form() -> None:
 
 
 def test_second_moments_against_closed_forms() -> None:
-    from xavinit.activations import unit_moments
+    from xavinit.core.activations import unit_moments
 
     e, p1, p2 = math.exp(0.5), _big_phi(-1.0), _big_phi(-2.0)
     # E[(e^z - 1)^2; z < 0] = e^2 Phi(-2) - 2 e^{1/2} Phi(-1) + 1/2
@@ -389,7 +389,7 @@ def test_second_moments_against_closed_forms() -> None:
 
 @pytest.mark.parametrize("name", ["tanh", "sigmoid", "gelu", "silu", "mish", "softplus", "erf"])
 def test_smooth_activations_against_the_trapezoidal_rule(name: str) -> None:
-    from xavinit.activations import unit_moments
+    from xavinit.core.activations import unit_moments
 
     act = get_activation(name)
     moments = unit_moments(act)
@@ -408,7 +408,7 @@ def test_smooth_activations_against_the_trapezoidal_rule(name: str) -> None:
 def test_quadrature_agrees_with_monte_carlo(spec: str) -> None:
     """10^6 standard normal draws (seed fixed): each sample mean within 5 of its standard
     errors (the sample std over 1000) of the quadrature value."""
-    from xavinit.activations import unit_moments
+    from xavinit.core.activations import unit_moments
 
     act = get_activation(spec)
     z = np.random.default_rng(20240611).standard_normal(1_000_000)
@@ -426,7 +426,7 @@ def test_quadrature_agrees_with_monte_carlo(spec: str) -> None:
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_node_doubling_changes_nothing_at_1e_10(spec: str) -> None:
-    from xavinit.activations import normal_rule, unit_moments
+    from xavinit.core.activations import normal_rule, unit_moments
 
     act = get_activation(spec)
     moments = unit_moments(act)  # the value at 2 * order
@@ -438,7 +438,7 @@ def test_node_doubling_changes_nothing_at_1e_10(spec: str) -> None:
 
 
 def test_bivariate_expectation_against_closed_forms() -> None:
-    from xavinit.activations import bivariate_expectation
+    from xavinit.core.activations import bivariate_expectation
 
     relu = get_activation("relu")
     step = lambda x: (x > 0).astype(float)  # noqa: E731
@@ -465,7 +465,7 @@ def test_bivariate_expectation_against_closed_forms() -> None:
 
 def test_bivariate_expectation_with_kinks_away_from_zero() -> None:
     """hardtanh (kinks at +-1) against a 10^6-draw Monte Carlo, within 5 standard errors."""
-    from xavinit.activations import bivariate_expectation
+    from xavinit.core.activations import bivariate_expectation
 
     act = get_activation("hardtanh")
     rng = np.random.default_rng(7)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit.activations import ACTIVATION_NAMES, get_activation
+from xavinit.core.activations import ACTIVATION_NAMES, get_activation
 from xavinit.cli import app
 from xavinit.config import GainConfig
 from xavinit.experiments import gain as gain_module
@@ -23,7 +23,7 @@ from xavinit.experiments.gain import (
     unit_weights,
 )
 from xavinit.experiments.propagate import draw_weights
-from xavinit.schemes import get_scheme
+from xavinit.core.schemes import get_scheme
 
 runner = CliRunner()
 

@@ -141,7 +141,7 @@ def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
     """The mean-field forward recursion (the costly per-layer quadrature) runs once per network,
     not once for the gradients and again for the activations; the run completes on 300 layers
     and says the same as on the CLI."""
-    from xavinit import theory
+    from xavinit.core import theory
     from xavinit.config import PropagateConfig
     from xavinit.experiments.propagate import run_propagate
 
@@ -160,7 +160,7 @@ def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
     layers = result.runs[0].layers
     assert len(layers) == 300 and result.runs[0].passed
     # the forward prediction kept for the table is the one the gradients were computed from
-    from xavinit.activations import get_activation
+    from xavinit.core.activations import get_activation
 
     with np.load(tmp_path / "deep.npz") as saved:
         variances = [float(np.mean(np.square(saved[f"l{i:03d}"].astype(np.float64))))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit.activations import get_activation
+from xavinit.core.activations import get_activation
 from xavinit.cli import app
 from xavinit.config import PropagateConfig
 from xavinit.experiments.propagate import jacobian_singular_values, run_propagate

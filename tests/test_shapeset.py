@@ -177,8 +177,8 @@ def _authors_polygons(count: int, sides: int, rng: np.random.Generator, uniform_
 
 def _two_sample_ks(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov: D = sup |F_a - F_b| and its asymptotic p-value
-    P(K > sqrt(n m / (n + m)) D) (Kolmogorov's distribution, from xavinit.stats)."""
-    from xavinit.stats import kolmogorov_sf
+    P(K > sqrt(n m / (n + m)) D) (Kolmogorov's distribution, from xavinit.core.stats)."""
+    from xavinit.core.stats import kolmogorov_sf
 
     grid = np.sort(np.concatenate([a, b]))
     cdf_a = np.searchsorted(np.sort(a), grid, side="right") / a.size

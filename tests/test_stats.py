@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from xavinit import stats
-from xavinit.stats import (
+from xavinit.core import stats
+from xavinit.core.stats import (
     bonferroni_reject,
     holm_reject,
     kolmogorov_sf,
@@ -299,7 +299,7 @@ def _sorted_ks_distance(u: np.ndarray) -> float:
 
 @pytest.mark.parametrize("n", [1, 2, 7, 1000, 40_001])
 def test_ks_distance_unsorted_is_the_sorted_formula_bit_for_bit(n: int) -> None:
-    from xavinit.stats import ks_distance_unsorted
+    from xavinit.core.stats import ks_distance_unsorted
 
     rng = np.random.default_rng(n)
     cases = [
@@ -314,7 +314,7 @@ def test_ks_distance_unsorted_is_the_sorted_formula_bit_for_bit(n: int) -> None:
 
 
 def test_normal_cdf_of_points_in_random_order_is_numpys_interpolation_bit_for_bit() -> None:
-    from xavinit.stats import _normal_cdf_table, normal_cdf
+    from xavinit.core.stats import _normal_cdf_table, normal_cdf
 
     grid, values = _normal_cdf_table()
     rng = np.random.default_rng(5)
@@ -332,8 +332,8 @@ def test_normal_cdf_of_points_in_random_order_is_numpys_interpolation_bit_for_bi
 
 
 def test_a_scanner_fed_while_sampling_gives_the_scan_of_the_matrix() -> None:
-    from xavinit.schemes import get_scheme
-    from xavinit.stats import Scanner
+    from xavinit.core.schemes import get_scheme
+    from xavinit.core.stats import Scanner
 
     for spec in ("normalized", "xavier-normal", "glorot-normal-truncated"):
         out = np.empty((300, 700), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""Tests for xavinit.theory: hand-computed linear regime, mean-field examples, simulation."""
+"""Tests for xavinit.core.theory: hand-computed linear regime, mean-field examples, simulation."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.activations import get_activation
+from xavinit.core.activations import get_activation
 from xavinit.errors import XavinitError
-from xavinit.network import backward, forward
-from xavinit.theory import (
+from xavinit.core.network import backward, forward
+from xavinit.core.theory import (
     chi1,
     correlation_map,
     fixed_point,
@@ -316,7 +316,7 @@ def test_mean_field_weight_grad_var_matches_networks(name: str) -> None:
 
 # --- biases: mean field with sigma_b^2 > 0 (issue 24) -------------------------------------------
 #
-# The expectations below are computed here, independently of xavinit.activations: the three
+# The expectations below are computed here, independently of xavinit.core.activations: the three
 # smooth activations written out, E over z ~ N(0, 1) by 200-node probabilists' Gauss-Hermite
 # (numpy.polynomial.hermite_e.hermegauss), fixed points by bisection.
 

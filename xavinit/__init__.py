@@ -33,9 +33,9 @@ _EXPORTS = {
     "SweepResult": "xavinit.results",
     "GainConfig": "xavinit.config",
     "XavinitError": "xavinit.errors",
-    "Scheme": "xavinit.schemes",
-    "get_scheme": "xavinit.schemes",
-    "verify": "xavinit.checks",
+    "Scheme": "xavinit.core.schemes",
+    "get_scheme": "xavinit.core.schemes",
+    "verify": "xavinit.core.checks",
     "load_result": "xavinit.loading",
     "run_init": "xavinit.experiments.init",
     "run_propagate": "xavinit.experiments.propagate",
@@ -104,7 +104,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from xavinit.checks import verify
+    from xavinit.core.checks import verify
     from xavinit.config import (
         CheckConfig,
         GainConfig,
@@ -139,4 +139,4 @@ if TYPE_CHECKING:
         TensorCheck,
         TrainResult,
     )
-    from xavinit.schemes import Scheme, get_scheme
+    from xavinit.core.schemes import Scheme, get_scheme

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from xavinit.backends import BACKENDS
+from xavinit.core.backends import BACKENDS
 from xavinit.errors import XavinitError
 from xavinit.limits import (
     CHECK_KS_SAMPLE,
@@ -86,7 +86,7 @@ def _widths(value: Any) -> Any:
 
 
 def _schemes(specs: tuple[str, ...]) -> tuple[str, ...]:
-    from xavinit.schemes import get_scheme
+    from xavinit.core.schemes import get_scheme
 
     for spec in specs:
         get_scheme(spec)
@@ -94,7 +94,7 @@ def _schemes(specs: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _activations(specs: tuple[str, ...]) -> tuple[str, ...]:
-    from xavinit.activations import get_activation
+    from xavinit.core.activations import get_activation
 
     for spec in specs:
         get_activation(spec)
@@ -835,7 +835,7 @@ def _expectation(value: Any) -> Any:
 
 def _layouts(value: Any) -> Any:
     """``auto``/``in-out``/``out-in`` and ``GLOB=LAYOUT`` items, normalised."""
-    from xavinit.roles import parse_layouts
+    from xavinit.core.roles import parse_layouts
 
     items = strings(value)
     try:
@@ -997,7 +997,7 @@ class GainConfig(Seeded):
     @model_validator(mode="after")
     def _all_and_check(self) -> GainConfig:
         if not self.activations:
-            from xavinit.activations import ACTIVATION_NAMES
+            from xavinit.core.activations import ACTIVATION_NAMES
 
             resolved(self, activations=ACTIVATION_NAMES)
         if not self.check:

@@ -13,14 +13,14 @@ from typing import Any
 from xavinit._version import __version__
 from xavinit.config import config_of
 from xavinit.errors import XavinitError
-from xavinit.evidence import contradiction
+from xavinit.core.evidence import contradiction
 from xavinit.results import KNOWN_SCHEMA_VERSIONS, RESULT_TYPES, ReportResult, validate
 from xavinit.serialize import parse_json_text, parse_yaml_text, quote, read_text
 
 
 def result_from_dict(data: Any, source: str = "result") -> Any:
     """Validate a result document and rebuild its dataclass; its verdicts must be the ones its
-    evidence gives (:func:`xavinit.evidence.contradiction`).
+    evidence gives (:func:`xavinit.core.evidence.contradiction`).
 
     Raises:
         XavinitError: not a result, an unknown command or ``schema_version``, a field whose

@@ -123,7 +123,7 @@ class SchemeRow(TypedDict):
 
 
 class GainRow(TypedDict):
-    """One activation of ``xavinit gain`` (see :class:`xavinit.theory.GainTheory`)."""
+    """One activation of ``xavinit gain`` (see :class:`xavinit.core.theory.GainTheory`)."""
 
     activation: str
     forward_gain: Real

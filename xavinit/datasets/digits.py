@@ -7,7 +7,7 @@ import numpy as np
 from xavinit.datasets.base import Dataset
 from xavinit.datasets.preprocess import _build, check_preprocess
 from xavinit.errors import XavinitError
-from xavinit.streams import digits_split_rng
+from xavinit.core.streams import digits_split_rng
 
 DIGITS_VALID = 300
 DIGITS_TEST = 300

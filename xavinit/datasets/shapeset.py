@@ -51,7 +51,7 @@ import numpy as np
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.serialize import quote
-from xavinit.streams import TEST_KEY, VALID_KEY, block_rng
+from xavinit.core.streams import TEST_KEY, VALID_KEY, block_rng
 
 SIZE = 32
 """Image side in pixels; images are ``SIZE x SIZE`` flattened row-major to ``SIZE**2`` inputs."""
@@ -309,7 +309,7 @@ class ShapesetStream:
 
     Image ``p`` of the stream is image ``p % block`` of block ``p // block``, and block ``b``
     is ``generate_shapeset(block, block_rng(seed, b))`` (``spawn_key=(b,)``, see
-    :mod:`xavinit.streams`). The state
+    :mod:`xavinit.core.streams`). The state
     is the position (images consumed); ``restore`` regenerates the current block and skips to
     the position, so a restored stream yields bit-identical batches.
     """

@@ -1,9 +1,9 @@
 """``xavinit check``: read checkpoints of any supported format and judge every tensor.
 
 Config in, result out; numpy only. Each file is opened by its reader (:mod:`xavinit.formats`),
-its tensors described (:mod:`xavinit.roles`) and read one at a time; each is examined
-(:func:`xavinit.verdicts.examine`) and dropped before the next is read, so memory holds one
-tensor. The verdicts are then decided over the whole run (:func:`xavinit.verdicts.decide`).
+its tensors described (:mod:`xavinit.core.roles`) and read one at a time; each is examined
+(:func:`xavinit.core.verdicts.examine`) and dropped before the next is read, so memory holds one
+tensor. The verdicts are then decided over the whole run (:func:`xavinit.core.verdicts.decide`).
 ``init --check`` goes through :func:`examine_files` too: one path for both commands.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any, cast
 
-from xavinit.checks import DEFAULT_TOLERANCE, Tolerance
+from xavinit.core.checks import DEFAULT_TOLERANCE, Tolerance
 from xavinit.config import CheckConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
@@ -25,11 +25,11 @@ from xavinit.formats.base import NUMERIC_KINDS, Workspace, refuse_dtype
 from xavinit.formats.mapping import MAPPING_LABEL, MappingSource
 from xavinit.limits import CHECK_KS_SAMPLE
 from xavinit.results import Candidate, CheckResult, InitCheck, TensorCheck
-from xavinit.roles import Tensor, describe, select_names
-from xavinit.schemes import Scheme, get_scheme
-from xavinit.streams import spectrum_rng
+from xavinit.core.roles import Tensor, describe, select_names
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.streams import spectrum_rng
 from xavinit.text import printable
-from xavinit.verdicts import (
+from xavinit.core.verdicts import (
     Examined,
     decide,
     describe_p,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from xavinit._version import __version__
-from xavinit.backends import to_numpy
+from xavinit.core.backends import to_numpy
 from xavinit.config import TrainConfig
 from xavinit.errors import XavinitError
 from xavinit.fileio import NpzWriter, atomic_write, read_npz

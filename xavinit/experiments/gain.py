@@ -1,9 +1,9 @@
 """``xavinit gain``: the exact gains of each activation, and a check of each on a deep network.
 
 The gains (forward, backward, fixed point), ``chi_1``, the phase and the depth scale come from
-:func:`xavinit.theory.gain_theory`: Gaussian expectations by Gauss-Hermite quadrature split at
+:func:`xavinit.core.theory.gain_theory`: Gaussian expectations by Gauss-Hermite quadrature split at
 the activation's kinks, converged to 1e-10 by node doubling. PyTorch's ``calculate_gain``
-value is put beside them (a table in :mod:`xavinit.activations`; torch is never imported).
+value is put beside them (a table in :mod:`xavinit.core.activations`; torch is never imported).
 
 ``--check`` builds one network of ``depth`` hidden layers of ``width`` units with
 ``variance-scaling:mode=fan_in,distribution=normal,gain=G`` (``G`` the computed gain, times
@@ -30,7 +30,7 @@ the chain reproduces too.
 
 With ``--bias-var sb^2`` the theory is that of biases ``N(0, sb^2)`` (Poole et al., 2016): the
 fixed-point gain ``sqrt((1 - sb^2) / E[f(z)^2])`` puts ``q* = 1``, and the check's network is
-built at it with biases drawn from :func:`xavinit.streams.bias_rng`; the chain adds ``sb^2`` to
+built at it with biases drawn from :func:`xavinit.core.streams.bias_rng`; the chain adds ``sb^2`` to
 every ``q`` (see :func:`chain_ratios`).
 """
 
@@ -42,19 +42,19 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.activations import Activation, get_activation
+from xavinit.core.activations import Activation, get_activation
 from xavinit.config import GainConfig, PropagateConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.propagate import draw_biases, draw_inputs, draw_weights
 from xavinit.limits import GAIN_CHECK_WORK
-from xavinit.network import forward
+from xavinit.core.network import forward
 from xavinit.resources import require_memory
 from xavinit.results import DepthCheck, GainResult, GainRow
-from xavinit.schemes import Scheme, get_scheme
-from xavinit.stats import scan
-from xavinit.streams import chain_rng
-from xavinit.theory import GainTheory, gain_theory
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.stats import scan
+from xavinit.core.streams import chain_rng
+from xavinit.core.theory import GainTheory, gain_theory
 
 CHAIN_CHUNK = 1 << 21
 """Values per chunk of the Monte-Carlo chain's draws (replicas x width): 16 MiB as float64."""

@@ -1,7 +1,7 @@
 """``xavinit init``: sample every layer under every scheme and verify it, or check a file.
 
 Config in, result out; numpy only. Each (trial, layer) draw uses its own generator,
-:func:`xavinit.streams.layer_rng`, so a layer's weights do not depend on which other layers or
+:func:`xavinit.core.streams.layer_rng`, so a layer's weights do not depend on which other layers or
 schemes are in the run.
 """
 
@@ -12,7 +12,7 @@ from typing import cast
 
 import numpy as np
 
-from xavinit.checks import Tolerance, assess_iid, assess_orthogonal, judge, measurement_of
+from xavinit.core.checks import Tolerance, assess_iid, assess_orthogonal, judge, measurement_of
 from xavinit.config import InitConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
@@ -20,11 +20,11 @@ from xavinit.experiments.check import Judged, examine_files, judge_run, known_as
 from xavinit.fileio import NpzWriter, atomic_write
 from xavinit.resources import require_memory
 from xavinit.results import Candidate, InitCheck, InitResult, Ranking
-from xavinit.roles import Tensor
-from xavinit.schemes import Scheme, get_scheme
-from xavinit.stats import Scanner
-from xavinit.streams import layer_rng
-from xavinit.verdicts import judge_expected
+from xavinit.core.roles import Tensor
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.stats import Scanner
+from xavinit.core.streams import layer_rng
+from xavinit.core.verdicts import judge_expected
 
 
 def check_memory(config: InitConfig, schemes: list[Scheme]) -> None:

@@ -11,7 +11,7 @@ report their post-activations ``z^k = f(s^k)``; the output layer reports the log
 ``backprop_var`` is the variance of the per-example gradient ``dC_n/ds^k`` (the cost of one
 example, so it does not depend on the batch size); ``weight_grad_var`` is the variance of the
 entries of ``dC/dW^k`` for the batch-mean cost, the gradient SGD would apply. Its predictions
-carry the cross-example term (:func:`xavinit.theory.mean_field_weight_grad_var`): with a
+carry the cross-example term (:func:`xavinit.core.theory.mean_field_weight_grad_var`): with a
 non-centred activation the examples' activations share their mean, and with softmax NLL the
 output errors of different examples are correlated, so the batch mean does not average the
 gradient down by ``1/B``. Where a prediction is an approximation beyond finite width, or does
@@ -27,20 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.activations import Activation, get_activation
-from xavinit.backends import get_backend, to_numpy
+from xavinit.core.activations import Activation, get_activation
+from xavinit.core.backends import get_backend, to_numpy
 from xavinit.config import PropagateConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.formats import open_tensors
-from xavinit.network import Buffers, backward, forward
+from xavinit.core.network import Buffers, backward, forward
 from xavinit.resources import blas_thread_count, require_memory
 from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
-from xavinit.roles import describe, select_names
-from xavinit.schemes import Scheme, get_scheme
-from xavinit.stats import scan
-from xavinit.streams import INPUT_KEY, LABEL_KEY, bias_rng, input_rng, layer_rng
-from xavinit.theory import (
+from xavinit.core.roles import describe, select_names
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.stats import scan
+from xavinit.core.streams import INPUT_KEY, LABEL_KEY, bias_rng, input_rng, layer_rng
+from xavinit.core.theory import (
     linear_activation_var,
     linear_backprop_var,
     linear_regime_applies,
@@ -423,7 +423,7 @@ def predictions(
     """Linear-regime and mean-field predictions per layer from the scheme's ``Var[W]``.
 
     The linear regime's are ``None`` where it does not apply
-    (:func:`xavinit.theory.linear_regime_applies`).
+    (:func:`xavinit.core.theory.linear_regime_applies`).
     """
     widths = config.layers
     stack = scheme if isinstance(scheme, Stack) else Stack(scheme.spec, scheme)

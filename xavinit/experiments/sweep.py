@@ -29,7 +29,7 @@ is refused, naming the setting.
 
 What a sweep reports comes from its runs' results, never from the manifest's account of them:
 each run's result must be its grid point's (scheme, activation, rate), its final test error
-its curve's last (:mod:`xavinit.evidence`), its curve and tracked statistics the ones its
+its curve's last (:mod:`xavinit.core.evidence`), its curve and tracked statistics the ones its
 checkpoint recorded for the same updates (:func:`same_history`), and the file the one this
 sweep wrote (the manifest keeps each result file's SHA-256 beside the update it was written
 at); the validation error a rate is chosen on is read from the run's result at the selection

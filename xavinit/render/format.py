@@ -227,7 +227,7 @@ def signed(value: Any, digits: int = 4) -> str:
 
 def gain_names_note() -> str:
     """What ``gain=NAME`` accepts in a scheme spec, for the schemes listing."""
-    from xavinit.activations import ACTIVATION_ALIASES, ACTIVATION_NAMES, TORCH_GAIN_NAMES
+    from xavinit.core.activations import ACTIVATION_ALIASES, ACTIVATION_NAMES, TORCH_GAIN_NAMES
 
     others = [n for n in ACTIVATION_NAMES if n not in TORCH_GAIN_NAMES]
     return (

@@ -33,7 +33,7 @@ from xavinit.render.format import (
 )
 from xavinit.render.longtable import print_table_fast
 from xavinit.render.sweep import table_sweep
-from xavinit.schemes import get_scheme
+from xavinit.core.schemes import get_scheme
 
 
 def _ok(passed: Any) -> Text:

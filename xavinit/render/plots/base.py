@@ -83,7 +83,7 @@ def scheme_colour(spec: str) -> str:
     """The colour of a scheme: fixed for known names and aliases, else from a hash of the spec."""
     key = str(spec).strip().lower()
     if key not in SCHEME_COLOURS:
-        from xavinit.schemes import ALIASES
+        from xavinit.core.schemes import ALIASES
 
         key = ALIASES.get(key, key)
     if key in SCHEME_COLOURS:

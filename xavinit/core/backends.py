@@ -55,7 +55,7 @@ def _scalar(value: Any) -> bool:
 
 class TorchOps:
     """numpy's ``out=`` signatures on torch tensors: what the kernels of
-    :mod:`xavinit.activations`, :mod:`xavinit.network` and :mod:`xavinit.sgd` call.
+    :mod:`xavinit.core.activations`, :mod:`xavinit.core.network` and :mod:`xavinit.core.sgd` call.
 
     Each method takes tensors or Python scalars as numpy's function does and writes into
     ``out`` when given (``out`` may alias an input, as in numpy).

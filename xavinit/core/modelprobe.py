@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.activations import Activation, get_activation
+from xavinit.core.activations import Activation, get_activation
 from xavinit.errors import XavinitError
-from xavinit.streams import INPUT_KEY, LABEL_KEY, input_rng
+from xavinit.core.streams import INPUT_KEY, LABEL_KEY, input_rng
 
 INSTALL_TORCH = "pip install 'xavinit[torch]'"
 INSTALL_ONNX = "pip install 'xavinit[onnx]'"
@@ -734,7 +734,7 @@ def drift(
     names: list[str], values: list[float | None], max_drift: float, from_top: bool
 ) -> tuple[float | None, str | None, bool]:
     """The drift of one variance along the measured modules, as ``propagate --model`` judges
-    it (and :mod:`xavinit.evidence` re-judges a saved result).
+    it (and :mod:`xavinit.core.evidence` re-judges a saved result).
 
     Forward (``from_top`` False): ``ratio = v_last / v_first`` and ``beyond_from`` the first
     module, from the input, whose ``v / v_first`` leaves ``[1/max_drift, max_drift]``.

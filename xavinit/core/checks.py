@@ -19,8 +19,8 @@ import numpy as np
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_DISTANCE, KS_SAMPLE, VARIANCE_TOLERANCE
 from xavinit.results import InitCheck
-from xavinit.schemes import Scheme, get_scheme
-from xavinit.stats import (
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.stats import (
     CORRECTIONS,
     Moments,
     ks_interval_p,
@@ -41,7 +41,7 @@ class Tolerance:
     ``variance``: the largest relative deviation of Var[W] that does not matter (default 1%);
     ``ks_distance``: the largest sup-distance between the empirical and the scheme's CDF that
     does not matter (default 0.01, see :data:`xavinit.limits.KS_DISTANCE`). A check fails only when the data show, at the
-    family-wise alpha, a deviation beyond these (interval nulls, see :mod:`xavinit.stats`).
+    family-wise alpha, a deviation beyond these (interval nulls, see :mod:`xavinit.core.stats`).
     With huge N a point null would flag differences far too small to matter, and a fixed seed
     would turn its 1% false-alarm rate into a deterministic red CI.
     """

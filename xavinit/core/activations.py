@@ -41,11 +41,11 @@ import numpy as np
 from numpy.polynomial.hermite import hermgauss
 from numpy.polynomial.legendre import leggauss
 
-from xavinit.backends import ops_for
+from xavinit.core.backends import ops_for
 from xavinit.errors import XavinitError
 from xavinit.limits import ACTIVATION_PARAMETER_MAX
 from xavinit.specs import split_spec, suggest
-from xavinit.stats import erf as numpy_erf
+from xavinit.core.stats import erf as numpy_erf
 
 __all__ = [
     "ACTIVATION_ALIASES",
@@ -539,7 +539,7 @@ def _relu6_sat(z: Array) -> Array:
 
 # erf: f = erf(s); f' = 2/sqrt(pi) e^{-s^2} (the exponent clipped at -80, see _EXP_LOW).
 def erf(s: Array, out: Array | None = None) -> Array:
-    """The error function, vectorised: :func:`xavinit.stats.erf` on numpy arrays (exact to
+    """The error function, vectorised: :func:`xavinit.core.stats.erf` on numpy arrays (exact to
     about 1e-16), the library's own erf on torch and cupy arrays (numpy has none).
 
     Example:

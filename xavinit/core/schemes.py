@@ -19,7 +19,7 @@ accident):
 (or ``W W^T`` when ``fan_in < fan_out``).
 
 ``gain=NAME`` (``normalized:gain=tanh``) takes the activation's recommended gain from
-:func:`xavinit.activations.activation_gain`, which owns the gain table.
+:func:`xavinit.core.activations.activation_gain`, which owns the gain table.
 
 Sources: Glorot and Bengio (2010), eq. 1 and eq. 16; He et al. (2015); LeCun et al. (1998);
 PyTorch ``torch/nn/init.py``; JAX ``jax/_src/nn/initializers.py``.
@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.activations import activation_gain
+from xavinit.core.activations import activation_gain
 from xavinit.errors import XavinitError
 from xavinit.specs import split_spec, suggest
-from xavinit.stats import CHUNK, big_phi, normal_cdf, phi
+from xavinit.core.stats import CHUNK, big_phi, normal_cdf, phi
 
 TRUNCATION = 2.0
 """Truncated normals are cut at +-TRUNCATION standard deviations of the underlying normal."""
@@ -88,7 +88,7 @@ KURTOSIS = {
 
 SAMPLE_CHUNK = CHUNK
 """Entries drawn per generator call: each chunk is scaled, and measured when asked, while it is
-still in cache (the chunk of :func:`xavinit.stats.scan`, so a measured draw gives its numbers)."""
+still in cache (the chunk of :func:`xavinit.core.stats.scan`, so a measured draw gives its numbers)."""
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ class Scheme:
             dtype: float32 (default) or float64.
             out: an optional preallocated C-contiguous array of that shape and dtype.
             observe: called with each finished chunk of :data:`SAMPLE_CHUNK` entries, in
-                order, while it is in cache (a :class:`xavinit.stats.Scanner`'s ``add``);
+                order, while it is in cache (a :class:`xavinit.core.stats.Scanner`'s ``add``);
                 i.i.d. schemes only.
         """
         fan_in, fan_out = shape

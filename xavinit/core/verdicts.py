@@ -1,15 +1,15 @@
 """Per-tensor verdicts: ``constant``, ``init`` (which scheme), ``trained`` or ``unknown``.
 
-For each tensor (its role and fans from :mod:`xavinit.roles`):
+For each tensor (its role and fans from :mod:`xavinit.core.roles`):
 
 1. ``unknown`` when it cannot be told: fewer than :data:`MIN_ENTRIES` entries, integers (an
    index or a counter, not a weight), infinite values, a handful of distinct values that are
    not a constant pattern (a mask, a lookup table), or a failure of the arithmetic (the reason
    says which); ``constant`` when every entry is equal (zeros, ones) or the tensor is a few
    equal blocks of constants (an LSTM bias with ones on its forget gate).
-2. One pass over the tensor (:func:`xavinit.matrixscan.scan_matrix`) gives its moments, row and
+2. One pass over the tensor (:func:`xavinit.core.matrixscan.scan_matrix`) gives its moments, row and
    column sums of squares, a subsample and the first Lanczos product. A handful of entries far
-   outside any candidate law (:func:`xavinit.matrixscan.find_outliers`) are set aside and
+   outside any candidate law (:func:`xavinit.core.matrixscan.find_outliers`) are set aside and
    counted, so that they never decide the verdict of millions.
 3. The candidate laws are ranked (:func:`rank_candidates`): every fan-based scheme with the
    tensor's fans (a bias: ``standard`` with its weight's ``fan_in``, PyTorch's default bias),
@@ -20,7 +20,7 @@ For each tensor (its role and fans from :mod:`xavinit.roles`):
    its variance was fitted. A bounded law may leave a handful of entries past its bound.
 4. "Still a fresh i.i.d. initialisation" is one hypothesis per tensor with up to four tests
    (:func:`trained_p_value`, Bonferroni): the law (the best candidate), the spectrum (the top
-   singular value against the Bai-Yin edge, :func:`xavinit.spectrum.edge_p_value`), and the
+   singular value against the Bai-Yin edge, :func:`xavinit.core.spectrum.edge_p_value`), and the
    spread of the rows' and of the columns' sums of squares (:func:`dispersion_p_value`). Their
    combination enters one family over all tensors of the run (Holm at ``alpha``,
    :func:`decide`): rejected tensors are ``trained``, the others ``init``.
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xavinit.checks import (
+from xavinit.core.checks import (
     DEFAULT_TOLERANCE,
     RANKING_CANDIDATES,
     Measurement,
@@ -47,7 +47,7 @@ from xavinit.checks import (
 )
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_SAMPLE
-from xavinit.matrixscan import (
+from xavinit.core.matrixscan import (
     MatrixScan,
     Outliers,
     block_rows,
@@ -58,8 +58,8 @@ from xavinit.matrixscan import (
     scan_matrix,
 )
 from xavinit.results import InitCheck
-from xavinit.roles import Tensor
-from xavinit.schemes import (
+from xavinit.core.roles import Tensor
+from xavinit.core.schemes import (
     PRESETS,
     STD_RANGE,
     Scheme,
@@ -67,8 +67,8 @@ from xavinit.schemes import (
     truncated_mass,
     truncated_variance_factor,
 )
-from xavinit.spectrum import bai_yin_edge, edge_p_value, top_singular_value
-from xavinit.stats import (
+from xavinit.core.spectrum import bai_yin_edge, edge_p_value, top_singular_value
+from xavinit.core.stats import (
     CORRECTIONS,
     Moments,
     big_phi,
@@ -204,7 +204,7 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
       normal's, and a cut at their largest entry would fit them as well), and lies at least one
       std out (a nearer cut is all but the uniform, which is a candidate of its own).
 
-    A law whose scale lies outside what a scheme spec accepts (:data:`xavinit.schemes.STD_RANGE`)
+    A law whose scale lies outside what a scheme spec accepts (:data:`xavinit.core.schemes.STD_RANGE`)
     is left out.
     """
     moments = measurement.moments
@@ -357,7 +357,7 @@ def _fit(
     tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> _Fit:
     """The variance z-test (point and interval null), the KS test and the support of one law,
-    as :func:`xavinit.checks.assess_iid` computes them, without building its full check."""
+    as :func:`xavinit.core.checks.assess_iid` computes them, without building its full check."""
     moments = measurement.moments
     expected = scheme.variance(fan_in, fan_out)
     kurtosis = scheme.kurtosis or 3.0
@@ -395,7 +395,7 @@ def rank_candidates(
     order (on a square matrix ``normalized`` and ``lecun-uniform`` are the same law: the first
     wins, and the law is tested once). A fan-based scheme whose variance is decisively off
     (p < 1e-12) skips its KS test. A bounded law whose support holds but for at most
-    :func:`xavinit.matrixscan.max_outliers` entries keeps its score; the row says how many
+    :func:`xavinit.core.matrixscan.max_outliers` entries keeps its score; the row says how many
     (``outside``). Only the best candidate's full check is built (a run of thousands of small
     tensors spends its time here otherwise).
 
