@@ -35,11 +35,11 @@ CORE = frozenset(
         f"xavinit.core.{path.stem}" for path in (PACKAGE / "core").glob("*.py")
     )
     if not name.endswith("__init__")
-) | _modules("core", "specs", "text", "fileio", "errors", "_version", "limits")
+) | _modules("core", "specs", "text", "fileio", "errors", "_version", "limits", "extras")
 """The numeric core and its leaves: numpy, array-api-compat (whose namespaces torch and cupy
 arrays bring, imported only when asked for) and the standard library."""
 
-LEAVES_AND_CORE = CORE | _modules("resources", "paper", "results", "serialize")
+LEAVES_AND_CORE = CORE | _modules("resources", "paper", "results", "serialize", "commands")
 """What a core module may import from xavinit."""
 
 FORBIDDEN_IN_CORE = frozenset({"typer", "rich", "yaml", "matplotlib", "pydantic"})

@@ -104,7 +104,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from xavinit.core.checks import verify
     from xavinit.config import (
         CheckConfig,
         GainConfig,
@@ -116,6 +115,8 @@ if TYPE_CHECKING:
         SweepConfig,
         TrainConfig,
     )
+    from xavinit.core.checks import verify
+    from xavinit.core.schemes import Scheme, get_scheme
     from xavinit.errors import XavinitError
     from xavinit.experiments.check import check_weights, run_check
     from xavinit.experiments.gain import run_gain
@@ -139,4 +140,3 @@ if TYPE_CHECKING:
         TensorCheck,
         TrainResult,
     )
-    from xavinit.core.schemes import Scheme, get_scheme

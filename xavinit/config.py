@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from xavinit.commands import RESULT_COMMANDS
 from xavinit.core.backends import BACKENDS
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 from xavinit.limits import (
     CHECK_KS_SAMPLE,
     KS_DISTANCE,
@@ -160,7 +162,7 @@ class Placed(Config):
         BeforeValidator(Choice(BACKENDS)),
         Opt(
             "Array library: numpy (the fastest on a CPU), torch or cupy "
-            "(pip install 'xavinit[torch]' or 'xavinit[cupy]'); see docs/backends.md."
+            f"({install('torch')} or {install('cupy')}); see docs/backends.md."
         ),
     ] = "numpy"
     device: Annotated[
@@ -695,7 +697,7 @@ class SweepConfig(Placed):
         BeforeValidator(_address),
         Opt(
             "Send the runs to the Dask cluster at this address, e.g. tcp://HOST:8786 "
-            "(pip install 'xavinit[cluster]').",
+            f"({install('cluster')}).",
             metavar="ADDRESS",
         ),
     ] = None
@@ -1008,18 +1010,9 @@ class GainConfig(Seeded):
 
 
 CONFIG_TYPES: dict[str, type[Config]] = {
-    c.command: c
-    for c in (
-        InitConfig,
-        PropagateConfig,
-        TrainConfig,
-        ReportConfig,
-        SchemesConfig,
-        CheckConfig,
-        SweepConfig,
-        GainConfig,
-    )
+    command.name: globals()[command.config] for command in RESULT_COMMANDS if command.config
 }
+"""Each command's config model, named in :data:`xavinit.commands.COMMANDS`."""
 
 
 def config_type(command: str) -> type[Config]:

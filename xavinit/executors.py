@@ -40,12 +40,12 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 
 TaskFunction = Callable[[Any, Callable[[], bool], Callable[[int], None], str], Any]
 """``function(task, stop, report, worker) -> outcome``; importable by name (it is pickled by
 reference to reach the workers)."""
 
-CLUSTER_HINT = "pip install 'xavinit[cluster]'"
 PROGRESS_INTERVAL = 0.5
 """Seconds between two progress reports of one run."""
 STOP_INTERVAL = 0.2
@@ -318,7 +318,7 @@ class DaskExecutor:
             import distributed
         except ImportError:
             raise XavinitError(
-                f"--scheduler needs Dask's distributed scheduler: {CLUSTER_HINT}"
+                f"--scheduler needs Dask's distributed scheduler: {install('cluster')}"
             ) from None
         try:
             self._client = distributed.Client(address, timeout="20s", set_as_default=False)

@@ -12,8 +12,8 @@ from typing import Any
 
 from xavinit._version import __version__
 from xavinit.config import config_of
-from xavinit.errors import XavinitError
 from xavinit.core.evidence import contradiction
+from xavinit.errors import XavinitError
 from xavinit.results import KNOWN_SCHEMA_VERSIONS, RESULT_TYPES, ReportResult, validate
 from xavinit.serialize import parse_json_text, parse_yaml_text, quote, read_text
 

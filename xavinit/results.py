@@ -23,6 +23,7 @@ from annotated_types import Ge, Interval, Len
 from typing_extensions import NotRequired, TypedDict
 
 from xavinit._version import __version__
+from xavinit.commands import RESULT_COMMANDS
 from xavinit.errors import XavinitError
 from xavinit.serialize import (
     decode_nonfinite,
@@ -687,14 +688,7 @@ Result = (
 """Any command's result."""
 
 RESULT_TYPES: dict[str, type[Any]] = {
-    "init": InitResult,
-    "propagate": PropagateResult,
-    "train": TrainResult,
-    "schemes": SchemesResult,
-    "report": ReportResult,
-    "check": CheckResult,
-    "sweep": SweepResult,
-    "gain": GainResult,
+    command.name: globals()[command.result] for command in RESULT_COMMANDS if command.result
 }
 """Each command's result type, by the document's ``command``."""
 

@@ -15,6 +15,7 @@ import typer
 
 from xavinit.cli.common import fail, stdout_console
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 
 data_app = typer.Typer(
     help="Look at the datasets xavinit trains on.\n\n"
@@ -24,7 +25,6 @@ data_app = typer.Typer(
     no_args_is_help=True,
 )
 
-PLOT_HINT = "pip install 'xavinit[plot]'"
 
 
 @data_app.command("preview")
@@ -39,7 +39,7 @@ def preview(
     save: Annotated[
         Path | None,
         typer.Option(
-            "--save", help=f"Also write the grid to FILE.png ({PLOT_HINT}).", dir_okay=False
+            "--save", help=f"Also write the grid to FILE.png ({install('plot')}).", dir_okay=False
         ),
     ] = None,
 ) -> None:

@@ -42,10 +42,10 @@ from numpy.polynomial.hermite import hermgauss
 from numpy.polynomial.legendre import leggauss
 
 from xavinit.core.backends import ops_for
+from xavinit.core.stats import erf as numpy_erf
 from xavinit.errors import XavinitError
 from xavinit.limits import ACTIVATION_PARAMETER_MAX
 from xavinit.specs import split_spec, suggest
-from xavinit.core.stats import erf as numpy_erf
 
 __all__ = [
     "ACTIVATION_ALIASES",

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 
 __all__ = [
     "BACKENDS",
@@ -40,10 +41,6 @@ __all__ = [
 BACKENDS: tuple[str, ...] = ("numpy", "torch", "cupy")
 """Backend names accepted by ``--backend``."""
 
-INSTALL = {
-    "torch": "pip install 'xavinit[torch]'",
-    "cupy": "pip install 'xavinit[cupy]' (a CuPy build for your CUDA, e.g. cupy-cuda12x)",
-}
 
 Array = Any
 """A numpy, torch or cupy array."""
@@ -266,7 +263,7 @@ def _import(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         raise XavinitError(
-            f"--backend {name}: {name} is not installed; install it with {INSTALL[name]}"
+            f"--backend {name}: {name} is not installed; install it with {install(name)}"
         ) from None
 
 

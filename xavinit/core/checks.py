@@ -16,9 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xavinit.errors import XavinitError
-from xavinit.limits import KS_DISTANCE, KS_SAMPLE, VARIANCE_TOLERANCE
-from xavinit.results import InitCheck
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.stats import (
     CORRECTIONS,
@@ -30,6 +27,9 @@ from xavinit.core.stats import (
     variance_interval_p,
     variance_test,
 )
+from xavinit.errors import XavinitError
+from xavinit.limits import KS_DISTANCE, KS_SAMPLE, VARIANCE_TOLERANCE
+from xavinit.results import InitCheck
 
 GRAM_BLOCK = 512
 

@@ -44,11 +44,10 @@ from typing import Any
 import numpy as np
 
 from xavinit.core.activations import Activation, get_activation
-from xavinit.errors import XavinitError
 from xavinit.core.streams import INPUT_KEY, LABEL_KEY, input_rng
+from xavinit.errors import XavinitError
+from xavinit.extras import install
 
-INSTALL_TORCH = "pip install 'xavinit[torch]'"
-INSTALL_ONNX = "pip install 'xavinit[onnx]'"
 SATURATION_SAMPLE = 1 << 17
 """The saturated fraction uses at most this many values of a module's output, at an even
 stride (standard error below 0.14%)."""
@@ -132,7 +131,7 @@ def _torch() -> Any:
         return importlib.import_module("torch")
     except ImportError:
         raise XavinitError(
-            f"--model needs torch, which is not installed; install it with {INSTALL_TORCH}"
+            f"--model needs torch, which is not installed; install it with {install('torch')}"
         ) from None
 
 
@@ -294,7 +293,7 @@ def _load_onnx(path: str) -> Loaded:
     except ImportError:
         raise XavinitError(
             f"--model {path!r}: ONNX models need onnx and onnxruntime; install them with "
-            f"{INSTALL_ONNX}"
+            f"{install('onnx')}"
         ) from None
     try:
         model = onnx.load(path)

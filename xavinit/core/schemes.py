@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from xavinit.core.activations import activation_gain
+from xavinit.core.stats import CHUNK, big_phi, normal_cdf, phi
 from xavinit.errors import XavinitError
 from xavinit.specs import split_spec, suggest
-from xavinit.core.stats import CHUNK, big_phi, normal_cdf, phi
 
 TRUNCATION = 2.0
 """Truncated normals are cut at +-TRUNCATION standard deviations of the underlying normal."""

@@ -45,8 +45,6 @@ from xavinit.core.checks import (
     float_tolerance,
     judge,
 )
-from xavinit.errors import XavinitError
-from xavinit.limits import KS_SAMPLE
 from xavinit.core.matrixscan import (
     MatrixScan,
     Outliers,
@@ -57,7 +55,6 @@ from xavinit.core.matrixscan import (
     max_outliers,
     scan_matrix,
 )
-from xavinit.results import InitCheck
 from xavinit.core.roles import Tensor
 from xavinit.core.schemes import (
     PRESETS,
@@ -77,6 +74,9 @@ from xavinit.core.stats import (
     variance_interval_p,
     variance_test,
 )
+from xavinit.errors import XavinitError
+from xavinit.limits import KS_SAMPLE
+from xavinit.results import InitCheck
 
 MIN_ENTRIES = 32
 """Fewer entries cannot tell one law from another (a KS test of 32 values resolves about 0.2

@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
+from xavinit.core.streams import TEST_KEY, VALID_KEY, block_rng
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.serialize import quote
-from xavinit.core.streams import TEST_KEY, VALID_KEY, block_rng
 
 SIZE = 32
 """Image side in pixels; images are ``SIZE x SIZE`` flattened row-major to ``SIZE**2`` inputs."""

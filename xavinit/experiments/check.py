@@ -16,19 +16,11 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any, cast
 
-from xavinit.core.checks import DEFAULT_TOLERANCE, Tolerance
 from xavinit.config import CheckConfig
-from xavinit.errors import XavinitError
-from xavinit.experiments import Progress
-from xavinit.formats import open_tensors
-from xavinit.formats.base import NUMERIC_KINDS, Workspace, refuse_dtype
-from xavinit.formats.mapping import MAPPING_LABEL, MappingSource
-from xavinit.limits import CHECK_KS_SAMPLE
-from xavinit.results import Candidate, CheckResult, InitCheck, TensorCheck
+from xavinit.core.checks import DEFAULT_TOLERANCE, Tolerance
 from xavinit.core.roles import Tensor, describe, select_names
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.streams import spectrum_rng
-from xavinit.text import printable
 from xavinit.core.verdicts import (
     Examined,
     decide,
@@ -39,6 +31,14 @@ from xavinit.core.verdicts import (
     runner_up,
     trained_p_value,
 )
+from xavinit.errors import XavinitError
+from xavinit.experiments import Progress
+from xavinit.formats import open_tensors
+from xavinit.formats.base import NUMERIC_KINDS, Workspace, refuse_dtype
+from xavinit.formats.mapping import MAPPING_LABEL, MappingSource
+from xavinit.limits import CHECK_KS_SAMPLE
+from xavinit.results import Candidate, CheckResult, InitCheck, TensorCheck
+from xavinit.text import printable
 
 Selector = Callable[[list[Tensor], str], tuple[list[Tensor], list[str]]]
 """``(tensors, file) -> (chosen, skipped names)``: a command's own choice among the keyed."""

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from xavinit._version import __version__
-from xavinit.core.backends import to_numpy
 from xavinit.config import TrainConfig
+from xavinit.core.backends import to_numpy
 from xavinit.errors import XavinitError
 from xavinit.fileio import NpzWriter, atomic_write, read_npz
 from xavinit.results import Count, CurvePoint, LayerStats, Real, TrainRun, plain, validate

@@ -42,19 +42,19 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.core.activations import Activation, get_activation
 from xavinit.config import GainConfig, PropagateConfig
-from xavinit.errors import XavinitError
-from xavinit.experiments import Progress
-from xavinit.experiments.propagate import draw_biases, draw_inputs, draw_weights
-from xavinit.limits import GAIN_CHECK_WORK
+from xavinit.core.activations import Activation, get_activation
 from xavinit.core.network import forward
-from xavinit.resources import require_memory
-from xavinit.results import DepthCheck, GainResult, GainRow
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.stats import scan
 from xavinit.core.streams import chain_rng
 from xavinit.core.theory import GainTheory, gain_theory
+from xavinit.errors import XavinitError
+from xavinit.experiments import Progress
+from xavinit.experiments.propagate import draw_biases, draw_inputs, draw_weights
+from xavinit.limits import GAIN_CHECK_WORK
+from xavinit.resources import require_memory
+from xavinit.results import DepthCheck, GainResult, GainRow
 
 CHAIN_CHUNK = 1 << 21
 """Values per chunk of the Monte-Carlo chain's draws (replicas x width): 16 MiB as float64."""

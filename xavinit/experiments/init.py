@@ -12,19 +12,19 @@ from typing import cast
 
 import numpy as np
 
-from xavinit.core.checks import Tolerance, assess_iid, assess_orthogonal, judge, measurement_of
 from xavinit.config import InitConfig
+from xavinit.core.checks import Tolerance, assess_iid, assess_orthogonal, judge, measurement_of
+from xavinit.core.roles import Tensor
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.stats import Scanner
+from xavinit.core.streams import layer_rng
+from xavinit.core.verdicts import judge_expected
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.check import Judged, examine_files, judge_run, known_as, tensor_check
 from xavinit.fileio import NpzWriter, atomic_write
 from xavinit.resources import require_memory
 from xavinit.results import Candidate, InitCheck, InitResult, Ranking
-from xavinit.core.roles import Tensor
-from xavinit.core.schemes import Scheme, get_scheme
-from xavinit.core.stats import Scanner
-from xavinit.core.streams import layer_rng
-from xavinit.core.verdicts import judge_expected
 
 
 def check_memory(config: InitConfig, schemes: list[Scheme]) -> None:

@@ -27,15 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from xavinit.config import PropagateConfig
 from xavinit.core.activations import Activation, get_activation
 from xavinit.core.backends import get_backend, to_numpy
-from xavinit.config import PropagateConfig
-from xavinit.errors import XavinitError
-from xavinit.experiments import Progress
-from xavinit.formats import open_tensors
 from xavinit.core.network import Buffers, backward, forward
-from xavinit.resources import blas_thread_count, require_memory
-from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
 from xavinit.core.roles import describe, select_names
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.stats import scan
@@ -47,6 +42,11 @@ from xavinit.core.theory import (
     linear_weight_grad_var,
     mean_field_weight_grad_var,
 )
+from xavinit.errors import XavinitError
+from xavinit.experiments import Progress
+from xavinit.formats import open_tensors
+from xavinit.resources import blas_thread_count, require_memory
+from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
 
 STAT_SAMPLE = 1 << 17
 """Percentiles, histograms and the saturated fraction use at most this many values per layer,

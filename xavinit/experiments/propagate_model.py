@@ -17,10 +17,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from xavinit.core.activations import get_activation
 from xavinit.config import PropagateModelConfig
-from xavinit.errors import XavinitError
-from xavinit.experiments import Progress
+from xavinit.core.activations import get_activation
 from xavinit.core.modelprobe import (
     Record,
     draw_inputs,
@@ -30,9 +28,11 @@ from xavinit.core.modelprobe import (
     measure_onnx,
     parse_model_args,
 )
+from xavinit.core.theory import mean_field_forward
+from xavinit.errors import XavinitError
+from xavinit.experiments import Progress
 from xavinit.resources import require_memory
 from xavinit.results import ModelDrift, ModelModule, ModelRun, PropagateResult
-from xavinit.core.theory import mean_field_forward
 
 ONNX_BACKWARD = (
     "unavailable: onnxruntime runs inference only, so no gradient is measured; give the "

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from xavinit.config import SchemesConfig
+from xavinit.core.schemes import PRESETS, Scheme, get_scheme
 from xavinit.experiments import Progress
 from xavinit.results import SchemeRow, SchemesResult
-from xavinit.core.schemes import PRESETS, Scheme, get_scheme
 
 
 def _numbers(scheme: Scheme, fan_in: int | None, fan_out: int | None) -> dict[str, Any]:

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 from xavinit.limits import MAX_ARRAY_BYTES
 from xavinit.resources import require_memory
 
-INSTALL_FORMATS = "pip install 'xavinit[formats]'"
+INSTALL_FORMATS = install("formats")
 """The exact line that installs the optional readers (h5py, onnx)."""
 
 LAYOUTS = ("in-out", "out-in")

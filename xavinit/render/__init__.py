@@ -20,6 +20,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from xavinit.commands import RESULT_COMMANDS
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -38,7 +40,7 @@ EXTENSIONS = {
 FOR_PEOPLE = ("table", "markdown", "html")
 """Formats read by people rather than programs: their names are made printable first."""
 
-COMMANDS = ("init", "propagate", "train", "report", "schemes", "check", "sweep", "gain")
+COMMANDS = tuple(command.name for command in RESULT_COMMANDS)
 
 _GENERIC = {
     "json": "xavinit.render.data:render_json",

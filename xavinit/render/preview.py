@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.text import Text
 
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 from xavinit.fileio import atomic_write
 
 GAP = 2
 """Columns between two images side by side."""
-PLOT_HINT = "pip install 'xavinit[plot]'"
 
 
 def load_preview_images(spec: str, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -121,7 +121,7 @@ def save_preview_png(images: np.ndarray, names: list[str], path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise XavinitError(f"--save needs matplotlib: {PLOT_HINT}") from None
+        raise XavinitError(f"--save needs matplotlib: {install('plot')}") from None
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 

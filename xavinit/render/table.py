@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from xavinit.core.schemes import get_scheme
 from xavinit.render.format import (
     check_groups,
     check_summary,
@@ -33,7 +34,6 @@ from xavinit.render.format import (
 )
 from xavinit.render.longtable import print_table_fast
 from xavinit.render.sweep import table_sweep
-from xavinit.core.schemes import get_scheme
 
 
 def _ok(passed: Any) -> Text:

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 
-INSTALL_HINT = "figures need matplotlib: pip install 'xavinit[plot]'"
+INSTALL_HINT = f"figures need matplotlib: {install('plot')}"
 DPI = 100
 MAX_LAYER_LINES = 8
 """Line plots with one line per layer show at most this many layers (first, last, between)."""
