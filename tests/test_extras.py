@@ -5,10 +5,10 @@ message naming an extra that does not exist)."""
 from __future__ import annotations
 
 import ast
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from xavinit.extras import EXTRAS, install
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Interval, Len
 from typing_extensions import NotRequired, TypedDict
@@ -53,6 +54,11 @@ Count = Annotated[int, Ge(0)]
 Index = Annotated[int, Ge(1)]
 """A 1-based layer number or a width."""
 Variance = Annotated[float, _NonFinite, Ge(0.0)]
+
+Verdict = Literal["trained", "init", "constant", "unknown"]
+"""``check``'s verdict on a tensor (see :mod:`xavinit.core.verdicts`)."""
+VERDICTS: tuple[Verdict, ...] = typing.get_args(Verdict)
+"""Every verdict, in the order they are counted and shown (what needs attention first)."""
 
 
 class Histogram(TypedDict):
@@ -260,7 +266,7 @@ class Ranking:
     fan_in: Index
     fan_out: Index
     best: str
-    verdict: str
+    verdict: Verdict
     candidates: list[Candidate]
 
 
@@ -517,7 +523,7 @@ class TensorCheck:
     layout: str
     fan_in: Index | None
     fan_out: Index | None
-    verdict: str
+    verdict: Verdict
     scheme: str | None
     expected_var: Variance | None
     observed_var: Variance | None

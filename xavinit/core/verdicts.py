@@ -76,7 +76,7 @@ from xavinit.core.stats import (
 )
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_SAMPLE
-from xavinit.results import InitCheck
+from xavinit.results import VERDICTS, InitCheck
 
 MIN_ENTRIES = 32
 """Fewer entries cannot tell one law from another (a KS test of 32 values resolves about 0.2
@@ -108,8 +108,6 @@ gates of an LSTM or GRU bias)."""
 FAN_OUT_CANDIDATES = ("he-normal:mode=fan_out", "he-uniform:mode=fan_out")
 """He's rules on fan_out: PyTorch's ``kaiming_normal_(mode='fan_out')`` (torchvision ResNet,
 EfficientNet, MobileNet) and its uniform twin."""
-
-VERDICTS = ("constant", "init", "trained", "unknown")
 
 STORED_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10}
 """Machine epsilon of the half types, which are widened to float32 before they are measured:

@@ -37,7 +37,7 @@ from xavinit.formats import open_tensors
 from xavinit.formats.base import NUMERIC_KINDS, Workspace, refuse_dtype
 from xavinit.formats.mapping import MAPPING_LABEL, MappingSource
 from xavinit.limits import CHECK_KS_SAMPLE
-from xavinit.results import Candidate, CheckResult, InitCheck, TensorCheck
+from xavinit.results import VERDICTS, Candidate, CheckResult, InitCheck, TensorCheck
 from xavinit.text import printable
 
 Selector = Callable[[list[Tensor], str], tuple[list[Tensor], list[str]]]
@@ -303,7 +303,7 @@ def run_check(
         # nothing could be judged (integers, empty or too small tensors): not a pass
         rows = [dataclasses.replace(r, matches=False) for r in rows]
     failures = [f"{r.file}:{r.name}" for r in rows if r.matches is False]
-    counts = {verdict: sum(r.verdict == verdict for r in rows) for verdict in VERDICT_ORDER}
+    counts = {verdict: sum(r.verdict == verdict for r in rows) for verdict in VERDICTS}
     if progress is not None:
         progress(len(rows), len(rows), "done")
     return CheckResult(
@@ -317,10 +317,6 @@ def run_check(
         counts=counts,
         failures=failures,
     )
-
-
-VERDICT_ORDER = ("trained", "init", "constant", "unknown")
-"""The order verdict groups are shown in (what needs attention first)."""
 
 
 def check_weights(

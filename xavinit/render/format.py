@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from xavinit.results import VERDICTS
+
 
 def num(value: Any, digits: int = 4) -> str:
     """A compact number: 0.333, 3.255e-04, '-' for missing."""
@@ -139,15 +141,13 @@ def series(values: list[Any]) -> str:
     return "".join(out)
 
 
-VERDICT_ORDER = ("trained", "init", "constant", "unknown")
-"""check's verdict groups, in the order they are shown (what needs attention first)."""
 
 
 def check_summary(document: dict[str, Any]) -> str:
     """One line: the counts per verdict and, with ``--expect``, PASSED/FAILED."""
     counts = document.get("counts", {})
     total = len(document.get("tensors", []))
-    parts = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_ORDER if counts.get(v))
+    parts = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v))
     noun = "tensor" if total == 1 else "tensors"
     head = f"{total} {noun}: {parts or 'none'}"
     expect = document.get("expect")
@@ -163,10 +163,10 @@ def check_summary(document: dict[str, Any]) -> str:
 
 
 def check_groups(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """The tensors grouped by verdict, in :data:`VERDICT_ORDER`, empty groups left out."""
+    """The tensors grouped by verdict, in :data:`VERDICTS`, empty groups left out."""
     tensors = document.get("tensors", [])
     groups = []
-    for verdict in VERDICT_ORDER:
+    for verdict in VERDICTS:
         rows = [t for t in tensors if t["verdict"] == verdict]
         if rows:
             groups.append((verdict, rows))

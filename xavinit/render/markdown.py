@@ -7,7 +7,6 @@ from typing import Any
 
 from xavinit.render.blocks import Blocks, to_markdown
 from xavinit.render.format import (
-    VERDICT_ORDER,
     check_groups,
     check_summary,
     decimals,
@@ -28,6 +27,7 @@ from xavinit.render.format import (
     train_summary,
 )
 from xavinit.render.sweep import markdown_sweep
+from xavinit.results import VERDICTS
 
 
 def _mark(passed: Any) -> str:
@@ -285,7 +285,7 @@ def markdown_check(document: dict[str, Any]) -> Blocks:
         f"Files {files}; family-wise alpha {document.get('alpha')}, seed {document.get('seed')}."
     )
     counts = document.get("counts", {})
-    out.table(["verdict", "tensors"], [[v, str(counts.get(v, 0))] for v in VERDICT_ORDER])
+    out.table(["verdict", "tensors"], [[v, str(counts.get(v, 0))] for v in VERDICTS])
     several = len(document.get("files", [])) > 1
     for verdict, rows in check_groups(document):
         out.heading(f"{verdict} ({len(rows)})")
