@@ -266,7 +266,7 @@ class Ranking:
     fan_in: Index
     fan_out: Index
     best: str
-    verdict: Verdict
+    verdict: str
     candidates: list[Candidate]
 
 

@@ -125,15 +125,9 @@ def command() -> Callable[..., Any]:
     from xavinit.cli.common import result_command
     from xavinit.config import SweepConfig
 
-    def prepare(values: dict[str, Any], extras: dict[str, Any]) -> Any:
-        from xavinit.experiments.sweep import run_sweep
-
-        return SweepConfig.from_mapping, lambda: run_sweep
-
     inner = result_command(
-        SweepConfig, "xavinit.experiments.sweep:run_sweep", DOC, prepare=prepare,
-        display=sweep_display,
-    )  # fmt: skip
+        SweepConfig, "xavinit.experiments.sweep:run_sweep", DOC, display=sweep_display
+    )
 
     def sweep(**kwargs: Any) -> None:
         from xavinit.experiments.sweep import GRID_FILE, SweepInterrupted

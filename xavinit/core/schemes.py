@@ -63,7 +63,6 @@ def truncated_kurtosis(c: float) -> float:
     return fourth / truncated_variance_factor(c) ** 2
 
 
-_MASS = truncated_mass(TRUNCATION)
 TRUNCATED_VARIANCE_FACTOR = truncated_variance_factor(TRUNCATION)
 """Var of N(0, 1) truncated at +-2: 1 - 2 c phi(c) / (2 Phi(c) - 1) = 0.7737..."""
 

@@ -32,6 +32,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -132,7 +133,7 @@ class Examined:
 
     tensor: Tensor
     file: str
-    status: str
+    status: Literal["test", "constant", "unknown", "unranked"]
     reason: str
     count: int = 0
     observed_var: float | None = None

@@ -61,7 +61,6 @@ MARGIN = 1.0
 SIDES = (3, 4, 20)
 """Vertices of each object type: triangle, parallelogram (from a square), ellipse (20-gon)."""
 MAX_SIDES = max(SIDES)
-TYPE_NAMES = ("triangle", "parallelogram", "ellipse")
 CLASS_NAMES = (
     "triangle",
     "parallelogram",

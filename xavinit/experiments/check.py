@@ -37,7 +37,7 @@ from xavinit.formats import open_tensors
 from xavinit.formats.base import NUMERIC_KINDS, Workspace, refuse_dtype
 from xavinit.formats.mapping import MAPPING_LABEL, MappingSource
 from xavinit.limits import CHECK_KS_SAMPLE
-from xavinit.results import VERDICTS, Candidate, CheckResult, InitCheck, TensorCheck
+from xavinit.results import VERDICTS, Candidate, CheckResult, InitCheck, TensorCheck, Verdict
 from xavinit.text import printable
 
 Selector = Callable[[list[Tensor], str], tuple[list[Tensor], list[str]]]
@@ -49,7 +49,7 @@ class Judged:
     """One tensor after the run-wide decision: its verdict and its expected-scheme checks."""
 
     examined: Examined
-    verdict: str
+    verdict: Verdict
     expected: list[InitCheck | None]
 
 
@@ -141,7 +141,10 @@ def judge_run(examined: Sequence[Examined], alpha: float, correction: str) -> li
     expected = judge_expected(examined, alpha, correction)
     judged = []
     for item, is_trained, checks in zip(examined, trained, expected, strict=True):
-        verdict = ("trained" if is_trained else "init") if item.status == "test" else item.status
+        if item.status == "test":
+            verdict: Verdict = "trained" if is_trained else "init"
+        else:  # constant or unknown (an unranked tensor is only ever judged by init --check)
+            verdict = cast(Verdict, item.status)
         judged.append(Judged(item, verdict, checks))
     return judged
 
@@ -303,7 +306,9 @@ def run_check(
         # nothing could be judged (integers, empty or too small tensors): not a pass
         rows = [dataclasses.replace(r, matches=False) for r in rows]
     failures = [f"{r.file}:{r.name}" for r in rows if r.matches is False]
-    counts = {verdict: sum(r.verdict == verdict for r in rows) for verdict in VERDICTS}
+    counts: dict[str, int] = {
+        verdict: sum(r.verdict == verdict for r in rows) for verdict in VERDICTS
+    }
     if progress is not None:
         progress(len(rows), len(rows), "done")
     return CheckResult(

@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import TypedDict
 
@@ -76,6 +76,9 @@ from xavinit.results import (
     validate,
 )
 from xavinit.serialize import parse_json_text, quote, read_text, to_json, to_yaml
+
+if TYPE_CHECKING:
+    from xavinit.executors import Executor
 
 MANIFEST_FORMAT = "xavinit-sweep-manifest"
 MANIFEST_VERSION = 1
@@ -577,7 +580,7 @@ class _Sweep:
         )
         self.selecting = selecting
         self.trained = 0
-        self.executor: Any = None
+        self.executor: Executor | None = None
         self.chosen: dict[tuple[str, str, str], float | None] = {}
         self._written = 0.0
         self._dirty = False
@@ -820,9 +823,13 @@ class _Sweep:
         self._dirty = True
         self._submit(run)
 
-    def _submit(self, run: _Run) -> None:
+    def _running(self) -> Executor:
+        """The executor, started on first use (a sweep with nothing to run starts none)."""
         if self.executor is None:
             self.executor = self._make_executor()
+        return self.executor
+
+    def _submit(self, run: _Run) -> None:
         folder = self.run_folder(run)
         if not folder.exists():
             try:
@@ -835,9 +842,9 @@ class _Sweep:
         task = Task(
             run.id, str(folder), self.train_config(run, run.target), self.token, self.config.retries
         )
-        self.executor.submit(run.id, task)
+        self._running().submit(run.id, task)
 
-    def _make_executor(self) -> Any:
+    def _make_executor(self) -> Executor:
         from xavinit.executors import DaskExecutor, LocalPool
 
         if self.config.scheduler is not None:
@@ -1005,9 +1012,9 @@ class _Sweep:
                 while any(r.pending for r in self.runs):
                     if (interrupted() or self.bad_input) and not self.stopping:
                         self.stopping = True
-                        for dropped in self.executor.stop_runs():
+                        for dropped in self._running().stop_runs():
                             self._drop(self.by_id[dropped])
-                    for event in self.executor.poll(POLL_SECONDS):
+                    for event in self._running().poll(POLL_SECONDS):
                         self.handle(event)
                     self.save()
                     if self.progress is not None:

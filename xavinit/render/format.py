@@ -165,7 +165,7 @@ def check_summary(document: dict[str, Any]) -> str:
 def check_groups(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
     """The tensors grouped by verdict, in :data:`VERDICTS`, empty groups left out."""
     tensors = document.get("tensors", [])
-    groups = []
+    groups: list[tuple[str, list[dict[str, Any]]]] = []
     for verdict in VERDICTS:
         rows = [t for t in tensors if t["verdict"] == verdict]
         if rows:
