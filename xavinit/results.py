@@ -14,8 +14,6 @@ and read back as floats.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -25,12 +23,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from xavinit._version import __version__
 from xavinit.commands import RESULT_COMMANDS
-from xavinit.errors import XavinitError
-from xavinit.serialize import (
-    decode_nonfinite,
-    encode_nonfinite,
-    quote,
-)
+from xavinit.serialize import decode_nonfinite, plain
 
 SCHEMA_VERSION = 1
 KNOWN_SCHEMA_VERSIONS = (1,)
@@ -166,33 +159,6 @@ class DepthCheck(TypedDict):
     median_ratio: Real
     replicas: Index
     variances: list[Real]
-
-
-_ATOMS = (int, str, bool, type(None))
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses, dicts, lists and tuples as plain dicts and lists, non-finite floats as their
-    strings: one pass, no deep copies (``dataclasses.asdict`` copies every leaf and is ten times
-    slower on a 200,000-row result); the common leaves (numbers, strings) are kept in place."""
-    kind = type(value)
-    if kind is float:
-        return value if math.isfinite(value) else encode_nonfinite(value)
-    if kind in _ATOMS:
-        return value
-    if kind is list or kind is tuple:
-        return [plain(item) for item in value]
-    if kind is dict or dataclasses.is_dataclass(value):
-        items = value if kind is dict else value.__dict__
-        out = {}
-        for key, item in items.items():
-            leaf = type(item)
-            if leaf in _ATOMS or (leaf is float and math.isfinite(item)):
-                out[key] = item
-            else:
-                out[key] = plain(item)
-        return out
-    return encode_nonfinite(value)
 
 
 class _Document:
@@ -697,52 +663,3 @@ RESULT_TYPES: dict[str, type[Any]] = {
     command.name: globals()[command.result] for command in RESULT_COMMANDS if command.result
 }
 """Each command's result type, by the document's ``command``."""
-
-
-_ADAPTERS: dict[type[Any], Any] = {}
-
-
-def _adapter(kind: type[Any]) -> Any:
-    if kind not in _ADAPTERS:
-        from pydantic import TypeAdapter
-
-        _ADAPTERS[kind] = TypeAdapter(kind)
-    return _ADAPTERS[kind]
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
-
-
-def validate(kind: type[Any], data: Any, source: str, where: str = "") -> Any:
-    """``data`` as a ``kind`` (a result dataclass or row type), every field's type and range
-    checked strictly. ``source`` names the file, ``where`` the part of it ``data`` is.
-
-    Raises:
-        XavinitError: the first field that does not fit, by its path.
-    """
-    import json
-
-    from pydantic import ValidationError
-
-    if dataclasses.is_dataclass(kind) and isinstance(data, dict):
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(kind)})
-        if unknown:  # refused, not dropped in silence (a newer result says so by its version)
-            names = ", ".join(quote(name, 40) for name in unknown[:5])
-            raise XavinitError(f"{source}: {where or 'document'}: unknown field {names}")
-    try:
-        text = json.dumps(encode_nonfinite(data))
-    except (TypeError, ValueError, RecursionError) as error:
-        raise XavinitError(f"{source}: not plain data ({error})") from None
-    try:
-        return _adapter(kind).validate_json(text, strict=True)
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        message = first["msg"][0].lower() + first["msg"][1:]
-        got = f", got {quote(first['input'], 60)}" if first["type"] != "missing" else ""
-        path = _path(first["loc"])
-        location = f"{where}.{path}" if where and first["loc"] else (where or path)
-        raise XavinitError(f"{source}: {location}: {message}{got}") from None

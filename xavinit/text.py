@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import re
 from itertools import chain, compress, repeat
-from operator import is_
+from operator import attrgetter, is_
 from typing import Any
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -63,7 +63,7 @@ def _all_printable(data: Any) -> bool:
         level = [
             *chain.from_iterable(map(dict.values, dicts)),
             *chain.from_iterable(sequences),
-            *chain.from_iterable(map(dict.values, map(vars, records))),
+            *chain.from_iterable(map(dict.values, map(_FIELDS, records))),
         ]
     return True
 
@@ -77,7 +77,7 @@ def _joined_printable(strings: Any) -> bool:
 
 
 def _printable_copy(data: Any) -> Any:
-    kind = type(data)
+    kind: Any = type(data)
     if kind is str:
         return printable(data)
     if kind is dict:
@@ -96,11 +96,12 @@ def _printable_copy(data: Any) -> Any:
 
 
 @functools.cache
-def _is_dataclass_type(kind: type) -> bool:
+def _is_dataclass_type(kind: Any) -> bool:
     return dataclasses.is_dataclass(kind)
 
 
 _LEAVES = frozenset({float, int, bool, type(None)})
+_FIELDS = attrgetter("__dict__")
 _SEQUENCES = frozenset({list, tuple})
 
 

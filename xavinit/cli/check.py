@@ -11,7 +11,7 @@ DOC = f"""Read checkpoints and say, tensor by tensor, how each was initialised o
 
     Reads .npy/.npz, .safetensors, PyTorch .pt/.pth/.bin, TorchScript and legacy torch pickles
     (nothing in the file is run), Keras .keras/.h5 and ONNX .onnx with external data (the last
-    two need {install('formats')}). Each tensor gets a role (dense, conv, embedding,
+    two need {install("formats")}). Each tensor gets a role (dense, conv, embedding,
     attention, recurrent, bias, norm, other), its fans and a verdict: constant, init (the best
     scheme, its p-value and the runner-up), trained (its top singular value beyond the Bai-Yin
     edge, rows or columns unlike i.i.d. entries, or no candidate law fits) or unknown (with the

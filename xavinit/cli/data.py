@@ -26,7 +26,6 @@ data_app = typer.Typer(
 )
 
 
-
 @data_app.command("preview")
 def preview(
     dataset: Annotated[

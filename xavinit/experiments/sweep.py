@@ -63,6 +63,7 @@ from typing_extensions import TypedDict
 from xavinit.config import SweepConfig, TrainConfig
 from xavinit.errors import XavinitError
 from xavinit.fileio import atomic_write
+from xavinit.loading import validate
 from xavinit.results import (
     Count,
     Fraction,
@@ -72,10 +73,8 @@ from xavinit.results import (
     SweepRun,
     TrainResult,
     TrainRun,
-    plain,
-    validate,
 )
-from xavinit.serialize import parse_json_text, quote, read_text, to_json, to_yaml
+from xavinit.serialize import parse_json_text, plain, quote, read_text, to_json, to_yaml
 
 if TYPE_CHECKING:
     from xavinit.executors import Executor

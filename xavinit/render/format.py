@@ -141,8 +141,6 @@ def series(values: list[Any]) -> str:
     return "".join(out)
 
 
-
-
 def check_summary(document: dict[str, Any]) -> str:
     """One line: the counts per verdict and, with ``--expect``, PASSED/FAILED."""
     counts = document.get("counts", {})
