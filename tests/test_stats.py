@@ -6,6 +6,7 @@ use fixed seeds and binomial bounds of 3.5 standard deviations.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -343,3 +344,59 @@ def test_a_scanner_fed_while_sampling_gives_the_scan_of_the_matrix() -> None:
         whole, whole_sample = scan(out, 5000)
         assert fed == whole
         assert np.array_equal(fed_sample, whole_sample)
+
+
+@pytest.mark.parametrize(
+    "spec", ["xavier-normal", "glorot-normal-truncated", "trunc-normal:std=0.5", "he-normal"]
+)
+def test_ks_from_table_cells_is_the_sorted_formula_bit_for_bit(spec: str) -> None:
+    """The KS distance of a normal law found from the CDF table's cells (the CDF of the few
+    deciding points only) is the textbook formula on every point's CDF, sorted."""
+    from xavinit.core.schemes import get_scheme
+
+    scheme = get_scheme(spec)
+    rng = np.random.default_rng(11)
+    for n in (1, 3, 1000, 30_000):
+        x = scheme.sample((n, 1), rng).ravel()
+        cases = [
+            x,  # the null hypothesis
+            x * 1.05,  # a wrong variance
+            x * 0.5 + 0.002,  # far off, shifted
+            np.round(x, 2),  # ties
+            x * 1000.0,  # beyond the table's ends
+        ]
+        for sample in cases:
+            cdf = functools.partial(scheme.cdf, fan_in=n, fan_out=1)
+            expected = _sorted_ks_distance(cdf(sample))
+            cells = scheme.cdf_cells(sample, n, 1)
+            assert cells is not None
+            got = stats.ks_distance_cells(*cells, functools.partial(_cdf_of, cdf, sample))
+            assert got == expected
+            d, _ = ks_test(
+                sample, cdf, cells=functools.partial(scheme.cdf_cells, fan_in=n, fan_out=1)
+            )
+            assert d == expected
+
+
+def _cdf_of(cdf, sample: np.ndarray, members: np.ndarray) -> np.ndarray:
+    return cdf(sample[members])
+
+
+def test_normal_cdf_cells_hold_each_points_cdf_between_their_edges() -> None:
+    from xavinit.core.stats import _normal_cdf_table, normal_cdf, normal_cdf_cells
+
+    grid, _ = _normal_cdf_table()
+    z = np.concatenate(
+        [
+            np.random.default_rng(2).standard_normal(20_000) * 4.0,
+            grid[::50],  # on grid points
+            np.nextafter(grid[::50], 10.0),
+            np.nextafter(grid[::50], -10.0),
+            [-1e300, -9.0, 9.0, 1e300],
+        ]
+    )
+    cell, edges = normal_cdf_cells(z * 0.25, 0.25)
+    u = normal_cdf(z)
+    assert cell.min() >= 0 and cell.max() <= edges.size - 2
+    assert np.all(edges[cell] - 1e-15 <= u) and np.all(u <= edges[cell + 1] + 1e-15)
+    assert np.all(np.diff(cell[np.argsort(z, kind="stable")]) >= 0)  # monotone in z

@@ -157,7 +157,12 @@ def assess_iid(
     ks_far: float | None = None
     if with_ks:
         results = [
-            ks_test(m.sample, lambda x: scheme.cdf(x, fan_in, fan_out), presorted=m.sorted)
+            ks_test(
+                m.sample,
+                lambda x: scheme.cdf(x, fan_in, fan_out),
+                presorted=m.sorted,
+                cells=lambda x: scheme.cdf_cells(x, fan_in, fan_out),
+            )
             for m in measurements
         ]
         ks_stat = max(d for d, _ in results)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from xavinit.core.activations import activation_gain
-from xavinit.core.stats import CHUNK, big_phi, normal_cdf, phi
+from xavinit.core.stats import CHUNK, big_phi, normal_cdf, normal_cdf_cells, phi
 from xavinit.errors import XavinitError
 from xavinit.specs import split_spec, suggest
 
@@ -198,12 +198,33 @@ class Scheme:
             u += b
             u *= 1.0 / (2.0 * b)
             return np.clip(u, 0.0, 1.0, out=u)
+        return self._from_standard(normal_cdf(self._standardized(x, fan_in, fan_out)))
+
+    def cdf_cells(
+        self, x: np.ndarray, fan_in: int, fan_out: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a normal or truncated normal: the cell of the CDF table that holds each entry of
+        ``x`` and this law's CDF at the cell edges (:func:`xavinit.core.stats.ks_distance_cells`),
+        so a KS test computes the CDF of the few entries that decide it. None for the uniform,
+        whose CDF is one cheap pass."""
+        std = self.std(fan_in, fan_out)
+        if self.distribution == "uniform" or std is None:
+            return None
+        cell, values = normal_cdf_cells(x, std)
+        return cell, self._from_standard(values.copy())
+
+    def _standardized(self, x: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
+        """``x / std`` as a fresh float64 array (std of the underlying normal)."""
         std = self.std(fan_in, fan_out)
         if std is None:
             raise ValueError(f"scheme {self.spec!r} has no per-entry distribution")
         z = np.array(x, dtype=np.float64)
         z *= 1.0 / std
-        p = normal_cdf(z)
+        return z
+
+    def _from_standard(self, p: np.ndarray) -> np.ndarray:
+        """This law's CDF from the standard normal CDF ``p`` of ``x / std``, in place: ``p``
+        itself, or ``(p - Phi(-c)) / (2 Phi(c) - 1)`` clipped to [0, 1] when cut at +-c."""
         if self.distribution == "normal":
             return p
         p -= big_phi(-self.truncation)

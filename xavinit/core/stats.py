@@ -310,6 +310,28 @@ def _interp_uniform_grid(x: np.ndarray, grid: np.ndarray, values: np.ndarray) ->
     return out
 
 
+def normal_cdf_cells(x: np.ndarray, std: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket finite points ``x`` of a normal with standard deviation ``std`` into the cells of
+    :func:`normal_cdf`'s table, for :func:`ks_distance_cells`.
+
+    Returns ``(cell, values)``: ``cell = floor((x / std - grid[0]) / h)`` clipped to the table's
+    cells, computed in float64 as ``x (1 / (std h)) - grid[0] / h`` (monotone in ``x``, three
+    passes), and the table's CDF values at the cell edges. ``normal_cdf(x / std)`` of a point
+    in cell ``j`` lies between ``values[j]`` and ``values[j + 1]`` up to rounding: a point
+    within rounding of a grid point may land in the neighbouring cell, where its CDF is within
+    about 1e-16 of the shared edge, far inside :data:`KS_ROUNDING_MARGIN`.
+    """
+    grid, values = _normal_cdf_table()
+    last = grid.size - 1
+    per_cell = last / (grid[-1] - grid[0])
+    position = np.multiply(x, per_cell / std, dtype=np.float64)
+    position -= grid[0] * per_cell
+    cell = np.empty(position.shape, dtype=np.intp)
+    with np.errstate(invalid="ignore"):  # non-finite points are the caller's to refuse
+        np.clip(position, 0, last - 1, out=cell, casting="unsafe")  # truncation = floor here
+    return cell, values
+
+
 @dataclass(frozen=True)
 class VarianceTest:
     """z-test of a mean of squares against an expected variance, with a confidence interval.
@@ -398,22 +420,33 @@ def _plotting_positions(n: int) -> np.ndarray:
 
 
 def ks_test(
-    sample: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray], *, presorted: bool = False
+    sample: np.ndarray,
+    cdf: Callable[[np.ndarray], np.ndarray],
+    *,
+    presorted: bool = False,
+    cells: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray] | None] | None = None,
 ) -> tuple[float, float]:
     """One-sample Kolmogorov-Smirnov test of ``sample`` against a continuous ``cdf``.
 
     Returns ``(D, p)`` with ``D = sup |F_n - F|`` and the asymptotic p-value with Stephens'
     (1970) small-sample correction, ``P(K > (sqrt n + 0.12 + 0.11 / sqrt n) D)``, accurate to a
     few percent of p for n >= 5 (Numerical Recipes, 14.3). ``presorted``: the sample is already
-    in ascending order (one sort serves many candidate laws).
+    in ascending order (one sort serves many candidate laws). ``cells``: for a sample in any
+    order, its points' buckets and the CDF at the bucket edges (see :func:`ks_distance_cells`),
+    so that the CDF is computed only for the few points that decide ``D`` (None: no buckets
+    for this law, the CDF of every point is bucketed instead).
     """
     n = sample.size
+    bucketed = None if presorted or cells is None else cells(sample)
     if presorted:
         gap = np.asarray(cdf(sample), dtype=np.float64)  # F(x_(i)), then F(x_(i)) - i/n
         gap -= _plotting_positions(n)
         d_plus = -float(gap.min())  # max(i/n - F)
         d_minus = float(gap.max()) + 1.0 / n  # max(F - (i-1)/n)
         d = max(d_plus, d_minus)
+    elif bucketed is not None:
+        cell, edges = bucketed
+        d = ks_distance_cells(cell, edges, lambda members: cdf(sample[members]))
     else:
         d = ks_distance_unsorted(np.asarray(cdf(sample), dtype=np.float64))
     root = math.sqrt(n)
@@ -423,43 +456,65 @@ def ks_test(
 KS_BUCKET_SIZE = 4
 """Expected sample points per bucket of :func:`ks_distance_unsorted`."""
 
+KS_ROUNDING_MARGIN = 1e-12
+"""Slack on the bucket bounds of :func:`ks_distance_cells`: a computed CDF value may stray from
+its bucket's edges by a few units of rounding (about 1e-16), never by this much."""
+
 
 def ks_distance_unsorted(u: np.ndarray) -> float:
-    """``D = max_i max(i/n - u_(i), u_(i) - (i-1)/n)`` of values ``u = F(x)`` in any order,
-    exactly, without sorting them all.
-
-    The values are counted into ``B`` equal buckets of [0, 1] (``n / 4`` of them, a linear
-    pass). Before bucket ``k`` lie ``C_k`` values, so ``|C_k/n - k/B| <= D`` at each boundary,
-    and a value ranked ``i = C_k + j`` inside bucket ``k`` deviates by at most
-    ``max((C_k + c_k)/n - k/B, (k+1)/B - C_k/n)``. Only the few buckets whose bound reaches the
-    largest boundary deviation can hold the maximum: their values alone are sorted, and ``D``
-    is computed from their exact ranks with the arithmetic of the sorted formula (the same
-    number, bit for bit). Under the null hypothesis this is a handful of buckets; at worst it
-    sorts everything, as before.
+    """``D = max_i max(i/n - u_(i), u_(i) - (i-1)/n)`` of values ``u = F(x)`` in [0, 1], in any
+    order, exactly, without sorting them all: :func:`ks_distance_cells` with ``n / 4`` equal
+    buckets of [0, 1] (bucket ``floor(u B)``, the last one closed at 1).
     """
     n = int(u.size)
     if n == 0:
         return 0.0
     buckets = max(1, n // KS_BUCKET_SIZE)
-    index = np.multiply(u, buckets)
-    np.clip(index, 0, buckets - 1, out=index)
-    where = index.astype(np.intp)  # floor: u >= 0 after the clip
-    counts = np.bincount(where, minlength=buckets)
+    cell = np.empty(n, dtype=np.intp)
+    np.multiply(u, buckets, out=cell, casting="unsafe")  # truncation: floor for u >= 0
+    np.clip(cell, 0, buckets - 1, out=cell)
+    edges = np.arange(buckets + 1, dtype=np.float64) / buckets
+    return ks_distance_cells(cell, edges, lambda members: u[members])
+
+
+def ks_distance_cells(
+    cell: np.ndarray, edges: np.ndarray, cdf_of: Callable[[np.ndarray], np.ndarray]
+) -> float:
+    """The KS distance ``D = max_i max(i/n - u_(i), u_(i) - (i-1)/n)`` of ``n`` points whose
+    CDF values ``u`` are known only where needed, exactly, without sorting them all.
+
+    Args:
+        cell: ``(n,)`` the bucket of each point, non-decreasing in its CDF value; a point in
+            bucket ``k`` has ``edges[k] <= u <= edges[k + 1]`` (up to rounding).
+        edges: ``(B + 1,)`` non-decreasing CDF values at the bucket boundaries, in [0, 1].
+        cdf_of: the points' CDF values ``u`` for an index array of points.
+
+    Before bucket ``k`` lie ``C_k`` points, so ``|C_k/n - edges[k]| <= D`` at each boundary,
+    and a point ranked ``i = C_k + j`` inside bucket ``k`` deviates by at most
+    ``max(C_{k+1}/n - edges[k], edges[k+1] - C_k/n)``. Only the buckets whose bound reaches the
+    largest boundary deviation can hold the maximum: the CDF of their points alone is computed
+    and sorted, and ``D`` comes from their exact ranks with the arithmetic of the sorted formula
+    (the same number, bit for bit). Under the null hypothesis this is a handful of buckets; at
+    worst it sorts everything.
+    """
+    n = int(cell.size)
+    if n == 0:
+        return 0.0
+    buckets = edges.size - 1
+    counts = np.bincount(cell, minlength=buckets)
     before = np.zeros(buckets + 1, dtype=np.int64)
     np.cumsum(counts, out=before[1:])
-    edges = np.arange(buckets + 1, dtype=np.float64) / buckets
     lower = float(np.max(np.abs(before / n - edges)))
-    left = before[:-1] / n
-    upper = np.maximum(before[1:] / n - edges[:-1], edges[1:] - left)
-    # the margin covers a value that rounding put one bucket up (u B rounded to k)
-    candidates = np.flatnonzero((upper >= lower - 1e-12) & (counts > 0))
+    upper = np.maximum(before[1:] / n - edges[:-1], edges[1:] - before[:-1] / n)
+    candidates = np.flatnonzero((upper >= lower - KS_ROUNDING_MARGIN) & (counts > 0))
     chosen = np.zeros(buckets, dtype=bool)
     chosen[candidates] = True
-    members = np.flatnonzero(chosen[where])
-    values = u[members]
-    order = np.lexsort((values, where[members]))
+    members = np.flatnonzero(chosen[cell])
+    values = np.asarray(cdf_of(members), dtype=np.float64)
+    member_cells = cell[members]
+    order = np.lexsort((values, member_cells))
     values = values[order]
-    bucket_of = where[members][order]
+    bucket_of = member_cells[order]
     first = np.searchsorted(bucket_of, bucket_of, side="left")  # each value's bucket start
     ranks = before[bucket_of] + (np.arange(values.size) - first) + 1
     gap = values - ranks.astype(np.float64) / n
