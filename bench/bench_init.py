@@ -21,9 +21,9 @@ from threadpoolctl import threadpool_limits
 from timing import blas_info, interleaved_times, load_average, median_ratio
 
 from xavinit.core.checks import assess_iid, measurement_of
-from xavinit.limits import KS_SAMPLE
 from xavinit.core.schemes import get_scheme
 from xavinit.core.stats import Scanner
+from xavinit.limits import KS_SAMPLE
 
 
 def bare_truncated(rng: np.random.Generator, out: np.ndarray, cut: float) -> None:

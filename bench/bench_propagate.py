@@ -25,13 +25,13 @@ import sys
 import numpy as np
 from timing import blas_info, interleaved_times, load_average, median_ratio, median_time
 
+from xavinit.config import PAPER_LAYERS, PropagateConfig
 from xavinit.core.activations import get_activation
 from xavinit.core.backends import usable_backends
-from xavinit.config import PAPER_LAYERS, PropagateConfig
-from xavinit.experiments.propagate import draw_weights, run_one, run_propagate
 from xavinit.core.network import Buffers
-from xavinit.resources import blas_threads
 from xavinit.core.schemes import get_scheme
+from xavinit.experiments.propagate import draw_weights, run_one, run_propagate
+from xavinit.resources import blas_threads
 
 
 def bare_products(batch: int, widths: tuple[int, ...]):

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from xavinit.core.activations import get_activation
 from xavinit.config import PropagateConfig
-from xavinit.experiments.propagate import draw_inputs, draw_weights
+from xavinit.core.activations import get_activation
 from xavinit.core.network import forward
 from xavinit.core.schemes import get_scheme
 from xavinit.core.stats import scan
 from xavinit.core.theory import gain_theory, mean_field_forward
+from xavinit.experiments.propagate import draw_inputs, draw_weights
 
 DEPTH, WIDTH, BATCH = 50, 500, 100
 PANELS = (

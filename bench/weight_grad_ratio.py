@@ -20,11 +20,11 @@ import math
 
 import numpy as np
 
-from xavinit.core.activations import get_activation
 from xavinit.config import PropagateConfig
-from xavinit.experiments.propagate import MeasuredMoments, measure_network, predictions
+from xavinit.core.activations import get_activation
 from xavinit.core.schemes import get_scheme
 from xavinit.core.theory import mean_field_weight_grad_var
+from xavinit.experiments.propagate import MeasuredMoments, measure_network, predictions
 
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "softsign", "gelu")
 SCHEMES = ("standard", "normalized", "he-normal")

@@ -31,9 +31,7 @@ def _modules(*names: str) -> frozenset[str]:
 
 CORE = frozenset(
     name
-    for name in (
-        f"xavinit.core.{path.stem}" for path in (PACKAGE / "core").glob("*.py")
-    )
+    for name in (f"xavinit.core.{path.stem}" for path in (PACKAGE / "core").glob("*.py"))
     if not name.endswith("__init__")
 ) | _modules("core", "specs", "text", "fileio", "errors", "_version", "limits", "extras")
 """The numeric core and its leaves: numpy, array-api-compat (whose namespaces torch and cupy

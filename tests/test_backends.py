@@ -20,17 +20,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from xavinit.cli import app
+from xavinit.config import PropagateConfig, TrainConfig
 from xavinit.core import backends
 from xavinit.core.activations import ACTIVATION_NAMES, get_activation
 from xavinit.core.backends import get_backend, to_numpy
-from xavinit.cli import app
-from xavinit.config import PropagateConfig, TrainConfig
+from xavinit.core.network import backward, forward
+from xavinit.core.sgd import SGD
 from xavinit.experiments.checkpoint import load_checkpoint
 from xavinit.experiments.propagate import run_propagate
 from xavinit.experiments.sweep import train_mapping
 from xavinit.experiments.train import Interrupted, run_train
-from xavinit.core.network import backward, forward
-from xavinit.core.sgd import SGD
 
 runner = CliRunner()
 HAS_TORCH = importlib.util.find_spec("torch") is not None

@@ -18,8 +18,8 @@ from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
 from xavinit.cli import app
-from xavinit.experiments.check import check_weights
 from xavinit.core.roles import describe, guess_role
+from xavinit.experiments.check import check_weights
 
 runner = CliRunner()
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit.core.activations import ACTIVATION_NAMES, get_activation
 from xavinit.cli import app
 from xavinit.config import GainConfig
+from xavinit.core.activations import ACTIVATION_NAMES, get_activation
+from xavinit.core.schemes import get_scheme
 from xavinit.experiments import gain as gain_module
 from xavinit.experiments.gain import (
     chain_ratios,
@@ -23,7 +24,6 @@ from xavinit.experiments.gain import (
     unit_weights,
 )
 from xavinit.experiments.propagate import draw_weights
-from xavinit.core.schemes import get_scheme
 
 runner = CliRunner()
 

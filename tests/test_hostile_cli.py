@@ -141,8 +141,8 @@ def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
     """The mean-field forward recursion (the costly per-layer quadrature) runs once per network,
     not once for the gradients and again for the activations; the run completes on 300 layers
     and says the same as on the CLI."""
-    from xavinit.core import theory
     from xavinit.config import PropagateConfig
+    from xavinit.core import theory
     from xavinit.experiments.propagate import run_propagate
 
     rng = np.random.default_rng(1)

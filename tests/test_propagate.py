@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit.core.activations import get_activation
 from xavinit.cli import app
 from xavinit.config import PropagateConfig
+from xavinit.core.activations import get_activation
 from xavinit.experiments.propagate import jacobian_singular_values, run_propagate
 
 runner = CliRunner()

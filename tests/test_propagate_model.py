@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from xavinit.cli import app
 from xavinit.config import PropagateConfig, PropagateModelConfig
+from xavinit.core.schemes import get_scheme
 from xavinit.errors import XavinitError
 from xavinit.experiments.propagate import draw_weights, run_propagate
 from xavinit.experiments.propagate_model import run_propagate_model
 from xavinit.loading import load_result
-from xavinit.core.schemes import get_scheme
 
 torch = pytest.importorskip("torch")
 runner = CliRunner()

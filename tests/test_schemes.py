@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.errors import XavinitError
 from xavinit.core.schemes import activation_gain, get_scheme
+from xavinit.errors import XavinitError
 
 SHAPES = [(1024, 1000), (784, 10), (3, 7)]
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from xavinit.core.activations import get_activation
-from xavinit.errors import XavinitError
 from xavinit.core.network import backward, forward
 from xavinit.core.theory import (
     chi1,
@@ -27,6 +26,7 @@ from xavinit.core.theory import (
     mean_field_weight_grad_var,
     phase_diagram,
 )
+from xavinit.errors import XavinitError
 
 # A 3-layer net: widths n_0..n_3 and Var[W^1..W^3], Var[x] = 2, Var[dC/ds^3] = 0.5.
 WIDTHS = [2, 3, 4, 5]

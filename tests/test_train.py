@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit.core.activations import ACTIVATION_NAMES, get_activation
 from xavinit.cli import app
 from xavinit.config import TrainConfig
+from xavinit.core.activations import ACTIVATION_NAMES, get_activation
+from xavinit.core.network import backward, forward, nll_cost, quadratic_cost
+from xavinit.core.sgd import SGD
 from xavinit.experiments import train as train_module
 from xavinit.experiments.checkpoint import load_checkpoint
 from xavinit.experiments.train import Interrupted, run_train
-from xavinit.core.network import backward, forward, nll_cost, quadratic_cost
-from xavinit.core.sgd import SGD
 
 runner = CliRunner()
 
@@ -169,9 +169,9 @@ def test_tracked_statistics_by_hand(blobs):
     """The first tracked row equals numbers computed here from the initial network."""
     config = _config(blobs, updates=0, scheme=["normalized"])
     (run,) = run_train(config).runs
+    from xavinit.core.schemes import get_scheme
     from xavinit.datasets import load_dataset
     from xavinit.experiments.init import layer_rng
-    from xavinit.core.schemes import get_scheme
 
     data = load_dataset(f"npz:{blobs}", "scale", 0)
     tracked = data.test.x[:300]
