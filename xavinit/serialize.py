@@ -244,6 +244,7 @@ class _YamlWriter:
         if prefixes is None:
             prefixes = self.prefixes[indent] = {}
         styles = self.styles
+        append = out.append
         first = inline
         for key, item in value.items():
             if first:  # after "- ": no indent before the key
@@ -264,22 +265,22 @@ class _YamlWriter:
                     text = repr(item)
                     if "e" in text and "." not in text:
                         text = text.replace("e", ".0e", 1)
-                    out.append(line + " " + text + "\n")
+                    append(f"{line} {text}\n")
                     continue
             elif kind is str:
                 if len(line) + len(item) < _YAML_WIDTH and styles.get(item):
-                    out.append(line + " " + item + "\n")  # a short string written plain
+                    append(f"{line} {item}\n")  # a short string written plain
                     continue
             elif kind is int:
-                out.append(line + " " + str(item) + "\n")
+                append(f"{line} {item}\n")
                 continue
             elif kind is bool:
-                out.append(line + (" true\n" if item else " false\n"))
+                append(f"{line} true\n" if item else f"{line} false\n")
                 continue
             elif item is None:
-                out.append(line + " null\n")
+                append(f"{line} null\n")
                 continue
-            out.append(line)
+            append(line)
             self.value(item, indent, len(line), child_indent=indent + 2)
 
     def value(
