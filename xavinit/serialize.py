@@ -196,9 +196,7 @@ class _NotPlainError(Exception):
 _YAML_WIDTH = 80
 """libyaml's line width: a plain or single-quoted scalar breaks at a space past it."""
 
-_YAML_SAFE = re.compile(
-    r"[A-Za-z](?:[A-Za-z0-9 _.,;()'/=+\-]|:(?! ))*[A-Za-z0-9_.)'/+\-]|[A-Za-z]"
-)
+_YAML_SAFE = re.compile(r"[A-Za-z](?:[A-Za-z0-9 _.,;()'/=+\-]|:(?! ))*[A-Za-z0-9_.)'/+\-]|[A-Za-z]")
 """Strings libyaml writes plain (no indicator first, no ``: `` or `` #``, no ``:`` or space at
 either end, not a word YAML 1.1 reads as a boolean or null; checked separately): scheme specs
 such as ``normal:std=0.36`` and the reasons that name them included."""

@@ -237,7 +237,9 @@ def _count_block(
         counts[k] += row
 
 
-def _bins_of(values: np.ndarray, grid: np.ndarray, buffers: _BinBuffers | None = None) -> np.ndarray:
+def _bins_of(
+    values: np.ndarray, grid: np.ndarray, buffers: _BinBuffers | None = None
+) -> np.ndarray:
     """The bin ``i`` of each value of ``[grid[0], grid[-1]]`` with ``grid[i] <= x < grid[i + 1]``
     (the last bin closed): ``min(searchsorted(grid, x, "right") - 1, bins - 1)`` exactly, for
     any increasing ``grid``. The guess ``(x - grid[0]) bins / span`` is right for evenly spaced

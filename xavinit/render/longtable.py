@@ -197,8 +197,10 @@ def _wrapped(text: str, width: int, justify: str, overflow: Any) -> list[str]:
             line = line.rstrip()
         size = cell_len(line)
         if size > width:  # Text.truncate
-            line = (set_cell_size(line, width - 1) + "…") if overflow == "ellipsis" else (
-                set_cell_size(line, width)
+            line = (
+                (set_cell_size(line, width - 1) + "…")
+                if overflow == "ellipsis"
+                else (set_cell_size(line, width))
             )
         if justify == "left":
             line += " " * (width - size)
