@@ -355,6 +355,57 @@ def test_every_float16_value_widens_exactly():
     assert same.all(), np.flatnonzero(~same)[:5]
 
 
+def test_float16_specials_left_unmarked_then_marked_match_numpys_cast():
+    from xavinit.formats.base import HALF_UNMARKED, half_to_float32, mark_half_specials
+
+    bits = np.arange(65536, dtype=np.uint16)
+    expected = bits.view(np.float16).astype(np.float32)  # numpy's own cast
+    out = np.empty(bits.size, dtype=np.float32)
+    half_to_float32(bits, out, mark=False)
+    exponent_31 = (bits & 0x7C00) == 0x7C00  # the 2 infinities and 2046 NaNs
+    assert exponent_31.sum() == 2048
+    assert np.all(np.abs(out[exponent_31]) >= HALF_UNMARKED)  # finite, set apart by size
+    assert np.all(np.abs(out[~exponent_31]) <= 65504.0)
+    assert np.array_equal(out[~exponent_31].view(np.uint32), expected[~exponent_31].view(np.uint32))
+    mark_half_specials(out)
+    assert np.array_equal(out.view(np.uint32), expected.view(np.uint32))  # NaN payloads too
+
+
+def test_a_float16_file_with_infinities_nan_and_its_largest_values(tmp_path):
+    # The chunks of a float16 file are widened without looking for infinities and NaNs; the
+    # scan's extremes find them. Each case through the whole command, beside the same values
+    # read from float32 (numpy's exact cast).
+    rng = np.random.default_rng(3)
+    weight = ((rng.random((300, 200)) - 0.5) * 0.1).astype(np.float16)
+    bias = ((rng.random(300) - 0.5) * 0.1).astype(np.float16)
+    masked, masked_bias, largest = weight.copy(), bias.copy(), weight.copy()
+    masked[3, 4], masked[100, 7], masked_bias[5] = np.inf, -np.inf, -np.inf
+    largest[0, 0], largest[1, 1] = 65504.0, -65504.0  # finite: below 2^16, never "infinite"
+    tensors = {"fc.weight": masked, "fc.bias": masked_bias, "big.weight": largest}
+    save_file(tensors, str(tmp_path / "f16.safetensors"))
+    save_file(
+        {k: v.astype(np.float32) for k, v in tensors.items()}, str(tmp_path / "f32.safetensors")
+    )
+    code, half, _ = run_cli(str(tmp_path / "f16.safetensors"))
+    code32, single, _ = run_cli(str(tmp_path / "f32.safetensors"))
+    assert code == code32 == 0
+    rows = {row["name"]: row for row in half["tensors"]}
+    assert rows["fc.weight"]["verdict"] == rows["fc.bias"]["verdict"] == "unknown"
+    assert rows["fc.weight"]["reason"].startswith("2 infinite values")
+    assert rows["fc.bias"]["reason"].startswith("1 infinite values")
+    assert rows["big.weight"]["outliers"] == 2  # two finite entries far outside the law
+    assert "infinite" not in rows["big.weight"]["reason"]
+    for row, twin in zip(half["tensors"], single["tensors"], strict=True):
+        same = {k: v for k, v in row.items() if k not in ("file", "dtype")}
+        assert same == {k: v for k, v in twin.items() if k not in ("file", "dtype")}
+    for shape in ((300, 200), (300,)):  # a matrix scanned in blocks, a vector at once
+        values = ((rng.random(shape) - 0.5) * 0.1).astype(np.float16)
+        values.reshape(-1)[7] = np.nan
+        save_file({"fc.weight": values}, str(tmp_path / "nan.safetensors"))
+        code, _, stderr = run_cli(str(tmp_path / "nan.safetensors"))
+        assert code == 2 and "holds NaN" in stderr and len(stderr.strip().splitlines()) == 1
+
+
 def test_a_16_bit_file_gets_the_verdicts_of_its_float32_values(tmp_path):
     torch.manual_seed(0)
     weight = torch.empty(700, 300)

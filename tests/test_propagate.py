@@ -467,6 +467,41 @@ def test_bias_var_applies_only_to_drawn_networks(tmp_path):
     )
 
 
+@pytest.mark.parametrize("size", [1, 2, 7, 1000, 40_000, 131_072])
+def test_percentiles_are_numpys_bit_for_bit(size):
+    """The tail percentiles found from a subsample's thresholds are ``numpy.percentile``'s to
+    the bit: float32 and float64, ties, sorted values (a subsample that is not random), the
+    ends (0 and 100) and the middle. Among equal values numpy's partition leaves 0.0 or -0.0 at
+    a rank as its algorithm falls: there the number is the same, its sign may not be."""
+    from xavinit.experiments.propagate import percentiles
+
+    rng = np.random.default_rng(size)
+    arrays = [
+        np.tanh(3 * rng.standard_normal(size)).astype(np.float32),
+        rng.integers(-3, 4, size).astype(np.float64),
+        np.sort(np.maximum(rng.standard_normal(size), 0.0))[::-1].copy(),
+    ]
+    for values in arrays:
+        for q in [(2.0, 98.0), (0.0, 100.0), (50.0,), (0.3, 37.7, 99.9)]:
+            got = np.array(percentiles(values, q))
+            assert got.tobytes() == np.percentile(values, q).tobytes(), (values.dtype, q)
+    zeros = np.where(rng.random(size) < 0.5, -0.0, 0.0).astype(np.float32)
+    assert percentiles(zeros, (2.0, 50.0, 98.0)) == [0.0, 0.0, 0.0]
+
+
+def test_percentiles_partition_everything_when_the_subsample_misleads():
+    """A subsample whose low values are not the array's (every strided value small, the rest
+    large) puts the threshold too low: the whole array is partitioned, still numpy's answer."""
+    from xavinit.experiments.propagate import PERCENTILE_SUBSAMPLE, percentiles
+
+    n = 32 * PERCENTILE_SUBSAMPLE
+    values = np.full(n, 1000.0, dtype=np.float32)
+    values[:: n // PERCENTILE_SUBSAMPLE] = np.arange(PERCENTILE_SUBSAMPLE)
+    values[5::7] = -np.arange(values[5::7].size, dtype=np.float32) * 0.5 + 900.0
+    got = np.array(percentiles(values, (2.0, 98.0)))
+    assert got.tobytes() == np.percentile(values, [2.0, 98.0]).tobytes()
+
+
 def test_bins_are_binary_searchs_for_even_and_uneven_edges():
     """The histograms' bin of each value is ``searchsorted(edges, x, "right") - 1`` (the last
     bin closed) for evenly spaced edges from linspace, values on and one ulp beside every edge,

@@ -58,6 +58,28 @@ def test_a_long_table_is_rich_s_own_table_character_and_style():
             assert _characters(console, _Body(table)) == _characters(console, table)
 
 
+def test_cells_that_wrap_are_wrapped_as_rich_wraps_them():
+    """Wrapped cells written here (not through Rich) for every justification and overflow:
+    words folded, cropped or cut with an ellipsis, spaces at the breaks, double-width
+    characters, styled Text, a column too narrow for its words."""
+    rng = random.Random(5)
+    words = ["a", "bb", "ccc", "word", "x" * 23, "層層層", "  ", "é", "p=0.5;", "-"]
+    for width in (40, 61, 97):
+        table = Table(title="wraps")
+        for justify, overflow in [("left", "fold"), ("right", "ellipsis"),
+                                  ("center", "crop"), ("left", "ellipsis")]:  # fmt: skip
+            table.add_column(f"{justify} {overflow}", justify=justify, overflow=overflow)
+        for _ in range(LONG_TABLE):
+            cells = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 14)))
+                     for _ in range(4)]  # fmt: skip
+            cells[rng.randrange(4)] = Text(cells[0], style="bold")
+            table.add_row(*cells)
+        console = Console(file=io.StringIO(), width=width, force_terminal=True,
+                          color_system="truecolor", markup=False, emoji=False)  # fmt: skip
+        assert _simple(table)
+        assert _characters(console, _Body(table)) == _characters(console, table)
+
+
 def test_print_table_fast_prints_what_rich_prints():
     table = _table(LONG_TABLE + 5, seed=1)
     ours, theirs = io.StringIO(), io.StringIO()

@@ -197,9 +197,10 @@ class _NotPlainError(Exception):
 _YAML_WIDTH = 80
 """libyaml's line width: a plain or single-quoted scalar breaks at a space past it."""
 
-_YAML_SAFE = re.compile(r"[A-Za-z][A-Za-z0-9 _.,;()'/=+\-]*[A-Za-z0-9_.)'/+\-]|[A-Za-z]")
-"""Strings libyaml writes plain (no indicator first, no ``: `` or `` #``, no space at either
-end, not a word YAML 1.1 reads as a boolean or null; checked separately)."""
+_YAML_SAFE = re.compile(r"[A-Za-z](?:[A-Za-z0-9 _.,;()'/=+\-]|:(?! ))*[A-Za-z0-9_.)'/+\-]|[A-Za-z]")
+"""Strings libyaml writes plain (no indicator first, no ``: `` or `` #``, no ``:`` or space at
+either end, not a word YAML 1.1 reads as a boolean or null; checked separately): scheme specs
+such as ``normal:std=0.36`` and the reasons that name them included."""
 
 _YAML_WORDS = frozenset(
     ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"]
@@ -216,27 +217,70 @@ class _YamlWriter:
         self.styles: dict[str, bool] = {}  # string -> written plain (True) or single-quoted
         self.seen: set[int] = set()
         self.keys: dict[str, str] = {}  # str key -> its text and ":"
+        self.prefixes: dict[int, dict[str, str]] = {}  # indent -> str key -> indent, text, ":"
 
     def document(self, value: Any) -> str:
         self.node(value, 0, inline=False)
         return "".join(self.out)
 
     def node(self, value: Any, indent: int, inline: bool) -> None:
-        """A non-empty dict or list at ``indent``; ``inline``: its first line follows ``- ``."""
+        """A non-empty dict or list at ``indent``; ``inline``: its first line follows ``- ``.
+
+        A mapping's common leaves (finite floats, ints, booleans, None, short strings already
+        known plain) are written here, one line each from its key's cached prefix (indent, key
+        and ``:``); everything else goes through :meth:`value`."""
         if id(value) in self.seen:
             raise _NotPlainError  # yaml.dump writes an anchor and an alias
         self.seen.add(id(value))
         out = self.out
-        pad = " " * indent
-        if type(value) is dict:
-            for index, (key, item) in enumerate(value.items()):
-                head = self.key(key)
-                out.append(head if inline and index == 0 else pad + head)
-                self.value(item, indent, indent + len(head), child_indent=indent + 2)
-        else:
+        if type(value) is not dict:
+            pad = " " * indent
             for index, item in enumerate(value):
                 out.append("-" if inline and index == 0 else pad + "-")
                 self.value(item, indent, indent + 1, child_indent=indent + 2, in_list=True)
+            return
+        prefixes = self.prefixes.get(indent)
+        if prefixes is None:
+            prefixes = self.prefixes[indent] = {}
+        styles = self.styles
+        append = out.append
+        first = inline
+        for key, item in value.items():
+            if first:  # after "- ": no indent before the key
+                first = False
+                head = self.key(key)
+                out.append(head)
+                self.value(item, indent, indent + len(head), child_indent=indent + 2)
+                continue
+            line = prefixes.get(key) if type(key) is str else None
+            if line is None:
+                head = self.key(key)
+                line = " " * indent + head
+                if type(key) is str:
+                    prefixes[key] = line
+            kind = type(item)
+            if kind is float:
+                if item - item == 0:  # finite
+                    text = repr(item)
+                    if "e" in text and "." not in text:
+                        text = text.replace("e", ".0e", 1)
+                    append(f"{line} {text}\n")
+                    continue
+            elif kind is str:
+                if len(line) + len(item) < _YAML_WIDTH and styles.get(item):
+                    append(f"{line} {item}\n")  # a short string written plain
+                    continue
+            elif kind is int:
+                append(f"{line} {item}\n")
+                continue
+            elif kind is bool:
+                append(f"{line} true\n" if item else f"{line} false\n")
+                continue
+            elif item is None:
+                append(f"{line} null\n")
+                continue
+            append(line)
+            self.value(item, indent, len(line), child_indent=indent + 2)
 
     def value(
         self, item: Any, indent: int, column: int, child_indent: int, in_list: bool = False

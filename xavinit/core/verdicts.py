@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -646,6 +646,17 @@ def _few_values(tensor: Tensor, values: np.ndarray, sample: np.ndarray, step: in
     )
 
 
+class Fill(Protocol):
+    """What fills a tensor's buffer as the first pass reaches it
+    (:class:`xavinit.formats.base.Filler`): called with each range in order, then told the
+    extremes that pass found by :meth:`settle`, which says whether it changed entries (float16
+    infinities and NaNs, widened unmarked for speed, marked then)."""
+
+    def __call__(self, first: int, stop: int) -> None: ...
+
+    def settle(self, low: float, high: float) -> bool: ...
+
+
 def examine(
     tensor: Tensor,
     array: np.ndarray,
@@ -658,7 +669,7 @@ def examine(
     rank: bool = True,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
     allow_infinite: bool = False,
-    fill: Callable[[int, int], None] | None = None,
+    fill: Fill | None = None,
 ) -> Examined:
     """Measure one tensor and run every test on it (the verdict waits for :func:`decide`).
 
@@ -675,8 +686,8 @@ def examine(
     label = f"{file}:{tensor.name}"
     if array.dtype.kind not in "fiu":
         raise XavinitError(f"{label}: dtype {array.dtype} is not a number xavinit checks")
-    if fill is not None and (tensor.size == 0 or array.ndim < 2):
-        fill(0, array.size)  # no row blocks to fill as they come
+    if fill is not None and (tensor.size == 0 or array.ndim == 0):
+        fill(0, array.size)  # nothing to scan: the tensor is not judged
         fill = None
     if tensor.size == 0 or array.ndim == 0:
         why = "empty tensor" if tensor.size == 0 else "a scalar (0-d), not a weight matrix"
@@ -706,7 +717,7 @@ def _scan(
     values: np.ndarray,
     ks_sample: int,
     start: np.ndarray | None,
-    fill: Callable[[int, int], None] | None,
+    fill: Fill | None,
 ) -> tuple[np.ndarray | None, MatrixScan]:
     """The one pass: a matrix scan for tensors with a matrix view, a flat scan for the rest
     (``fill`` fills the buffer ``values`` lives in, block by block or all at once)."""
@@ -742,7 +753,7 @@ def _examine(
     tolerance: Tolerance,
     label: str,
     allow_infinite: bool,
-    fill: Callable[[int, int], None] | None,
+    fill: Fill | None,
 ) -> Examined:
     values = array
     if values.dtype == np.float16:
@@ -757,6 +768,8 @@ def _examine(
     )
     start = np.asarray(rng.standard_normal(matrix_shape[1])) if spectral else None
     matrix, found = _scan(tensor, values, ks_sample, start, fill)
+    if fill is not None and fill.settle(found.moments.minimum, found.moments.maximum):
+        matrix, found = _scan(tensor, values, ks_sample, start, None)  # with inf and NaN marked
     moments = found.moments
     base = Examined(tensor, file, "test", "", count=moments.count)
     if not moments.finite and values.dtype == np.float32 and _float32_overflow(values):

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from rich.cells import cell_len
+from rich._wrap import divide_line
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.padding import Padding
 from rich.segment import Segment
@@ -175,6 +177,42 @@ def _width(text: str) -> int:
     return len(text) if text.isascii() and text.isprintable() else cell_len(text)
 
 
+_TRAILING_SPACE = re.compile(r"\s+$")
+
+
+def _wrapped(text: str, width: int, justify: str, overflow: Any) -> list[str]:
+    """The lines of one-line ``text`` wrapped ``width`` cells wide, each exactly that wide, as
+    Rich's ``Text.wrap`` gives them: broken where ``rich._wrap.divide_line`` breaks (folding
+    long words when ``overflow`` is ``fold``), spaces past the width cut from a line's end,
+    then justified (``Lines.justify``) and cut to the width (``Text.truncate``)."""
+    offsets = [0, *divide_line(text, width, fold=overflow == "fold"), len(text)]
+    lines = []
+    for start, end in zip(offsets, offsets[1:], strict=False):
+        line = text[start:end]
+        if len(line) > width:  # Text.rstrip_end
+            trailing = _TRAILING_SPACE.search(line)
+            if trailing is not None:
+                line = line[: -min(len(trailing.group()), len(line) - width)]
+        if justify != "left":
+            line = line.rstrip()
+        size = cell_len(line)
+        if size > width:  # Text.truncate
+            line = (
+                (set_cell_size(line, width - 1) + "…")
+                if overflow == "ellipsis"
+                else (set_cell_size(line, width))
+            )
+        if justify == "left":
+            line += " " * (width - size)
+        elif justify == "right":
+            line = " " * (width - cell_len(line)) + line
+        else:
+            line = " " * ((width - cell_len(line)) // 2) + line
+            line += " " * (width - cell_len(line))
+        lines.append(line)
+    return lines
+
+
 def _cell(
     console: Console, options: ConsoleOptions, column: Any, cell: Any, width: int, justify: Any
 ) -> list[list[tuple[str, Style | None]]]:
@@ -192,7 +230,7 @@ def _cell(
     ):
         text, style = cell.plain, (console.get_style(cell.style) or None)
     if text is not None and "\n" not in text and "\t" not in text:
-        text = text.rstrip()
+        raw, text = text, text.rstrip()
         space = width - 2 - _width(text)
         if space >= 0:
             if justify == "right":
@@ -202,6 +240,17 @@ def _cell(
             else:
                 text = text + " " * space
             return [[(" ", None), (text, style), (" ", None)]]
+        overflow = column.overflow or "fold"
+        if (
+            not column.no_wrap
+            and width > 2
+            and justify in ("left", "right", "center")
+            and overflow in ("fold", "crop", "ellipsis")
+        ):
+            return [
+                [(" ", None), (line, style), (" ", None)]
+                for line in _wrapped(raw, width - 2, justify, overflow)
+            ]
     render_options = options.update(
         width=width, justify=justify, no_wrap=column.no_wrap, overflow=column.overflow,
         height=None, highlight=column.highlight,
