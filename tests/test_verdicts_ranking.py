@@ -144,7 +144,8 @@ def test_rows_are_ranked_by_the_stated_order(index: int) -> None:
     """Fan-based laws that explain the tensor first, then by score, then by closeness of the
     variance; a tie keeps the candidates' list order."""
     weights = draws()[index].astype(np.float32)
-    rows = check_weights({"fc.weight": weights}, layout="out-in").to_dict()["tensors"][0]["candidates"]
+    result = check_weights({"fc.weight": weights}, layout="out-in")
+    rows = result.to_dict()["tensors"][0]["candidates"]
 
     def key(row: dict) -> tuple[float, float, float]:
         fitted = ":" in row["scheme"] and not row["scheme"].startswith("he-")

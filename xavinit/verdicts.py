@@ -476,8 +476,9 @@ def rank_candidates(
         return [], []
     peak = max(abs(moments.minimum), abs(moments.maximum))
     eps = measurement.eps or float_tolerance(dtype)
-    # one evaluation per distinct (law, fitted): [p_value, interval_p, ks_p, support_ok]
-    fits: dict[tuple[object, ...], list[object]] = {}
+    # one evaluation per distinct (law, fitted): (p_value, interval_p, support_ok), KS p apart
+    fits: dict[tuple[object, ...], tuple[float, float, bool | None]] = {}
+    ks_ps: dict[tuple[object, ...], float] = {}
     needs_ks: list[tuple[tuple[object, ...], Scheme]] = []
     orthogonal_check: InitCheck | None = None
     for law, fitted in laws:
@@ -490,31 +491,32 @@ def rank_candidates(
             orthogonal_check = assess_orthogonal(
                 law.scheme, [np.asarray(oriented)], array=array_name
             )
-            fits[key] = [orthogonal_check]
+            fits[key] = (math.nan, math.nan, None)
             continue
         p_value = variance_test(observed, law.expected, count, law.kurtosis, 0.01).p_value
         interval = variance_interval_p(
             observed, law.expected, count, law.kurtosis, DEFAULT_TOLERANCE.variance
         )
         support = None if law.bound is None else peak <= law.bound * (1.0 + 4.0 * eps)
-        fits[key] = [p_value, interval, None, support]
+        fits[key] = (p_value, interval, support)
         if fitted or not p_value < 1e-12:  # decisively off: no KS test
             needs_ks.append((key, law.scheme))
     if needs_ks:
         values = cdf_rows([s for _, s in needs_ks], measurement.sample, fan_in, fan_out)
-        for (key, _), (_, ks_p) in zip(needs_ks, ks_sorted(values), strict=True):
-            fits[key][2] = ks_p
+        for (ks_key, _), (_, p) in zip(needs_ks, ks_sorted(values), strict=True):
+            ks_ps[ks_key] = p
     done: dict[tuple[object, ...], tuple[float, float | None, float, float, float, int]] = {}
     entries: list[tuple[tuple[float, ...], dict[str, object], Scheme]] = []
     for order, (law, fitted) in enumerate(laws):
         scheme = law.scheme
         key = (law.key, fitted)
         if key not in done and scheme.iid:
-            p_value, interval, ks_p, support = fits[key]  # type: ignore[misc]
+            p_value, interval, support = fits[key]
+            law_ks = ks_ps.get(key)
             if fitted:
-                score = ks_p if ks_p is not None else 0.0
+                score = law_ks if law_ks is not None else 0.0
             else:
-                score = interval if ks_p is None else min(interval, ks_p)
+                score = interval if law_ks is None else min(interval, law_ks)
             outside = 0
             if support is False:
                 bound = law.bound
@@ -525,7 +527,7 @@ def rank_candidates(
                 if not (score > alpha and outside <= max_outliers(count)):
                     score = 0.0
             rel_error = observed / law.expected - 1.0
-            done[key] = (score, ks_p, p_value, law.expected, rel_error, outside)  # type: ignore[assignment]
+            done[key] = (score, law_ks, p_value, law.expected, rel_error, outside)
         elif key not in done:
             check = orthogonal_check
             assert check is not None
