@@ -247,14 +247,19 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
 
 def _cut_may_be_evident(m2: float, edge: float, count: int) -> bool:
     """False only when no truncated normal cut at ``+-B`` (``B = edge``) with variance ``m2``
-    can be an evident cut (:func:`fitted_schemes`), so that its bisection is skipped.
+    can be an evident cut at least one std out (:func:`fitted_schemes`), so that its bisection
+    is skipped.
 
-    The truncated variance ``g(S) = S^2 factor(B / S)`` grows with ``S``, and the cut is
-    evident when ``(2 Phi(B / S) - 1)^N < E`` (``E`` = :data:`TRUNCATION_EVIDENCE`), i.e. when
+    The truncated variance ``g(S) = S^2 factor(B / S)`` grows with ``S``. The cut is evident
+    when ``(2 Phi(B / S) - 1)^N < E`` (``E`` = :data:`TRUNCATION_EVIDENCE`), i.e. when
     ``S > B / c`` with ``1 - Phi(c) = (1 - E^(1 / N)) / 2``: exactly when
-    ``m2 > g(B / c) = (B / c)^2 factor(c)``. A relative margin of 1e-6 leaves every tensor near
-    that threshold to the bisection, which decides as before.
+    ``m2 > g(B / c) = (B / c)^2 factor(c)``; it lies one std out when ``S <= B``, i.e.
+    ``m2 <= g(B) = B^2 factor(1)`` (a uniform-looking tensor, ``m2`` near ``B^2 / 3``, fails
+    this). A relative margin of 1e-6 on each side leaves every tensor near a threshold to the
+    bisection, which decides as before.
     """
+    if m2 > edge * edge * truncated_variance_factor(1.0) * (1.0 + 1e-6):
+        return False
     tail = -math.expm1(math.log(TRUNCATION_EVIDENCE) / count) / 2.0
     if not 0.0 < tail < 0.5:
         return True
