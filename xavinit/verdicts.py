@@ -412,31 +412,37 @@ def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     out = np.empty((len(schemes), x.size))
+    uniform: list[int] = []
+    bounds: list[float] = []
     normal: list[int] = []
     scales: list[float] = []
     for row, scheme in enumerate(schemes):
         if scheme.distribution == "uniform":
             b = scheme.bound(fan_in, fan_out)
             assert b is not None
-            np.add(x, b, out=out[row])
-            out[row] *= 1.0 / (2.0 * b)
-            np.clip(out[row], 0.0, 1.0, out=out[row])
+            uniform.append(row)
+            bounds.append(b)
             continue
         std = scheme.std(fan_in, fan_out)
         if std is None:
             raise ValueError(f"scheme {scheme.spec!r} has no per-entry distribution")
         normal.append(row)
         scales.append(1.0 / std)
+    if uniform:
+        b = np.array(bounds)[:, None]
+        u = np.add(x, b)
+        u *= 1.0 / (2.0 * b)
+        out[uniform] = np.clip(u, 0.0, 1.0, out=u)
     if normal:
-        z = np.multiply(x, np.array(scales)[:, None])
-        values = normal_cdf(z)
-        for index, row in enumerate(normal):
-            scheme = schemes[row]
-            out[row] = values[index]
-            if scheme.distribution != "normal":
-                out[row] -= big_phi(-scheme.truncation)
-                out[row] *= 1.0 / truncated_mass(scheme.truncation)
-                np.clip(out[row], 0.0, 1.0, out=out[row])
+        values = normal_cdf(np.multiply(x, np.array(scales)[:, None]))
+        cut = [i for i, row in enumerate(normal) if schemes[row].distribution != "normal"]
+        if cut:
+            levels = [schemes[normal[i]].truncation for i in cut]
+            part = values[cut]
+            part -= np.array([big_phi(-c) for c in levels])[:, None]
+            part *= np.array([1.0 / truncated_mass(c) for c in levels])[:, None]
+            values[cut] = np.clip(part, 0.0, 1.0, out=part)
+        out[normal] = values
     return out
 
 
