@@ -429,9 +429,9 @@ def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int
         normal.append(row)
         scales.append(1.0 / std)
     if uniform:
-        b = np.array(bounds)[:, None]
-        u = np.add(x, b)
-        u *= 1.0 / (2.0 * b)
+        edges = np.array(bounds)[:, None]
+        u = np.add(x, edges)
+        u *= 1.0 / (2.0 * edges)
         out[uniform] = np.clip(u, 0.0, 1.0, out=u)
     if normal:
         values = normal_cdf(np.multiply(x, np.array(scales)[:, None]))
