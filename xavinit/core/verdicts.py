@@ -29,6 +29,7 @@ For each tensor (its role and fans from :mod:`xavinit.core.roles`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,14 +71,16 @@ from xavinit.core.stats import (
     CORRECTIONS,
     Moments,
     big_phi,
-    ks_test,
+    ks_sorted,
+    normal_cdf,
+    normal_quantile,
     scan,
     variance_interval_p,
     variance_test,
 )
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_SAMPLE
-from xavinit.results import VERDICTS, InitCheck
+from xavinit.results import InitCheck
 
 MIN_ENTRIES = 32
 """Fewer entries cannot tell one law from another (a KS test of 32 values resolves about 0.2
@@ -217,7 +220,8 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
         _spec("uniform", a=edge),
         _spec("truncated-normal", std=math.sqrt(m2 / truncated_variance_factor(2.0))),
     ]
-    if m2 < edge * edge / 3.0:  # a truncated normal with this bound can have this variance
+    # a truncated normal with this bound can have this variance, and may be evidently cut
+    if m2 < edge * edge / 3.0 and _cut_may_be_evident(m2, edge, count):
         lo, hi = 1e-12 * edge, 1e6 * edge
         for _ in range(64):  # geometric bisection: 2^-64 of a ratio of 1e18, exact in float64
             mid = math.sqrt(lo * hi)
@@ -238,6 +242,29 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
         except XavinitError:  # a scale no spec accepts (1e-35, 1e38): not a weight's law
             continue
     return schemes
+
+
+def _cut_may_be_evident(m2: float, edge: float, count: int) -> bool:
+    """False only when no truncated normal cut at ``+-B`` (``B = edge``) with variance ``m2``
+    can be an evident cut at least one std out (:func:`fitted_schemes`), so that its bisection
+    is skipped.
+
+    The truncated variance ``g(S) = S^2 factor(B / S)`` grows with ``S``. The cut is evident
+    when ``(2 Phi(B / S) - 1)^N < E`` (``E`` = :data:`TRUNCATION_EVIDENCE`), i.e. when
+    ``S > B / c`` with ``1 - Phi(c) = (1 - E^(1 / N)) / 2``: exactly when
+    ``m2 > g(B / c) = (B / c)^2 factor(c)``; it lies one std out when ``S <= B``, i.e.
+    ``m2 <= g(B) = B^2 factor(1)`` (a uniform-looking tensor, ``m2`` near ``B^2 / 3``, fails
+    this). A relative margin of 1e-6 on each side leaves every tensor near a threshold to the
+    bisection, which decides as before.
+    """
+    if m2 > edge * edge * truncated_variance_factor(1.0) * (1.0 + 1e-6):
+        return False
+    tail = -math.expm1(math.log(TRUNCATION_EVIDENCE) / count) / 2.0
+    if not 0.0 < tail < 0.5:
+        return True
+    c = -normal_quantile(tail)
+    threshold = (edge / c) ** 2 * truncated_variance_factor(c)
+    return not m2 < threshold * (1.0 - 1e-6)
 
 
 FITTED_DEFAULTS = {
@@ -335,46 +362,87 @@ def _law_key(scheme: Scheme, fan_in: int, fan_out: int) -> tuple[object, ...]:
 
 
 @dataclass(frozen=True)
-class _Fit:
-    """How one i.i.d. law fits a tensor: the numbers a ranking row needs, nothing more."""
+class _Law:
+    """One candidate scheme on one tensor's fans: what its ranking row needs that does not
+    depend on the entries (``expected``, ``kurtosis`` and ``bound`` are NaN, NaN, None for
+    orthogonal), computed once per candidate list and fans (:func:`_fan_laws`)."""
 
-    p_value: float
-    interval_p: float
-    ks_p_value: float | None
+    scheme: Scheme
+    key: tuple[object, ...]
     expected: float
-    rel_error: float
-    support_ok: bool | None
+    kurtosis: float
+    bound: float | None
+    known_as: str
 
 
-def _fit(
-    scheme: Scheme,
-    fan_in: int,
-    fan_out: int,
-    measurement: Measurement,
-    dtype: np.dtype,
-    with_ks: bool,
-    tolerance: Tolerance = DEFAULT_TOLERANCE,
-) -> _Fit:
-    """The variance z-test (point and interval null), the KS test and the support of one law,
-    as :func:`xavinit.core.checks.assess_iid` computes them, without building its full check."""
-    moments = measurement.moments
-    expected = scheme.variance(fan_in, fan_out)
-    kurtosis = scheme.kurtosis or 3.0
-    observed = moments.mean_square
-    test = variance_test(observed, expected, moments.count, kurtosis, 0.01)
-    interval = variance_interval_p(observed, expected, moments.count, kurtosis, tolerance.variance)
-    ks_p = _ks_p_value(scheme, fan_in, fan_out, measurement) if with_ks else None
-    bound = scheme.bound(fan_in, fan_out)
-    support = None
-    if bound is not None:
-        eps = measurement.eps or float_tolerance(dtype)
-        support = max(abs(moments.minimum), abs(moments.maximum)) <= bound * (1.0 + 4.0 * eps)
-    return _Fit(test.p_value, interval, ks_p, expected, observed / expected - 1.0, support)
+def _law(scheme: Scheme, fan_in: int, fan_out: int) -> _Law:
+    if not scheme.iid:
+        return _Law(scheme, _law_key(scheme, fan_in, fan_out), math.nan, math.nan, None,
+                    known_as_of(scheme))  # fmt: skip
+    return _Law(
+        scheme,
+        _law_key(scheme, fan_in, fan_out),
+        scheme.variance(fan_in, fan_out),
+        scheme.kurtosis or 3.0,
+        scheme.bound(fan_in, fan_out),
+        known_as_of(scheme),
+    )
 
 
-def _ks_p_value(scheme: Scheme, fan_in: int, fan_out: int, measurement: Measurement) -> float:
-    """The KS p-value of the measurement's (sorted) sample under one law."""
-    return ks_test(measurement.sample, lambda x: scheme.cdf(x, fan_in, fan_out), presorted=True)[1]
+@functools.lru_cache(maxsize=1024)
+def _fan_laws(candidates: tuple[str, ...], fan_in: int, fan_out: int) -> tuple[_Law, ...]:
+    """The fan-based candidates on these fans (a run of thousands of tensors of a few shapes
+    asks for the same list each time)."""
+    return tuple(_law(get_scheme(spec), fan_in, fan_out) for spec in candidates)
+
+
+def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
+    """``schemes[i].cdf(x, fan_in, fan_out)`` as row ``i`` of one ``(len(schemes), x.size)``
+    float64 array, with :meth:`xavinit.core.schemes.Scheme.cdf`'s arithmetic entry by entry (the
+    same numbers, bit for bit), but one interpolation for every normal-based law.
+
+    Uniform on ``[-b, b]``: ``F = clip((x + b) / (2 b), 0, 1)``; normal of std ``s``:
+    ``F = Phi(x / s)``; truncated at ``+-c s``: ``F = clip((Phi(x / s) - Phi(-c)) / (2 Phi(c)
+    - 1), 0, 1)`` (``Phi`` by :func:`xavinit.core.stats.normal_cdf`).
+
+    Args:
+        schemes: i.i.d. schemes.
+        x: the points, shape ``(n,)``.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    out = np.empty((len(schemes), x.size))
+    uniform: list[int] = []
+    bounds: list[float] = []
+    normal: list[int] = []
+    scales: list[float] = []
+    for row, scheme in enumerate(schemes):
+        if scheme.distribution == "uniform":
+            b = scheme.bound(fan_in, fan_out)
+            assert b is not None
+            uniform.append(row)
+            bounds.append(b)
+            continue
+        std = scheme.std(fan_in, fan_out)
+        if std is None:
+            raise ValueError(f"scheme {scheme.spec!r} has no per-entry distribution")
+        normal.append(row)
+        scales.append(1.0 / std)
+    if uniform:
+        edges = np.array(bounds)[:, None]
+        u = np.add(x, edges)
+        u *= 1.0 / (2.0 * edges)
+        out[uniform] = np.clip(u, 0.0, 1.0, out=u)
+    if normal:
+        values = normal_cdf(np.multiply(x, np.array(scales)[:, None]))
+        cut = [i for i, row in enumerate(normal) if schemes[row].distribution != "normal"]
+        if cut:
+            levels = [schemes[normal[i]].truncation for i in cut]
+            part = values[cut]
+            part -= np.array([big_phi(-c) for c in levels])[:, None]
+            part *= np.array([1.0 / truncated_mass(c) for c in levels])[:, None]
+            values[cut] = np.clip(part, 0.0, 1.0, out=part)
+        out[normal] = values
+    return out
 
 
 def rank_candidates(
@@ -386,63 +454,93 @@ def rank_candidates(
     *,
     orthogonal: bool = True,
     outliers: Outliers | None = None,
+    best_check: bool = True,
 ) -> tuple[list[dict[str, object]], list[InitCheck]]:
     """Rank every candidate law for one tensor, best first.
 
     Order: fan-based candidates that explain the tensor (score > ``alpha``) first, by score;
     then every other candidate by score; ties by ``|log(observed / expected)|``, then by list
     order (on a square matrix ``normalized`` and ``lecun-uniform`` are the same law: the first
-    wins, and the law is tested once). A fan-based scheme whose variance is decisively off
-    (p < 1e-12) skips its KS test. A bounded law whose support holds but for at most
-    :func:`xavinit.core.matrixscan.max_outliers` entries keeps its score; the row says how many
-    (``outside``). Only the best candidate's full check is built (a run of thousands of small
-    tensors spends its time here otherwise).
+    wins, and the law is tested once). A fan-based candidate's score is ``min(p_interval,
+    p_KS)`` (init's variance test on the interval null of a 1% deviation, and the KS test of
+    the sorted sample); a fitted one's its KS p-value alone. A fan-based scheme whose variance
+    is decisively off (point-null p < 1e-12) skips its KS test. The KS tests of all laws run
+    at once (:func:`cdf_rows`, :func:`xavinit.core.stats.ks_sorted`). A bounded law whose support
+    holds but for at most :func:`xavinit.core.matrixscan.max_outliers` entries keeps its score; the
+    row says how many (``outside``). Only the best candidate's full check is built, and only
+    with ``best_check`` (``init --check`` reports it; ``check`` shows the rows only).
 
     Returns:
-        the candidate rows, and the best candidate's full check (a list of one).
+        the candidate rows, and the best candidate's full check (a list of one, empty without
+        ``best_check`` unless the best is orthogonal).
     """
     fan_in = tensor.fan_in or 1
     fan_out = tensor.fan_out or 1
     dtype = array.dtype
-    count = measurement.moments.count
-    entries: list[tuple[tuple[float, ...], dict[str, object], Scheme]] = []
-    schemes = [(get_scheme(spec), False) for spec in fan_based_candidates(tensor, orthogonal)]
-    schemes += [(scheme, True) for scheme in fitted_schemes(measurement)]
-    done: dict[tuple[object, ...], tuple[float, float | None, float, float, float, int]] = {}
+    moments = measurement.moments
+    count, observed = moments.count, moments.mean_square
+    laws = [(law, False) for law in _fan_laws(fan_based_candidates(tensor, orthogonal), fan_in,
+                                                fan_out)]  # fmt: skip
+    laws += [(_law(scheme, fan_in, fan_out), True) for scheme in fitted_schemes(measurement)]
+    if not laws:
+        return [], []
+    peak = max(abs(moments.minimum), abs(moments.maximum))
+    eps = measurement.eps or float_tolerance(dtype)
+    # one evaluation per distinct (law, fitted): (p_value, interval_p, support_ok), KS p apart
+    fits: dict[tuple[object, ...], tuple[float, float, bool | None]] = {}
+    ks_ps: dict[tuple[object, ...], float] = {}
+    needs_ks: list[tuple[tuple[object, ...], Scheme]] = []
     orthogonal_check: InitCheck | None = None
-    for order, (scheme, fitted) in enumerate(schemes):
-        key = (_law_key(scheme, fan_in, fan_out), fitted)
-        if key not in done and scheme.iid:
-            fit = (
-                _fit(scheme, fan_in, fan_out, measurement, dtype, with_ks=True) if fitted else None
+    for law, fitted in laws:
+        key = (law.key, fitted)
+        if key in fits:
+            continue
+        if not law.scheme.iid:  # orthogonal on the matrix view, as torch's orthogonal_ flattens
+            view = matrix_view(tensor, array)
+            oriented = view.T if tensor.layout == "out-in" else view
+            orthogonal_check = assess_orthogonal(
+                law.scheme, [np.asarray(oriented)], array=array_name
             )
-            if fit is None:
-                fit = _fit(scheme, fan_in, fan_out, measurement, dtype, with_ks=False)
-                if not fit.p_value < 1e-12:  # decisively off: no KS test
-                    ks = _ks_p_value(scheme, fan_in, fan_out, measurement)
-                    fit = _Fit(
-                        fit.p_value, fit.interval_p, ks, fit.expected, fit.rel_error,
-                        fit.support_ok,
-                    )  # fmt: skip
+            fits[key] = (math.nan, math.nan, None)
+            continue
+        p_value = variance_test(observed, law.expected, count, law.kurtosis, 0.01).p_value
+        interval = variance_interval_p(
+            observed, law.expected, count, law.kurtosis, DEFAULT_TOLERANCE.variance
+        )
+        support = None if law.bound is None else peak <= law.bound * (1.0 + 4.0 * eps)
+        fits[key] = (p_value, interval, support)
+        if fitted or not p_value < 1e-12:  # decisively off: no KS test
+            needs_ks.append((key, law.scheme))
+    if needs_ks:
+        values = cdf_rows([s for _, s in needs_ks], measurement.sample, fan_in, fan_out)
+        for (ks_key, _), (_, p) in zip(needs_ks, ks_sorted(values), strict=True):
+            ks_ps[ks_key] = p
+    done: dict[tuple[object, ...], tuple[float, float | None, float, float, float, int]] = {}
+    entries: list[tuple[tuple[float, ...], dict[str, object], Scheme]] = []
+    for order, (law, fitted) in enumerate(laws):
+        scheme = law.scheme
+        key = (law.key, fitted)
+        if key not in done and scheme.iid:
+            p_value, interval, support = fits[key]
+            law_ks = ks_ps.get(key)
             if fitted:
-                score = fit.ks_p_value if fit.ks_p_value is not None else 0.0
+                score = law_ks if law_ks is not None else 0.0
             else:
-                score = min(p for p in (fit.interval_p, fit.ks_p_value) if p is not None)
+                score = interval if law_ks is None else min(interval, law_ks)
             outside = 0
-            if fit.support_ok is False:
-                bound = scheme.bound(fan_in, fan_out)
+            if support is False:
+                bound = law.bound
                 if score > alpha and bound is not None:
                     outside = count_beyond(
                         array, bound * _support_slack(scheme, measurement, dtype), outliers
                     )
                 if not (score > alpha and outside <= max_outliers(count)):
                     score = 0.0
-            done[key] = (score, fit.ks_p_value, fit.p_value, fit.expected, fit.rel_error, outside)
-        elif key not in done:  # orthogonal on the matrix view, as torch's orthogonal_ flattens
-            view = matrix_view(tensor, array)
-            oriented = view.T if tensor.layout == "out-in" else view
-            orthogonal_check = assess_orthogonal(scheme, [np.asarray(oriented)], array=array_name)
+            rel_error = observed / law.expected - 1.0
+            done[key] = (score, law_ks, p_value, law.expected, rel_error, outside)
+        elif key not in done:
             check = orthogonal_check
+            assert check is not None
             score = 1.0 if check.passed else 0.0
             done[key] = (score, None, math.nan, check.expected_var, check.rel_error, 0)
         score, ks_p, p_value, expected, rel_error, outside = done[key]
@@ -454,7 +552,7 @@ def rank_candidates(
             "expected_var": expected,
             "rel_error": rel_error,
             "explains": score > alpha,
-            "known_as": known_as_of(scheme),
+            "known_as": law.known_as,
         }
         if outside:
             row["outside"] = outside
@@ -462,10 +560,11 @@ def rank_candidates(
         closeness = abs(math.log1p(rel_error)) if rel_error > -1 else math.inf
         entries.append(((preferred, -score, closeness, order), row, scheme))
     entries.sort(key=lambda entry: entry[0])
-    if not entries:
-        return [], []
+    rows = [row for _, row, _ in entries]
     best_key, _, best = entries[0]
     best_score = -best_key[1]
+    if best.iid and not best_check:
+        return rows, []
     if best.iid:
         check = assess_iid(best, fan_in, fan_out, [measurement], alpha, dtype)
         if check.support_ok is False and best_score > alpha:  # a handful past the bound
@@ -476,7 +575,7 @@ def rank_candidates(
     check = dataclasses.replace(
         check, scheme=best.spec, array=array_name, passed=best_score > alpha
     )
-    return [row for _, row, _ in entries], [check]
+    return rows, [check]
 
 
 def runner_up(rows: Sequence[dict[str, object]]) -> str | None:
@@ -670,6 +769,7 @@ def examine(
     tolerance: Tolerance = DEFAULT_TOLERANCE,
     allow_infinite: bool = False,
     fill: Fill | None = None,
+    best_check: bool = True,
 ) -> Examined:
     """Measure one tensor and run every test on it (the verdict waits for :func:`decide`).
 
@@ -677,7 +777,8 @@ def examine(
     spectrum. A failure of the arithmetic on this tensor makes it ``unknown`` with the reason;
     so do infinite entries with ``allow_infinite`` (a mask in a checkpoint). ``fill``, when
     given, fills ``array``'s buffer range by range as the first pass reaches it
-    (:meth:`xavinit.formats.base.TensorSource.read_lazily`).
+    (:meth:`xavinit.formats.base.TensorSource.read_lazily`). ``best_check`` False leaves
+    ``best`` None for an i.i.d. best candidate (``check`` shows the ranking rows only).
 
     Raises:
         XavinitError: a tensor that is not numeric, or holds NaN (or infinite values without
@@ -698,7 +799,7 @@ def examine(
             return _examine(
                 tensor, array, file=file, alpha=alpha, rng=rng, ks_sample=ks_sample,
                 expected=expected, rank=rank, tolerance=tolerance, label=label,
-                allow_infinite=allow_infinite, fill=fill,
+                allow_infinite=allow_infinite, fill=fill, best_check=best_check,
             )  # fmt: skip
     except XavinitError as error:
         if "NaN" in str(error):
@@ -754,6 +855,7 @@ def _examine(
     label: str,
     allow_infinite: bool,
     fill: Fill | None,
+    best_check: bool = True,
 ) -> Examined:
     values = array
     if values.dtype == np.float16:
@@ -877,12 +979,13 @@ def _examine(
         base.correlation_p = correlation_p_value(cleaned, moments.mean_square, kurtosis)
     possible = orthogonal_possible(top, moments.mean_square, tuple(matrix_shape))
     rows, checks = rank_candidates(
-        tensor, values, measurement, alpha, tensor.name, orthogonal=possible, outliers=outliers
-    )
+        tensor, values, measurement, alpha, tensor.name, orthogonal=possible, outliers=outliers,
+        best_check=best_check,
+    )  # fmt: skip
     base.candidates = rows
     base.best = checks[0] if checks else None
     base.law_p = law_p_value(rows) if rows else None
-    if base.best is not None and not get_scheme(str(rows[0]["scheme"])).iid:
+    if rows and not get_scheme(str(rows[0]["scheme"])).iid:
         # orthogonal: rows and columns are not independent
         base.row_p = base.column_p = base.correlation_p = None
     return base
@@ -959,4 +1062,4 @@ def describe_p(value: float | None) -> str:
     return f"p={value:.2g}"
 
 
-__all__ = ["VERDICTS", "Examined", "Moments", "decide", "examine", "judge_expected"]
+__all__ = ["Examined", "Moments", "decide", "examine", "judge_expected"]

@@ -85,8 +85,10 @@ def examine_files(
     tolerance: Tolerance = DEFAULT_TOLERANCE,
     roles: Sequence[str] = (),
     allow_infinite: bool = False,
+    best_checks: bool = True,
 ) -> tuple[list[Examined], list[str]]:
-    """Open every file, choose its tensors and examine them one at a time.
+    """Open every file, choose its tensors and examine them one at a time (``best_checks``
+    False: no full check of each best candidate, which only ``init --check`` reports).
 
     Returns:
         the examined tensors in file order and the names ``select`` skipped.
@@ -129,6 +131,7 @@ def examine_files(
                             tensor, array, file=file, alpha=alpha, ks_sample=ks_sample,
                             rng=spectrum_rng(seed, tensor.name), expected=expected, rank=rank,
                             tolerance=tolerance, allow_infinite=allow_infinite, fill=fill,
+                            best_check=best_checks,
                         )
                     )  # fmt: skip
                 del array
@@ -299,6 +302,7 @@ def run_check(
         list(sources) if sources is not None else list(config.files), keys=config.keys,
         layout=config.layout, alpha=config.alpha, ks_sample=config.ks_sample, seed=config.seed,
         expected=schemes, progress=progress, roles=config.roles, allow_infinite=True,
+        best_checks=False,
     )  # fmt: skip
     judged = judge_run(examined, config.alpha, config.correction)
     rows = [tensor_check(j, meets(j, expect)) for j in judged]
