@@ -70,6 +70,7 @@ def run_init(config: InitConfig, progress: Progress | None = None) -> InitResult
         correction=config.correction,
         mode="sample",
         saved=config.save,
+        scheme_descriptions=_descriptions(judged),
     )
 
 
@@ -201,7 +202,13 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
         mode="check" if schemes else "rank",
         rankings=rankings,
         skipped=skipped,
+        scheme_descriptions=_descriptions(checks),
     )
+
+
+def _descriptions(checks: list[InitCheck]) -> dict[str, str]:
+    """Each scheme of ``checks`` by its spec, described in one line (distribution, variance)."""
+    return {spec: get_scheme(spec).describe() for spec in dict.fromkeys(c.scheme for c in checks)}
 
 
 def _verdict(judged: Judged) -> str:
