@@ -120,7 +120,7 @@ def test_a_pair_not_in_the_registry_is_refused(saved, monkeypatch):
     init = load_result(saved["init"])
     assert not render_registry.supported("init", "pdf")
     assert not render_registry.supported("nosuch", "json")
-    with pytest.raises(XavinitError, match="^init cannot be rendered as pdf; formats: json, "):
+    with pytest.raises(XavinitError, match=r"^init cannot be rendered as pdf; formats: json, "):
         render_registry.render(init, "pdf")
     monkeypatch.delitem(RENDERERS, ("init", "table"))
     assert "table" not in render_registry.formats("init")
