@@ -21,7 +21,7 @@ from xavinit.core.streams import layer_rng
 from xavinit.core.verdicts import judge_expected
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
-from xavinit.experiments.check import Judged, examine_files, judge_run, known_as, tensor_check
+from xavinit.experiments.examine import Judged, examine_files, judge_run, known_as, tensor_check
 from xavinit.fileio import NpzWriter, atomic_write
 from xavinit.resources import require_memory
 from xavinit.results import Candidate, InitCheck, InitResult, Ranking
@@ -154,7 +154,7 @@ def _select_matrices(
 def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
     """Verify the matrices of a file under given schemes, or rank the schemes for each.
 
-    The same path as ``xavinit check`` (:func:`xavinit.experiments.check.examine_files`): the
+    The same path as ``xavinit check`` (:func:`xavinit.experiments.examine.examine_files`): the
     file is read by its format's reader, each matrix examined once, and the verdicts decided
     over the run; init reports them as its ``layers`` and ``rankings``.
     """
