@@ -46,7 +46,7 @@ def _report_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _gain_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    checks = {c["activation"]: c for c in document.get("depth_checks", [])}
+    checks = {c["activation"]: c for c in document["depth_checks"]}
     rows = []
     for row in document["gains"]:
         check = checks.get(row["activation"], {})
@@ -77,7 +77,7 @@ def _sweep_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     chosen = {(e["dataset"], e["activation"], e["scheme"]): e["lr"] for e in document["table"]}
     rows = []
     for run in document["runs"]:
-        row = {key: run.get(key) for key in SWEEP_COLUMNS}
+        row = {key: run[key] for key in SWEEP_COLUMNS}
         row["chosen"] = chosen.get((run["dataset"], run["activation"], run["scheme"])) == run["lr"]
         rows.append(row)
     return rows
