@@ -35,6 +35,14 @@ def test_the_init_table_describes_each_scheme_from_the_result():
     assert "  standard: words of the result\n" in _table(own)
 
 
+def test_init_records_each_schemes_canonical_name():
+    """DESIGN.md: xavier-uniform and glorot-uniform are aliases of normalized."""
+    config = {"layers": [6, 4], "schemes": ["xavier-uniform", "he-normal:mode=fan_out"]}
+    result = run_init(InitConfig.from_mapping(config))
+    names = {"xavier-uniform": "normalized", "he-normal:mode=fan_out": "he-normal"}
+    assert result.scheme_names == names
+
+
 def test_an_init_result_saved_before_the_descriptions_renders_without_them():
     document = run_init(InitConfig.from_mapping({"layers": [8, 4, 3]})).to_dict()
     del document["scheme_descriptions"]

@@ -264,6 +264,10 @@ class InitResult(_Document):
     """Each scheme of ``layers`` (by its spec as written there) in one line: its distribution
     and variance (:meth:`xavinit.core.schemes.Scheme.describe`); empty in results saved before
     it was added."""
+    scheme_names: dict[str, str] = field(default_factory=dict)
+    """Each scheme of ``layers`` (by its spec) to its canonical name, aliases resolved
+    (``normalized`` for ``xavier-uniform``), as propagate's and train's runs record it in
+    ``scheme_name``; empty in results saved before it was added."""
     command: str = "init"
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__

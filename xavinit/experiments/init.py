@@ -61,6 +61,7 @@ def run_init(config: InitConfig, progress: Progress | None = None) -> InitResult
     else:
         checks = _sample_all(config, schemes, dtype, progress, total, None)
     judged = judge(checks, config.alpha, config.correction)
+    descriptions, names = _schemes_of(judged)
     return InitResult(
         seed=config.seed,
         config=config.to_dict(),
@@ -70,7 +71,8 @@ def run_init(config: InitConfig, progress: Progress | None = None) -> InitResult
         correction=config.correction,
         mode="sample",
         saved=config.save,
-        scheme_descriptions=_descriptions(judged),
+        scheme_descriptions=descriptions,
+        scheme_names=names,
     )
 
 
@@ -192,6 +194,7 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
         passed = True
     if progress is not None:
         progress(len(examined), len(examined), "done")
+    descriptions, names = _schemes_of(checks)
     return InitResult(
         seed=config.seed,
         config=config.to_dict(),
@@ -202,13 +205,17 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
         mode="check" if schemes else "rank",
         rankings=rankings,
         skipped=skipped,
-        scheme_descriptions=_descriptions(checks),
+        scheme_descriptions=descriptions,
+        scheme_names=names,
     )
 
 
-def _descriptions(checks: list[InitCheck]) -> dict[str, str]:
-    """Each scheme of ``checks`` by its spec, described in one line (distribution, variance)."""
-    return {spec: get_scheme(spec).describe() for spec in dict.fromkeys(c.scheme for c in checks)}
+def _schemes_of(checks: list[InitCheck]) -> tuple[dict[str, str], dict[str, str]]:
+    """The result's ``scheme_descriptions`` (each scheme of ``checks`` by its spec, in one line:
+    distribution, variance) and ``scheme_names`` (its canonical name)."""
+    schemes = {spec: get_scheme(spec) for spec in dict.fromkeys(c.scheme for c in checks)}
+    descriptions = {spec: scheme.describe() for spec, scheme in schemes.items()}
+    return descriptions, {spec: scheme.name for spec, scheme in schemes.items()}
 
 
 def _verdict(judged: Judged) -> str:
