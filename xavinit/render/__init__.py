@@ -119,15 +119,24 @@ def formats(command: str) -> list[str]:
     return [fmt for (name, fmt) in RENDERERS if name == command]
 
 
+def require_supported(command: str, fmt: str) -> None:
+    """Refuse a pair not in :data:`RENDERERS`, naming the formats ``command`` has.
+
+    Raises:
+        XavinitError: ``<command> cannot be rendered as <fmt>; formats: json, yaml, ...``.
+    """
+    if not supported(command, fmt):
+        allowed = ", ".join(formats(command)) or "none"
+        raise XavinitError(f"{command} cannot be rendered as {fmt}; formats: {allowed}")
+
+
 def _renderer(command: str, fmt: str) -> Any:
     """The function registered for ``(command, fmt)``, imported now.
 
     Raises:
         XavinitError: the pair is not in :data:`RENDERERS`.
     """
-    if not supported(command, fmt):
-        allowed = ", ".join(formats(command)) or "none"
-        raise XavinitError(f"{command} cannot be rendered as {fmt}; formats: {allowed}")
+    require_supported(command, fmt)
     module, _, function = RENDERERS[(command, fmt)].partition(":")
     return getattr(importlib.import_module(module), function)
 
@@ -171,5 +180,6 @@ __all__ = [
     "formats",
     "print_table",
     "render",
+    "require_supported",
     "supported",
 ]
