@@ -2,12 +2,14 @@
 
 Every module under ``xavinit/`` is parsed and each import statement classified: module level
 (run when the module is imported: the module body, class bodies, module-level ``if``/``try``)
-or function level, and whether it sits in an ``if TYPE_CHECKING:`` block. Two rules:
+or function level, and whether it sits in an ``if TYPE_CHECKING:`` block. The rules:
 
 - the module-level imports between xavinit modules form no cycle (``TYPE_CHECKING`` imports
   left out, since they never run);
 - the core modules import no CLI, rendering, YAML or plotting library and no xavinit module
-  outside the leaves and the core (any import: function level and ``TYPE_CHECKING`` included).
+  outside the leaves and the core (any import: function level and ``TYPE_CHECKING`` included);
+- no layer imports one above it (:data:`LAYERS`; any import), and the renderers import neither
+  the core, the datasets nor the experiments: what they show is a field of the result.
 
 An import names the module it loads: ``import xavinit.x`` and ``from xavinit.x import y`` name
 ``xavinit.x``, ``from xavinit import x`` names ``xavinit.x`` when ``x`` is a module and the
@@ -343,9 +345,11 @@ LAYERS = (
     ("xavinit.formats", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
     ("xavinit.config", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
     ("xavinit.options", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
-    ("xavinit.render", ("xavinit.cli",)),
+    ("xavinit.render", ("xavinit.cli", "xavinit.core", "xavinit.datasets", "xavinit.experiments")),
 )
-"""Data flows one way: an experiment never renders, nothing below the CLI imports it."""
+"""Data flows one way: an experiment never renders, nothing below the CLI imports it, and a
+renderer shows the fields of its result: it computes nothing (no core), loads nothing (no
+datasets) and runs nothing (no experiments)."""
 
 
 def test_upper_layers_are_never_imported_from_below():

@@ -104,6 +104,16 @@ class LayerStats(TypedDict):
     weight_grad_std: Real
 
 
+class GainNames(TypedDict):
+    """What ``gain=NAME`` accepts in a scheme spec: the activations that take PyTorch's
+    ``calculate_gain`` (``torch``), those that take the exact forward gain ``1/sqrt(E[f(z)^2])``
+    (``exact``), and the aliases of activation names."""
+
+    torch: list[str]
+    exact: list[str]
+    aliases: list[str]
+
+
 class SchemeRow(TypedDict):
     """One scheme of ``xavinit schemes``; numbers only when fans are given."""
 
@@ -250,6 +260,14 @@ class InitResult(_Document):
     rankings: list[Ranking] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     saved: str | None = None
+    scheme_descriptions: dict[str, str] = field(default_factory=dict)
+    """Each scheme of ``layers`` (by its spec as written there) in one line: its distribution
+    and variance (:meth:`xavinit.core.schemes.Scheme.describe`); empty in results saved before
+    it was added."""
+    scheme_names: dict[str, str] = field(default_factory=dict)
+    """Each scheme of ``layers`` (by its spec) to its canonical name, aliases resolved
+    (``normalized`` for ``xavier-uniform``), as propagate's and train's runs record it in
+    ``scheme_name``; empty in results saved before it was added."""
     command: str = "init"
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
@@ -446,6 +464,9 @@ class SchemesResult(_Document):
     config: dict[str, Any]
     schemes: list[SchemeRow]
     passed: bool = True
+    gain_names: GainNames | None = None
+    """The listing of every scheme says what ``gain=NAME`` accepts; None for one spec (and in
+    results saved before it was added)."""
     command: str = "schemes"
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
