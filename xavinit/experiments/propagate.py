@@ -550,6 +550,7 @@ def run_one(
     given), which a caller running several networks hands to each."""
     buffers = Buffers() if buffers is None else buffers
     label = scheme.label if isinstance(scheme, Stack) else scheme.spec
+    name = None if isinstance(scheme, Stack) else scheme.name
     per_trial: list[list[dict[str, object]]] = []
     edges = None
     measured_moments: list[tuple[float, float, float, float]] = []
@@ -558,6 +559,7 @@ def run_one(
         if measured.overflow_layer is not None:
             return PropagateRun(
                 scheme=label,
+                scheme_name=name,
                 activation=activation.spec,
                 layers=[],
                 passed=False,
@@ -620,6 +622,7 @@ def run_one(
     first, last = (hidden[0], hidden[-1]) if hidden else (layers[0], layers[0])
     return PropagateRun(
         scheme=label,
+        scheme_name=name,
         activation=activation.spec,
         layers=layers,
         passed=True,
