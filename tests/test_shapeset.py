@@ -372,7 +372,8 @@ def test_preview_draws_half_blocks_and_label_names():
 def test_preview_in_colour_uses_grey_rgb_styles():
     from rich.console import Console
 
-    from xavinit.render.preview import load_preview_images, print_preview
+    from xavinit.datasets.preview import load_preview_images
+    from xavinit.render.preview import print_preview
 
     images, names = load_preview_images("shapeset", 2, 0)
     assert images.shape == (2, 32, 32) and names == [

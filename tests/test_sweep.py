@@ -676,10 +676,11 @@ def test_report_with_paper_puts_table_1_beside_ours(reference, tmp_path):
 
 def test_figures_of_a_sweep(reference):
     pytest.importorskip("matplotlib")
+    from xavinit.loading import result_from_dict
     from xavinit.render.plots import figures
 
     _, document = reference
-    names = [name for name, _, _ in figures(document)]
+    names = [name for name, _, _ in figures(result_from_dict(document))]
     assert names == ["sweep-shapeset-test-error", "sweep-shapeset-learning-rates"]
 
 

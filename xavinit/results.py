@@ -322,6 +322,9 @@ class PropagateRun:
     of the inputs and of the top gradient (the correlation of the output errors), measured and
     averaged over trials, as the weight-gradient predictions use them; ``prediction_notes``
     maps each prediction field that is not exact beyond finite width to the reason.
+    ``scheme_name`` is the canonical name of the scheme ``scheme`` spells (its preset, aliases
+    resolved: ``normalized`` for ``xavier-uniform``); None for a stack read from a file and in
+    results saved before the field existed.
     """
 
     scheme: str
@@ -337,6 +340,7 @@ class PropagateRun:
     input_cross_moment: Real | None = None
     top_cross_moment: Real | None = None
     prediction_notes: dict[str, str] = field(default_factory=dict)
+    scheme_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -369,6 +373,8 @@ class TrainRun:
     None at update 0) and ``test_error``. ``layer_stats`` rows: ``update``, ``layer``, ``mean``,
     ``std``, ``p98``, ``saturated_fraction`` of the hidden activations on the 300 tracked test
     examples, and ``weight_grad_std``, the std of dC/dW of that layer (figure 9).
+    ``scheme_name`` is the canonical name of the scheme ``scheme`` spells (its preset, aliases
+    resolved); None in results saved before the field existed.
     """
 
     scheme: str
@@ -382,6 +388,7 @@ class TrainRun:
     lr: Real | None = None
     final_histograms: list[LayerHistogram] = field(default_factory=list)
     final_valid_error: Fraction | None = None
+    scheme_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The run as a JSON-ready dict."""

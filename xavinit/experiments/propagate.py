@@ -668,6 +668,7 @@ def run_one(
     given), which a caller running several networks hands to each."""
     buffers = Buffers() if buffers is None else buffers
     label = scheme.label if isinstance(scheme, Stack) else scheme.spec
+    name = None if isinstance(scheme, Stack) else scheme.name
     per_trial: list[list[dict[str, object]]] = []
     edges = None
     measured_moments: list[tuple[float, float, float, float]] = []
@@ -676,6 +677,7 @@ def run_one(
         if measured.overflow_layer is not None:
             return PropagateRun(
                 scheme=label,
+                scheme_name=name,
                 activation=activation.spec,
                 layers=[],
                 passed=False,
@@ -738,6 +740,7 @@ def run_one(
     first, last = (hidden[0], hidden[-1]) if hidden else (layers[0], layers[0])
     return PropagateRun(
         scheme=label,
+        scheme_name=name,
         activation=activation.spec,
         layers=layers,
         passed=True,

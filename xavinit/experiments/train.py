@@ -460,6 +460,7 @@ def _finish(config: TrainConfig, state: RunState, sgd: SGD, splits: Splits) -> T
     final_error = None if diverged else state.curve[-1]["test_error"]
     return TrainRun(
         scheme=state.scheme,
+        scheme_name=get_scheme(state.scheme).name,
         activation=state.activation,
         updates=state.update,
         final_test_error=final_error,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -80,13 +81,16 @@ def _matplotlib() -> SimpleNamespace:
     )
 
 
-def scheme_colour(spec: str) -> str:
-    """The colour of a scheme: fixed for known names and aliases, else from a hash of the spec."""
-    key = str(spec).strip().lower()
-    if key not in SCHEME_COLOURS:
-        from xavinit.core.schemes import ALIASES
+def scheme_colour(spec: str, name: str | None = None) -> str:
+    """The colour of a scheme: fixed for the named presets, else from a hash of the spec.
 
-        key = ALIASES.get(key, key)
+    ``name`` is the scheme's canonical name as its run records it (``scheme_name``: aliases
+    resolved, ``normalized`` for ``xavier-uniform``); a spec with parameters keeps a colour of its
+    own, so that ``he-normal`` and ``he-normal:mode=fan_out`` differ in one figure. Without a
+    name (a result saved before runs recorded it) the spec is looked up as it is."""
+    key = str(spec).strip().lower()
+    if name is not None and ":" not in key:
+        key = name
     if key in SCHEME_COLOURS:
         return SCHEME_COLOURS[key]
     digest = hashlib.sha256(str(spec).strip().encode("utf-8")).digest()
@@ -123,11 +127,12 @@ def _log_y(ax: Any, *series: list[float], min_ratio: float = 1.0) -> None:
         ax.set_yscale("log")
 
 
-def _group(rows: list[dict[str, Any]], key: str) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Rows grouped by ``row[key]``, groups in order of first appearance."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(str(row.get(key, "?")), []).append(row)
+def _group(items: Sequence[Any], attribute: str) -> list[tuple[str, list[Any]]]:
+    """Items (runs, rows of a result) grouped by an attribute, groups in order of first
+    appearance."""
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(str(getattr(item, attribute)), []).append(item)
     return list(groups.items())
 
 
@@ -175,13 +180,15 @@ def _suptitle(fig: Any, title: str) -> None:
     fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 11))))
 
 
-def _scheme_title(ax: Any, scheme: str, extra: str = "") -> None:
-    ax.set_title(f"{scheme}{extra}", color=scheme_colour(scheme), fontweight="bold")
+def _scheme_title(ax: Any, scheme: str, name: str | None, extra: str = "") -> None:
+    """A panel's title: the scheme in its colour (``name``: its canonical name, see
+    :func:`scheme_colour`)."""
+    ax.set_title(f"{scheme}{extra}", color=scheme_colour(scheme, name), fontweight="bold")
 
 
-def _network(document: dict[str, Any]) -> str:
+def _network(result: Any) -> str:
     """The network as ``1024-1000x5-10`` (runs of equal hidden widths folded)."""
-    layers = (document.get("config") or {}).get("layers") or []
+    layers = result.config.get("layers") or []
     if len(layers) < 3:
         return "-".join(map(str, layers))
     hidden, parts = layers[1:-1], []
@@ -193,3 +200,19 @@ def _network(document: dict[str, Any]) -> str:
         parts.append(f"{hidden[i]}x{j - i}" if j - i > 1 else str(hidden[i]))
         i = j
     return "-".join([str(layers[0]), *parts, str(layers[-1])])
+
+
+def _slug(text: Any) -> str:
+    """A filesystem-safe name: lower case, runs of anything else than letters and digits as
+    one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "unnamed"
+
+
+def _unique(names: list[str]) -> list[str]:
+    """``names`` with repeats numbered: ``a``, ``a-2``, ``a-3``."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out
