@@ -54,7 +54,8 @@ def preview(
     """
     if save is not None and save.suffix.lower() != ".png":
         fail(f"--save {str(save)!r}: the file name must end in .png")
-    from xavinit.render.preview import load_preview_images, print_preview, save_preview_png
+    from xavinit.datasets.preview import load_preview_images
+    from xavinit.render.preview import print_preview, save_preview_png
 
     try:
         images, names = load_preview_images(dataset, count, seed)
