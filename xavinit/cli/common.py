@@ -31,7 +31,7 @@ if typing.TYPE_CHECKING:
     from rich.console import Console
 
     from xavinit.experiments import Progress as ProgressCallback
-    from xavinit.options import Config, Opt
+    from xavinit.config import Config, Opt
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 

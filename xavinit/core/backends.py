@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +28,16 @@ import numpy as np
 
 from xavinit.errors import XavinitError
 from xavinit.extras import install
+from xavinit.serialize import quote
 
 __all__ = [
     "BACKENDS",
     "Backend",
     "TorchOps",
+    "check_placement",
     "get_backend",
     "ops_for",
+    "parse_device",
     "to_numpy",
     "usable_backends",
 ]
@@ -272,14 +276,30 @@ def _namespace(name: str) -> Any:
     return importlib.import_module(f"array_api_compat.{name}")
 
 
-def _parse_device(device: str) -> str:
-    text = device.strip().lower()
-    head, _, index = text.partition(":")
-    if head == "cpu" and not index:
-        return "cpu"
-    if head == "cuda" and (not index or index.isdigit()):
+def parse_device(value: Any) -> str:
+    """The device a ``--device`` value names, normalised: ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        ValueError: for anything else (the caller names the option).
+    """
+    text = value.strip().lower() if isinstance(value, str) else value
+    if isinstance(text, str) and re.fullmatch(r"cpu|cuda(:\d+)?", text):
         return text
-    raise XavinitError(f"--device: unknown device {device!r}; valid: cpu, cuda, cuda:N")
+    raise ValueError(f"must be cpu, cuda or cuda:N, got {quote(value)}")
+
+
+def check_placement(backend: str, device: str) -> None:
+    """The placement rules, one owner: numpy computes on the CPU only, CuPy on CUDA devices
+    only, torch on either (whether the device exists is asked of the library, in
+    :func:`get_backend`). ``device`` is already parsed (:func:`parse_device`).
+
+    Raises:
+        ValueError: naming the rule broken and what to use (the caller names the option).
+    """
+    if backend == "numpy" and device != "cpu":
+        raise ValueError(f"numpy runs on the CPU only, got {device}; use --backend torch or cupy")
+    if backend == "cupy" and device == "cpu":
+        raise ValueError("cupy runs on CUDA devices only; give --device cuda")
 
 
 @functools.cache
@@ -293,12 +313,12 @@ def get_backend(name: str = "numpy", device: str = "cpu") -> Backend:
     """
     if name not in BACKENDS:
         raise XavinitError(f"--backend: unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
-    device = _parse_device(device)
+    try:
+        device = parse_device(device)
+        check_placement(name, device)
+    except ValueError as error:
+        raise XavinitError(f"--device: {error}") from None
     if name == "numpy":
-        if device != "cpu":
-            raise XavinitError(
-                f"--device {device}: numpy runs on the CPU only; use --backend torch or cupy"
-            )
         return Backend("numpy", "cpu", _namespace("numpy"), np, np)
     native = _import(name)
     if name == "torch":
@@ -313,8 +333,6 @@ def get_backend(name: str = "numpy", device: str = "cpu") -> Backend:
                     f"--device {device}: torch sees {native.cuda.device_count()} CUDA device(s)"
                 )
         return Backend("torch", device, _namespace("torch"), _torch_ops(), native)
-    if device == "cpu":
-        raise XavinitError("--device cpu: cupy runs on CUDA devices only; use --device cuda")
     try:
         count = native.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDA driver missing or broken
