@@ -60,7 +60,7 @@ COMMON = ("fmt", "output", "config", "quiet")
 """The parameters every result command takes besides its config's options."""
 
 
-def _cli_type(annotation: Any, opt: Opt) -> Any:
+def cli_type(annotation: Any, opt: Opt) -> Any:
     """The type typer parses an option into: the field's, without None and constraints."""
     if opt.cli_type is not None:
         return opt.cli_type
@@ -94,7 +94,7 @@ def option_parameters(config_type: type[Config]) -> list[inspect.Parameter]:
         if not opt.cli:
             continue
         key = opt.key or name
-        kind = _cli_type(info.annotation, opt)
+        kind = cli_type(info.annotation, opt)
         text = opt.help
         if (
             not info.is_required()

@@ -65,6 +65,15 @@ def strings(value: Any) -> Any:
     return tuple(dict.fromkeys(items))
 
 
+def patterns(value: Any) -> Any:
+    """Validator: names or globs (a leading ``!`` excluding), none of them empty."""
+    items = strings(value)
+    for position, item in enumerate(items):
+        if not item.removeprefix("!").strip():
+            raise ValueError(f"[{position}]: must be a name or a glob, got {quote(item)}")
+    return items
+
+
 def file_path(value: Any) -> Any:
     """Validator: a non-empty path, as a string."""
     if value is None:
@@ -193,7 +202,7 @@ Schemes = Annotated[tuple[str, ...], BeforeValidator(strings), AfterValidator(kn
 Activations = Annotated[
     tuple[str, ...], BeforeValidator(strings), AfterValidator(known_activations)
 ]
-Names = Annotated[tuple[str, ...], BeforeValidator(strings)]
+Patterns = Annotated[tuple[str, ...], BeforeValidator(patterns)]
 Path_ = Annotated[str | None, BeforeValidator(file_path)]
 Dtype = Annotated[str, BeforeValidator(Choice(DTYPES))]
 Rate = Annotated[float, BeforeValidator(reject_bool), Field(gt=0.0, lt=1.0)]

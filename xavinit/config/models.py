@@ -43,8 +43,8 @@ from xavinit.config.fields import (
     EvalEveryOption,
     Hidden,
     Layers,
-    Names,
     Path_,
+    Patterns,
     PreprocessOption,
     Rate,
     Schemes,
@@ -163,7 +163,7 @@ class InitConfig(NetworkShape):
         ),
     ] = None
     keys: Annotated[
-        Names,
+        Patterns,
         Opt(
             "With --check: array names or patterns (fc*) to verify, repeatable.",
             key="key",
@@ -264,7 +264,7 @@ class PropagateConfig(NetworkShape, Placement):
         ),
     ] = None
     keys: Annotated[
-        Names,
+        Patterns,
         Opt(
             "With --weights: tensor names or globs, repeatable; a leading ! excludes.",
             key="key",
@@ -717,7 +717,7 @@ class CheckConfig(Seeded):
         ),
     ] = None
     keys: Annotated[
-        Names,
+        Patterns,
         Opt(
             "Tensor names or globs to check, repeatable; a leading ! excludes ('!emb*').",
             key="key",
