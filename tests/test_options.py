@@ -128,3 +128,24 @@ def test_the_activation_help_names_every_activation():
     listed = ACTIVATION_HELP.partition(":")[2].rstrip(".").split(",")
     names = [item.strip().partition("[")[0] for item in listed]
     assert sorted(names) == sorted(ACTIVATION_NAMES)  # the same names, each once
+
+
+def test_the_option_reference_in_usage_md_is_current():
+    """docs/usage.md's option reference is what the declarations give now (regenerate it with
+    ``python -m xavinit.cli.reference --write docs/usage.md``)."""
+    from pathlib import Path
+
+    from xavinit.cli.reference import BEGIN, END, reference
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
+    block = page[page.index(BEGIN) : page.index(END) + len(END) + 1]
+    assert block == reference()
+
+
+def test_the_option_reference_lists_every_declared_option():
+    from xavinit.cli.reference import reference
+
+    text = reference()
+    for command, _, name, opt, _ in OPTIONS:
+        if not opt.argument:
+            assert f"`--{(opt.key or name).replace('_', '-')}`" in text, (command, name)
