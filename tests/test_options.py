@@ -149,3 +149,25 @@ def test_the_option_reference_lists_every_declared_option():
     for command, _, name, opt, _ in OPTIONS:
         if not opt.argument:
             assert f"`--{(opt.key or name).replace('_', '-')}`" in text, (command, name)
+
+
+def test_help_and_a_usage_error_import_no_numpy():
+    """``xavinit COMMAND --help`` and a refused option answer without the numeric code (the
+    placement rules and the option declarations are standard library and pydantic only)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from xavinit.cli import main\n"
+        "for argv in (['init', '--help'], ['train', '--help'], ['propagate', '--bins', '1']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('numpy', 'scipy') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:]

@@ -167,8 +167,6 @@ def execute(
     (imported late), which returns a result with ``command``, ``to_dict()`` and ``passed``.
     """
     from xavinit.config import load_yaml, merge_options
-    from xavinit.fileio import atomic_write
-    from xavinit.render import render
     from xavinit.resources import blas_threads
 
     try:
@@ -191,6 +189,9 @@ def execute(
         with (display or progress_bar)(quiet) as progress, blas_threads(threads):
             result = experiment(config, progress)
         if output is not None and file_fmt is not None:
+            from xavinit.fileio import atomic_write  # numpy: not for a usage error
+            from xavinit.render import render
+
             text = render(result, file_fmt)
             with atomic_write(output) as stream:
                 stream.write(text)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from xavinit.config.base import Opt
-from xavinit.core.backends import BACKENDS, parse_device
+from xavinit.core.placement import BACKENDS, parse_device
 from xavinit.extras import install
 from xavinit.limits import MAX_LAYERS
 from xavinit.serialize import quote

@@ -64,7 +64,7 @@ from xavinit.config.fields import (
     shape_given,
     strings,
 )
-from xavinit.core.backends import check_placement
+from xavinit.core.placement import check_placement
 from xavinit.errors import XavinitError
 from xavinit.extras import install
 from xavinit.limits import (

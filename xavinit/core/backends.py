@@ -19,32 +19,24 @@ from __future__ import annotations
 
 import functools
 import importlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from xavinit.core.placement import BACKENDS, check_placement, parse_device
 from xavinit.errors import XavinitError
 from xavinit.extras import install
-from xavinit.serialize import quote
 
 __all__ = [
-    "BACKENDS",
     "Backend",
     "TorchOps",
-    "check_placement",
     "get_backend",
     "ops_for",
-    "parse_device",
     "to_numpy",
     "usable_backends",
 ]
-
-BACKENDS: tuple[str, ...] = ("numpy", "torch", "cupy")
-"""Backend names accepted by ``--backend``."""
-
 
 Array = Any
 """A numpy, torch or cupy array."""
@@ -274,32 +266,6 @@ def _import(name: str) -> Any:
 def _namespace(name: str) -> Any:
     """array-api-compat's standard namespace for the library ``name``."""
     return importlib.import_module(f"array_api_compat.{name}")
-
-
-def parse_device(value: Any) -> str:
-    """The device a ``--device`` value names, normalised: ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Raises:
-        ValueError: for anything else (the caller names the option).
-    """
-    text = value.strip().lower() if isinstance(value, str) else value
-    if isinstance(text, str) and re.fullmatch(r"cpu|cuda(:\d+)?", text):
-        return text
-    raise ValueError(f"must be cpu, cuda or cuda:N, got {quote(value)}")
-
-
-def check_placement(backend: str, device: str) -> None:
-    """The placement rules, one owner: numpy computes on the CPU only, CuPy on CUDA devices
-    only, torch on either (whether the device exists is asked of the library, in
-    :func:`get_backend`). ``device`` is already parsed (:func:`parse_device`).
-
-    Raises:
-        ValueError: naming the rule broken and what to use (the caller names the option).
-    """
-    if backend == "numpy" and device != "cpu":
-        raise ValueError(f"numpy runs on the CPU only, got {device}; use --backend torch or cupy")
-    if backend == "cupy" and device == "cpu":
-        raise ValueError("cupy runs on CUDA devices only; give --device cuda")
 
 
 @functools.cache
