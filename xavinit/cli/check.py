@@ -36,7 +36,7 @@ DOC = f"""Read checkpoints and say, tensor by tensor, how each was initialised o
 
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import CheckConfig
 
     return result_command(CheckConfig, "xavinit.experiments.check:run_check", DOC)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from xavinit.cli.common import fail, stdout_console
+from xavinit.cli.consoles import fail, stdout_console
 from xavinit.errors import XavinitError
 from xavinit.extras import install
 

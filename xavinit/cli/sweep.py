@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from xavinit.cli.common import EXIT_INTERRUPTED, fail, stderr_console
+from xavinit.cli.consoles import EXIT_INTERRUPTED, fail, stderr_console
 
 if TYPE_CHECKING:
     from xavinit.experiments.sweep import SweepStatus
@@ -122,7 +122,7 @@ def sweep_display(quiet: bool) -> Iterator[Callable[[SweepStatus], None] | None]
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast):
     GRID.yaml (or DIR's grid.yaml) is the config file; Ctrl-C says how to resume."""
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import SweepConfig
 
     inner = result_command(

@@ -691,6 +691,7 @@ def activation_gain(name: str, slope: float = DEFAULT_LEAKY_SLOPE) -> float:
     return get_activation(canonical).gain
 
 
+@functools.lru_cache(maxsize=1024)  # frozen: parsed once (config validates, the run reuses)
 def get_activation(spec: str) -> Activation:
     """Return the activation named by ``spec``: ``name`` or ``name:key=value[,key=value]``.
 
