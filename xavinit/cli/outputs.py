@@ -7,7 +7,8 @@ import typing
 from pathlib import Path
 
 from xavinit.cli.consoles import fail
-from xavinit.render import EXTENSIONS, formats, supported
+from xavinit.errors import XavinitError
+from xavinit.render import EXTENSIONS, require_supported
 
 if typing.TYPE_CHECKING:
     from xavinit.cli.options import OutputFormat
@@ -31,8 +32,11 @@ def chosen_formats(
             fail(f"--output {str(output)!r}: folder {str(output.parent)!r} does not exist")
     screen = None if output is not None and fmt is None else (fmt.value if fmt else "table")
     for name in (screen, file_fmt):
-        if name is not None and not supported(command, name):
-            fail(f"{command} cannot be rendered as {name}; formats: {', '.join(formats(command))}")
+        if name is not None:
+            try:
+                require_supported(command, name)
+            except XavinitError as error:
+                fail(str(error))
     return screen, file_fmt
 
 

@@ -434,14 +434,6 @@ def _address(value: Any) -> Any:
     return value.strip()
 
 
-SWEEP_GRID_KEYS = (
-    "datasets", "layers", "hidden", "schemes", "activations", "lrs", "seeds", "cost",
-    "batch_size", "updates", "select_at", "eval_every", "track_every", "test_size",
-    "preprocess", "dtype",
-)  # fmt: skip
-"""The fields that make the grid (``DIR/grid.yaml``); the others say where and how it runs."""
-
-
 class SweepConfig(Placement):
     """What ``xavinit sweep`` does: one ``train`` run per grid point, resumable, in parallel.
 
@@ -572,25 +564,6 @@ class SweepConfig(Placement):
                         f"got {value}"
                     )
         return self
-
-    def grid(self) -> dict[str, Any]:
-        """The grid's settings alone, keyed by option name (what ``DIR/grid.yaml`` holds, a
-        config file that options override). The network is written as ``layers`` when they
-        were given, else as ``depth`` and ``width``."""
-        record = self.to_dict()
-        out: dict[str, Any] = {}
-        for name in SWEEP_GRID_KEYS:
-            if name == "layers":
-                hidden = record["hidden"]
-                if record["layers"]:
-                    out["layers"] = record["layers"]
-                elif len(set(hidden)) <= 1:
-                    out["depth"], out["width"] = len(hidden), hidden[0] if hidden else PAPER_WIDTH
-                else:
-                    out["hidden"] = hidden
-            elif name != "hidden":
-                out[self.option_key(name)] = record[name]
-        return out
 
 
 class ReportConfig(Config):

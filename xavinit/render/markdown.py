@@ -239,8 +239,9 @@ def schemes_blocks(result: SchemesResult) -> Blocks:
         lines.append(cells)
     out = Blocks()
     out.table(header, lines)
-    if result.config.get("spec") is None:
-        out.text(gain_names_note(result))
+    note = gain_names_note(result)
+    if result.config.get("spec") is None and note:
+        out.text(note)
     return out
 
 

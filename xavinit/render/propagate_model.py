@@ -4,8 +4,6 @@ result's document, as every CSV)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -136,13 +134,3 @@ def table_models(result: PropagateResult, console: Console) -> None:
             console.print(Text(f"  {line}", style="dim"))
     style = "bold green" if result.passed else "bold red"
     console.print(Text(model_summary(result), style=style))
-
-
-def model_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """CSV: one row per (model, module) of a propagate document, its parameters as compact
-    JSON."""
-    rows = []
-    for run in document.get("models", []):
-        for m in run.get("modules", []):
-            rows.append({"model": run["model"], "source": run["source"], **m})
-    return rows

@@ -193,20 +193,3 @@ def table_sweep(result: SweepResult, console: Console, paper: bool = False) -> N
     console.print(runs)
     verdict = sweep_summary(result)
     console.print(Text(verdict, style="bold green" if result.passed else "bold red"))
-
-
-def sweep_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """CSV: one row per run of a sweep's document, with whether it is at its model's chosen
-    learning rate."""
-    chosen = {(e["dataset"], e["activation"], e["scheme"]): e["lr"] for e in document["table"]}
-    keys = (
-        "id", "dataset", "activation", "scheme", "lr", "seed", "status", "updates",
-        "final_test_error", "final_valid_error", "selection_valid_error", "diverged_at",
-        "wall_seconds", "worker", "retries", "error",
-    )  # fmt: skip
-    rows = []
-    for run in document["runs"]:
-        row = {key: run.get(key) for key in keys}
-        row["chosen"] = chosen.get((run["dataset"], run["activation"], run["scheme"])) == run["lr"]
-        rows.append(row)
-    return rows

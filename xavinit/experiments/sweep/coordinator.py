@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xavinit.config import SweepConfig, TrainConfig
+from xavinit.core.schemes import get_scheme
 from xavinit.errors import XavinitError
 from xavinit.experiments.sweep.grid import (
     GRID_FILE,
@@ -582,6 +583,7 @@ class SweepCoordinator:
             "worker": record.worker,
             "retries": record.retries,
             "selection_valid_error": self._selection_error(run),
+            "scheme_name": get_scheme(run.point.scheme).name,  # the grid's, never the file's
         }
         if run.result is not None:
             trained = run.result.runs[0]

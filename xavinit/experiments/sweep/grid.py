@@ -15,7 +15,8 @@ import re
 from dataclasses import astuple, dataclass
 from typing import Any, get_origin
 
-from xavinit.config import PAPER_WIDTH, SweepConfig, TrainConfig
+from xavinit.config import SweepConfig, TrainConfig
+from xavinit.config.fields import PAPER_WIDTH
 from xavinit.errors import XavinitError
 
 GRID_FILE = "grid.yaml"

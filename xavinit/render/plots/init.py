@@ -65,7 +65,7 @@ def _init_variance(
     any_failed = False
     all_values: list[float] = []
     for i, (scheme, group) in enumerate(groups):
-        colour = scheme_colour(scheme)
+        colour = scheme_colour(scheme, result.scheme_names.get(scheme))
         group = sorted(group, key=lambda r: r.layer)
         shift = (i - (len(groups) - 1) / 2) * width
         x = [r.layer + shift for r in group]
