@@ -1,4 +1,5 @@
-"""Tests for xavinit.core.activations: values, derivatives, saturation, gains, specs, quadrature."""
+"""Tests for xavinit.core.activations, kernels and quadrature: values, derivatives, saturation,
+gains, specs, quadrature."""
 
 from __future__ import annotations
 
@@ -7,15 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.core.activations import (
-    ACTIVATION_NAMES,
-    SELU_ALPHA,
-    SELU_LAMBDA,
-    Activation,
-    erf,
-    gaussian_expectation,
-    get_activation,
-)
+from xavinit.core.activations import ACTIVATION_NAMES, Activation, get_activation
+from xavinit.core.kernels import SELU_ALPHA, SELU_LAMBDA, erf
+from xavinit.core.quadrature import gaussian_expectation
 
 # Points where the derivative is checked; those within 1e-3 of a kink are left out.
 POINTS = np.array([-4.0, -1.7, -0.6, -0.05, 0.05, 0.3, 1.0, 2.5, 6.0, 7.5])
@@ -426,7 +421,8 @@ def test_quadrature_agrees_with_monte_carlo(spec: str) -> None:
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_node_doubling_changes_nothing_at_1e_10(spec: str) -> None:
-    from xavinit.core.activations import normal_rule, unit_moments
+    from xavinit.core.activations import unit_moments
+    from xavinit.core.quadrature import normal_rule
 
     act = get_activation(spec)
     moments = unit_moments(act)  # the value at 2 * order
@@ -438,7 +434,7 @@ def test_node_doubling_changes_nothing_at_1e_10(spec: str) -> None:
 
 
 def test_bivariate_expectation_against_closed_forms() -> None:
-    from xavinit.core.activations import bivariate_expectation
+    from xavinit.core.quadrature import bivariate_expectation
 
     relu = get_activation("relu")
     step = lambda x: (x > 0).astype(float)  # noqa: E731
@@ -465,7 +461,7 @@ def test_bivariate_expectation_against_closed_forms() -> None:
 
 def test_bivariate_expectation_with_kinks_away_from_zero() -> None:
     """hardtanh (kinks at +-1) against a 10^6-draw Monte Carlo, within 5 standard errors."""
-    from xavinit.core.activations import bivariate_expectation
+    from xavinit.core.quadrature import bivariate_expectation
 
     act = get_activation("hardtanh")
     rng = np.random.default_rng(7)
