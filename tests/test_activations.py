@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.core.activations import ACTIVATION_NAMES, Activation, get_activation
+from xavinit.core.activations import (
+    ACTIVATION_ALIASES,
+    ACTIVATION_NAMES,
+    TORCH_GAIN_NAMES,
+    Activation,
+    activation_gain,
+    get_activation,
+)
 from xavinit.core.kernels import SELU_ALPHA, SELU_LAMBDA, erf
 from xavinit.core.quadrature import gaussian_expectation
 
@@ -253,6 +260,33 @@ def test_names_aliases_and_specs() -> None:
     assert leaky.params == (("slope", 0.2),)
     assert leaky.spec == "leaky-relu:slope=0.2"
     assert leaky != get_activation("leaky-relu")
+
+
+def test_the_registry_is_what_pytorch_and_the_spec_syntax_see() -> None:
+    # Every row of the table is a name get_activation accepts, with its own aliases; PyTorch's
+    # calculate_gain knows exactly the names the table gives a torch gain, with its values.
+    torch = pytest.importorskip("torch")
+    assert set(TORCH_GAIN_NAMES) == {"linear", "sigmoid", "tanh", "relu", "leaky-relu", "selu"}
+    assert ACTIVATION_ALIASES == {
+        "leaky_relu": "leaky-relu",
+        "identity": "linear",
+        "logistic": "sigmoid",
+        "swish": "silu",
+    }
+    for name in ACTIVATION_NAMES:
+        torch_name = name.replace("-", "_")
+        if name in TORCH_GAIN_NAMES:
+            for slope in (0.01, 0.2) if name == "leaky-relu" else (None,):
+                spec = name if slope is None else f"{name}:slope={slope}"
+                expected = torch.nn.init.calculate_gain(torch_name, slope)
+                assert get_activation(spec).torch_gain == pytest.approx(expected, rel=1e-15)
+        else:
+            with pytest.raises(ValueError, match="Unsupported nonlinearity"):
+                torch.nn.init.calculate_gain(torch_name)
+            assert get_activation(name).torch_gain is None
+    for alias, name in ACTIVATION_ALIASES.items():
+        assert get_activation(alias) == get_activation(name)
+        assert activation_gain(alias) == activation_gain(name)
 
 
 @pytest.mark.parametrize(
