@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from xavinit.cli import app
 from xavinit.config import PropagateConfig
 from xavinit.core.activations import get_activation
-from xavinit.experiments.propagate import jacobian_singular_values, run_propagate
+from xavinit.core.measure import jacobian_singular_values
+from xavinit.experiments.propagate import run_propagate
 
 runner = CliRunner()
 
@@ -473,7 +474,7 @@ def test_percentiles_are_numpys_bit_for_bit(size):
     the bit: float32 and float64, ties, sorted values (a subsample that is not random), the
     ends (0 and 100) and the middle. Among equal values numpy's partition leaves 0.0 or -0.0 at
     a rank as its algorithm falls: there the number is the same, its sign may not be."""
-    from xavinit.experiments.propagate import percentiles
+    from xavinit.core.samples import percentiles
 
     rng = np.random.default_rng(size)
     arrays = [
@@ -492,7 +493,7 @@ def test_percentiles_are_numpys_bit_for_bit(size):
 def test_percentiles_partition_everything_when_the_subsample_misleads():
     """A subsample whose low values are not the array's (every strided value small, the rest
     large) puts the threshold too low: the whole array is partitioned, still numpy's answer."""
-    from xavinit.experiments.propagate import PERCENTILE_SUBSAMPLE, percentiles
+    from xavinit.core.samples import PERCENTILE_SUBSAMPLE, percentiles
 
     n = 32 * PERCENTILE_SUBSAMPLE
     values = np.full(n, 1000.0, dtype=np.float32)
@@ -506,7 +507,7 @@ def test_bins_are_binary_searchs_for_even_and_uneven_edges():
     """The histograms' bin of each value is ``searchsorted(edges, x, "right") - 1`` (the last
     bin closed) for evenly spaced edges from linspace, values on and one ulp beside every edge,
     a huge span, and uneven edges (where the arithmetic guess is far off)."""
-    from xavinit.experiments.propagate import _bins_of
+    from xavinit.core.samples import bins_of
 
     rng = np.random.default_rng(0)
     grids = [
@@ -521,4 +522,4 @@ def test_bins_are_binary_searchs_for_even_and_uneven_edges():
         values = np.concatenate([rng.uniform(lo / 2, hi / 2, 5000), edges])
         values = values[(values >= lo) & (values <= hi)]
         expected = np.minimum(np.searchsorted(grid, values, side="right") - 1, grid.size - 2)
-        assert _bins_of(values, grid).tolist() == expected.tolist()
+        assert bins_of(values, grid).tolist() == expected.tolist()
