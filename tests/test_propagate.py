@@ -169,6 +169,43 @@ def test_trials_report_mean_and_spread():
     assert sum(run.layers[0].histogram["counts"]) <= 3 * 100 * 40
 
 
+def test_merge_trials_means_numbers_sums_counts_and_spreads_by_sample_std():
+    """Two trials by hand: means (1 and 3 -> 2), sample std (ddof 1: sqrt(2) for 1 and 3),
+    histogram counts summed, a field that is None (no saturation at the output layer, no
+    Jacobian) stays None and has no spread; one trial is itself with every spread 0."""
+    from xavinit.core.measure import LayerMeasurement, merge_trials
+
+    def layer(value: float, saturated: float | None, counts: list[int]) -> LayerMeasurement:
+        return LayerMeasurement(
+            activation_mean=value, activation_var=2 * value, activation_std=value,
+            activation_second_moment=value, activation_p2=-value, activation_p98=value,
+            saturated_fraction=saturated, backprop_var=value, weight_grad_var=value,
+            jacobian_sv_mean=None, jacobian_sv_ratio=None, activation_histogram=counts,
+            backprop_histogram=counts, weight_grad_histogram=counts,
+        )  # fmt: skip
+
+    first = [layer(1.0, 0.25, [1, 2]), layer(5.0, None, [0, 4])]
+    second = [layer(3.0, 0.75, [3, 0]), layer(5.0, None, [1, 1])]
+    (hidden, hidden_spread), (top, top_spread) = merge_trials([first, second])
+    assert hidden.activation_mean == 2.0 and hidden.activation_var == 4.0
+    assert hidden.saturated_fraction == 0.5 and hidden.activation_p2 == -2.0
+    assert hidden.activation_histogram == [4, 2] and top.weight_grad_histogram == [1, 5]
+    assert hidden_spread["activation_mean"] == pytest.approx(math.sqrt(2.0), rel=1e-15)
+    assert hidden_spread["activation_var"] == pytest.approx(2 * math.sqrt(2.0), rel=1e-15)
+    assert hidden_spread["saturated_fraction"] == pytest.approx(math.sqrt(0.125), rel=1e-15)
+    assert top.saturated_fraction is None and top.jacobian_sv_mean is None
+    assert "saturated_fraction" not in top_spread and "jacobian_sv_mean" not in top_spread
+    assert top_spread["backprop_var"] == 0.0
+    # the spread's keys come in the result's order: moments, percentiles, then the gradients
+    assert list(hidden_spread) == [
+        "activation_mean", "activation_var", "activation_std", "activation_second_moment",
+        "activation_p2", "activation_p98", "saturated_fraction", "backprop_var",
+        "weight_grad_var",
+    ]  # fmt: skip
+    ((alone, alone_spread),) = merge_trials([[first[0]]])
+    assert alone == first[0] and set(alone_spread.values()) == {0.0}
+
+
 def test_table_and_histograms_and_markdown():
     args = ["propagate", "--layers", "64,32,32,10", "--batch", "100", "--histograms"]
     table = runner.invoke(app, args)
