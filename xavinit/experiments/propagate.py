@@ -5,6 +5,9 @@ For each (scheme, activation) one network is drawn (biases 0, or ``N(0, bias_var
 inputs pushed through it; per layer the result holds the measured statistics and, beside them,
 the paper's linear-regime prediction (eq. 5-7) and the mean-field prediction (Poole et al. 2016)
 from the same ``Var[W]``. Glorot and Bengio (2010), section 4 and figures 6, 7 and 8.
+The draws are :mod:`xavinit.core.sampling`'s, the measurement, trial merging and predictions
+:mod:`xavinit.core.measure`'s; this module turns the config into those calls and assembles the
+result (with its ``prediction_notes``), and reads a checkpoint's stack for ``--weights``.
 
 Conventions: layer ``k`` (1-based) is the k-th weight matrix and what it produces. Hidden layers
 report their post-activations ``z^k = f(s^k)``; the output layer reports the logits ``s^L``.
