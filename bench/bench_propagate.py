@@ -29,8 +29,9 @@ from xavinit.config import PAPER_LAYERS, PropagateConfig
 from xavinit.core.activations import get_activation
 from xavinit.core.backends import usable_backends
 from xavinit.core.network import Buffers
+from xavinit.core.sampling import draw_weights
 from xavinit.core.schemes import get_scheme
-from xavinit.experiments.propagate import draw_weights, run_one, run_propagate
+from xavinit.experiments.propagate import run_one, run_propagate
 from xavinit.resources import blas_threads
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from xavinit.cli import app
 from xavinit.config import GainConfig
 from xavinit.core.activations import ACTIVATION_NAMES, get_activation
+from xavinit.core.sampling import draw_weights
 from xavinit.core.schemes import get_scheme
 from xavinit.experiments import gain as gain_module
 from xavinit.experiments.gain import (
@@ -23,7 +24,6 @@ from xavinit.experiments.gain import (
     scaled_weights,
     unit_weights,
 )
-from xavinit.experiments.propagate import draw_weights
 
 runner = CliRunner()
 

@@ -175,17 +175,17 @@ def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
 def test_histograms_of_all_layers_at_once_are_numpys(monkeypatch, block):
     """The batched histograms count as ``numpy.histogram`` does: values on the edges, the last
     edge closed, NaN and infinities dropped, float32 samples, an empty layer."""
-    from xavinit.experiments import propagate
-    from xavinit.experiments.propagate import _histograms
+    from xavinit.core import samples as layer_samples
+    from xavinit.core.samples import histograms
 
-    monkeypatch.setattr(propagate, "HISTOGRAM_BLOCK", block)
+    monkeypatch.setattr(layer_samples, "HISTOGRAM_BLOCK", block)
     rng = np.random.default_rng(0)
     grid, other = np.linspace(-1.0, 1.0, 42), np.linspace(0.0, 3.0, 8)
     edge_values = np.concatenate([grid, grid.astype(np.float32), [np.nan, np.inf, -np.inf]])
     samples = [rng.uniform(-1.2, 1.2, 500).astype(np.float32), edge_values, np.zeros(0),
                rng.normal(0, 0.3, 77), rng.exponential(1.0, 60)]  # fmt: skip
     grids = [grid, grid, grid, grid, other]
-    for sample, grid_k, counts in zip(samples, grids, _histograms(samples, grids), strict=True):
+    for sample, grid_k, counts in zip(samples, grids, histograms(samples, grids), strict=True):
         expected, _ = np.histogram(sample, bins=grid_k.size - 1, range=(grid_k[0], grid_k[-1]))
         assert counts == expected.tolist()
 

@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from xavinit.cli import app
 from xavinit.config import PropagateConfig, PropagateModelConfig
+from xavinit.core.sampling import draw_weights
 from xavinit.core.schemes import get_scheme
 from xavinit.errors import XavinitError
-from xavinit.experiments.propagate import draw_weights, run_propagate
+from xavinit.experiments.propagate import run_propagate
 from xavinit.experiments.propagate_model import run_propagate_model
 from xavinit.loading import load_result
 

@@ -169,7 +169,7 @@ def erf(s: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     ``erf(s) = 2/sqrt(pi) int_0^s e^{-t^2} dt``, from the Taylor series of ``math.erf`` about
     the nearest of the points ``i / 8``, ``i = 0..48`` (see :func:`_erf_table`);
     ``erf(s) = sign(s)`` for ``|s| > 6 + 1/16``. NaN stays NaN. numpy has no erf of its own;
-    :func:`xavinit.core.activations.erf` also takes torch and cupy arrays. Works in chunks of
+    :func:`xavinit.core.kernels.erf` also takes torch and cupy arrays. Works in chunks of
     :data:`CHUNK` values whose buffers stay in cache (4x faster than whole-array passes).
 
     Example:

@@ -32,15 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.core.activations import (
-    Activation,
-    bivariate_expectation,
-    forward_gain,
-    gaussian_expectation,
-    get_activation,
-    normal_rule,
-    unit_moments,
-)
+from xavinit.core.activations import Activation, forward_gain, get_activation, unit_moments
+from xavinit.core.quadrature import bivariate_expectation, gaussian_expectation, normal_rule
 from xavinit.errors import XavinitError
 
 __all__ = [
@@ -662,7 +655,7 @@ def gain_theory(activation: Activation | str, bias_var: float = 0.0) -> GainTheo
 
     Gaussian expectations by Gauss-Hermite quadrature split at the kinks, converged to 1e-10
     by node doubling (:func:`xavinit.core.activations.unit_moments`); correlations by two-dimensional
-    quadrature (:func:`xavinit.core.activations.bivariate_expectation`).
+    quadrature (:func:`xavinit.core.quadrature.bivariate_expectation`).
 
     Example:
         >>> t = gain_theory("relu")

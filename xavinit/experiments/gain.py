@@ -42,16 +42,16 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.config import GainConfig, PropagateConfig
+from xavinit.config import GainConfig
 from xavinit.core.activations import Activation, get_activation
 from xavinit.core.network import forward
+from xavinit.core.sampling import draw_biases, draw_inputs, draw_weights
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.stats import scan
 from xavinit.core.streams import chain_rng
 from xavinit.core.theory import GainTheory, gain_theory
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
-from xavinit.experiments.propagate import draw_biases, draw_inputs, draw_weights
 from xavinit.limits import GAIN_CHECK_WORK
 from xavinit.resources import require_memory
 from xavinit.results import DepthCheck, GainResult, GainRow
@@ -214,13 +214,10 @@ def depth_check(
     gain = exact_gain(config, theory) * config.gain_scale
     spec = f"variance-scaling:mode=fan_in,distribution=normal,gain={gain!r}"
     widths = check_widths(config)
-    network = PropagateConfig(
-        layers=widths, batch=1, input="normal", jacobian_samples=0, seed=config.seed
-    )
     dtype = np.dtype(np.float32)
     weights = scaled_weights(get_scheme(spec), unit)
     biases = draw_biases(widths, config.bias_var, config.seed, 0, dtype)
-    x = draw_inputs(network, 0, dtype)
+    x = draw_inputs(config.seed, 0, 1, widths[0], "normal", dtype)
     x /= np.float32(theory.forward_gain)  # q^1 = exact^2 / forward_gain^2 + sb^2 = 1
     with np.errstate(all="ignore"):
         cache = forward(x, weights, biases, activation)
