@@ -56,17 +56,17 @@ def test_an_init_result_saved_before_the_descriptions_renders_without_them():
 def test_the_schemes_listing_says_what_gain_names_take_from_the_result():
     listing = run_schemes(SchemesConfig.from_mapping({}))
     assert listing.gain_names is not None
-    assert listing.gain_names["torch"] == [
-        "linear",
+    assert listing.gain_names["torch"] == [  # the registry's order
         "sigmoid",
         "tanh",
         "relu",
         "leaky-relu",
+        "linear",
         "selu",
     ]
     text = _table(listing)
     assert (
-        "gain=NAME (e.g. normalized:gain=silu) takes PyTorch's calculate_gain for linear, " in text
+        "gain=NAME (e.g. normalized:gain=silu) takes PyTorch's calculate_gain for sigmoid, " in text
     )
     one = run_schemes(SchemesConfig.from_mapping({"spec": "he-normal"}))
     assert one.gain_names is None and "gain=NAME" not in _table(one)

@@ -124,7 +124,7 @@ def run_one(
     not given), which a caller running several networks hands to each."""
     buffers = Buffers() if buffers is None else buffers
     source = weight_source(scheme)
-    name = None if isinstance(scheme, WeightSource) else scheme.name
+    name = None if source.scheme is None else source.scheme.name  # a file's matrices: none
     plan = measure_plan(config)
     per_trial: list[list[LayerMeasurement]] = []
     edges = None
