@@ -20,9 +20,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import blas_info, interleaved_times, load_average, median_ratio
 
-from xavinit.core.checks import assess_iid, measurement_of
 from xavinit.core.schemes import get_scheme
 from xavinit.core.stats import Scanner
+from xavinit.core.verification import assess_iid, measurement_of
 from xavinit.limits import KS_SAMPLE
 
 

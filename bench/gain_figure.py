@@ -22,7 +22,7 @@ from xavinit.core.activations import get_activation
 from xavinit.core.network import forward
 from xavinit.core.sampling import draw_inputs, draw_weights
 from xavinit.core.schemes import get_scheme
-from xavinit.core.stats import scan
+from xavinit.core.stats import moments_and_sample
 from xavinit.core.theory import gain_theory, mean_field_forward
 
 DEPTH, WIDTH, BATCH = 50, 500, 100
@@ -45,7 +45,7 @@ def measure(name: str, gain: float, ours: float) -> tuple[list[float], list[floa
     x = draw_inputs(0, 0, BATCH, widths[0], "normal", np.dtype(np.float32)) / np.float32(ours)
     with np.errstate(all="ignore"):
         cache = forward(x, weights, None, act)
-    measured = [scan(z)[0].variance for z in cache.hidden]
+    measured = [moments_and_sample(z)[0].variance for z in cache.hidden]
     weight_vars = [scheme.variance(WIDTH, WIDTH)] * (len(widths) - 1)
     theory = mean_field_forward(1.0 / ours**2, widths, weight_vars, act)
     return measured, [float(v) for v in theory.var[:-1]]

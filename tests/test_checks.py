@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from xavinit.config import InitConfig
-from xavinit.core.checks import Tolerance, verify
 from xavinit.core.schemes import get_scheme
+from xavinit.core.verification import Tolerance, verify
 from xavinit.errors import XavinitError
 from xavinit.experiments.init import run_init
 

@@ -508,7 +508,7 @@ def test_cdf_of_orthogonal_is_refused():
 def test_pytorch_cross_check():
     """Optional: compare with PyTorch's own initializers when torch is installed."""
     torch = pytest.importorskip("torch")
-    from xavinit.core.checks import verify
+    from xavinit.core.verification import verify
 
     torch.manual_seed(0)
     for fan_in, fan_out in [(784, 300), (1024, 1000)]:

@@ -20,7 +20,7 @@ from xavinit.core.stats import (
     kolmogorov_sf,
     ks_test,
     moments,
-    scan,
+    moments_and_sample,
     variance_test,
 )
 
@@ -102,7 +102,7 @@ def test_integer_arrays_are_measured_exactly():
 @pytest.mark.parametrize(("size", "wanted", "chunk"), [(10_000, 1000, 333), (1003, 100, 64)])
 def test_scan_subsample_is_an_even_stride_over_the_whole_array(size, wanted, chunk):
     w = np.arange(size, dtype=np.float64).reshape(-1, 1) if size % 2 else np.arange(size) * 1.0
-    found, sample = scan(w, wanted, chunk=chunk)
+    found, sample = moments_and_sample(w, wanted, chunk=chunk)
     step = math.ceil(size / wanted)
     np.testing.assert_array_equal(sample, np.ravel(w)[::step])
     assert sample.size <= wanted
@@ -110,7 +110,7 @@ def test_scan_subsample_is_an_even_stride_over_the_whole_array(size, wanted, chu
 
 
 def test_scan_without_subsample():
-    _, sample = scan(np.ones((4, 4)), 0)
+    _, sample = moments_and_sample(np.ones((4, 4)), 0)
     assert sample.size == 0
 
 
@@ -341,7 +341,7 @@ def test_a_scanner_fed_while_sampling_gives_the_scan_of_the_matrix() -> None:
         scanner = Scanner(out.size, out.dtype, 5000)
         get_scheme(spec).sample((300, 700), np.random.default_rng(1), out=out, observe=scanner.add)
         fed, fed_sample = scanner.result()
-        whole, whole_sample = scan(out, 5000)
+        whole, whole_sample = moments_and_sample(out, 5000)
         assert fed == whole
         assert np.array_equal(fed_sample, whole_sample)
 

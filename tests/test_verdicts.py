@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.core.checks import RANKING_CANDIDATES
 from xavinit.core.roles import describe, fans, guess_role, select_names
 from xavinit.core.schemes import get_scheme
 from xavinit.core.spectrum import edge_p_value, top_singular_value, tw1_survival
+from xavinit.core.verification import RANKING_CANDIDATES
 from xavinit.experiments.check import check_weights
 
 # --- the Tracy-Widom law and the edge ---------------------------------------------------------

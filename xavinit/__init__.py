@@ -35,7 +35,7 @@ _EXPORTS = {
     "XavinitError": "xavinit.errors",
     "Scheme": "xavinit.core.schemes",
     "get_scheme": "xavinit.core.schemes",
-    "verify": "xavinit.core.checks",
+    "verify": "xavinit.core.verification",
     "load_result": "xavinit.loading",
     "run_init": "xavinit.experiments.init",
     "run_propagate": "xavinit.experiments.propagate",
@@ -115,8 +115,8 @@ if TYPE_CHECKING:
         SweepConfig,
         TrainConfig,
     )
-    from xavinit.core.checks import verify
     from xavinit.core.schemes import Scheme, get_scheme
+    from xavinit.core.verification import verify
     from xavinit.errors import XavinitError
     from xavinit.experiments.check import check_weights, run_check
     from xavinit.experiments.gain import run_gain

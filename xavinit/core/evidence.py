@@ -8,7 +8,7 @@ verdict the evidence does not support, for the loader to refuse the file.
 
 Rules, per command (the same functions the commands use):
 
-- ``init``: the layers' checks re-judged as one family (:func:`xavinit.core.checks.judge`, Holm or
+- ``init``: the layers' checks re-judged as one family (:func:`xavinit.core.verification.judge`, Holm or
   Bonferroni at the recorded ``alpha``); ``passed`` is every check's, except for a ranking
   (``mode: rank``), which always passes.
 - ``check``: ``trained`` re-decided over the run from each tensor's ``trained_p_value``
@@ -29,8 +29,8 @@ import dataclasses
 import math
 from typing import Any
 
-from xavinit.core.checks import judge
 from xavinit.core.stats import CORRECTIONS
+from xavinit.core.verification import judge
 
 
 def contradiction(result: Any) -> str | None:

@@ -25,7 +25,7 @@ from xavinit.core.backends import get_backend, to_numpy
 from xavinit.core.network import Buffers, backward, forward
 from xavinit.core.samples import histograms, percentiles, shared_edges
 from xavinit.core.sampling import WeightSource, draw_biases, draw_inputs, top_gradient
-from xavinit.core.stats import scan
+from xavinit.core.stats import moments_and_sample
 from xavinit.core.theory import (
     linear_activation_var,
     linear_backprop_var,
@@ -221,7 +221,7 @@ def measure_network(
     weights = source.weights(widths, plan.seed, trial, dtype)
     biases = draw_biases(widths, plan.bias_var, plan.seed, trial, dtype)
     x = draw_inputs(plan.seed, trial, plan.batch, widths[0], plan.inputs, dtype)
-    input_moments = scan(x)[0]
+    input_moments = moments_and_sample(x)[0]
     input_cross = cross_moment(x)
 
     def failed(layer: int) -> tuple[NetworkMeasurement, list[Edges]]:
@@ -234,7 +234,7 @@ def measure_network(
     with np.errstate(all="ignore"):
         cache = forward(backend.asarray(x), placed, placed_biases, activation, buffers)
     outputs = [to_numpy(out) for out in (*cache.hidden, cache.logits)]
-    forward_scans = [scan(out, STAT_SAMPLE) for out in outputs]  # one pass per layer
+    forward_scans = [moments_and_sample(out, STAT_SAMPLE) for out in outputs]  # one pass per layer
     overflow = next((k + 1 for k, (m, _) in enumerate(forward_scans) if not m.finite), None)
     if overflow is not None:
         return failed(overflow)
@@ -252,8 +252,8 @@ def measure_network(
     scanned = []
     for k in range(n_layers):
         act, act_sample = forward_scans[k]
-        ds, ds_sample = scan(to_numpy(grads.ds[k]), STAT_SAMPLE)
-        dw, dw_sample = scan(to_numpy(grads.dw[k]), STAT_SAMPLE)
+        ds, ds_sample = moments_and_sample(to_numpy(grads.ds[k]), STAT_SAMPLE)
+        dw, dw_sample = moments_and_sample(to_numpy(grads.dw[k]), STAT_SAMPLE)
         if not (ds.finite and dw.finite):
             return failed(k + 1)
         dw_sample = dw_sample.astype(np.float64) / batch  # of the batch-mean cost

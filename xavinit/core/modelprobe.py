@@ -318,7 +318,7 @@ def _load_onnx(path: str) -> Loaded:
 # --- inputs ------------------------------------------------------------------------------------
 
 
-def draw_inputs(kind: str, batch: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
+def model_inputs(kind: str, batch: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
     """``(batch, *shape)`` inputs: ``normal`` N(0, 1) and ``uniform`` U[-1, 1] float32, or
     ``tokens:VOCAB`` integer ids uniform on ``0..VOCAB-1`` (int64), from propagate's input
     stream of ``seed``."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xavinit.core.schemes import Scheme
-from xavinit.core.stats import scan
+from xavinit.core.stats import moments_and_sample
 from xavinit.core.streams import INPUT_KEY, LABEL_KEY, bias_rng, input_rng, layer_rng
 
 __all__ = [
@@ -112,5 +112,5 @@ class WeightSource:
     def variances(self, widths: tuple[int, ...]) -> list[float]:
         """Var[W] of each layer: the scheme's, or each fixed matrix's mean of squares."""
         if self.scheme is None:
-            return [scan(w)[0].mean_square for w in self.fixed]
+            return [moments_and_sample(w)[0].mean_square for w in self.fixed]
         return [self.scheme.variance(widths[k], widths[k + 1]) for k in range(len(widths) - 1)]

@@ -87,7 +87,7 @@ KURTOSIS = {
 
 SAMPLE_CHUNK = CHUNK
 """Entries drawn per generator call: each chunk is scaled, and measured when asked, while it is
-still in cache (the chunk of :func:`xavinit.core.stats.scan`, so a measured draw gives its numbers)."""
+still in cache (the chunk of :func:`xavinit.core.stats.moments_and_sample`, so a measured draw gives its numbers)."""
 
 
 @dataclass(frozen=True)

@@ -37,16 +37,6 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from xavinit.core.checks import (
-    DEFAULT_TOLERANCE,
-    RANKING_CANDIDATES,
-    Measurement,
-    Tolerance,
-    assess_iid,
-    assess_orthogonal,
-    float_tolerance,
-    judge,
-)
 from xavinit.core.matrixscan import (
     MatrixScan,
     Outliers,
@@ -72,11 +62,21 @@ from xavinit.core.stats import (
     Moments,
     big_phi,
     ks_sorted,
+    moments_and_sample,
     normal_cdf,
     normal_quantile,
-    scan,
     variance_interval_p,
     variance_test,
+)
+from xavinit.core.verification import (
+    DEFAULT_TOLERANCE,
+    RANKING_CANDIDATES,
+    Measurement,
+    Tolerance,
+    assess_iid,
+    assess_orthogonal,
+    float_tolerance,
+    judge,
 )
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_SAMPLE
@@ -828,7 +828,7 @@ def _scan(
             return matrix, scan_matrix(matrix, ks_sample, start, fill)
     if fill is not None:
         fill(0, values.size)
-    moments, sample = scan(values, ks_sample)
+    moments, sample = moments_and_sample(values, ks_sample)
     count = moments.count
     step = max(1, math.ceil(count / ks_sample)) if ks_sample else 0
     empty = np.empty(0)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from xavinit.core.checks import DEFAULT_TOLERANCE, Tolerance
 from xavinit.core.roles import Tensor, describe, select_names
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.streams import spectrum_rng
@@ -29,6 +28,7 @@ from xavinit.core.verdicts import (
     runner_up,
     trained_p_value,
 )
+from xavinit.core.verification import DEFAULT_TOLERANCE, Tolerance
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.formats import open_tensors

@@ -47,7 +47,7 @@ from xavinit.core.activations import Activation, get_activation
 from xavinit.core.network import forward
 from xavinit.core.sampling import draw_biases, draw_inputs, draw_weights
 from xavinit.core.schemes import Scheme, get_scheme
-from xavinit.core.stats import scan
+from xavinit.core.stats import moments_and_sample
 from xavinit.core.streams import chain_rng
 from xavinit.core.theory import GainTheory, gain_theory
 from xavinit.errors import XavinitError
@@ -221,7 +221,7 @@ def depth_check(
     x /= np.float32(theory.forward_gain)  # q^1 = exact^2 / forward_gain^2 + sb^2 = 1
     with np.errstate(all="ignore"):
         cache = forward(x, weights, biases, activation)
-    variances = [scan(z)[0].variance for z in cache.hidden]
+    variances = [moments_and_sample(z)[0].variance for z in cache.hidden]
     with np.errstate(all="ignore"):
         ratio = float(np.float64(variances[-1]) / variances[0]) if variances[0] > 0 else math.nan
     finite = theory_ratios[np.isfinite(theory_ratios)]

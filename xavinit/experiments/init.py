@@ -13,12 +13,18 @@ from typing import cast
 import numpy as np
 
 from xavinit.config import InitConfig
-from xavinit.core.checks import Tolerance, assess_iid, assess_orthogonal, judge, measurement_of
 from xavinit.core.roles import Tensor
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.stats import Scanner
 from xavinit.core.streams import layer_rng
 from xavinit.core.verdicts import judge_expected
+from xavinit.core.verification import (
+    Tolerance,
+    assess_iid,
+    assess_orthogonal,
+    judge,
+    measurement_of,
+)
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.examine import Judged, examine_files, judge_run, known_as, tensor_check

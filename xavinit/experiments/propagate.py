@@ -43,7 +43,7 @@ from xavinit.core.network import Buffers
 from xavinit.core.roles import describe, select_names
 from xavinit.core.sampling import WeightSource
 from xavinit.core.schemes import Scheme, get_scheme
-from xavinit.core.stats import scan
+from xavinit.core.stats import moments_and_sample
 from xavinit.core.theory import linear_regime_applies
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
@@ -257,7 +257,7 @@ def load_stack(config: PropagateConfig) -> WeightSource:
             array = source.load(infos[tensor.name])
             oriented = array.T if tensor.layout == "out-in" else array
             matrix = np.ascontiguousarray(oriented, dtype=dtype)
-            if not scan(matrix)[0].finite:
+            if not moments_and_sample(matrix)[0].finite:
                 raise XavinitError(f"{path}: {tensor.name} holds NaN or infinite values")
             matrices.append(matrix)
     widths = (matrices[0].shape[0], *(m.shape[1] for m in matrices))

@@ -21,11 +21,11 @@ from xavinit.config import PropagateModelConfig
 from xavinit.core.activations import get_activation
 from xavinit.core.modelprobe import (
     Record,
-    draw_inputs,
     drift,
     load_model,
     measure,
     measure_onnx,
+    model_inputs,
     parse_model_args,
 )
 from xavinit.core.theory import mean_field_forward
@@ -98,7 +98,7 @@ def run_model(config: PropagateModelConfig) -> ModelRun:
         4 * 8 * batch * math.prod(shape),
         f"--batch {batch} --input-shape {','.join(map(str, shape))}",
     )
-    x = draw_inputs(config.input, batch, tuple(shape), config.seed)
+    x = model_inputs(config.input, batch, tuple(shape), config.seed)
     notes: list[str] = []
     backward = "measured"
     top_var: float | None = None

@@ -23,7 +23,7 @@ from xavinit.core.stats import (
     ks_interval_p,
     ks_test,
     moments,
-    scan,
+    moments_and_sample,
     variance_interval_p,
     variance_test,
 )
@@ -97,7 +97,7 @@ def measure(
     Raises:
         XavinitError: when an entry is NaN or infinite.
     """
-    return measurement_of(scan(weights, ks_sample), name, sort=sort, eps=eps)
+    return measurement_of(moments_and_sample(weights, ks_sample), name, sort=sort, eps=eps)
 
 
 def measurement_of(
@@ -108,7 +108,7 @@ def measurement_of(
     eps: float | None = None,
 ) -> Measurement:
     """A :class:`Measurement` from a scan's ``(moments, sample)`` (a :class:`Scanner` fed
-    while the matrix was drawn, or :func:`scan`).
+    while the matrix was drawn, or :func:`moments_and_sample`).
 
     Raises:
         XavinitError: when an entry is NaN or infinite.
