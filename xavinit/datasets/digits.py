@@ -6,7 +6,7 @@ import numpy as np
 
 from xavinit.core.streams import digits_split_rng
 from xavinit.datasets.base import Dataset
-from xavinit.datasets.preprocess import _build, check_preprocess
+from xavinit.datasets.preprocess import build_split, check_preprocess
 from xavinit.errors import XavinitError
 from xavinit.extras import install
 
@@ -41,7 +41,7 @@ def load_digits(preprocess: str = "scale", seed: int = 0) -> Dataset:
         )
     order = digits_split_rng(seed).permutation(len(y))
     test, valid, train = np.split(order, [DIGITS_TEST, DIGITS_TEST + DIGITS_VALID])
-    return _build(
+    return build_split(
         name="digits",
         image_shape=(8, 8),
         class_names=tuple(str(digit) for digit in range(10)),

@@ -5,23 +5,23 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from xavinit.render.plots.base import _matplotlib, _unique
-from xavinit.render.plots.init import _init_figures
-from xavinit.render.plots.propagate import _propagate_figures
-from xavinit.render.plots.propagate_model import _model_figures
-from xavinit.render.plots.sweep import _sweep_figures
-from xavinit.render.plots.train import _train_figures
+from xavinit.render.plots.base import load_matplotlib, unique_name
+from xavinit.render.plots.init import init_figures
+from xavinit.render.plots.propagate import propagate_figures
+from xavinit.render.plots.propagate_model import model_figures
+from xavinit.render.plots.sweep import sweep_figures
+from xavinit.render.plots.train import train_figures
 
 
 def _propagate_and_model_figures(result: Any, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
-    return _propagate_figures(result, mpl) + _model_figures(result, mpl)
+    return propagate_figures(result, mpl) + model_figures(result, mpl)
 
 
 BUILDERS = {
-    "init": _init_figures,
+    "init": init_figures,
     "propagate": _propagate_and_model_figures,
-    "train": _train_figures,
-    "sweep": _sweep_figures,
+    "train": train_figures,
+    "sweep": sweep_figures,
 }
 """The commands whose results have figures, and what draws them."""
 
@@ -37,7 +37,7 @@ def figures(result: Any) -> list[tuple[str, str, Any]]:
     """
     if result.command not in BUILDERS:
         return []
-    mpl = _matplotlib()
+    mpl = load_matplotlib()
     drawn = BUILDERS[result.command](result, mpl)
-    names = _unique([name for name, _, _ in drawn])
+    names = unique_name([name for name, _, _ in drawn])
     return [(name, title, fig) for name, (_, title, fig) in zip(names, drawn, strict=True)]

@@ -7,14 +7,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from xavinit.render.plots.base import (
-    _group,
-    _log_y,
-    _network,
-    _new_figure,
-    _num,
-    _positive,
-    _slug,
-    _suptitle,
+    as_float,
+    figure_title,
+    file_slug,
+    group_rows,
+    log_y_axis,
+    network_label,
+    new_figure,
+    positive_values,
     scheme_colour,
 )
 from xavinit.results import InitCheck, InitResult, Ranking
@@ -27,13 +27,13 @@ MAX_TICKS = 40
 k-th label."""
 
 
-def _init_figures(result: InitResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+def init_figures(result: InitResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     out = []
-    rows = [row for row in result.layers if _num(row.expected_var) > 0]
+    rows = [row for row in result.layers if as_float(row.expected_var) > 0]
     if rows:
         out.append(_init_variance(result, rows, mpl))
     if result.mode == "rank":
-        alpha = _num(result.alpha)
+        alpha = as_float(result.alpha)
         for ranking in result.rankings:
             if ranking.candidates:
                 out.append(_init_ranking(ranking, alpha, mpl))
@@ -51,15 +51,15 @@ def _init_variance(
     result: InitResult, rows: list[InitCheck], mpl: SimpleNamespace
 ) -> tuple[str, str, Any]:
     """Observed variance (CI bars) and expected (dashes) per layer above, deviation in % below."""
-    alpha = _num(result.alpha)
+    alpha = as_float(result.alpha)
     level = f"{100 * (1 - alpha):g}% CI" if math.isfinite(alpha) else "CI"
     mode = result.mode
-    fig, (top, bottom) = _new_figure(mpl, 2, ncols=1, panel_size=(8.0, 3.4))
+    fig, (top, bottom) = new_figure(mpl, 2, ncols=1, panel_size=(8.0, 3.4))
     positions = sorted({row.layer for row in rows})
     ticks: dict[int, str] = {}
     for row in rows:
         ticks.setdefault(row.layer, str(row.array or row.layer))
-    groups = _group(rows, "scheme")
+    groups = group_rows(rows, "scheme")
     width = 0.5 / max(len(groups), 1)
     handles = []
     any_failed = False
@@ -69,10 +69,10 @@ def _init_variance(
         group = sorted(group, key=lambda r: r.layer)
         shift = (i - (len(groups) - 1) / 2) * width
         x = [r.layer + shift for r in group]
-        expected = [_num(r.expected_var) for r in group]
-        observed = [_num(r.observed_var) for r in group]
-        low = [_num(r.ci_low) for r in group]
-        high = [_num(r.ci_high) for r in group]
+        expected = [as_float(r.expected_var) for r in group]
+        observed = [as_float(r.observed_var) for r in group]
+        low = [as_float(r.ci_low) for r in group]
+        high = [as_float(r.ci_high) for r in group]
         all_values += observed + expected
         # Expected: a wide dash per layer (layers of a checked file are unrelated: no line).
         top.plot(
@@ -81,10 +81,10 @@ def _init_variance(
         )  # fmt: skip
         many = len(group) > MAX_BARS  # thousands of bars draw for minutes and show nothing
         if many:
-            top.plot(x, _positive(observed), ".", markersize=2, color=colour)
+            top.plot(x, positive_values(observed), ".", markersize=2, color=colour)
         else:
             top.errorbar(
-                x, _positive(observed), yerr=_yerr(observed, low, high), fmt="o", markersize=5,
+                x, positive_values(observed), yerr=_yerr(observed, low, high), fmt="o", markersize=5,
                 capsize=3, color=colour,
             )  # fmt: skip
         rel = [100 * (o / e - 1) for o, e in zip(observed, expected, strict=True)]
@@ -107,7 +107,7 @@ def _init_variance(
                     marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
                     markeredgewidth=1.2,
                 )  # fmt: skip
-    _log_y(top, _positive(all_values))
+    log_y_axis(top, positive_values(all_values))
     bottom.axhline(0.0, color="black", linewidth=0.8)
     handles += [
         mpl.Line2D([], [], color="grey", marker="o", linestyle="none", label=f"observed ({level})"),
@@ -141,18 +141,18 @@ def _init_variance(
     what = {
         "rank": "best-fitting scheme per array",
         "check": f"checked file {result.config.get('check') or ''}".strip(),
-    }.get(mode, f"sampled, network {_network(result)}")
+    }.get(mode, f"sampled, network {network_label(result)}")
     title = f"Weight variance per layer and scheme ({what})"
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return "init-variance", title, fig
 
 
 def _init_ranking(ranking: Ranking, alpha: float, mpl: SimpleNamespace) -> tuple[str, str, Any]:
     floor = 1e-30
     candidates = ranking.candidates
-    fig, (ax,) = _new_figure(mpl, 1, panel_size=(8.0, 0.9 + 0.32 * len(candidates)))
+    fig, (ax,) = new_figure(mpl, 1, panel_size=(8.0, 0.9 + 0.32 * len(candidates)))
     names = [str(c["scheme"]) for c in candidates]
-    scores = [_num(c["score"]) for c in candidates]
+    scores = [as_float(c["score"]) for c in candidates]
     shown = [max(s, floor) if math.isfinite(s) else floor for s in scores]
     y = list(range(len(candidates)))[::-1]  # best at the top
     for yi, name, value, cand in zip(y, names, shown, candidates, strict=True):
@@ -189,5 +189,5 @@ def _init_ranking(ranking: Ranking, alpha: float, mpl: SimpleNamespace) -> tuple
     array = ranking.array
     title = f"Which scheme explains {array} ({ranking.fan_in} x {ranking.fan_out}): {ranking.best}"
     ax.set_title(ranking.verdict, fontsize="small")
-    _suptitle(fig, title)
-    return f"init-rank-{_slug(array)}", title, fig
+    figure_title(fig, title)
+    return f"init-rank-{file_slug(array)}", title, fig

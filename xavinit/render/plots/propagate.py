@@ -7,18 +7,18 @@ from types import SimpleNamespace
 from typing import Any
 
 from xavinit.render.plots.base import (
-    _group,
-    _layer_colours,
-    _log_y,
-    _network,
-    _new_figure,
-    _num,
-    _pick,
-    _positive,
-    _scheme_title,
-    _slug,
-    _suptitle,
+    as_float,
+    figure_title,
+    file_slug,
+    group_rows,
+    layer_colours,
+    log_y_axis,
+    network_label,
+    new_figure,
+    pick_rows,
+    positive_values,
     scheme_colour,
+    scheme_title,
 )
 from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
 
@@ -76,8 +76,8 @@ def _density(histogram: Any) -> tuple[list[float], list[float]] | None:
     empty histogram (a weight-gradient histogram of a file saved before there were any)."""
     if not histogram:
         return None
-    edges = [_num(e) for e in histogram["edges"]]
-    counts = [_num(c) for c in histogram["counts"]]
+    edges = [as_float(e) for e in histogram["edges"]]
+    counts = [as_float(c) for c in histogram["counts"]]
     if len(counts) == 0 or len(edges) != len(counts) + 1:
         return None
     total = sum(c for c in counts if math.isfinite(c))
@@ -91,14 +91,14 @@ def _density(histogram: Any) -> tuple[list[float], list[float]] | None:
     return centres, density
 
 
-def _propagate_figures(result: PropagateResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+def propagate_figures(result: PropagateResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     runs = [run for run in result.runs if run.layers]
     out = []
-    network = _network(result)
-    for activation, group in _group(runs, "activation"):
-        slug = _slug(activation)
+    network = network_label(result)
+    for activation, group in group_rows(runs, "activation"):
+        slug = file_slug(activation)
         for field, name, xlabel, what, number in _HISTOGRAMS:
-            drawn = _histogram_figure(
+            drawn = histogram_figure(
                 mpl,
                 [
                     (
@@ -120,7 +120,7 @@ def _propagate_figures(result: PropagateResult, mpl: SimpleNamespace) -> list[tu
     return out
 
 
-def _histogram_figure(
+def histogram_figure(
     mpl: SimpleNamespace, panels: list[Panel], xlabel: str, title: str
 ) -> tuple[str, Any] | None:
     """One panel per scheme, one density line per layer; None when no panel has a histogram."""
@@ -136,32 +136,32 @@ def _histogram_figure(
     if not curves:
         return None
     count = max(max(lines) for _, _, lines in curves)
-    colours = _layer_colours(mpl, count)
+    colours = layer_colours(mpl, count)
     spans = [
         max(x[-1] for x, _ in lines.values()) - min(x[0] for x, _ in lines.values())
         for _, _, lines in curves
     ]
     # Share the x axis (so schemes compare at a glance) unless one panel would be crushed.
     share = all(s > 0 for s in spans) and max(spans) / min(spans) <= 5
-    fig, axes = _new_figure(mpl, len(curves), sharex=share)
+    fig, axes = new_figure(mpl, len(curves), sharex=share)
     for ax, (scheme, scheme_name, lines) in zip(axes, curves, strict=True):
-        for k in _pick(sorted(lines)):
+        for k in pick_rows(sorted(lines)):
             x, density = lines[k]
             ax.plot(x, density, color=colours[k], linewidth=1.4, label=f"layer {k}")
-        _scheme_title(ax, scheme, scheme_name)
+        scheme_title(ax, scheme, scheme_name)
         ax.ticklabel_format(axis="both", style="sci", scilimits=(-3, 4))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("density")
         ax.set_ylim(bottom=0)
     axes[0].legend(fontsize="small", loc="upper right")
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig
 
 
 def _variance_figure(
     mpl: SimpleNamespace, runs: list[PropagateRun], activation: str, network: str
 ) -> tuple[str, Any]:
-    fig, axes = _new_figure(mpl, len(_VARIANCES), panel_size=(5.0, 4.2))
+    fig, axes = new_figure(mpl, len(_VARIANCES), panel_size=(5.0, 4.2))
     for ax, (measured, mean_field, linear, ylabel, what) in zip(axes, _VARIANCES, strict=True):
         values: list[float] = []
         for run in runs:
@@ -169,10 +169,10 @@ def _variance_figure(
             colour = scheme_colour(scheme, run.scheme_name)
             layers = _hidden(run.layers)
             x = [layer.layer for layer in layers]
-            y = _positive(getattr(layer, measured) for layer in layers)
-            spread = [_num(layer.spread.get(measured)) for layer in layers]
-            predicted = _positive(getattr(layer, mean_field) for layer in layers)
-            regime = _positive(getattr(layer, linear) for layer in layers)
+            y = positive_values(getattr(layer, measured) for layer in layers)
+            spread = [as_float(layer.spread.get(measured)) for layer in layers]
+            predicted = positive_values(getattr(layer, mean_field) for layer in layers)
+            regime = positive_values(getattr(layer, linear) for layer in layers)
             values += y + predicted + regime
             ax.plot(x, predicted, color=colour, linewidth=1.6, label=scheme)
             ax.plot(x, regime, color=colour, linewidth=1.2, linestyle="--")
@@ -187,7 +187,7 @@ def _variance_figure(
                 )
             else:
                 ax.plot(x, y, linestyle="none", marker="o", color=colour, markersize=5)
-        _log_y(ax, values)
+        log_y_axis(ax, values)
         ax.set_xlabel("hidden layer (1 = nearest the input)")
         ax.set_ylabel(ylabel)
         ax.set_title(what)
@@ -200,5 +200,5 @@ def _variance_figure(
     ]
     axes[0].legend(handles=handles, fontsize="small", loc="best")
     title = f"{activation}, network {network}: variance against depth at initialization"
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig

@@ -6,7 +6,14 @@ import re
 from types import SimpleNamespace
 from typing import Any
 
-from xavinit.render.plots.base import _log_y, _new_figure, _num, _positive, _slug, _suptitle
+from xavinit.render.plots.base import (
+    as_float,
+    figure_title,
+    file_slug,
+    log_y_axis,
+    new_figure,
+    positive_values,
+)
 from xavinit.results import ModelModule, ModelRun, PropagateResult
 
 MAX_TICKS = 24
@@ -20,13 +27,13 @@ def _block_of(name: str) -> str:
     return match.group(1) if match else name
 
 
-def _model_figures(result: PropagateResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+def model_figures(result: PropagateResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     out = []
     for run in result.models:
         if not run.modules:
             continue
         title, fig = _spp_figure(mpl, run, run.modules)
-        out.append((f"propagate-model-{_slug(run.model)}", title, fig))
+        out.append((f"propagate-model-{file_slug(run.model)}", title, fig))
     return out
 
 
@@ -57,15 +64,15 @@ def _spp_figure(mpl: SimpleNamespace, run: ModelRun, modules: list[ModelModule])
     panels: list[tuple[str, list[tuple[str, list[float], dict[str, Any]]]]] = [
         (
             "average channel squared mean",
-            [("measured", _positive(m.channel_sq_mean for m in modules), {"marker": "o"})],
+            [("measured", positive_values(m.channel_sq_mean for m in modules), {"marker": "o"})],
         ),
         (
             "average channel variance",
             [
-                ("measured", _positive(m.channel_var for m in modules), {"marker": "o"}),
+                ("measured", positive_values(m.channel_var for m in modules), {"marker": "o"}),
                 (
                     "mean-field prediction of Var[y]",
-                    _positive(m.predicted_var for m in modules),
+                    positive_values(m.predicted_var for m in modules),
                     {"marker": "x", "linestyle": "none"},
                 ),
             ],
@@ -76,8 +83,8 @@ def _spp_figure(mpl: SimpleNamespace, run: ModelRun, modules: list[ModelModule])
             (
                 "residual branch Var[y - x] and skip Var[x]",
                 [
-                    ("branch", _positive(m.branch_var for m in modules), {"marker": "o"}),
-                    ("skip", _positive(m.skip_var for m in modules), {"marker": "s"}),
+                    ("branch", positive_values(m.branch_var for m in modules), {"marker": "o"}),
+                    ("skip", positive_values(m.skip_var for m in modules), {"marker": "s"}),
                 ],
             )
         )
@@ -88,21 +95,21 @@ def _spp_figure(mpl: SimpleNamespace, run: ModelRun, modules: list[ModelModule])
                 [
                     (
                         "measured",
-                        _positive(m.grad_ratio_to_top for m in modules),
+                        positive_values(m.grad_ratio_to_top for m in modules),
                         {"marker": "o"},
                     )
                 ],
             )
         )
-    fig, axes = _new_figure(mpl, len(panels), ncols=min(len(panels), 2), panel_size=(6.0, 3.8))
+    fig, axes = new_figure(mpl, len(panels), ncols=min(len(panels), 2), panel_size=(6.0, 3.8))
     step = max(1, len(x) // MAX_TICKS + (len(x) % MAX_TICKS > 0))
     for ax, (what, series) in zip(axes, panels, strict=True):
         values: list[float] = []
         for label, y, style in series:
-            values += [v for v in y if _num(v) == _num(v)]
+            values += [v for v in y if as_float(v) == as_float(v)]
             ax.plot(x, y, label=label, markersize=4, linewidth=1.2, **style)
         _mark_blocks(ax, modules, x)
-        _log_y(ax, values)
+        log_y_axis(ax, values)
         ax.set_title(what)
         ax.set_xticks(x[::step])
         ax.set_xticklabels([m.name for m in modules][::step], rotation=60, ha="right", fontsize=7)
@@ -113,5 +120,5 @@ def _spp_figure(mpl: SimpleNamespace, run: ModelRun, modules: list[ModelModule])
         f"{run.model}: signal propagation at initialization, every {run.depth_of} in "
         f"network order (batch {run.batch}, {run.input} inputs; {verdict})"
     )
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from xavinit.paper import table_1_value
-from xavinit.render.plots.base import _new_figure, _num, _slug, _suptitle
+from xavinit.render.plots.base import as_float, figure_title, file_slug, new_figure
 from xavinit.render.sweep import model_name, models_in_order
 from xavinit.results import SweepEntry, SweepResult, SweepRun
 
@@ -31,7 +31,7 @@ def _mean_curve(
     by_update: dict[int, list[float]] = {}
     for run in runs:
         for point in run.curve:
-            error = _num(point["test_error"])
+            error = as_float(point["test_error"])
             if point["update"] > 0 and math.isfinite(error):
                 by_update.setdefault(point["update"], []).append(error)
     updates = sorted(by_update)
@@ -58,7 +58,7 @@ def _log_x(ax: Any) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _sweep_figures(result: SweepResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+def sweep_figures(result: SweepResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     entries = result.table
     runs = result.runs
     out = []
@@ -84,7 +84,7 @@ def _error_figure(
     runs: list[SweepRun],
     colours: dict[tuple[str, str], str],
 ) -> tuple[str, str, Any]:
-    fig, (ax,) = _new_figure(mpl, 1, panel_size=(8.0, 5.0))
+    fig, (ax,) = new_figure(mpl, 1, panel_size=(8.0, 5.0))
     for model in order:
         entry = keyed[model]
         name, colour = model_name(*model), colours[model]
@@ -95,7 +95,7 @@ def _error_figure(
         ]
         x, mean, low, high = _mean_curve(chosen)
         if x:
-            label = f"{name} (lr {_num(entry['lr']):g})"
+            label = f"{name} (lr {as_float(entry['lr']):g})"
             ax.plot(x, mean, color=colour, linewidth=1.8, marker=".", label=label)
             if len(chosen) > 1:
                 ax.fill_between(x, low, high, color=colour, alpha=0.15, linewidth=0)
@@ -113,8 +113,8 @@ def _error_figure(
         f"Test error during training at each model's chosen learning rate ({dataset}; mean over "
         "seeds, band: lowest to highest seed; dotted: the paper's Table 1)"
     )
-    _suptitle(fig, title)
-    return f"sweep-{_slug(dataset)}-test-error", title, fig
+    figure_title(fig, title)
+    return f"sweep-{file_slug(dataset)}-test-error", title, fig
 
 
 def _rates_figure(
@@ -125,7 +125,7 @@ def _rates_figure(
     runs: list[SweepRun],
     colours: dict[tuple[str, str], str],
 ) -> tuple[str, str, Any]:
-    fig, axes = _new_figure(mpl, len(order), sharex=True, sharey=True)
+    fig, axes = new_figure(mpl, len(order), sharex=True, sharey=True)
     cmap = mpl.colormaps["viridis"]
     for ax, model in zip(axes, order, strict=True):
         entry = keyed[model]
@@ -139,7 +139,7 @@ def _rates_figure(
             colour = mpl.to_hex(cmap(0.85 * i / max(len(rates) - 1, 1)))
             ax.plot(
                 x, mean, color=colour, linewidth=2.6 if best else 1.2, marker=".",
-                label=f"lr {_num(lr):g}" + (" (chosen)" if best else ""),
+                label=f"lr {as_float(lr):g}" + (" (chosen)" if best else ""),
             )  # fmt: skip
         ax.axvline(entry["selected_at"], color="grey", linestyle="--", linewidth=1)
         ax.set_title(model_name(*model), color=colours[model], fontweight="bold")
@@ -151,5 +151,5 @@ def _rates_figure(
         f"Test error per learning rate ({dataset}; mean over seeds; dashed: where the rate was "
         "chosen on validation error)"
     )
-    _suptitle(fig, title)
-    return f"sweep-{_slug(dataset)}-learning-rates", title, fig
+    figure_title(fig, title)
+    return f"sweep-{file_slug(dataset)}-learning-rates", title, fig

@@ -9,20 +9,20 @@ from types import SimpleNamespace
 from typing import Any
 
 from xavinit.render.plots.base import (
-    _group,
-    _layer_colours,
-    _log_y,
-    _network,
-    _new_figure,
-    _num,
-    _pick,
-    _positive,
-    _scheme_title,
-    _slug,
-    _suptitle,
+    as_float,
+    figure_title,
+    file_slug,
+    group_rows,
+    layer_colours,
+    log_y_axis,
+    network_label,
+    new_figure,
+    pick_rows,
+    positive_values,
     scheme_colour,
+    scheme_title,
 )
-from xavinit.render.plots.propagate import _histogram_figure
+from xavinit.render.plots.propagate import histogram_figure
 from xavinit.results import LayerStats, TrainResult, TrainRun
 
 _ACTIVATION_STYLES = ("-", "--", ":", "-.")
@@ -31,7 +31,7 @@ _ACTIVATION_STYLES = ("-", "--", ":", "-.")
 def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
     """``(updates, values)`` of a curve's or a layer's rows, in update order."""
     ordered = sorted(rows, key=lambda r: int(r["update"]))
-    return [float(r["update"]) for r in ordered], [_num(r[key]) for r in ordered]
+    return [float(r["update"]) for r in ordered], [as_float(r[key]) for r in ordered]
 
 
 def _by_layer(run: TrainRun) -> dict[int, list[LayerStats]]:
@@ -48,12 +48,12 @@ def _diverged(run: TrainRun) -> str:
     return f" (diverged at update {at})" if at is not None else " (diverged)"
 
 
-def _train_figures(result: TrainResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+def train_figures(result: TrainResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     runs = list(result.runs)
-    network = _network(result)
+    network = network_label(result)
     out = []
-    for activation, group in _group(runs, "activation"):
-        slug = _slug(activation)
+    for activation, group in group_rows(runs, "activation"):
+        slug = file_slug(activation)
         head = f"{activation}, network {network}"
         tracked = [run for run in group if run.layer_stats]
         planned = [
@@ -69,7 +69,7 @@ def _train_figures(result: TrainResult, mpl: SimpleNamespace) -> list[tuple[str,
         for chosen, name, draw, what in planned:
             if chosen:
                 out.append((f"train-{slug}-{name}", *draw(mpl, chosen, f"{head}: {what}")))
-        finals = _histogram_figure(
+        finals = histogram_figure(
             mpl,
             [
                 (run.scheme, run.scheme_name, [(h["layer"], h) for h in run.final_histograms])
@@ -95,10 +95,10 @@ def _layer_panels(
     triples and the layer colours."""
     per_run = [_by_layer(run) for run in runs]
     count = max((max(layers) for layers in per_run if layers), default=1)
-    colours = _layer_colours(mpl, count)
-    fig, axes = _new_figure(mpl, len(runs), sharex=True, sharey=sharey)
+    colours = layer_colours(mpl, count)
+    fig, axes = new_figure(mpl, len(runs), sharex=True, sharey=sharey)
     for ax, run in zip(axes, runs, strict=True):
-        _scheme_title(ax, run.scheme, run.scheme_name, _diverged(run))
+        scheme_title(ax, run.scheme, run.scheme_name, _diverged(run))
         ax.set_xlabel("update (SGD steps)")
     return fig, axes, list(zip(axes, runs, per_run, strict=True)), colours
 
@@ -106,7 +106,7 @@ def _layer_panels(
 def _mean_std_figure(mpl: SimpleNamespace, runs: list[TrainRun], title: str) -> tuple[str, Any]:
     fig, axes, panels, colours = _layer_panels(mpl, runs)
     for ax, _run, layers in panels:
-        shown = _pick(sorted(layers))
+        shown = pick_rows(sorted(layers))
         for i, k in enumerate(shown):
             x, mean = _series(layers[k], "mean")
             _, std = _series(layers[k], "std")
@@ -121,14 +121,14 @@ def _mean_std_figure(mpl: SimpleNamespace, runs: list[TrainRun], title: str) -> 
             )  # fmt: skip
         ax.set_ylabel("activation value (mean ± std)")
     axes[0].legend(fontsize="small", loc="best", title="mean (line) ± std (bars)")
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig
 
 
 def _p98_figure(mpl: SimpleNamespace, runs: list[TrainRun], title: str) -> tuple[str, Any]:
     fig, axes, panels, colours = _layer_panels(mpl, runs)
     for ax, _run, layers in panels:
-        for k in _pick(sorted(layers)):
+        for k in pick_rows(sorted(layers)):
             x, p98 = _series(layers[k], "p98")
             _, std = _series(layers[k], "std")
             ax.plot(x, p98, color=colours[k], linewidth=1.5, marker=".", label=f"layer {k}")
@@ -140,7 +140,7 @@ def _p98_figure(mpl: SimpleNamespace, runs: list[TrainRun], title: str) -> tuple
         mpl.Line2D([], [], color="grey", linestyle="--", label="standard deviation"),
     ]
     axes[0].legend(handles=handles, fontsize="small", loc="best")
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig
 
 
@@ -148,23 +148,25 @@ def _weight_grad_figure(mpl: SimpleNamespace, runs: list[TrainRun], title: str) 
     fig, axes, panels, colours = _layer_panels(mpl, runs)
     values: list[float] = []
     for ax, _run, layers in panels:
-        for k in _pick(sorted(layers)):
+        for k in pick_rows(sorted(layers)):
             x, std = _series(layers[k], "weight_grad_std")
-            std = _positive(std)
+            std = positive_values(std)
             values += std
             ax.plot(x, std, color=colours[k], linewidth=1.5, marker=".", label=f"layer {k}")
         ax.set_ylabel("std of ∂C/∂W")
-    _log_y(axes[0], values)  # the y axis is shared: one call sets every panel
+    log_y_axis(axes[0], values)  # the y axis is shared: one call sets every panel
     axes[0].legend(fontsize="small", loc="best", title="weight matrix")
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig
 
 
 def _error_figure(
     mpl: SimpleNamespace, runs: list[TrainRun], result: TrainResult, network: str
 ) -> tuple[str, Any]:
-    fig, (error_ax, cost_ax) = _new_figure(mpl, 2, ncols=2, panel_size=(6.0, 4.4), sharex=True)
-    styles = {a: _ACTIVATION_STYLES[i % 4] for i, (a, _) in enumerate(_group(runs, "activation"))}
+    fig, (error_ax, cost_ax) = new_figure(mpl, 2, ncols=2, panel_size=(6.0, 4.4), sharex=True)
+    styles = {
+        a: _ACTIVATION_STYLES[i % 4] for i, (a, _) in enumerate(group_rows(runs, "activation"))
+    }
     costs: list[float] = []
     for run in runs:
         colour = scheme_colour(run.scheme, run.scheme_name)
@@ -172,12 +174,14 @@ def _error_figure(
         label = f"{run.scheme}, {run.activation}{_diverged(run)}"
         x, error = _series(run.curve, "test_error")
         _, cost = _series(run.curve, "train_cost")
-        costs += _positive(cost)
+        costs += positive_values(cost)
         error_ax.plot(x, error, color=colour, linestyle=style, marker=".", label=label)
-        cost_ax.plot(x, _positive(cost), color=colour, linestyle=style, marker=".", label=label)
+        cost_ax.plot(
+            x, positive_values(cost), color=colour, linestyle=style, marker=".", label=label
+        )
         if run.diverged:
             finite = [(u, e) for u, e in zip(x, error, strict=True) if math.isfinite(e)]
-            at = _num(run.diverged_at)
+            at = as_float(run.diverged_at)
             for ax in (error_ax, cost_ax):
                 if math.isfinite(at):
                     ax.axvline(at, color=colour, linestyle=":", linewidth=1)
@@ -191,9 +195,9 @@ def _error_figure(
     cost_ax.set_xlabel("update (SGD steps)")
     cost_ax.set_ylabel(f"training cost ({unit} per example)")
     cost_ax.set_title("training cost since the previous evaluation")
-    _log_y(cost_ax, costs, min_ratio=30.0)
+    log_y_axis(cost_ax, costs, min_ratio=30.0)
     error_ax.legend(fontsize="small", loc="best")
     dataset = result.dataset or result.config.get("dataset", "")
     title = f"Test error during training ({dataset}, network {network}; paper's figures 11, 12)"
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig
