@@ -20,10 +20,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import blas_info, interleaved_times, load_average, median_ratio
 
-from xavinit.checks import assess_iid, measurement_of
+from xavinit.core.schemes import get_scheme
+from xavinit.core.stats import Scanner
+from xavinit.core.verification import assess_iid, measurement_of
 from xavinit.limits import KS_SAMPLE
-from xavinit.schemes import get_scheme
-from xavinit.stats import Scanner
 
 
 def bare_truncated(rng: np.random.Generator, out: np.ndarray, cut: float) -> None:

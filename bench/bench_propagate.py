@@ -25,13 +25,14 @@ import sys
 import numpy as np
 from timing import blas_info, interleaved_times, load_average, median_ratio, median_time
 
-from xavinit.activations import get_activation
-from xavinit.backends import usable_backends
 from xavinit.config import PAPER_LAYERS, PropagateConfig
-from xavinit.experiments.propagate import draw_weights, run_one, run_propagate
-from xavinit.network import Buffers
+from xavinit.core.activations import get_activation
+from xavinit.core.backends import usable_backends
+from xavinit.core.network import Buffers
+from xavinit.core.sampling import draw_weights
+from xavinit.core.schemes import get_scheme
+from xavinit.experiments.propagate import run_one, run_propagate
 from xavinit.resources import blas_threads
-from xavinit.schemes import get_scheme
 
 
 def bare_products(batch: int, widths: tuple[int, ...]):
@@ -57,12 +58,12 @@ def bare_products(batch: int, widths: tuple[int, ...]):
 
 BACKEND_SCRIPT = r"""
 import json, statistics, sys, time
-from xavinit.activations import get_activation
-from xavinit.backends import get_backend
+from xavinit.core.activations import get_activation
+from xavinit.core.backends import get_backend
 from xavinit.config import PropagateConfig
 from xavinit.experiments.propagate import run_one
 from xavinit.resources import blas_thread_count
-from xavinit.schemes import get_scheme
+from xavinit.core.schemes import get_scheme
 name, device, batch, repeats = json.loads(sys.argv[1])
 get_backend(name, device).activate(blas_thread_count())
 config = PropagateConfig(batch=batch, jacobian_samples=0, backend=name, device=device)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from xavinit.modelprobe import Loaded, measure
+from xavinit.core.modelprobe import Loaded, measure
 
 
 class Bottleneck(nn.Module):

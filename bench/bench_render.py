@@ -4,8 +4,9 @@ Writes a safetensors file of ``--tensors`` (default 20,000) 8x8 float32 tensors,
 on it once in-process (every tensor is one row of the table, with about 20 candidate schemes in
 the document), then renders the result as a terminal table (on a 160-column console that writes
 to memory), YAML, Markdown, CSV and JSON, and prints rows per second and seconds per format with
-the load average. Each rendering includes ``to_dict`` and, for the table and Markdown, the
-sanitiser (``xavinit.text.printable_strings``), as the command line does.
+the load average. Each rendering includes, for the table and Markdown, the sanitiser
+(``xavinit.text.printable_strings``) and, for the data formats, ``to_dict``, as the command line
+does.
 
 ``--compare`` also times what rendering cost before (Rich printing every cell itself, and
 ``yaml.dump`` with libyaml), in turns with xavinit's, and prints the ratio of medians of the
@@ -115,7 +116,7 @@ def before(result: Any, fmt: str) -> Any:
     from rich.console import Console
 
     import xavinit.render.table as tables
-    from xavinit.render import _document
+    from xavinit.render import print_table
 
     if fmt == "yaml":
         dumper = yaml.CSafeDumper
@@ -129,7 +130,7 @@ def before(result: Any, fmt: str) -> Any:
         tables.print_table_fast = lambda console, table: console.print(table)
         try:
             console = Console(file=StringIO(), width=160, markup=False, emoji=False)
-            tables.print_table(_document(result, "table"), console)
+            print_table(result, console)
         finally:
             tables.print_table_fast = saved
 

@@ -1,7 +1,7 @@
 """Time per SGD step of the paper's network: xavinit against its bare products and PyTorch.
 
 For the 1024-1000x5-9 tanh network at batch 10 and 128 (float32, NLL, plain SGD), every BLAS on
-one thread, prints the median time of one ``xavinit.sgd.SGD.step``, of the same step's bare split
+one thread, prints the median time of one ``xavinit.core.sgd.SGD.step``, of the same step's bare split
 matrix products (forward ``Z @ W``, backward ``dS @ W^T``, weight gradients ``Z^T @ dS`` on
 preallocated arrays, no update) and of PyTorch's own step, in rounds that take turns: xavinit and
 the products step by step in this process, then a round of PyTorch in a process of its own (two
@@ -61,10 +61,10 @@ so its rounds interleave with xavinit's."""
 BACKEND_SCRIPT = r"""
 import json, statistics, sys, time
 import numpy as np
-from xavinit.activations import get_activation
-from xavinit.backends import get_backend
-from xavinit.schemes import get_scheme
-from xavinit.sgd import SGD
+from xavinit.core.activations import get_activation
+from xavinit.core.backends import get_backend
+from xavinit.core.schemes import get_scheme
+from xavinit.core.sgd import SGD
 name, device, layers, batches, repeats = json.loads(sys.argv[1])
 backend = get_backend(name, device)
 threads = 1
@@ -163,10 +163,10 @@ def backend_times(name: str, device: str, batches: list[int], repeats: int) -> d
 def main() -> None:
     from threadpoolctl import threadpool_limits
 
-    from xavinit.activations import get_activation
-    from xavinit.backends import usable_backends
-    from xavinit.schemes import get_scheme
-    from xavinit.sgd import SGD
+    from xavinit.core.activations import get_activation
+    from xavinit.core.backends import usable_backends
+    from xavinit.core.schemes import get_scheme
+    from xavinit.core.sgd import SGD
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="steps per round")

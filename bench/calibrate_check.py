@@ -26,8 +26,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from xavinit.roles import Tensor
-from xavinit.verdicts import decide, examine
+from xavinit.core.roles import Tensor
+from xavinit.core.verdicts import decide, examine
 
 SMALL = {
     "16 x 16": (16, 16),

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from xavinit.activations import get_activation
-from xavinit.config import PropagateConfig
-from xavinit.experiments.propagate import draw_inputs, draw_weights
-from xavinit.network import forward
-from xavinit.schemes import get_scheme
-from xavinit.stats import scan
-from xavinit.theory import gain_theory, mean_field_forward
+from xavinit.core.activations import get_activation
+from xavinit.core.network import forward
+from xavinit.core.sampling import draw_inputs, draw_weights
+from xavinit.core.schemes import get_scheme
+from xavinit.core.stats import moments_and_sample
+from xavinit.core.theory import gain_theory, mean_field_forward
 
 DEPTH, WIDTH, BATCH = 50, 500, 100
 PANELS = (
@@ -40,14 +39,13 @@ def measure(name: str, gain: float, ours: float) -> tuple[list[float], list[floa
     """Measured and mean-field Var[z] per hidden layer at ``gain`` (inputs scaled by 1/ours)."""
     act = get_activation(name)
     widths = (WIDTH,) * (DEPTH + 1) + (10,)
-    config = PropagateConfig(layers=widths, batch=BATCH, input="normal", jacobian_samples=0)
     spec = f"variance-scaling:mode=fan_in,distribution=normal,gain={gain!r}"
     scheme = get_scheme(spec)
     weights = draw_weights(scheme, widths, 0, 0, np.dtype(np.float32))
-    x = draw_inputs(config, 0, np.dtype(np.float32)) / np.float32(ours)
+    x = draw_inputs(0, 0, BATCH, widths[0], "normal", np.dtype(np.float32)) / np.float32(ours)
     with np.errstate(all="ignore"):
         cache = forward(x, weights, None, act)
-    measured = [scan(z)[0].variance for z in cache.hidden]
+    measured = [moments_and_sample(z)[0].variance for z in cache.hidden]
     weight_vars = [scheme.variance(WIDTH, WIDTH)] * (len(widths) - 1)
     theory = mean_field_forward(1.0 / ours**2, widths, weight_vars, act)
     return measured, [float(v) for v in theory.var[:-1]]

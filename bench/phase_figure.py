@@ -1,6 +1,6 @@
 """The phase-diagram figure of docs/gain.md: order and chaos in (sigma_w, sigma_b) per activation.
 
-For every activation xavinit knows, :func:`xavinit.theory.phase_diagram` over a grid of gains
+For every activation xavinit knows, :func:`xavinit.core.theory.phase_diagram` over a grid of gains
 ``sigma_w`` (``Var[W] = sigma_w^2 / fan_in``) and bias standard deviations ``sigma_b``: colour is
 ``chi_1`` at the smallest attracting fixed point ``q*`` of ``q -> sw^2 E[f(sqrt(q) z)^2] +
 sb^2`` (Poole et al., 2016, figure 1), the black line ``chi_1 = 1`` (order on its left, chaos
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xavinit.activations import ACTIVATION_NAMES, get_activation
-from xavinit.theory import gain_theory, phase_diagram
+from xavinit.core.activations import ACTIVATION_NAMES, get_activation
+from xavinit.core.theory import gain_theory, phase_diagram
 
 NAMES = ACTIVATION_NAMES
 SIGMA_W = np.linspace(0.5, 2.5, 101)

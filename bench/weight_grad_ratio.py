@@ -20,11 +20,13 @@ import math
 
 import numpy as np
 
-from xavinit.activations import get_activation
 from xavinit.config import PropagateConfig
-from xavinit.experiments.propagate import MeasuredMoments, measure_network, predictions
-from xavinit.schemes import get_scheme
-from xavinit.theory import mean_field_weight_grad_var
+from xavinit.core.activations import get_activation
+from xavinit.core.measure import measure_network, predictions
+from xavinit.core.sampling import WeightSource
+from xavinit.core.schemes import get_scheme
+from xavinit.core.theory import mean_field_weight_grad_var
+from xavinit.experiments.propagate import measure_plan
 
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "softsign", "gelu")
 SCHEMES = ("standard", "normalized", "he-normal")
@@ -36,20 +38,18 @@ def trial_ratios(
     """One network's measured ``Var[dC/dW^k]`` over its diagonal-only and full predictions, from
     its own measured input and top-gradient moments (as a one-trial ``propagate`` run)."""
     act, sch = get_activation(activation), get_scheme(scheme)
-    measured, _ = measure_network(config, sch, act, trial, None)
-    moments = MeasuredMoments(
-        measured.input_second_moment, measured.input_cross_moment,
-        measured.top_backprop_var, measured.top_cross_moment,
-    )  # fmt: skip
-    rows = predictions(config, sch, act, moments)
+    source = WeightSource.drawn(sch)
+    measured, _ = measure_network(measure_plan(config), source, act, trial, None)
+    moments = measured.moments
     widths = config.layers
-    weight_vars = [row["weight_var"] for row in rows]
+    weight_vars = source.variances(widths)
+    rows = predictions(widths, weight_vars, act, moments, config.batch, config.bias_var)
     diagonal = mean_field_weight_grad_var(
         moments.input_second_moment, moments.input_cross_moment, widths, weight_vars, act,
         moments.top_backprop_var, moments.top_cross_moment, 1,
     ).weight_grad_var / config.batch  # fmt: skip
-    dw = np.array([float(row["weight_grad_var"]) for row in measured.layers])  # type: ignore[arg-type]
-    full = np.array([row["predicted_weight_grad_var"] for row in rows])
+    dw = np.array([layer.weight_grad_var for layer in measured.layers])
+    full = np.array([row.predicted_weight_grad_var for row in rows])
     return dw / diagonal, dw / full
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 # The terminal size the runner may export (pytest-xdist's workers set COLUMNS=80): the tests
-# read tables as a pipe gets them, 160 columns (xavinit.cli.common.stdout_console), unless a
+# read tables as a pipe gets them, 160 columns (xavinit.cli.consoles.stdout_console), unless a
 # test sets COLUMNS itself.
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)

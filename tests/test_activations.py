@@ -1,4 +1,5 @@
-"""Tests for xavinit.activations: values, derivatives, saturation, gains, specs, quadrature."""
+"""Tests for xavinit.core.activations, kernels and quadrature: values, derivatives, saturation,
+gains, specs, quadrature."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.activations import (
+from xavinit.core.activations import (
+    ACTIVATION_ALIASES,
     ACTIVATION_NAMES,
-    SELU_ALPHA,
-    SELU_LAMBDA,
+    TORCH_GAIN_NAMES,
     Activation,
-    erf,
-    gaussian_expectation,
+    activation_gain,
     get_activation,
 )
+from xavinit.core.kernels import SELU_ALPHA, SELU_LAMBDA, erf
+from xavinit.core.quadrature import gaussian_expectation
 
 # Points where the derivative is checked; those within 1e-3 of a kink are left out.
 POINTS = np.array([-4.0, -1.7, -0.6, -0.05, 0.05, 0.3, 1.0, 2.5, 6.0, 7.5])
@@ -260,6 +262,33 @@ def test_names_aliases_and_specs() -> None:
     assert leaky != get_activation("leaky-relu")
 
 
+def test_the_registry_is_what_pytorch_and_the_spec_syntax_see() -> None:
+    # Every row of the table is a name get_activation accepts, with its own aliases; PyTorch's
+    # calculate_gain knows exactly the names the table gives a torch gain, with its values.
+    torch = pytest.importorskip("torch")
+    assert set(TORCH_GAIN_NAMES) == {"linear", "sigmoid", "tanh", "relu", "leaky-relu", "selu"}
+    assert ACTIVATION_ALIASES == {
+        "leaky_relu": "leaky-relu",
+        "identity": "linear",
+        "logistic": "sigmoid",
+        "swish": "silu",
+    }
+    for name in ACTIVATION_NAMES:
+        torch_name = name.replace("-", "_")
+        if name in TORCH_GAIN_NAMES:
+            for slope in (0.01, 0.2) if name == "leaky-relu" else (None,):
+                spec = name if slope is None else f"{name}:slope={slope}"
+                expected = torch.nn.init.calculate_gain(torch_name, slope)
+                assert get_activation(spec).torch_gain == pytest.approx(expected, rel=1e-15)
+        else:
+            with pytest.raises(ValueError, match="Unsupported nonlinearity"):
+                torch.nn.init.calculate_gain(torch_name)
+            assert get_activation(name).torch_gain is None
+    for alias, name in ACTIVATION_ALIASES.items():
+        assert get_activation(alias) == get_activation(name)
+        assert activation_gain(alias) == activation_gain(name)
+
+
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
@@ -344,7 +373,7 @@ def _trapezoid_expectation(fn, step: float = 0.01) -> float:
 
 
 def test_forward_gains_of_piecewise_linear_activations_in_closed_form() -> None:
-    from xavinit.activations import backward_gain, forward_gain
+    from xavinit.core.activations import backward_gain, forward_gain
 
     # E[relu(z)^2] = 1/2: He et al. (2015)'s sqrt(2); leaky: E = (1 + a^2) / 2.
     assert forward_gain(get_activation("relu")) == pytest.approx(math.sqrt(2.0), rel=1e-12)
@@ -358,7 +387,7 @@ def test_forward_gains_of_piecewise_linear_activations_in_closed_form() -> None:
 
 
 def test_second_moments_against_closed_forms() -> None:
-    from xavinit.activations import unit_moments
+    from xavinit.core.activations import unit_moments
 
     e, p1, p2 = math.exp(0.5), _big_phi(-1.0), _big_phi(-2.0)
     # E[(e^z - 1)^2; z < 0] = e^2 Phi(-2) - 2 e^{1/2} Phi(-1) + 1/2
@@ -389,7 +418,7 @@ def test_second_moments_against_closed_forms() -> None:
 
 @pytest.mark.parametrize("name", ["tanh", "sigmoid", "gelu", "silu", "mish", "softplus", "erf"])
 def test_smooth_activations_against_the_trapezoidal_rule(name: str) -> None:
-    from xavinit.activations import unit_moments
+    from xavinit.core.activations import unit_moments
 
     act = get_activation(name)
     moments = unit_moments(act)
@@ -408,7 +437,7 @@ def test_smooth_activations_against_the_trapezoidal_rule(name: str) -> None:
 def test_quadrature_agrees_with_monte_carlo(spec: str) -> None:
     """10^6 standard normal draws (seed fixed): each sample mean within 5 of its standard
     errors (the sample std over 1000) of the quadrature value."""
-    from xavinit.activations import unit_moments
+    from xavinit.core.activations import unit_moments
 
     act = get_activation(spec)
     z = np.random.default_rng(20240611).standard_normal(1_000_000)
@@ -426,7 +455,8 @@ def test_quadrature_agrees_with_monte_carlo(spec: str) -> None:
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_node_doubling_changes_nothing_at_1e_10(spec: str) -> None:
-    from xavinit.activations import normal_rule, unit_moments
+    from xavinit.core.activations import unit_moments
+    from xavinit.core.quadrature import normal_rule
 
     act = get_activation(spec)
     moments = unit_moments(act)  # the value at 2 * order
@@ -438,7 +468,7 @@ def test_node_doubling_changes_nothing_at_1e_10(spec: str) -> None:
 
 
 def test_bivariate_expectation_against_closed_forms() -> None:
-    from xavinit.activations import bivariate_expectation
+    from xavinit.core.quadrature import bivariate_expectation
 
     relu = get_activation("relu")
     step = lambda x: (x > 0).astype(float)  # noqa: E731
@@ -465,7 +495,7 @@ def test_bivariate_expectation_against_closed_forms() -> None:
 
 def test_bivariate_expectation_with_kinks_away_from_zero() -> None:
     """hardtanh (kinks at +-1) against a 10^6-draw Monte Carlo, within 5 standard errors."""
-    from xavinit.activations import bivariate_expectation
+    from xavinit.core.quadrature import bivariate_expectation
 
     act = get_activation("hardtanh")
     rng = np.random.default_rng(7)

@@ -2,12 +2,14 @@
 
 Every module under ``xavinit/`` is parsed and each import statement classified: module level
 (run when the module is imported: the module body, class bodies, module-level ``if``/``try``)
-or function level, and whether it sits in an ``if TYPE_CHECKING:`` block. Two rules:
+or function level, and whether it sits in an ``if TYPE_CHECKING:`` block. The rules:
 
 - the module-level imports between xavinit modules form no cycle (``TYPE_CHECKING`` imports
   left out, since they never run);
 - the core modules import no CLI, rendering, YAML or plotting library and no xavinit module
-  outside the leaves and the core (any import: function level and ``TYPE_CHECKING`` included).
+  outside the leaves and the core (any import: function level and ``TYPE_CHECKING`` included);
+- no layer imports one above it (:data:`LAYERS`; any import), and the renderers import neither
+  the core, the datasets nor the experiments: what they show is a field of the result.
 
 An import names the module it loads: ``import xavinit.x`` and ``from xavinit.x import y`` name
 ``xavinit.x``, ``from xavinit import x`` names ``xavinit.x`` when ``x`` is a module and the
@@ -29,36 +31,19 @@ def _modules(*names: str) -> frozenset[str]:
     return frozenset(f"xavinit.{name}" for name in names)
 
 
-CORE = _modules(
-    "schemes",
-    "activations",
-    "stats",
-    "network",
-    "theory",
-    "sgd",
-    "checks",
-    "roles",
-    "spectrum",
-    "matrixscan",
-    "verdicts",
-    "streams",
-    "specs",
-    "text",
-    "fileio",
-    "errors",
-    "_version",
-    "limits",
-    "backends",
-    "modelprobe",
-)
+CORE = frozenset(
+    name
+    for name in (f"xavinit.core.{path.stem}" for path in (PACKAGE / "core").glob("*.py"))
+    if not name.endswith("__init__")
+) | _modules("core", "specs", "text", "fileio", "errors", "_version", "limits", "extras")
 """The numeric core and its leaves: numpy, array-api-compat (whose namespaces torch and cupy
 arrays bring, imported only when asked for) and the standard library."""
 
-LEAVES_AND_CORE = CORE | _modules("resources", "paper", "results", "serialize")
+LEAVES_AND_CORE = CORE | _modules("resources", "paper", "results", "serialize", "commands")
 """What a core module may import from xavinit."""
 
 FORBIDDEN_IN_CORE = frozenset({"typer", "rich", "yaml", "matplotlib", "pydantic"})
-"""Libraries for ``cli/``, ``render/`` and ``config.py`` only."""
+"""Libraries for ``cli/``, ``render/`` and ``config/`` only."""
 
 
 @dataclass(frozen=True)
@@ -256,8 +241,8 @@ def test_the_walker_sees_every_kind_of_import():
         "import numpy as np\n"
         "from typing import TYPE_CHECKING\n"
         "from xavinit import errors, __version__\n"
-        "from .. import stats\n"
-        "from ..schemes import get_scheme, Scheme\n"
+        "from ..core import stats\n"
+        "from ..core.schemes import get_scheme, Scheme\n"
         "from . import Progress\n"
         "import xavinit.render.table\n"
         "if TYPE_CHECKING:\n"
@@ -283,8 +268,8 @@ def test_the_walker_sees_every_kind_of_import():
         "xavinit.render",
         "xavinit.render.table",
         "xavinit.results",
-        "xavinit.schemes",
-        "xavinit.stats",
+        "xavinit.core.schemes",
+        "xavinit.core.stats",
     }
     found = imports_of(source, "xavinit.experiments.init", False, "x.py", known)
     assert [(i.target, i.module_level, i.type_checking) for i in found] == [
@@ -293,8 +278,8 @@ def test_the_walker_sees_every_kind_of_import():
         ("typing", True, False),
         ("xavinit.errors", True, False),
         ("xavinit", True, False),  # __version__ is a name, not a module
-        ("xavinit.stats", True, False),
-        ("xavinit.schemes", True, False),  # once for both names
+        ("xavinit.core.stats", True, False),
+        ("xavinit.core.schemes", True, False),  # once for both names
         ("xavinit.experiments", True, False),
         ("xavinit.render.table", True, False),
         ("xavinit.config", True, True),
@@ -348,7 +333,7 @@ def test_core_modules_import_only_the_core_and_no_front_end_library():
             continue
         top = i.target.partition(".")[0]
         if top in FORBIDDEN_IN_CORE:
-            offending.append(f"{i}: {top} belongs to cli/, render/ or config.py")
+            offending.append(f"{i}: {top} belongs to cli/, render/ or config/")
         elif top == "xavinit" and i.target not in LEAVES_AND_CORE:
             offending.append(f"{i}: not a leaf or core module")
     assert not offending, "core modules reach outside the core:\n" + "\n".join(offending)
@@ -359,10 +344,11 @@ LAYERS = (
     ("xavinit.datasets", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
     ("xavinit.formats", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
     ("xavinit.config", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
-    ("xavinit.options", ("xavinit.render", "xavinit.cli", "xavinit.experiments")),
-    ("xavinit.render", ("xavinit.cli",)),
+    ("xavinit.render", ("xavinit.cli", "xavinit.core", "xavinit.datasets", "xavinit.experiments")),
 )
-"""Data flows one way: an experiment never renders, nothing below the CLI imports it."""
+"""Data flows one way: an experiment never renders, nothing below the CLI imports it, and a
+renderer shows the fields of its result: it computes nothing (no core), loads nothing (no
+datasets) and runs nothing (no experiments)."""
 
 
 def test_upper_layers_are_never_imported_from_below():

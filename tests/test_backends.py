@@ -20,17 +20,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit import backends
-from xavinit.activations import ACTIVATION_NAMES, get_activation
-from xavinit.backends import get_backend, to_numpy
 from xavinit.cli import app
 from xavinit.config import PropagateConfig, TrainConfig
+from xavinit.core import backends
+from xavinit.core.activations import ACTIVATION_NAMES, get_activation
+from xavinit.core.backends import get_backend, to_numpy
+from xavinit.core.network import backward, forward
+from xavinit.core.sgd import SGD
 from xavinit.experiments.checkpoint import load_checkpoint
 from xavinit.experiments.propagate import run_propagate
 from xavinit.experiments.sweep import train_mapping
 from xavinit.experiments.train import Interrupted, run_train
-from xavinit.network import backward, forward
-from xavinit.sgd import SGD
 
 runner = CliRunner()
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -364,13 +364,13 @@ def test_propagate_agrees_with_numpy(place):
 
 def test_a_sweep_runs_each_point_on_its_backend():
     from xavinit.config import SweepConfig
-    from xavinit.experiments.sweep import Point
+    from xavinit.experiments.sweep import Point, grid_settings
 
     config = SweepConfig.from_mapping({"dir": "runs", "backend": "torch", "lr": [0.1]})
     point = Point("shapeset", "tanh", "normalized", 0.1, 0)
     mapping = train_mapping(config, point, 100, "runs/x/checkpoint.npz")
     assert (mapping["backend"], mapping["device"]) == ("torch", "cpu")
-    assert "backend" not in config.grid()  # where it runs is not part of the grid
+    assert "backend" not in grid_settings(config)  # where it runs is not part of the grid
 
 
 def test_ops_for_dispatches_on_the_array_type():
@@ -403,7 +403,7 @@ def test_numpy_keeps_its_summation_order_for_the_quadratic_cost():
 
 @needs_torch
 def test_costs_are_read_back_once_per_block(blobs, monkeypatch):
-    from xavinit.backends import Backend
+    from xavinit.core.backends import Backend
 
     reads = []
     original = Backend.to_floats

@@ -18,8 +18,8 @@ from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
 from xavinit.cli import app
+from xavinit.core.roles import describe, guess_role
 from xavinit.experiments.check import check_weights
-from xavinit.roles import describe, guess_role
 
 runner = CliRunner()
 
@@ -79,7 +79,7 @@ def test_values_no_law_covers_are_unknown_not_a_traceback(tmp_path):
 
 
 def test_a_failure_inside_one_tensor_is_that_tensors_unknown(tmp_path, monkeypatch):
-    import xavinit.verdicts as verdicts
+    import xavinit.core.verdicts as verdicts
 
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("SVD did not converge")

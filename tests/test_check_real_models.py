@@ -149,7 +149,7 @@ def law_mismatches(truth: Truth, row: Any) -> list[str]:
 
 FIXED_VERDICTS = {"init", "constant"}
 """A deterministic, non-constant fresh tensor made of constant blocks (Keras' LSTM bias: zeros,
-the forget gate's block at one) is no draw from a law: ``constant`` (xavinit/verdicts.py calls
+the forget gate's block at one) is no draw from a law: ``constant`` (xavinit/core/verdicts.py calls
 equal blocks of constants constant) or ``init``, never ``trained`` or ``unknown``."""
 
 

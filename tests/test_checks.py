@@ -11,11 +11,11 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.checks import Tolerance, verify
 from xavinit.config import InitConfig
+from xavinit.core.schemes import get_scheme
+from xavinit.core.verification import Tolerance, verify
 from xavinit.errors import XavinitError
 from xavinit.experiments.init import run_init
-from xavinit.schemes import get_scheme
 
 
 def rng(seed: int) -> np.random.Generator:

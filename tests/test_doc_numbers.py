@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from xavinit.cli import app
-from xavinit.stats import variance_interval_p
+from xavinit.core.stats import variance_interval_p
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 runner = CliRunner()

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit.activations import ACTIVATION_NAMES, get_activation
 from xavinit.cli import app
 from xavinit.config import GainConfig
+from xavinit.core.activations import ACTIVATION_NAMES, get_activation
+from xavinit.core.sampling import draw_weights
+from xavinit.core.schemes import get_scheme
 from xavinit.experiments import gain as gain_module
 from xavinit.experiments.gain import (
     chain_ratios,
@@ -22,8 +24,6 @@ from xavinit.experiments.gain import (
     scaled_weights,
     unit_weights,
 )
-from xavinit.experiments.propagate import draw_weights
-from xavinit.schemes import get_scheme
 
 runner = CliRunner()
 

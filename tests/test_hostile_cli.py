@@ -141,8 +141,8 @@ def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
     """The mean-field forward recursion (the costly per-layer quadrature) runs once per network,
     not once for the gradients and again for the activations; the run completes on 300 layers
     and says the same as on the CLI."""
-    from xavinit import theory
     from xavinit.config import PropagateConfig
+    from xavinit.core import theory
     from xavinit.experiments.propagate import run_propagate
 
     rng = np.random.default_rng(1)
@@ -160,7 +160,7 @@ def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
     layers = result.runs[0].layers
     assert len(layers) == 300 and result.runs[0].passed
     # the forward prediction kept for the table is the one the gradients were computed from
-    from xavinit.activations import get_activation
+    from xavinit.core.activations import get_activation
 
     with np.load(tmp_path / "deep.npz") as saved:
         variances = [float(np.mean(np.square(saved[f"l{i:03d}"].astype(np.float64))))
@@ -175,17 +175,17 @@ def test_a_deep_stack_predicts_its_mean_field_once(tmp_path, monkeypatch):
 def test_histograms_of_all_layers_at_once_are_numpys(monkeypatch, block):
     """The batched histograms count as ``numpy.histogram`` does: values on the edges, the last
     edge closed, NaN and infinities dropped, float32 samples, an empty layer."""
-    from xavinit.experiments import propagate
-    from xavinit.experiments.propagate import _histograms
+    from xavinit.core import samples as layer_samples
+    from xavinit.core.samples import histograms
 
-    monkeypatch.setattr(propagate, "HISTOGRAM_BLOCK", block)
+    monkeypatch.setattr(layer_samples, "HISTOGRAM_BLOCK", block)
     rng = np.random.default_rng(0)
     grid, other = np.linspace(-1.0, 1.0, 42), np.linspace(0.0, 3.0, 8)
     edge_values = np.concatenate([grid, grid.astype(np.float32), [np.nan, np.inf, -np.inf]])
     samples = [rng.uniform(-1.2, 1.2, 500).astype(np.float32), edge_values, np.zeros(0),
                rng.normal(0, 0.3, 77), rng.exponential(1.0, 60)]  # fmt: skip
     grids = [grid, grid, grid, grid, other]
-    for sample, grid_k, counts in zip(samples, grids, _histograms(samples, grids), strict=True):
+    for sample, grid_k, counts in zip(samples, grids, histograms(samples, grids), strict=True):
         expected, _ = np.histogram(sample, bins=grid_k.size - 1, range=(grid_k[0], grid_k[-1]))
         assert counts == expected.tolist()
 

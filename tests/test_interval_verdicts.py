@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from xavinit import get_scheme, verify
 from xavinit.cli import app
-from xavinit.stats import ks_interval_p, variance_interval_p
+from xavinit.core.stats import ks_interval_p, variance_interval_p
 
 ALPHA = 0.01
 

@@ -7,8 +7,8 @@ import tracemalloc
 import numpy as np
 
 from xavinit.config import InitConfig
+from xavinit.core.schemes import get_scheme
 from xavinit.experiments.init import run_init
-from xavinit.schemes import get_scheme
 
 
 def test_checking_a_large_npy_memory_maps_it_and_streams(tmp_path):

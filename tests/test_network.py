@@ -1,4 +1,4 @@
-"""Tests for xavinit.network: forward values and backward gradients against finite differences."""
+"""Tests for xavinit.core.network: forward values and backward gradients against finite differences."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from xavinit.activations import ACTIVATION_NAMES, Activation, get_activation
-from xavinit.network import (
+from xavinit.core.activations import ACTIVATION_NAMES, Activation, get_activation
+from xavinit.core.network import (
     Buffers,
     Cost,
     ForwardCache,

@@ -6,16 +6,18 @@ runs either way, with matplotlib's import blocked.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 
 import numpy as np
 import pytest
 
-from xavinit.config import InitConfig, PropagateConfig, TrainConfig
+from xavinit.config import InitConfig, PropagateConfig, SchemesConfig, TrainConfig
 from xavinit.errors import XavinitError
 from xavinit.experiments.init import run_init
 from xavinit.experiments.propagate import run_propagate
+from xavinit.experiments.schemes import run_schemes
 from xavinit.experiments.train import run_train
 from xavinit.render import plots
 from xavinit.render.plots import (
@@ -26,6 +28,7 @@ from xavinit.render.plots import (
     scheme_colour,
     write_figures,
 )
+from xavinit.results import InitResult
 
 needs_matplotlib = pytest.mark.skipif(
     importlib.util.find_spec("matplotlib") is None, reason="figures need matplotlib"
@@ -37,13 +40,13 @@ needs_matplotlib = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def init_doc():
-    return run_init(InitConfig.from_mapping({"layers": "32,16,8"})).to_dict()
+    return run_init(InitConfig.from_mapping({"layers": "32,16,8"}))
 
 
 @pytest.fixture(scope="module")
 def propagate_doc():
     config = PropagateConfig(layers=(64, 32, 32, 10), batch=100, jacobian_samples=0)
-    return run_propagate(config).to_dict()
+    return run_propagate(config)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,7 @@ def train_doc(module_blobs):
         "dataset": f"npz:{module_blobs}", "layers": "12,16,16,3", "updates": 100, "eval_every": 50,
         "track_every": 25, "lr": 0.1, "activation": ["tanh"],
     }  # fmt: skip
-    return run_train(TrainConfig.from_mapping(mapping)).to_dict()
+    return run_train(TrainConfig.from_mapping(mapping))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def overflow_doc():
         {"schemes": ["variance-scaling:scale=1000", "normalized"], "activations": ["linear"],
          "depth": 40, "width": 32, "batch": 50, "jacobian_samples": 0}
     )  # fmt: skip
-    return run_propagate(config).to_dict()
+    return run_propagate(config)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def diverged_doc(module_blobs):
         "dataset": f"npz:{module_blobs}", "layers": "12,16,16,3", "updates": 100, "eval_every": 25,
         "track_every": 25, "lr": 2.0, "activation": ["linear", "tanh"], "scheme": ["normalized"],
     }  # fmt: skip
-    return run_train(TrainConfig.from_mapping(mapping)).to_dict()
+    return run_train(TrainConfig.from_mapping(mapping))
 
 
 def _names(document):
@@ -116,11 +119,11 @@ def test_without_matplotlib_the_module_imports_and_drawing_names_the_extra(monke
     monkeypatch.delitem(sys.modules, "xavinit.render.plots", raising=False)
     fresh = importlib.import_module("xavinit.render.plots")  # works without matplotlib
     assert fresh.plots_available() is False
-    document = {"command": "init", "layers": []}
+    result = InitResult(seed=0, config={}, passed=True, layers=[], alpha=0.01, correction="holm")
     with pytest.raises(fresh.PlotsUnavailable, match=r"pip install 'xavinit\[plot\]'"):
-        fresh.figures(document)
+        fresh.figures(result)
     with pytest.raises(XavinitError, match="figures need matplotlib"):
-        fresh.write_figures([document], tmp_path / "figures")
+        fresh.write_figures([result.to_dict()], tmp_path / "figures")
     assert not (tmp_path / "figures").exists()
     assert fresh.scheme_colour("normalized") == SCHEME_COLOURS["normalized"]
 
@@ -131,8 +134,14 @@ def test_plots_unavailable_is_a_bad_input_error():
 
 def test_scheme_colours_are_fixed_for_names_and_aliases_and_hashed_otherwise():
     assert scheme_colour("standard") == SCHEME_COLOURS["standard"]
-    assert scheme_colour("xavier-uniform") == scheme_colour("normalized")
-    assert scheme_colour("kaiming-normal") == scheme_colour("he-normal")
+    # An alias has its preset's colour through the canonical name its run records.
+    assert scheme_colour("xavier-uniform", "normalized") == scheme_colour("normalized")
+    assert scheme_colour("kaiming-normal", "he-normal") == scheme_colour("he-normal")
+    assert scheme_colour("Normalized", "normalized") == SCHEME_COLOURS["normalized"]
+    # A spec with parameters keeps a colour of its own, apart from its preset's.
+    assert scheme_colour("he-normal:mode=fan_out", "he-normal") not in SCHEME_COLOURS.values()
+    # Without the name (a file saved before runs recorded it) the spec itself is looked up.
+    assert scheme_colour("xavier-uniform") not in SCHEME_COLOURS.values()
     assert len(set(SCHEME_COLOURS.values())) == len(SCHEME_COLOURS)
     custom = "variance-scaling:scale=2,mode=fan_avg"
     assert scheme_colour(custom) == scheme_colour(custom)  # deterministic
@@ -162,7 +171,7 @@ def test_figure_names_per_kind(init_doc, propagate_doc, train_doc):
 @pytest.mark.parametrize("kind", ["init_doc", "propagate_doc", "train_doc"])
 def test_write_figures_writes_png_and_svg(kind, request, tmp_path):
     document = request.getfixturevalue(kind)
-    paths = write_figures([document], tmp_path / "figures")
+    paths = write_figures([{"file": "result.json", **document.to_dict()}], tmp_path / "figures")
     names = _names(document)
     assert sorted(p.name for p in paths) == sorted(
         f"{n}.{ext}" for n in names for ext in ("png", "svg")
@@ -209,35 +218,49 @@ def test_a_scheme_has_the_same_colour_in_every_figure(init_doc, propagate_doc, t
 
 
 @needs_matplotlib
+def test_an_alias_is_drawn_in_its_presets_colour_a_parametrised_spec_in_its_own():
+    config = PropagateConfig.from_mapping(
+        {"schemes": ["xavier-uniform", "normalized:gain=2"], "layers": "16,16,16,4",
+         "batch": 20, "jacobian_samples": 0}
+    )  # fmt: skip
+    result = run_propagate(config)
+    assert [run.scheme_name for run in result.runs] == ["normalized", "normalized"]
+    drawn = {name: fig for name, _, fig in figures(result)}
+    colours = _line_colours(drawn["propagate-tanh-variance"])
+    assert colours["xavier-uniform"] == SCHEME_COLOURS["normalized"]
+    assert colours["normalized:gain=2"] not in SCHEME_COLOURS.values()
+
+
+@needs_matplotlib
 def test_histograms_and_variances_follow_the_document(propagate_doc):
     drawn = {name: fig for name, _, fig in figures(propagate_doc)}
-    standard = propagate_doc["runs"][0]
-    hidden = [layer for layer in standard["layers"] if layer["kind"] == "hidden"]
+    standard = propagate_doc.runs[0]
+    hidden = [layer for layer in standard.layers if layer.kind == "hidden"]
     ax = drawn["propagate-tanh-activations"].axes[0]
     lines = ax.get_lines()
-    assert [line.get_label() for line in lines] == [f"layer {lay['layer']}" for lay in hidden]
+    assert [line.get_label() for line in lines] == [f"layer {lay.layer}" for lay in hidden]
     # Each line is a normalized density: it integrates to 1 over its bins.
-    edges = np.asarray(hidden[0]["histogram"]["edges"])
+    edges = np.asarray(hidden[0].histogram["edges"])
     assert np.sum(lines[0].get_ydata() * np.diff(edges)) == pytest.approx(1.0)
     # The variance panel shows the measured values and both predictions per hidden layer.
     variance = drawn["propagate-tanh-variance"].axes[0]
     assert variance.get_yscale() == "log"
     ydata = [list(line.get_ydata()) for line in variance.get_lines()]
-    assert [lay["activation_var"] for lay in hidden] in ydata
-    assert [lay["predicted_activation_var"] for lay in hidden] in ydata
-    assert [lay["linear_activation_var"] for lay in hidden] in ydata
+    assert [lay.activation_var for lay in hidden] in ydata
+    assert [lay.predicted_activation_var for lay in hidden] in ydata
+    assert [lay.linear_activation_var for lay in hidden] in ydata
 
 
 @needs_matplotlib
 def test_failed_propagate_runs_and_diverged_training_still_draw(overflow_doc, diverged_doc):
-    failed, healthy = overflow_doc["runs"]
-    assert failed["layers"] == [] and failed["overflow_layer"] is not None and healthy["layers"]
+    failed, healthy = overflow_doc.runs
+    assert failed.layers == [] and failed.overflow_layer is not None and healthy.layers
     drawn = {name: fig for name, _, fig in figures(overflow_doc)}
     assert "propagate-linear-variance" in drawn
     assert {ax.get_title() for ax in drawn["propagate-linear-activations"].axes} == {"normalized"}
 
-    linear, tanh = diverged_doc["runs"]
-    assert linear["diverged"] and not tanh["diverged"]
+    linear, tanh = diverged_doc.runs
+    assert linear.diverged and not tanh.diverged
     drawn = {name: (title, fig) for name, title, fig in figures(diverged_doc)}
     assert "train-linear-mean-std" in drawn and "train-tanh-final-histograms" in drawn
     assert any("diverged" in label for label in _legend_texts(drawn["train-test-error"][1]))
@@ -247,14 +270,14 @@ def test_failed_propagate_runs_and_diverged_training_still_draw(overflow_doc, di
 
 @needs_matplotlib
 def test_older_files_without_weight_gradient_histograms_skip_that_figure(propagate_doc):
-    old = {
-        **propagate_doc,
-        "runs": [
-            {**run, "layers": [{k: v for k, v in lay.items() if k != "weight_grad_histogram"}
-                               for lay in run["layers"]]}
-            for run in propagate_doc["runs"]
+    old = dataclasses.replace(
+        propagate_doc,
+        runs=[
+            dataclasses.replace(run, layers=[dataclasses.replace(lay, weight_grad_histogram={})
+                                             for lay in run.layers])
+            for run in propagate_doc.runs
         ],
-    }  # fmt: skip
+    )  # fmt: skip
     assert "propagate-tanh-weight-gradients" not in _names(old)
     assert "propagate-tanh-activations" in _names(old)
 
@@ -264,7 +287,7 @@ def test_deep_networks_show_a_readable_number_of_layers():
     config = PropagateConfig(
         layers=(16, *[16] * 12, 4), schemes=("normalized",), batch=50, jacobian_samples=0
     )
-    drawn = {name: fig for name, _, fig in figures(run_propagate(config).to_dict())}
+    drawn = {name: fig for name, _, fig in figures(run_propagate(config))}
     labels = [line.get_label() for line in drawn["propagate-tanh-activations"].axes[0].get_lines()]
     assert len(labels) == plots.MAX_LAYER_LINES
     assert labels[0] == "layer 1" and labels[-1] == "layer 12"
@@ -275,17 +298,17 @@ def test_rank_mode_draws_a_score_chart_per_array(tmp_path):
     rng = np.random.default_rng(0)
     weights = rng.normal(0.0, np.sqrt(2.0 / 64), (64, 32)).astype(np.float32)
     np.savez(tmp_path / "w.npz", **{"fc1.weight": weights})
-    document = run_init(InitConfig.from_mapping({"check": str(tmp_path / "w.npz")})).to_dict()
-    assert document["mode"] == "rank"
+    document = run_init(InitConfig.from_mapping({"check": str(tmp_path / "w.npz")}))
+    assert document.mode == "rank"
     drawn = {name: fig for name, _, fig in figures(document)}
     assert set(drawn) == {"init-variance", "init-rank-fc1-weight"}
     ticks = [t.get_text() for t in drawn["init-rank-fc1-weight"].axes[0].get_yticklabels()]
-    assert set(ticks) == {c["scheme"] for c in document["rankings"][0]["candidates"]}
+    assert set(ticks) == {c["scheme"] for c in document.rankings[0].candidates}
 
 
 @needs_matplotlib
 def test_name_collisions_across_documents_get_the_document_number(init_doc, tmp_path):
-    paths = write_figures([init_doc, init_doc], tmp_path)
+    paths = write_figures([init_doc.to_dict(), init_doc.to_dict()], tmp_path)
     assert sorted(p.name for p in paths) == [
         "1-init-variance.png", "1-init-variance.svg", "2-init-variance.png", "2-init-variance.svg",
     ]  # fmt: skip
@@ -296,5 +319,6 @@ def test_bad_input_is_a_clear_error(init_doc):
     (_, _, fig), *_ = figures(init_doc)
     with pytest.raises(XavinitError, match="png, svg"):
         figure_bytes(fig, "gif")
-    assert figures({"command": "schemes"}) == []  # a result without figures has none
+    schemes = run_schemes(SchemesConfig())
+    assert figures(schemes) == []  # a result without figures has none
     assert b"<svg" in figure_bytes(fig, "SVG")

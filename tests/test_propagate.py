@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit.activations import get_activation
 from xavinit.cli import app
 from xavinit.config import PropagateConfig
-from xavinit.experiments.propagate import jacobian_singular_values, run_propagate
+from xavinit.core.activations import get_activation
+from xavinit.core.measure import jacobian_singular_values
+from xavinit.experiments.propagate import run_propagate
 
 runner = CliRunner()
 
@@ -166,6 +167,43 @@ def test_trials_report_mean_and_spread():
     run = run_propagate(config).runs[0]
     assert run.layers[0].spread["activation_var"] > 0
     assert sum(run.layers[0].histogram["counts"]) <= 3 * 100 * 40
+
+
+def test_merge_trials_means_numbers_sums_counts_and_spreads_by_sample_std():
+    """Two trials by hand: means (1 and 3 -> 2), sample std (ddof 1: sqrt(2) for 1 and 3),
+    histogram counts summed, a field that is None (no saturation at the output layer, no
+    Jacobian) stays None and has no spread; one trial is itself with every spread 0."""
+    from xavinit.core.measure import LayerMeasurement, merge_trials
+
+    def layer(value: float, saturated: float | None, counts: list[int]) -> LayerMeasurement:
+        return LayerMeasurement(
+            activation_mean=value, activation_var=2 * value, activation_std=value,
+            activation_second_moment=value, activation_p2=-value, activation_p98=value,
+            saturated_fraction=saturated, backprop_var=value, weight_grad_var=value,
+            jacobian_sv_mean=None, jacobian_sv_ratio=None, activation_histogram=counts,
+            backprop_histogram=counts, weight_grad_histogram=counts,
+        )  # fmt: skip
+
+    first = [layer(1.0, 0.25, [1, 2]), layer(5.0, None, [0, 4])]
+    second = [layer(3.0, 0.75, [3, 0]), layer(5.0, None, [1, 1])]
+    (hidden, hidden_spread), (top, top_spread) = merge_trials([first, second])
+    assert hidden.activation_mean == 2.0 and hidden.activation_var == 4.0
+    assert hidden.saturated_fraction == 0.5 and hidden.activation_p2 == -2.0
+    assert hidden.activation_histogram == [4, 2] and top.weight_grad_histogram == [1, 5]
+    assert hidden_spread["activation_mean"] == pytest.approx(math.sqrt(2.0), rel=1e-15)
+    assert hidden_spread["activation_var"] == pytest.approx(2 * math.sqrt(2.0), rel=1e-15)
+    assert hidden_spread["saturated_fraction"] == pytest.approx(math.sqrt(0.125), rel=1e-15)
+    assert top.saturated_fraction is None and top.jacobian_sv_mean is None
+    assert "saturated_fraction" not in top_spread and "jacobian_sv_mean" not in top_spread
+    assert top_spread["backprop_var"] == 0.0
+    # the spread's keys come in the result's order: moments, percentiles, then the gradients
+    assert list(hidden_spread) == [
+        "activation_mean", "activation_var", "activation_std", "activation_second_moment",
+        "activation_p2", "activation_p98", "saturated_fraction", "backprop_var",
+        "weight_grad_var",
+    ]  # fmt: skip
+    ((alone, alone_spread),) = merge_trials([[first[0]]])
+    assert alone == first[0] and set(alone_spread.values()) == {0.0}
 
 
 def test_table_and_histograms_and_markdown():
@@ -473,7 +511,7 @@ def test_percentiles_are_numpys_bit_for_bit(size):
     the bit: float32 and float64, ties, sorted values (a subsample that is not random), the
     ends (0 and 100) and the middle. Among equal values numpy's partition leaves 0.0 or -0.0 at
     a rank as its algorithm falls: there the number is the same, its sign may not be."""
-    from xavinit.experiments.propagate import percentiles
+    from xavinit.core.samples import percentiles
 
     rng = np.random.default_rng(size)
     arrays = [
@@ -492,7 +530,7 @@ def test_percentiles_are_numpys_bit_for_bit(size):
 def test_percentiles_partition_everything_when_the_subsample_misleads():
     """A subsample whose low values are not the array's (every strided value small, the rest
     large) puts the threshold too low: the whole array is partitioned, still numpy's answer."""
-    from xavinit.experiments.propagate import PERCENTILE_SUBSAMPLE, percentiles
+    from xavinit.core.samples import PERCENTILE_SUBSAMPLE, percentiles
 
     n = 32 * PERCENTILE_SUBSAMPLE
     values = np.full(n, 1000.0, dtype=np.float32)
@@ -506,7 +544,7 @@ def test_bins_are_binary_searchs_for_even_and_uneven_edges():
     """The histograms' bin of each value is ``searchsorted(edges, x, "right") - 1`` (the last
     bin closed) for evenly spaced edges from linspace, values on and one ulp beside every edge,
     a huge span, and uneven edges (where the arithmetic guess is far off)."""
-    from xavinit.experiments.propagate import _bins_of
+    from xavinit.core.samples import bins_of
 
     rng = np.random.default_rng(0)
     grids = [
@@ -521,4 +559,4 @@ def test_bins_are_binary_searchs_for_even_and_uneven_edges():
         values = np.concatenate([rng.uniform(lo / 2, hi / 2, 5000), edges])
         values = values[(values >= lo) & (values <= hi)]
         expected = np.minimum(np.searchsorted(grid, values, side="right") - 1, grid.size - 2)
-        assert _bins_of(values, grid).tolist() == expected.tolist()
+        assert bins_of(values, grid).tolist() == expected.tolist()

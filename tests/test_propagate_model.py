@@ -17,11 +17,12 @@ from typer.testing import CliRunner
 
 from xavinit.cli import app
 from xavinit.config import PropagateConfig, PropagateModelConfig
+from xavinit.core.sampling import draw_weights
+from xavinit.core.schemes import get_scheme
 from xavinit.errors import XavinitError
-from xavinit.experiments.propagate import draw_weights, run_propagate
+from xavinit.experiments.propagate import run_propagate
 from xavinit.experiments.propagate_model import run_propagate_model
 from xavinit.loading import load_result
-from xavinit.schemes import get_scheme
 
 torch = pytest.importorskip("torch")
 runner = CliRunner()
@@ -412,7 +413,7 @@ def test_channel_moments_by_hand():
     channel 0 holds 1, 3, 5, 7 (mean 4, variance 5), channel 1 holds 0, 0, 2, 2 (mean 1,
     variance 1): average squared mean (16 + 1) / 2, average variance (5 + 1) / 2; over all
     entries mean 2.5 and variance 3 + 8.5 - 6.25 = 5.25."""
-    from xavinit.modelprobe import moments
+    from xavinit.core.modelprobe import moments
 
     y = np.array([[[1, 3], [0, 0]], [[5, 7], [2, 2]]], dtype=np.float32)
     expected = (2.5, 5.25, 8.5, 3.0)

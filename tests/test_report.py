@@ -136,6 +136,7 @@ def _parse(text: str) -> _Checker:
 
 def test_html_report_is_valid_self_contained_and_embeds_every_figure(tmp_path):
     pytest.importorskip("matplotlib")
+    from xavinit.loading import load_result
     from xavinit.render.plots import figures
 
     target = tmp_path / "report.html"
@@ -143,7 +144,7 @@ def test_html_report_is_valid_self_contained_and_embeds_every_figure(tmp_path):
     assert result.exit_code == 0, result.stderr
     text = target.read_text()
     checker = _parse(text)
-    expected = sum(len(figures(json.loads((DATA / f).read_text()))) for f in RESULTS)
+    expected = sum(len(figures(load_result(DATA / f))) for f in RESULTS)
     assert len(checker.images) == expected > 0
     assert all(src.startswith("data:image/png;base64,") for src in checker.images)
     assert "http://" not in text and "https://" not in text  # no network, no external assets

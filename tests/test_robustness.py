@@ -442,7 +442,7 @@ def test_a_damaged_checkpoint_names_the_field(case, module_blobs, tmp_path):
 INTERRUPTING = """
 import os, signal, sys
 from xavinit.cli import main
-from xavinit.sgd import SGD
+from xavinit.core.sgd import SGD
 
 original, calls = SGD.step, [0]
 
@@ -470,7 +470,7 @@ def _interrupt_at(step_number: int, args: list[str], in_process: bool, monkeypat
             capture_output=True, text=True, env=env, timeout=120,
         )  # fmt: skip
         return proc.returncode, proc.stderr
-    from xavinit.sgd import SGD
+    from xavinit.core.sgd import SGD
 
     original = SGD.step
     calls = {"n": 0}

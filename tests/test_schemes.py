@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
+from xavinit.core.schemes import activation_gain, get_scheme
 from xavinit.errors import XavinitError
-from xavinit.schemes import activation_gain, get_scheme
 
 SHAPES = [(1024, 1000), (784, 10), (3, 7)]
 
@@ -508,7 +508,7 @@ def test_cdf_of_orthogonal_is_refused():
 def test_pytorch_cross_check():
     """Optional: compare with PyTorch's own initializers when torch is installed."""
     torch = pytest.importorskip("torch")
-    from xavinit.checks import verify
+    from xavinit.core.verification import verify
 
     torch.manual_seed(0)
     for fan_in, fan_out in [(784, 300), (1024, 1000)]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 import xavinit.render as render_registry
@@ -65,10 +66,6 @@ def saved(tmp_path_factory, module_blobs):
     return paths
 
 
-def test_the_registry_covers_every_command_and_format():
-    assert {(c, f) for c in COMMANDS for f in FORMATS} <= set(RENDERERS)
-
-
 class _Tags(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
@@ -76,6 +73,61 @@ class _Tags(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+
+
+def _rendered(result, fmt: str) -> str:
+    """``result`` as the command line renders it as ``fmt`` (the table on a plain console)."""
+    if fmt != "table":
+        return render_registry.render(result, fmt)
+    out = io.StringIO()
+    console = Console(file=out, width=120, markup=False, emoji=False, color_system=None)
+    render_registry.print_table(result, console)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_renders_every_format_through_its_own_renderer(command, saved):
+    """Each saved result rendered by the function the registry names for its own command (not
+    through ``report``): every format gives content of that format."""
+    result = load_result(saved[command])
+    assert render_registry.formats(command) and set(render_registry.formats(command)) <= set(
+        FORMATS
+    )
+    for fmt in FORMATS:
+        target = RENDERERS[(command, fmt)]
+        if command != "report":
+            assert "report" not in target, (command, fmt, target)
+        text = _rendered(result, fmt)
+        assert text.strip(), (command, fmt)
+        if fmt == "json":
+            assert json.loads(text)["command"] == command
+        elif fmt == "yaml":
+            assert f"command: {command}\n" in text
+        elif fmt == "csv":
+            rows = list(csv.DictReader(io.StringIO(text)))
+            assert rows and any(any(row.values()) for row in rows), command
+        elif fmt == "html":
+            parser = _Tags()
+            parser.feed(text)
+            assert {"html", "table"} <= set(parser.tags)
+        elif fmt == "markdown":
+            assert "|" in text, command  # a table
+        else:
+            assert "┃" in text or "│" in text, command  # a Rich table
+
+
+def test_a_pair_not_in_the_registry_is_refused(saved, monkeypatch):
+    init = load_result(saved["init"])
+    assert not render_registry.supported("init", "pdf")
+    assert not render_registry.supported("nosuch", "json")
+    with pytest.raises(XavinitError, match=r"^init cannot be rendered as pdf; formats: json, "):
+        render_registry.render(init, "pdf")
+    monkeypatch.delitem(RENDERERS, ("init", "table"))
+    assert "table" not in render_registry.formats("init")
+    with pytest.raises(XavinitError, match="init cannot be rendered as table"):
+        render_registry.print_table(init, Console(file=io.StringIO()))
+    with pytest.raises(XavinitError, match="printed on a console"):
+        render_registry.render(load_result(saved["gain"]), "table")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -177,8 +177,8 @@ def _authors_polygons(count: int, sides: int, rng: np.random.Generator, uniform_
 
 def _two_sample_ks(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov: D = sup |F_a - F_b| and its asymptotic p-value
-    P(K > sqrt(n m / (n + m)) D) (Kolmogorov's distribution, from xavinit.stats)."""
-    from xavinit.stats import kolmogorov_sf
+    P(K > sqrt(n m / (n + m)) D) (Kolmogorov's distribution, from xavinit.core.stats)."""
+    from xavinit.core.stats import kolmogorov_sf
 
     grid = np.sort(np.concatenate([a, b]))
     cdf_a = np.searchsorted(np.sort(a), grid, side="right") / a.size
@@ -372,7 +372,8 @@ def test_preview_draws_half_blocks_and_label_names():
 def test_preview_in_colour_uses_grey_rgb_styles():
     from rich.console import Console
 
-    from xavinit.render.preview import load_preview_images, print_preview
+    from xavinit.datasets.preview import load_preview_images
+    from xavinit.render.preview import print_preview
 
     images, names = load_preview_images("shapeset", 2, 0)
     assert images.shape == (2, 32, 32) and names == [

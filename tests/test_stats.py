@@ -13,14 +13,14 @@ import math
 import numpy as np
 import pytest
 
-from xavinit import stats
-from xavinit.stats import (
+from xavinit.core import stats
+from xavinit.core.stats import (
     bonferroni_reject,
     holm_reject,
     kolmogorov_sf,
     ks_test,
     moments,
-    scan,
+    moments_and_sample,
     variance_test,
 )
 
@@ -102,7 +102,7 @@ def test_integer_arrays_are_measured_exactly():
 @pytest.mark.parametrize(("size", "wanted", "chunk"), [(10_000, 1000, 333), (1003, 100, 64)])
 def test_scan_subsample_is_an_even_stride_over_the_whole_array(size, wanted, chunk):
     w = np.arange(size, dtype=np.float64).reshape(-1, 1) if size % 2 else np.arange(size) * 1.0
-    found, sample = scan(w, wanted, chunk=chunk)
+    found, sample = moments_and_sample(w, wanted, chunk=chunk)
     step = math.ceil(size / wanted)
     np.testing.assert_array_equal(sample, np.ravel(w)[::step])
     assert sample.size <= wanted
@@ -110,7 +110,7 @@ def test_scan_subsample_is_an_even_stride_over_the_whole_array(size, wanted, chu
 
 
 def test_scan_without_subsample():
-    _, sample = scan(np.ones((4, 4)), 0)
+    _, sample = moments_and_sample(np.ones((4, 4)), 0)
     assert sample.size == 0
 
 
@@ -300,7 +300,7 @@ def _sorted_ks_distance(u: np.ndarray) -> float:
 
 @pytest.mark.parametrize("n", [1, 2, 7, 1000, 40_001])
 def test_ks_distance_unsorted_is_the_sorted_formula_bit_for_bit(n: int) -> None:
-    from xavinit.stats import ks_distance_unsorted
+    from xavinit.core.stats import ks_distance_unsorted
 
     rng = np.random.default_rng(n)
     cases = [
@@ -315,7 +315,7 @@ def test_ks_distance_unsorted_is_the_sorted_formula_bit_for_bit(n: int) -> None:
 
 
 def test_normal_cdf_of_points_in_random_order_is_numpys_interpolation_bit_for_bit() -> None:
-    from xavinit.stats import _normal_cdf_table, normal_cdf
+    from xavinit.core.stats import _normal_cdf_table, normal_cdf
 
     grid, values = _normal_cdf_table()
     rng = np.random.default_rng(5)
@@ -333,15 +333,15 @@ def test_normal_cdf_of_points_in_random_order_is_numpys_interpolation_bit_for_bi
 
 
 def test_a_scanner_fed_while_sampling_gives_the_scan_of_the_matrix() -> None:
-    from xavinit.schemes import get_scheme
-    from xavinit.stats import Scanner
+    from xavinit.core.schemes import get_scheme
+    from xavinit.core.stats import Scanner
 
     for spec in ("normalized", "xavier-normal", "glorot-normal-truncated"):
         out = np.empty((300, 700), dtype=np.float32)
         scanner = Scanner(out.size, out.dtype, 5000)
         get_scheme(spec).sample((300, 700), np.random.default_rng(1), out=out, observe=scanner.add)
         fed, fed_sample = scanner.result()
-        whole, whole_sample = scan(out, 5000)
+        whole, whole_sample = moments_and_sample(out, 5000)
         assert fed == whole
         assert np.array_equal(fed_sample, whole_sample)
 
@@ -352,7 +352,7 @@ def test_a_scanner_fed_while_sampling_gives_the_scan_of_the_matrix() -> None:
 def test_ks_from_table_cells_is_the_sorted_formula_bit_for_bit(spec: str) -> None:
     """The KS distance of a normal law found from the CDF table's cells (the CDF of the few
     deciding points only) is the textbook formula on every point's CDF, sorted."""
-    from xavinit.schemes import get_scheme
+    from xavinit.core.schemes import get_scheme
 
     scheme = get_scheme(spec)
     rng = np.random.default_rng(11)
@@ -383,7 +383,7 @@ def _cdf_of(cdf, sample: np.ndarray, members: np.ndarray) -> np.ndarray:
 
 
 def test_normal_cdf_cells_hold_each_points_cdf_between_their_edges() -> None:
-    from xavinit.stats import _normal_cdf_table, normal_cdf, normal_cdf_cells
+    from xavinit.core.stats import _normal_cdf_table, normal_cdf, normal_cdf_cells
 
     grid, _ = _normal_cdf_table()
     z = np.concatenate(

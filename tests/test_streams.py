@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xavinit import streams
+from xavinit.core import streams
 
 
 def _raw(seed: int, key: tuple[int, ...]) -> np.ndarray:

@@ -23,9 +23,17 @@ from typer.testing import CliRunner
 
 from xavinit import executors
 from xavinit.cli import app
-from xavinit.config import SweepConfig
+from xavinit.config import SweepConfig, TrainConfig
 from xavinit.errors import XavinitError
-from xavinit.experiments.sweep import Point, choose_rate, run_id, sweep_table
+from xavinit.experiments.sweep import (
+    Point,
+    choose_rate,
+    grid_settings,
+    run_id,
+    sweep_table,
+    train_mapping,
+)
+from xavinit.experiments.sweep.grid import COMPARED, GRID_AXES, PASSED, SET_PER_RUN
 from xavinit.results import SweepRun
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -556,6 +564,86 @@ def test_a_folder_from_before_selection_json_resumes_on_its_manifest(tiny_sweep,
     assert what(again)["table"] == what(document)["table"]
 
 
+# --- train's options in a sweep ---------------------------------------------------------------
+
+
+def test_every_train_option_is_passed_a_grid_axis_or_set_by_the_sweep():
+    """A train option that is none of the three would silently not reach a sweep's runs."""
+    kinds = {"passed": set(PASSED), "grid axis": set(GRID_AXES), "set per run": SET_PER_RUN}
+    for name in TrainConfig.model_fields:
+        found = [kind for kind, names in kinds.items() if name in names]
+        assert len(found) == 1, f"train option {name}: {found or 'in none'}"
+    assert set(TrainConfig.model_fields) >= SET_PER_RUN
+    assert set(SweepConfig.model_fields) >= set(GRID_AXES.values())
+    assert set(COMPARED) == set(CHANGES)  # what a run's result depends on, listed by hand
+
+
+def test_a_run_gets_the_sweeps_options_its_point_and_its_own_checkpoint():
+    config = SweepConfig.from_mapping(
+        {"dir": "d", "hidden": [4, 5], "cost": "quadratic", "batch_size": 7, "updates": 60,
+         "select_at": 30, "eval_every": 30, "track_every": 15, "test_size": 40,
+         "preprocess": "standardize", "dtype": "float64", "backend": "torch", "workers": 2}
+    )  # fmt: skip
+    point = Point("digits", "relu", "he-normal", 0.2, 4)
+    mapping = train_mapping(config, point, 30, "d/runs/x/checkpoint.npz")
+    assert TrainConfig.from_mapping(mapping).to_dict() == {
+        "backend": "torch", "device": "cpu", "seed": 4, "dataset": "digits", "layers": [],
+        "hidden": [4, 5], "schemes": ["he-normal"], "activations": ["relu"], "cost": "quadratic",
+        "lr": 0.2, "batch_size": 7, "updates": 30, "eval_every": 30, "track_every": 15,
+        "test_size": 40, "preprocess": "standardize", "checkpoint": "d/runs/x/checkpoint.npz",
+        "checkpoint_every": 30, "dtype": "float64",
+    }  # fmt: skip
+    layered = SweepConfig.from_mapping({"dir": "d", "layers": "64,9,9,10"})
+    trained = TrainConfig.from_mapping(train_mapping(layered, point, 10, "c.npz"))
+    assert trained.layers == (64, 9, 9, 10) and trained.hidden == (9, 9)
+
+
+CHANGES = {
+    # compared setting: (the option the refusal names, the change, trained with, the grid says).
+    # A grid axis cannot change without changing the run's folder: the run's recorded config is
+    # edited (dict); the other settings change on the command line (list).
+    "dataset": ("--dataset", {"dataset": "digits"}, "digits", "npz:BLOBS"),
+    "activations": ("--activation", {"activations": ["relu"]}, "relu", "tanh"),
+    "schemes": ("--scheme", {"schemes": ["standard"]}, "standard", "normalized"),
+    "lr": ("--lr", {"lr": 0.2}, "0.2", "0.1"),
+    "seed": ("--seeds", {"seed": 5}, "5", "0"),
+    "hidden": ("--depth/--width (or --layers)", ["--layers", "12,6,3"], "8", "6"),
+    "cost": ("--cost", ["--cost", "quadratic"], "nll", "quadratic"),
+    "batch_size": ("--batch-size", ["--batch-size", "5"], "10", "5"),
+    "eval_every": ("--eval-every", ["--eval-every", "5"], "10", "5"),
+    "track_every": ("--track-every", ["--track-every", "5"], "10", "5"),
+    "test_size": ("--test-size", ["--test-size", "50"], "None", "50"),
+    "preprocess": ("--preprocess", ["--preprocess", "standardize"], "scale", "standardize"),
+    "dtype": ("--dtype", ["--dtype", "float64"], "float32", "float64"),
+}
+
+
+@pytest.mark.parametrize("setting", COMPARED)
+def test_resume_refuses_a_change_of_each_compared_setting(
+    setting, tiny_sweep, module_blobs, tmp_path
+):
+    folder, document = tiny_sweep
+    flag, change, trained, now = CHANGES[setting]
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    first = document["runs"][0]["id"]  # the first run read
+    args: list[str] = []
+    if isinstance(change, dict):
+        _edit(copy / "runs" / first / "result.json", lambda d: d["config"].update(change))
+        _edit(copy / "manifest.json", _forget_digests)
+    else:
+        args = change
+    before = (copy / "manifest.json").read_bytes()
+    code, _, stderr = sweep("--dir", str(copy), *args)
+    assert code == 2
+    now = now.replace("BLOBS", str(module_blobs))
+    assert stderr.strip() == (
+        f"Error: {flag}: run {first} was trained with {setting} {trained}, the grid now says "
+        f"{now}; only --updates may change for runs already trained (or use another --dir)"
+    )
+    assert (copy / "manifest.json").read_bytes() == before
+
+
 def test_a_scheduler_without_dask_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` fails
     args = ["sweep", "--dir", str(tmp_path / "x"), "--depth", "1", "--width", "4", "-a", "tanh",
@@ -588,18 +676,31 @@ def test_report_with_paper_puts_table_1_beside_ours(reference, tmp_path):
 
 def test_figures_of_a_sweep(reference):
     pytest.importorskip("matplotlib")
+    from xavinit.loading import result_from_dict
     from xavinit.render.plots import figures
 
     _, document = reference
-    names = [name for name, _, _ in figures(document)]
+    names = [name for name, _, _ in figures(result_from_dict(document))]
     assert names == ["sweep-shapeset-test-error", "sweep-shapeset-learning-rates"]
 
 
 def test_the_config_records_the_grid_for_the_folder():
-    config = SweepConfig.from_mapping({"dir": "d", "depth": 2, "width": 7, "seeds": "3,1"})
-    grid = config.grid()
+    config = SweepConfig.from_mapping(
+        {"dir": "d", "depth": 2, "width": 7, "seeds": "3,1", "workers": 3, "backend": "torch"}
+    )
+    grid = grid_settings(config)
     assert grid["depth"] == 2 and grid["width"] == 7 and grid["seeds"] == [3, 1]
-    assert SweepConfig.from_mapping({**grid, "dir": "e"}).grid() == grid
+    # grid.yaml's keys and their order; where and how the runs execute is not part of it
+    assert list(grid) == [
+        "dataset", "depth", "width", "scheme", "activation", "lr", "seeds", "cost",
+        "batch_size", "updates", "select_at", "eval_every", "track_every", "test_size",
+        "preprocess", "dtype",
+    ]  # fmt: skip
+    assert grid_settings(SweepConfig.from_mapping({**grid, "dir": "e"})) == grid
+    layered = grid_settings(SweepConfig.from_mapping({"dir": "d", "layers": "12,8,8,3"}))
+    assert layered["layers"] == [12, 8, 8, 3] and "depth" not in layered
+    uneven = grid_settings(SweepConfig.from_mapping({"dir": "d", "hidden": [4, 5]}))
+    assert uneven["hidden"] == [4, 5] and "depth" not in uneven and "layers" not in uneven
     with pytest.raises(XavinitError, match="select_at: must be at most"):
         SweepConfig.from_mapping({"dir": "d", "updates": 1000, "select_at": 1500})
 

@@ -1,4 +1,4 @@
-"""Tests for xavinit.theory: hand-computed linear regime, mean-field examples, simulation."""
+"""Tests for xavinit.core.theory: hand-computed linear regime, mean-field examples, simulation."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.activations import get_activation
-from xavinit.errors import XavinitError
-from xavinit.network import backward, forward
-from xavinit.theory import (
+from xavinit.core.activations import get_activation
+from xavinit.core.network import backward, forward
+from xavinit.core.theory import (
     chi1,
     correlation_map,
     fixed_point,
@@ -27,6 +26,7 @@ from xavinit.theory import (
     mean_field_weight_grad_var,
     phase_diagram,
 )
+from xavinit.errors import XavinitError
 
 # A 3-layer net: widths n_0..n_3 and Var[W^1..W^3], Var[x] = 2, Var[dC/ds^3] = 0.5.
 WIDTHS = [2, 3, 4, 5]
@@ -316,7 +316,7 @@ def test_mean_field_weight_grad_var_matches_networks(name: str) -> None:
 
 # --- biases: mean field with sigma_b^2 > 0 (issue 24) -------------------------------------------
 #
-# The expectations below are computed here, independently of xavinit.activations: the three
+# The expectations below are computed here, independently of xavinit.core.activations: the three
 # smooth activations written out, E over z ~ N(0, 1) by 200-node probabilists' Gauss-Hermite
 # (numpy.polynomial.hermite_e.hermegauss), fixed points by bisection.
 

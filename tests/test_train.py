@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xavinit.activations import ACTIVATION_NAMES, get_activation
 from xavinit.cli import app
 from xavinit.config import TrainConfig
+from xavinit.core.activations import ACTIVATION_NAMES, get_activation
+from xavinit.core.network import backward, forward, nll_cost, quadratic_cost
+from xavinit.core.sgd import SGD
 from xavinit.experiments import train as train_module
 from xavinit.experiments.checkpoint import load_checkpoint
 from xavinit.experiments.train import Interrupted, run_train
-from xavinit.network import backward, forward, nll_cost, quadratic_cost
-from xavinit.sgd import SGD
 
 runner = CliRunner()
 
@@ -84,7 +84,7 @@ def test_sgd_step_matches_network_backward():
 def _paper_shaped_run(dtype, batch, steps, monkeypatch, gemm=None):
     """The paper's 5 hidden layers at small widths, trained ``steps`` updates at ``batch``; with
     ``gemm`` None the fused update is switched off (the split form's reference)."""
-    from xavinit import sgd as sgd_module
+    from xavinit.core import sgd as sgd_module
 
     rng = np.random.default_rng(7)
     widths = (32, 24, 24, 24, 24, 24, 9)
@@ -109,7 +109,7 @@ def test_the_fused_update_gives_the_split_forms_bits(dtype, batch, monkeypatch):
     """W -= Z^T dS as one gemm (alpha -1, beta 1 into W) trains to the same bits as the matrix
     product and the subtraction apart, over a few hundred updates."""
     pytest.importorskip("scipy")
-    from xavinit.sgd import _fused_gemm
+    from xavinit.core.sgd import _fused_gemm
 
     steps = 300 if batch <= 10 else 40
     fused = _paper_shaped_run(dtype, batch, steps, monkeypatch, gemm=_fused_gemm)
@@ -123,7 +123,7 @@ def test_a_fused_update_that_differs_is_dropped(monkeypatch):
     """A gemm whose W is one ulp off in one element on the first step: that step keeps the
     split form's W and every later update is the split form."""
     pytest.importorskip("scipy")
-    from xavinit.sgd import _fused_gemm
+    from xavinit.core.sgd import _fused_gemm
 
     def off_by_one_ulp(weight):
         gemm = _fused_gemm(weight)
@@ -144,7 +144,7 @@ def test_a_fused_update_that_differs_is_dropped(monkeypatch):
 
 def test_batches_past_the_fused_bound_use_the_split_form(monkeypatch):
     pytest.importorskip("scipy")
-    from xavinit.sgd import FUSED_MAX_BATCH, _fused_gemm
+    from xavinit.core.sgd import FUSED_MAX_BATCH, _fused_gemm
 
     run = _paper_shaped_run(np.float32, FUSED_MAX_BATCH + 1, 1, monkeypatch, gemm=_fused_gemm)
     assert run._fused is False
@@ -169,9 +169,9 @@ def test_tracked_statistics_by_hand(blobs):
     """The first tracked row equals numbers computed here from the initial network."""
     config = _config(blobs, updates=0, scheme=["normalized"])
     (run,) = run_train(config).runs
+    from xavinit.core.schemes import get_scheme
     from xavinit.datasets import load_dataset
     from xavinit.experiments.init import layer_rng
-    from xavinit.schemes import get_scheme
 
     data = load_dataset(f"npz:{blobs}", "scale", 0)
     tracked = data.test.x[:300]

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from xavinit.checks import RANKING_CANDIDATES
+from xavinit.core.roles import describe, fans, guess_role, select_names
+from xavinit.core.schemes import get_scheme
+from xavinit.core.spectrum import edge_p_value, top_singular_value, tw1_survival
+from xavinit.core.verification import RANKING_CANDIDATES
 from xavinit.experiments.check import check_weights
-from xavinit.roles import describe, fans, guess_role, select_names
-from xavinit.schemes import get_scheme
-from xavinit.spectrum import edge_p_value, top_singular_value, tw1_survival
 
 # --- the Tracy-Widom law and the edge ---------------------------------------------------------
 

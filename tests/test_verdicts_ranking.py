@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
+from xavinit.core.schemes import get_scheme
+from xavinit.core.verdicts import cdf_rows
 from xavinit.experiments.check import check_weights
-from xavinit.schemes import get_scheme
-from xavinit.verdicts import cdf_rows
 
 FAN_IN, FAN_OUT = 12, 8  # a PyTorch (out, in) = (8, 12) weight
 ALPHA = 0.01

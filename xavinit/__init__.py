@@ -33,9 +33,9 @@ _EXPORTS = {
     "SweepResult": "xavinit.results",
     "GainConfig": "xavinit.config",
     "XavinitError": "xavinit.errors",
-    "Scheme": "xavinit.schemes",
-    "get_scheme": "xavinit.schemes",
-    "verify": "xavinit.checks",
+    "Scheme": "xavinit.core.schemes",
+    "get_scheme": "xavinit.core.schemes",
+    "verify": "xavinit.core.verification",
     "load_result": "xavinit.loading",
     "run_init": "xavinit.experiments.init",
     "run_propagate": "xavinit.experiments.propagate",
@@ -104,7 +104,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from xavinit.checks import verify
     from xavinit.config import (
         CheckConfig,
         GainConfig,
@@ -116,6 +115,8 @@ if TYPE_CHECKING:
         SweepConfig,
         TrainConfig,
     )
+    from xavinit.core.schemes import Scheme, get_scheme
+    from xavinit.core.verification import verify
     from xavinit.errors import XavinitError
     from xavinit.experiments.check import check_weights, run_check
     from xavinit.experiments.gain import run_gain
@@ -139,4 +140,3 @@ if TYPE_CHECKING:
         TensorCheck,
         TrainResult,
     )
-    from xavinit.schemes import Scheme, get_scheme

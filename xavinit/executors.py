@@ -1,12 +1,14 @@
 """Where the runs of a sweep execute: a local pool of worker processes, or a Dask cluster.
 
-Both executors run the same task function, ``function(task, stop, report, worker)``, which
-returns the run's outcome: ``stop()`` says when to checkpoint and return early, ``report(update)``
-sends the run's progress, ``worker`` names where it runs. A run's result depends on its task
+Both executors run the same task function, ``function(task, stop, report, worker)``
+(:func:`xavinit.experiments.sweep.worker.run_task`), which returns the run's outcome:
+``stop()`` says when to checkpoint and return early, ``report(update)`` sends the run's
+progress, ``worker`` names where it runs. A run's result depends on its task
 only (the function pins BLAS to one thread), so both executors give the same results for the
 same grid, whatever the number of workers.
 
-The coordinator (:mod:`xavinit.experiments.sweep`) submits tasks and polls :class:`Event` s:
+The coordinator (:class:`xavinit.experiments.sweep.coordinator.SweepCoordinator`) submits
+tasks and polls :class:`Event` s:
 
 - ``started``: a worker took the run;
 - ``progress``: the run reached ``update``;
@@ -40,12 +42,12 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 
 TaskFunction = Callable[[Any, Callable[[], bool], Callable[[int], None], str], Any]
 """``function(task, stop, report, worker) -> outcome``; importable by name (it is pickled by
 reference to reach the workers)."""
 
-CLUSTER_HINT = "pip install 'xavinit[cluster]'"
 PROGRESS_INTERVAL = 0.5
 """Seconds between two progress reports of one run."""
 STOP_INTERVAL = 0.2
@@ -318,7 +320,7 @@ class DaskExecutor:
             import distributed
         except ImportError:
             raise XavinitError(
-                f"--scheduler needs Dask's distributed scheduler: {CLUSTER_HINT}"
+                f"--scheduler needs Dask's distributed scheduler: {install('cluster')}"
             ) from None
         try:
             self._client = distributed.Client(address, timeout="20s", set_as_default=False)

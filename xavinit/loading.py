@@ -12,15 +12,15 @@ from typing import Any
 
 from xavinit._version import __version__
 from xavinit.config import config_of
+from xavinit.core.evidence import contradiction
 from xavinit.errors import XavinitError
-from xavinit.evidence import contradiction
-from xavinit.results import KNOWN_SCHEMA_VERSIONS, RESULT_TYPES, ReportResult, validate
-from xavinit.serialize import parse_json_text, parse_yaml_text, quote, read_text
+from xavinit.results import KNOWN_SCHEMA_VERSIONS, RESULT_TYPES, ReportResult
+from xavinit.serialize import encode_nonfinite, parse_json_text, parse_yaml_text, quote, read_text
 
 
 def result_from_dict(data: Any, source: str = "result") -> Any:
     """Validate a result document and rebuild its dataclass; its verdicts must be the ones its
-    evidence gives (:func:`xavinit.evidence.contradiction`).
+    evidence gives (:func:`xavinit.core.evidence.contradiction`).
 
     Raises:
         XavinitError: not a result, an unknown command or ``schema_version``, a field whose
@@ -85,3 +85,52 @@ def load_result(path: str | Path) -> Any:
     else:
         data = parse_json_text(text, name)
     return result_from_dict(data, name)
+
+
+_ADAPTERS: dict[type[Any], Any] = {}
+
+
+def _adapter(kind: type[Any]) -> Any:
+    if kind not in _ADAPTERS:
+        from pydantic import TypeAdapter
+
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def validate(kind: type[Any], data: Any, source: str, where: str = "") -> Any:
+    """``data`` as a ``kind`` (a result dataclass or row type), every field's type and range
+    checked strictly. ``source`` names the file, ``where`` the part of it ``data`` is.
+
+    Raises:
+        XavinitError: the first field that does not fit, by its path.
+    """
+    import json
+
+    from pydantic import ValidationError
+
+    if dataclasses.is_dataclass(kind) and isinstance(data, dict):
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(kind)})
+        if unknown:  # refused, not dropped in silence (a newer result says so by its version)
+            names = ", ".join(quote(name, 40) for name in unknown[:5])
+            raise XavinitError(f"{source}: {where or 'document'}: unknown field {names}")
+    try:
+        text = json.dumps(encode_nonfinite(data))
+    except (TypeError, ValueError, RecursionError) as error:
+        raise XavinitError(f"{source}: not plain data ({error})") from None
+    try:
+        return _adapter(kind).validate_json(text, strict=True)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        message = first["msg"][0].lower() + first["msg"][1:]
+        got = f", got {quote(first['input'], 60)}" if first["type"] != "missing" else ""
+        path = _path(first["loc"])
+        location = f"{where}.{path}" if where and first["loc"] else (where or path)
+        raise XavinitError(f"{source}: {location}: {message}{got}") from None

@@ -47,8 +47,8 @@ def require_memory(need: int, what: str, share: float = 0.9) -> None:
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity, else ``os.cpu_count()``)."""
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux (macOS, Windows)
         return os.cpu_count() or 1
 
 

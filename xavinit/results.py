@@ -14,21 +14,16 @@ and read back as floats.
 
 from __future__ import annotations
 
-import dataclasses
-import math
+import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Interval, Len
 from typing_extensions import NotRequired, TypedDict
 
 from xavinit._version import __version__
-from xavinit.errors import XavinitError
-from xavinit.serialize import (
-    decode_nonfinite,
-    encode_nonfinite,
-    quote,
-)
+from xavinit.commands import RESULT_COMMANDS
+from xavinit.serialize import decode_nonfinite, plain
 
 SCHEMA_VERSION = 1
 KNOWN_SCHEMA_VERSIONS = (1,)
@@ -52,6 +47,11 @@ Count = Annotated[int, Ge(0)]
 Index = Annotated[int, Ge(1)]
 """A 1-based layer number or a width."""
 Variance = Annotated[float, _NonFinite, Ge(0.0)]
+
+Verdict = Literal["trained", "init", "constant", "unknown"]
+"""``check``'s verdict on a tensor (see :mod:`xavinit.core.verdicts`)."""
+VERDICTS: tuple[Verdict, ...] = typing.get_args(Verdict)
+"""Every verdict, in the order they are counted and shown (what needs attention first)."""
 
 
 class Histogram(TypedDict):
@@ -104,6 +104,16 @@ class LayerStats(TypedDict):
     weight_grad_std: Real
 
 
+class GainNames(TypedDict):
+    """What ``gain=NAME`` accepts in a scheme spec: the activations that take PyTorch's
+    ``calculate_gain`` (``torch``), those that take the exact forward gain ``1/sqrt(E[f(z)^2])``
+    (``exact``), and the aliases of activation names."""
+
+    torch: list[str]
+    exact: list[str]
+    aliases: list[str]
+
+
 class SchemeRow(TypedDict):
     """One scheme of ``xavinit schemes``; numbers only when fans are given."""
 
@@ -123,7 +133,7 @@ class SchemeRow(TypedDict):
 
 
 class GainRow(TypedDict):
-    """One activation of ``xavinit gain`` (see :class:`xavinit.theory.GainTheory`)."""
+    """One activation of ``xavinit gain`` (see :class:`xavinit.core.theory.GainTheory`)."""
 
     activation: str
     forward_gain: Real
@@ -159,33 +169,6 @@ class DepthCheck(TypedDict):
     median_ratio: Real
     replicas: Index
     variances: list[Real]
-
-
-_ATOMS = (int, str, bool, type(None))
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses, dicts, lists and tuples as plain dicts and lists, non-finite floats as their
-    strings: one pass, no deep copies (``dataclasses.asdict`` copies every leaf and is ten times
-    slower on a 200,000-row result); the common leaves (numbers, strings) are kept in place."""
-    kind = type(value)
-    if kind is float:
-        return value if math.isfinite(value) else encode_nonfinite(value)
-    if kind in _ATOMS:
-        return value
-    if kind is list or kind is tuple:
-        return [plain(item) for item in value]
-    if kind is dict or dataclasses.is_dataclass(value):
-        items = value if kind is dict else value.__dict__
-        out = {}
-        for key, item in items.items():
-            leaf = type(item)
-            if leaf in _ATOMS or (leaf is float and math.isfinite(item)):
-                out[key] = item
-            else:
-                out[key] = plain(item)
-        return out
-    return encode_nonfinite(value)
 
 
 class _Document:
@@ -277,6 +260,14 @@ class InitResult(_Document):
     rankings: list[Ranking] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     saved: str | None = None
+    scheme_descriptions: dict[str, str] = field(default_factory=dict)
+    """Each scheme of ``layers`` (by its spec as written there) in one line: its distribution
+    and variance (:meth:`xavinit.core.schemes.Scheme.describe`); empty in results saved before
+    it was added."""
+    scheme_names: dict[str, str] = field(default_factory=dict)
+    """Each scheme of ``layers`` (by its spec) to its canonical name, aliases resolved
+    (``normalized`` for ``xavier-uniform``), as propagate's and train's runs record it in
+    ``scheme_name``; empty in results saved before it was added."""
     command: str = "init"
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
@@ -331,6 +322,9 @@ class PropagateRun:
     of the inputs and of the top gradient (the correlation of the output errors), measured and
     averaged over trials, as the weight-gradient predictions use them; ``prediction_notes``
     maps each prediction field that is not exact beyond finite width to the reason.
+    ``scheme_name`` is the canonical name of the scheme ``scheme`` spells (its preset, aliases
+    resolved: ``normalized`` for ``xavier-uniform``); None for a stack read from a file and in
+    results saved before the field existed.
     """
 
     scheme: str
@@ -346,6 +340,7 @@ class PropagateRun:
     input_cross_moment: Real | None = None
     top_cross_moment: Real | None = None
     prediction_notes: dict[str, str] = field(default_factory=dict)
+    scheme_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -378,6 +373,8 @@ class TrainRun:
     None at update 0) and ``test_error``. ``layer_stats`` rows: ``update``, ``layer``, ``mean``,
     ``std``, ``p98``, ``saturated_fraction`` of the hidden activations on the 300 tracked test
     examples, and ``weight_grad_std``, the std of dC/dW of that layer (figure 9).
+    ``scheme_name`` is the canonical name of the scheme ``scheme`` spells (its preset, aliases
+    resolved); None in results saved before the field existed.
     """
 
     scheme: str
@@ -391,6 +388,7 @@ class TrainRun:
     lr: Real | None = None
     final_histograms: list[LayerHistogram] = field(default_factory=list)
     final_valid_error: Fraction | None = None
+    scheme_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The run as a JSON-ready dict."""
@@ -473,6 +471,9 @@ class SchemesResult(_Document):
     config: dict[str, Any]
     schemes: list[SchemeRow]
     passed: bool = True
+    gain_names: GainNames | None = None
+    """The listing of every scheme says what ``gain=NAME`` accepts; None for one spec (and in
+    results saved before it was added)."""
     command: str = "schemes"
     schema_version: int = SCHEMA_VERSION
     xavinit_version: str = __version__
@@ -516,7 +517,7 @@ class TensorCheck:
     layout: str
     fan_in: Index | None
     fan_out: Index | None
-    verdict: str
+    verdict: Verdict
     scheme: str | None
     expected_var: Variance | None
     observed_var: Variance | None
@@ -687,62 +688,6 @@ Result = (
 """Any command's result."""
 
 RESULT_TYPES: dict[str, type[Any]] = {
-    "init": InitResult,
-    "propagate": PropagateResult,
-    "train": TrainResult,
-    "schemes": SchemesResult,
-    "report": ReportResult,
-    "check": CheckResult,
-    "sweep": SweepResult,
-    "gain": GainResult,
+    command.name: globals()[command.result] for command in RESULT_COMMANDS if command.result
 }
 """Each command's result type, by the document's ``command``."""
-
-
-_ADAPTERS: dict[type[Any], Any] = {}
-
-
-def _adapter(kind: type[Any]) -> Any:
-    if kind not in _ADAPTERS:
-        from pydantic import TypeAdapter
-
-        _ADAPTERS[kind] = TypeAdapter(kind)
-    return _ADAPTERS[kind]
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
-
-
-def validate(kind: type[Any], data: Any, source: str, where: str = "") -> Any:
-    """``data`` as a ``kind`` (a result dataclass or row type), every field's type and range
-    checked strictly. ``source`` names the file, ``where`` the part of it ``data`` is.
-
-    Raises:
-        XavinitError: the first field that does not fit, by its path.
-    """
-    import json
-
-    from pydantic import ValidationError
-
-    if dataclasses.is_dataclass(kind) and isinstance(data, dict):
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(kind)})
-        if unknown:  # refused, not dropped in silence (a newer result says so by its version)
-            names = ", ".join(quote(name, 40) for name in unknown[:5])
-            raise XavinitError(f"{source}: {where or 'document'}: unknown field {names}")
-    try:
-        text = json.dumps(encode_nonfinite(data))
-    except (TypeError, ValueError, RecursionError) as error:
-        raise XavinitError(f"{source}: not plain data ({error})") from None
-    try:
-        return _adapter(kind).validate_json(text, strict=True)
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        message = first["msg"][0].lower() + first["msg"][1:]
-        got = f", got {quote(first['input'], 60)}" if first["type"] != "missing" else ""
-        path = _path(first["loc"])
-        location = f"{where}.{path}" if where and first["loc"] else (where or path)
-        raise XavinitError(f"{source}: {location}: {message}{got}") from None

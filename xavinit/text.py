@@ -12,9 +12,11 @@ top (the result console reads no Rich markup, ``|`` in Markdown cells, HTML enti
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from itertools import chain, compress, repeat
-from operator import is_
+from operator import attrgetter, is_
 from typing import Any
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -32,7 +34,7 @@ def printable(text: str, limit: int | None = None) -> str:
 
 
 def printable_strings(data: Any) -> Any:
-    """Plain data (dicts, lists, strings, numbers) with every string, dict keys included, made
+    """Data (dataclasses, dicts, lists, strings, numbers) with every string, dict keys included, made
     :func:`printable`: what a renderer for people (a terminal table, Markdown, HTML) is given,
     so that no name read from a file reaches it as anything but one line of visible text.
 
@@ -57,9 +59,11 @@ def _all_printable(data: Any) -> bool:
         if not _joined_printable(list(chain.from_iterable(dicts))):  # their keys
             return False
         sequences = compress(level, map(_SEQUENCES.__contains__, kinds))
+        records = compress(level, map(_is_dataclass_type, kinds))
         level = [
             *chain.from_iterable(map(dict.values, dicts)),
             *chain.from_iterable(sequences),
+            *chain.from_iterable(map(dict.values, map(_FIELDS, records))),
         ]
     return True
 
@@ -73,7 +77,7 @@ def _joined_printable(strings: Any) -> bool:
 
 
 def _printable_copy(data: Any) -> Any:
-    kind = type(data)
+    kind: Any = type(data)
     if kind is str:
         return printable(data)
     if kind is dict:
@@ -83,10 +87,21 @@ def _printable_copy(data: Any) -> Any:
         }
     if kind is list or kind is tuple:
         return [v if type(v) in _LEAVES else _printable_copy(v) for v in data]
+    if _is_dataclass_type(kind):  # a result or a row of one: the same type, its strings printable
+        return dataclasses.replace(
+            data,
+            **{k: v if type(v) in _LEAVES else _printable_copy(v) for k, v in vars(data).items()},
+        )
     return data
 
 
+@functools.cache
+def _is_dataclass_type(kind: Any) -> bool:
+    return dataclasses.is_dataclass(kind)
+
+
 _LEAVES = frozenset({float, int, bool, type(None)})
+_FIELDS = attrgetter("__dict__")
 _SEQUENCES = frozenset({list, tuple})
 
 

@@ -11,10 +11,10 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from xavinit._version import __version__
+from xavinit.commands import COMMAND_NAMES as COMMANDS
 
-COMMANDS = ("init", "check", "propagate", "gain", "train", "sweep", "report", "schemes", "data")
-"""Every command, in the order ``--help`` lists them; each is the module ``xavinit.cli.NAME``
-with a ``DOC`` string and a ``command()`` that builds it."""
+# Every command of :mod:`xavinit.commands` is the module ``xavinit.cli.NAME`` with a ``DOC``
+# string and a ``command()`` that builds it.
 
 
 class LazyGroup(TyperGroup):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-DOC = """Read checkpoints and say, tensor by tensor, how each was initialised or that it was trained.
+from xavinit.extras import install
+
+DOC = f"""Read checkpoints and say, tensor by tensor, how each was initialised or that it was trained.
 
     Reads .npy/.npz, .safetensors, PyTorch .pt/.pth/.bin, TorchScript and legacy torch pickles
     (nothing in the file is run), Keras .keras/.h5 and ONNX .onnx with external data (the last
-    two need pip install 'xavinit[formats]'). Each tensor gets a role (dense, conv, embedding,
+    two need {install("formats")}). Each tensor gets a role (dense, conv, embedding,
     attention, recurrent, bias, norm, other), its fans and a verdict: constant, init (the best
     scheme, its p-value and the runner-up), trained (its top singular value beyond the Bai-Yin
     edge, rows or columns unlike i.i.d. entries, or no candidate law fits) or unknown (with the
@@ -34,7 +36,7 @@ DOC = """Read checkpoints and say, tensor by tensor, how each was initialised or
 
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import CheckConfig
 
     return result_command(CheckConfig, "xavinit.experiments.check:run_check", DOC)

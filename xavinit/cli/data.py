@@ -13,8 +13,9 @@ from typing import Annotated
 
 import typer
 
-from xavinit.cli.common import fail, stdout_console
+from xavinit.cli.consoles import fail, stdout_console
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 
 data_app = typer.Typer(
     help="Look at the datasets xavinit trains on.\n\n"
@@ -23,8 +24,6 @@ data_app = typer.Typer(
     "  xavinit data preview shapeset --count 12 --seed 3 --save shapeset.png",
     no_args_is_help=True,
 )
-
-PLOT_HINT = "pip install 'xavinit[plot]'"
 
 
 @data_app.command("preview")
@@ -39,7 +38,7 @@ def preview(
     save: Annotated[
         Path | None,
         typer.Option(
-            "--save", help=f"Also write the grid to FILE.png ({PLOT_HINT}).", dir_okay=False
+            "--save", help=f"Also write the grid to FILE.png ({install('plot')}).", dir_okay=False
         ),
     ] = None,
 ) -> None:
@@ -55,7 +54,8 @@ def preview(
     """
     if save is not None and save.suffix.lower() != ".png":
         fail(f"--save {str(save)!r}: the file name must end in .png")
-    from xavinit.render.preview import load_preview_images, print_preview, save_preview_png
+    from xavinit.datasets.preview import load_preview_images
+    from xavinit.render.preview import print_preview, save_preview_png
 
     try:
         images, names = load_preview_images(dataset, count, seed)

@@ -29,7 +29,7 @@ DOC = """Exact gains of activations by Gauss-Hermite quadrature, beside PyTorch'
 
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import GainConfig
 
     return result_command(GainConfig, "xavinit.experiments.gain:run_gain", DOC)

@@ -27,7 +27,7 @@ DOC = """Sample W (fan_in x fan_out) for each layer and scheme and verify Var, C
 
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import InitConfig
 
     return result_command(InitConfig, "xavinit.experiments.init:run_init", DOC)

@@ -32,8 +32,8 @@ DOC = """Push a batch forward and gradients backward through a network at initia
 
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
-    from xavinit.cli.common import result_command
     from xavinit.cli.propagate_model import model_options, prepare
+    from xavinit.cli.run import result_command
     from xavinit.config import PropagateConfig
 
     return result_command(

@@ -25,7 +25,7 @@ def _keys(config_type: Any) -> set[str]:
 
 def model_options() -> list[inspect.Parameter]:
     """The typer parameters of the model-only options."""
-    from xavinit.cli.common import option_parameters
+    from xavinit.cli.options import option_parameters
     from xavinit.config import PropagateConfig, PropagateModelConfig
 
     own = _keys(PropagateConfig)

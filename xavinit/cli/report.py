@@ -40,7 +40,7 @@ def run_and_draw(config: Any, progress: Any) -> Any:
 
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import ReportConfig
 
     def prepare(values: dict[str, Any], extras: dict[str, Any]) -> Any:

@@ -23,7 +23,7 @@ DOC = """List every initialization scheme: name, aliases, distribution and Var f
 
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast)."""
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import SchemesConfig
 
     return result_command(SchemesConfig, "xavinit.experiments.schemes:run_schemes", DOC)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from xavinit.cli.common import EXIT_INTERRUPTED, fail, stderr_console
+from xavinit.cli.consoles import EXIT_INTERRUPTED, fail, stderr_console
 
 if TYPE_CHECKING:
     from xavinit.experiments.sweep import SweepStatus
@@ -122,18 +122,12 @@ def sweep_display(quiet: bool) -> Iterator[Callable[[SweepStatus], None] | None]
 def command() -> Callable[..., Any]:
     """The typer command (built when the command is used, so ``xavinit --help`` stays fast):
     GRID.yaml (or DIR's grid.yaml) is the config file; Ctrl-C says how to resume."""
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import SweepConfig
 
-    def prepare(values: dict[str, Any], extras: dict[str, Any]) -> Any:
-        from xavinit.experiments.sweep import run_sweep
-
-        return SweepConfig.from_mapping, lambda: run_sweep
-
     inner = result_command(
-        SweepConfig, "xavinit.experiments.sweep:run_sweep", DOC, prepare=prepare,
-        display=sweep_display,
-    )  # fmt: skip
+        SweepConfig, "xavinit.experiments.sweep:run_sweep", DOC, display=sweep_display
+    )
 
     def sweep(**kwargs: Any) -> None:
         from xavinit.experiments.sweep import GRID_FILE, SweepInterrupted

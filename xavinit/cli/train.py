@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from xavinit.cli.common import EXIT_INTERRUPTED, fail
+from xavinit.cli.consoles import EXIT_INTERRUPTED, fail
 from xavinit.errors import XavinitError
 
 DOC = """Train MLPs with plain SGD as in the paper and track every layer during training.
@@ -95,7 +95,7 @@ def command() -> Callable[..., Any]:
 
     Ctrl-C saves a checkpoint first and says how to resume.
     """
-    from xavinit.cli.common import result_command
+    from xavinit.cli.run import result_command
     from xavinit.config import TrainConfig
 
     inner = result_command(

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from xavinit.core.streams import shuffle_rng
 from xavinit.errors import XavinitError
 from xavinit.serialize import quote
-from xavinit.streams import shuffle_rng
 
 STATE_KEYS = ("epoch", "position", "order", "rng")
 """What :meth:`ArrayStream.state` holds, and all a state given to ``restore`` may hold."""

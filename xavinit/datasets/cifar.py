@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from xavinit.datasets.base import Dataset
-from xavinit.datasets.preprocess import _build, check_preprocess
+from xavinit.datasets.preprocess import build_split, check_preprocess
 from xavinit.errors import XavinitError
 
 CIFAR10_CLASSES = (
@@ -81,7 +81,7 @@ def load_cifar10(path: str | Path, preprocess: str = "scale", seed: int = 0) -> 
     parts = [_read_cifar_batch(folder / batch) for batch in batches]
     train_x = np.concatenate([x for x, _ in parts[:4]])
     train_y = np.concatenate([y for _, y in parts[:4]])
-    return _build(
+    return build_split(
         name="cifar10",
         image_shape=(3, 32, 32),
         class_names=CIFAR10_CLASSES,

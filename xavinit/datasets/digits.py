@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from xavinit.core.streams import digits_split_rng
 from xavinit.datasets.base import Dataset
-from xavinit.datasets.preprocess import _build, check_preprocess
+from xavinit.datasets.preprocess import build_split, check_preprocess
 from xavinit.errors import XavinitError
-from xavinit.streams import digits_split_rng
+from xavinit.extras import install
 
 DIGITS_VALID = 300
 DIGITS_TEST = 300
@@ -29,7 +30,7 @@ def load_digits(preprocess: str = "scale", seed: int = 0) -> Dataset:
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ImportError:
-        raise XavinitError("digits needs scikit-learn: pip install 'xavinit[digits]'") from None
+        raise XavinitError(f"digits needs scikit-learn: {install('digits')}") from None
     bunch = sklearn_load_digits()
     x = np.asarray(bunch.data, dtype=np.float64).reshape(-1, 64)
     y = np.asarray(bunch.target).astype(np.int64)
@@ -40,7 +41,7 @@ def load_digits(preprocess: str = "scale", seed: int = 0) -> Dataset:
         )
     order = digits_split_rng(seed).permutation(len(y))
     test, valid, train = np.split(order, [DIGITS_TEST, DIGITS_TEST + DIGITS_VALID])
-    return _build(
+    return build_split(
         name="digits",
         image_shape=(8, 8),
         class_names=tuple(str(digit) for digit in range(10)),

@@ -17,7 +17,7 @@ from typing import IO
 import numpy as np
 
 from xavinit.datasets.base import Dataset
-from xavinit.datasets.preprocess import _build, check_preprocess
+from xavinit.datasets.preprocess import build_split, check_preprocess
 from xavinit.errors import XavinitError
 from xavinit.fileio import read_npz
 from xavinit.resources import require_memory
@@ -106,7 +106,7 @@ def load_mnist(path: str | Path, preprocess: str = "scale", seed: int = 0) -> Da
             "for validation"
         )
     cut = count - n_valid
-    return _build(
+    return build_split(
         name="mnist",
         image_shape=tuple(int(d) for d in train_x.shape[1:]),
         class_names=tuple(str(digit) for digit in range(10)),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from xavinit.datasets.base import Dataset
-from xavinit.datasets.preprocess import _CHUNK_ROWS, _build, _chunks, check_preprocess
+from xavinit.datasets.preprocess import CHUNK_ROWS, build_split, check_preprocess, row_chunks
 from xavinit.errors import XavinitError
 from xavinit.fileio import read_npz
 
@@ -101,7 +101,7 @@ def load_npz(path: str | Path, preprocess: str = "scale", seed: int = 0) -> Data
         pixel_range: tuple[float, float] | None = (0.0, 255.0)
     else:
         pixel_range = None
-    return _build(
+    return build_split(
         name="npz",
         image_shape=tuple(int(d) for d in x_train.shape[1:]),
         class_names=class_names,
@@ -127,7 +127,7 @@ def _check_npz_inputs(path: Path, key: str, x: np.ndarray) -> np.ndarray:
             "of at least one feature"
         )
     if x.dtype.kind == "f":
-        for start, chunk in zip(range(0, len(x), _CHUNK_ROWS), _chunks(x), strict=True):
+        for start, chunk in zip(range(0, len(x), CHUNK_ROWS), row_chunks(x), strict=True):
             finite = np.isfinite(chunk)
             if not finite.all():
                 row = start + int(np.argwhere(~finite)[0][0])

@@ -19,7 +19,7 @@ from xavinit.errors import XavinitError
 PREPROCESSING = ("scale", "standardize")
 """The ``preprocess`` choices every loader accepts."""
 
-_CHUNK_ROWS = 4096  # rows converted to float64 at a time, so CIFAR-10 never needs a 1 GB copy
+CHUNK_ROWS = 4096  # rows converted to float64 at a time, so CIFAR-10 never needs a 1 GB copy
 
 
 def check_preprocess(preprocess: str) -> None:
@@ -46,7 +46,7 @@ def to_images(dataset: Dataset, x: np.ndarray) -> np.ndarray:
 # --- building a Dataset: preprocessing fitted on the training split ---------------------------
 
 
-def _build(
+def build_split(
     *,
     name: str,
     image_shape: tuple[int, ...],
@@ -89,18 +89,18 @@ def _fit(
     """
     if preprocess == "scale":
         if pixel_range is None:
-            low = min(float(c.min()) for c in _chunks(x))
-            high = max(float(c.max()) for c in _chunks(x))
+            low = min(float(c.min()) for c in row_chunks(x))
+            high = max(float(c.max()) for c in row_chunks(x))
         else:
             low, high = pixel_range
         spread = (high - low) / 2
         return (high + low) / 2, spread if spread > 0 else 1.0
     total = np.zeros(x.shape[1], dtype=np.float64)
-    for chunk in _chunks(x):
+    for chunk in row_chunks(x):
         total += chunk.sum(axis=0, dtype=np.float64)
     mean = total / len(x)
     squares = np.zeros(x.shape[1], dtype=np.float64)
-    for chunk in _chunks(x):
+    for chunk in row_chunks(x):
         deviation = chunk.astype(np.float64) - mean
         squares += np.einsum("ij,ij->j", deviation, deviation)
     std = np.sqrt(squares / len(x))
@@ -111,13 +111,13 @@ def _fit(
 def _apply(x: np.ndarray, center: float | np.ndarray, spread: float | np.ndarray) -> np.ndarray:
     """``(x - center) / spread`` as float32 ``(count, inputs)``, computed in float64 chunks."""
     out = np.empty(x.shape, dtype=np.float32)
-    for start in range(0, len(x), _CHUNK_ROWS):
-        block = x[start : start + _CHUNK_ROWS].astype(np.float64)
+    for start in range(0, len(x), CHUNK_ROWS):
+        block = x[start : start + CHUNK_ROWS].astype(np.float64)
         block -= center
         block /= spread
-        out[start : start + _CHUNK_ROWS] = block
+        out[start : start + CHUNK_ROWS] = block
     return out
 
 
-def _chunks(x: np.ndarray) -> list[np.ndarray]:
-    return [x[start : start + _CHUNK_ROWS] for start in range(0, len(x), _CHUNK_ROWS)]
+def row_chunks(x: np.ndarray) -> list[np.ndarray]:
+    return [x[start : start + CHUNK_ROWS] for start in range(0, len(x), CHUNK_ROWS)]

@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
+from xavinit.core.streams import TEST_KEY, VALID_KEY, block_rng
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.serialize import quote
-from xavinit.streams import TEST_KEY, VALID_KEY, block_rng
 
 SIZE = 32
 """Image side in pixels; images are ``SIZE x SIZE`` flattened row-major to ``SIZE**2`` inputs."""
@@ -61,7 +61,6 @@ MARGIN = 1.0
 SIDES = (3, 4, 20)
 """Vertices of each object type: triangle, parallelogram (from a square), ellipse (20-gon)."""
 MAX_SIDES = max(SIDES)
-TYPE_NAMES = ("triangle", "parallelogram", "ellipse")
 CLASS_NAMES = (
     "triangle",
     "parallelogram",
@@ -309,7 +308,7 @@ class ShapesetStream:
 
     Image ``p`` of the stream is image ``p % block`` of block ``p // block``, and block ``b``
     is ``generate_shapeset(block, block_rng(seed, b))`` (``spawn_key=(b,)``, see
-    :mod:`xavinit.streams`). The state
+    :mod:`xavinit.core.streams`). The state
     is the position (images consumed); ``restore`` regenerates the current block and skips to
     the position, so a restored stream yields bit-identical batches.
     """

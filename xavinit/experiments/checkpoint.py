@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from xavinit._version import __version__
-from xavinit.backends import to_numpy
 from xavinit.config import TrainConfig
+from xavinit.core.backends import to_numpy
 from xavinit.errors import XavinitError
 from xavinit.fileio import NpzWriter, atomic_write, read_npz
-from xavinit.results import Count, CurvePoint, LayerStats, Real, TrainRun, plain, validate
-from xavinit.serialize import encode_nonfinite, quote
+from xavinit.loading import validate
+from xavinit.results import Count, CurvePoint, LayerStats, Real, TrainRun
+from xavinit.serialize import encode_nonfinite, plain, quote
 
 CHECKPOINT_FORMAT = "xavinit-train-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -1,9 +1,9 @@
 """``xavinit gain``: the exact gains of each activation, and a check of each on a deep network.
 
 The gains (forward, backward, fixed point), ``chi_1``, the phase and the depth scale come from
-:func:`xavinit.theory.gain_theory`: Gaussian expectations by Gauss-Hermite quadrature split at
+:func:`xavinit.core.theory.gain_theory`: Gaussian expectations by Gauss-Hermite quadrature split at
 the activation's kinks, converged to 1e-10 by node doubling. PyTorch's ``calculate_gain``
-value is put beside them (a table in :mod:`xavinit.activations`; torch is never imported).
+value is put beside them (a table in :mod:`xavinit.core.activations`; torch is never imported).
 
 ``--check`` builds one network of ``depth`` hidden layers of ``width`` units with
 ``variance-scaling:mode=fan_in,distribution=normal,gain=G`` (``G`` the computed gain, times
@@ -30,7 +30,7 @@ the chain reproduces too.
 
 With ``--bias-var sb^2`` the theory is that of biases ``N(0, sb^2)`` (Poole et al., 2016): the
 fixed-point gain ``sqrt((1 - sb^2) / E[f(z)^2])`` puts ``q* = 1``, and the check's network is
-built at it with biases drawn from :func:`xavinit.streams.bias_rng`; the chain adds ``sb^2`` to
+built at it with biases drawn from :func:`xavinit.core.streams.bias_rng`; the chain adds ``sb^2`` to
 every ``q`` (see :func:`chain_ratios`).
 """
 
@@ -42,19 +42,19 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.activations import Activation, get_activation
-from xavinit.config import GainConfig, PropagateConfig
+from xavinit.config import GainConfig
+from xavinit.core.activations import Activation, get_activation
+from xavinit.core.network import forward
+from xavinit.core.sampling import draw_biases, draw_inputs, draw_weights
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.stats import moments_and_sample
+from xavinit.core.streams import chain_rng
+from xavinit.core.theory import GainTheory, gain_theory
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
-from xavinit.experiments.propagate import draw_biases, draw_inputs, draw_weights
 from xavinit.limits import GAIN_CHECK_WORK
-from xavinit.network import forward
 from xavinit.resources import require_memory
 from xavinit.results import DepthCheck, GainResult, GainRow
-from xavinit.schemes import Scheme, get_scheme
-from xavinit.stats import scan
-from xavinit.streams import chain_rng
-from xavinit.theory import GainTheory, gain_theory
 
 CHAIN_CHUNK = 1 << 21
 """Values per chunk of the Monte-Carlo chain's draws (replicas x width): 16 MiB as float64."""
@@ -214,17 +214,14 @@ def depth_check(
     gain = exact_gain(config, theory) * config.gain_scale
     spec = f"variance-scaling:mode=fan_in,distribution=normal,gain={gain!r}"
     widths = check_widths(config)
-    network = PropagateConfig(
-        layers=widths, batch=1, input="normal", jacobian_samples=0, seed=config.seed
-    )
     dtype = np.dtype(np.float32)
     weights = scaled_weights(get_scheme(spec), unit)
     biases = draw_biases(widths, config.bias_var, config.seed, 0, dtype)
-    x = draw_inputs(network, 0, dtype)
+    x = draw_inputs(config.seed, 0, 1, widths[0], "normal", dtype)
     x /= np.float32(theory.forward_gain)  # q^1 = exact^2 / forward_gain^2 + sb^2 = 1
     with np.errstate(all="ignore"):
         cache = forward(x, weights, biases, activation)
-    variances = [scan(z)[0].variance for z in cache.hidden]
+    variances = [moments_and_sample(z)[0].variance for z in cache.hidden]
     with np.errstate(all="ignore"):
         ratio = float(np.float64(variances[-1]) / variances[0]) if variances[0] > 0 else math.nan
     finite = theory_ratios[np.isfinite(theory_ratios)]

@@ -1,7 +1,7 @@
 """``xavinit init``: sample every layer under every scheme and verify it, or check a file.
 
 Config in, result out; numpy only. Each (trial, layer) draw uses its own generator,
-:func:`xavinit.streams.layer_rng`, so a layer's weights do not depend on which other layers or
+:func:`xavinit.core.streams.layer_rng`, so a layer's weights do not depend on which other layers or
 schemes are in the run.
 """
 
@@ -12,19 +12,25 @@ from typing import cast
 
 import numpy as np
 
-from xavinit.checks import Tolerance, assess_iid, assess_orthogonal, judge, measurement_of
 from xavinit.config import InitConfig
+from xavinit.core.roles import Tensor
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.stats import Scanner
+from xavinit.core.streams import layer_rng
+from xavinit.core.verdicts import judge_expected
+from xavinit.core.verification import (
+    Tolerance,
+    assess_iid,
+    assess_orthogonal,
+    judge,
+    measurement_of,
+)
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
-from xavinit.experiments.check import Judged, examine_files, judge_run, known_as, tensor_check
+from xavinit.experiments.examine import Judged, examine_files, judge_run, known_as, tensor_check
 from xavinit.fileio import NpzWriter, atomic_write
 from xavinit.resources import require_memory
 from xavinit.results import Candidate, InitCheck, InitResult, Ranking
-from xavinit.roles import Tensor
-from xavinit.schemes import Scheme, get_scheme
-from xavinit.stats import Scanner
-from xavinit.streams import layer_rng
-from xavinit.verdicts import judge_expected
 
 
 def check_memory(config: InitConfig, schemes: list[Scheme]) -> None:
@@ -61,6 +67,7 @@ def run_init(config: InitConfig, progress: Progress | None = None) -> InitResult
     else:
         checks = _sample_all(config, schemes, dtype, progress, total, None)
     judged = judge(checks, config.alpha, config.correction)
+    descriptions, names = _schemes_of(judged)
     return InitResult(
         seed=config.seed,
         config=config.to_dict(),
@@ -70,6 +77,8 @@ def run_init(config: InitConfig, progress: Progress | None = None) -> InitResult
         correction=config.correction,
         mode="sample",
         saved=config.save,
+        scheme_descriptions=descriptions,
+        scheme_names=names,
     )
 
 
@@ -153,7 +162,7 @@ def _select_matrices(
 def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
     """Verify the matrices of a file under given schemes, or rank the schemes for each.
 
-    The same path as ``xavinit check`` (:func:`xavinit.experiments.check.examine_files`): the
+    The same path as ``xavinit check`` (:func:`xavinit.experiments.examine.examine_files`): the
     file is read by its format's reader, each matrix examined once, and the verdicts decided
     over the run; init reports them as its ``layers`` and ``rankings``.
     """
@@ -191,6 +200,7 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
         passed = True
     if progress is not None:
         progress(len(examined), len(examined), "done")
+    descriptions, names = _schemes_of(checks)
     return InitResult(
         seed=config.seed,
         config=config.to_dict(),
@@ -201,7 +211,17 @@ def _run_check(config: InitConfig, progress: Progress | None) -> InitResult:
         mode="check" if schemes else "rank",
         rankings=rankings,
         skipped=skipped,
+        scheme_descriptions=descriptions,
+        scheme_names=names,
     )
+
+
+def _schemes_of(checks: list[InitCheck]) -> tuple[dict[str, str], dict[str, str]]:
+    """The result's ``scheme_descriptions`` (each scheme of ``checks`` by its spec, in one line:
+    distribution, variance) and ``scheme_names`` (its canonical name)."""
+    schemes = {spec: get_scheme(spec) for spec in dict.fromkeys(c.scheme for c in checks)}
+    descriptions = {spec: scheme.describe() for spec, scheme in schemes.items()}
+    return descriptions, {spec: scheme.name for spec, scheme in schemes.items()}
 
 
 def _verdict(judged: Judged) -> str:

@@ -1,13 +1,13 @@
 """``xavinit propagate --model``: signal propagation through the user's own network.
 
-The model is loaded and probed by :mod:`xavinit.modelprobe` (torch, torch.export or ONNX);
+The model is loaded and probed by :mod:`xavinit.core.modelprobe` (torch, torch.export or ONNX);
 this module adds the theory beside the measurement and the verdict. Theory: for a Linear or
 Conv layer, mean field predicts its output's variance from the measured second moment of its
 input and the measured ``E[W^2]`` and ``E[b^2]`` of its weights,
 ``q = fan_in E[W^2] E[x^2] + E[b^2]`` (Poole et al. 2016; the paper's eq. 5 with a measured
 input), and for a known activation ``f`` applied to that output, ``Var_z[f(sqrt(q) z)]`` and
-``E_z[f(sqrt(q) z)]`` (:func:`xavinit.theory.mean_field_forward`, the prediction ``propagate``
-prints for its own MLPs). Verdict: :func:`xavinit.modelprobe.drift` of the activation variance
+``E_z[f(sqrt(q) z)]`` (:func:`xavinit.core.theory.mean_field_forward`, the prediction ``propagate``
+prints for its own MLPs). Verdict: :func:`xavinit.core.modelprobe.drift` of the activation variance
 and of the gradient variance between the first and the last measured module, against
 ``--max-drift``.
 """
@@ -17,22 +17,22 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from xavinit.activations import get_activation
 from xavinit.config import PropagateModelConfig
-from xavinit.errors import XavinitError
-from xavinit.experiments import Progress
-from xavinit.modelprobe import (
+from xavinit.core.activations import get_activation
+from xavinit.core.modelprobe import (
     Record,
-    draw_inputs,
     drift,
     load_model,
     measure,
     measure_onnx,
+    model_inputs,
     parse_model_args,
 )
+from xavinit.core.theory import mean_field_forward
+from xavinit.errors import XavinitError
+from xavinit.experiments import Progress
 from xavinit.resources import require_memory
 from xavinit.results import ModelDrift, ModelModule, ModelRun, PropagateResult
-from xavinit.theory import mean_field_forward
 
 ONNX_BACKWARD = (
     "unavailable: onnxruntime runs inference only, so no gradient is measured; give the "
@@ -98,7 +98,7 @@ def run_model(config: PropagateModelConfig) -> ModelRun:
         4 * 8 * batch * math.prod(shape),
         f"--batch {batch} --input-shape {','.join(map(str, shape))}",
     )
-    x = draw_inputs(config.input, batch, tuple(shape), config.seed)
+    x = model_inputs(config.input, batch, tuple(shape), config.seed)
     notes: list[str] = []
     backward = "measured"
     top_var: float | None = None

@@ -8,12 +8,11 @@ drawn by the renderers, not here: an experiment never renders.
 
 from __future__ import annotations
 
+from xavinit.commands import REPORT_ORDER
 from xavinit.config import ReportConfig
 from xavinit.experiments import Progress
 from xavinit.loading import load_result
 from xavinit.results import ReportResult
-
-COMMAND_ORDER = ("init", "propagate", "train", "sweep", "gain", "schemes", "check", "report")
 
 
 def run_report(config: ReportConfig, progress: Progress | None = None) -> ReportResult:
@@ -31,7 +30,7 @@ def run_report(config: ReportConfig, progress: Progress | None = None) -> Report
             documents.extend(result.documents)
         else:
             documents.append({"file": path, **result.to_dict()})
-    documents.sort(key=lambda d: COMMAND_ORDER.index(d["command"]))
+    documents.sort(key=lambda d: REPORT_ORDER.index(d["command"]))
     return ReportResult(
         config=config.to_dict(),
         passed=all(d["passed"] for d in documents),

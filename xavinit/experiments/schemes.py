@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any, cast
 
 from xavinit.config import SchemesConfig
+from xavinit.core.activations import ACTIVATION_ALIASES, ACTIVATION_NAMES, TORCH_GAIN_NAMES
+from xavinit.core.schemes import PRESETS, Scheme, get_scheme
 from xavinit.experiments import Progress
-from xavinit.results import SchemeRow, SchemesResult
-from xavinit.schemes import PRESETS, Scheme, get_scheme
+from xavinit.results import GainNames, SchemeRow, SchemesResult
+
+
+def gain_names() -> GainNames:
+    """What ``gain=NAME`` accepts in a scheme spec: PyTorch's ``calculate_gain`` names, the
+    activations whose gain is the exact forward gain ``1/sqrt(E[f(z)^2])``, and the aliases."""
+    return {
+        "torch": list(TORCH_GAIN_NAMES),
+        "exact": [name for name in ACTIVATION_NAMES if name not in TORCH_GAIN_NAMES],
+        "aliases": list(ACTIVATION_ALIASES),
+    }
 
 
 def _numbers(scheme: Scheme, fan_in: int | None, fan_out: int | None) -> dict[str, Any]:
@@ -23,7 +34,8 @@ def _numbers(scheme: Scheme, fan_in: int | None, fan_out: int | None) -> dict[st
 
 
 def run_schemes(config: SchemesConfig, progress: Progress | None = None) -> SchemesResult:
-    """One row per preset (or the one ``config.spec``), with numbers when both fans are given."""
+    """One row per preset (or the one ``config.spec``), with numbers when both fans are given;
+    the listing of every preset also says which activation names ``gain=NAME`` takes."""
     rows: list[dict[str, Any]] = []
     for preset in PRESETS.values():
         scheme = get_scheme(preset.name)
@@ -48,4 +60,8 @@ def run_schemes(config: SchemesConfig, progress: Progress | None = None) -> Sche
             **_numbers(scheme, config.fan_in, config.fan_out),
         )
         rows = [row]
-    return SchemesResult(config=config.to_dict(), schemes=cast(list[SchemeRow], rows))
+    return SchemesResult(
+        config=config.to_dict(),
+        schemes=cast(list[SchemeRow], rows),
+        gain_names=gain_names() if config.spec is None else None,
+    )

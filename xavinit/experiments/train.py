@@ -22,19 +22,19 @@ from typing import Any, cast
 import numpy as np
 from array_api_compat import array_namespace
 
-from xavinit.activations import Activation, get_activation
-from xavinit.backends import Backend, get_backend, to_numpy
 from xavinit.config import TrainConfig
+from xavinit.core.activations import Activation, get_activation
+from xavinit.core.backends import Backend, get_backend, to_numpy
+from xavinit.core.network import Cost, backward, forward
+from xavinit.core.schemes import get_scheme
+from xavinit.core.sgd import SGD
+from xavinit.core.streams import layer_rng
 from xavinit.datasets.base import Dataset, Split
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
 from xavinit.experiments.checkpoint import Checkpoint, RunState, save_checkpoint
-from xavinit.network import Cost, backward, forward
 from xavinit.resources import blas_thread_count, require_memory
 from xavinit.results import LayerHistogram, LayerStats, TrainResult, TrainRun
-from xavinit.schemes import get_scheme
-from xavinit.sgd import SGD
-from xavinit.streams import layer_rng
 
 TRACKED_EXAMPLES = 300
 """The paper measures activation statistics on a fixed set of 300 test examples."""
@@ -460,6 +460,7 @@ def _finish(config: TrainConfig, state: RunState, sgd: SGD, splits: Splits) -> T
     final_error = None if diverged else state.curve[-1]["test_error"]
     return TrainRun(
         scheme=state.scheme,
+        scheme_name=get_scheme(state.scheme).name,
         activation=state.activation,
         updates=state.update,
         final_test_error=final_error,

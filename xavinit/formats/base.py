@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 from xavinit.limits import MAX_ARRAY_BYTES
 from xavinit.resources import require_memory
 
-INSTALL_FORMATS = "pip install 'xavinit[formats]'"
+INSTALL_FORMATS = install("formats")
 """The exact line that installs the optional readers (h5py, onnx)."""
 
-LAYOUTS = ("in-out", "out-in")
 ROLES = ("dense", "conv", "embedding", "attention", "recurrent", "bias", "norm", "other")
 """What a tensor is. ``recurrent``: an RNN's stacked gate matrices (PyTorch ``weight_ih_l0`` and
 ``weight_hh_l0``, Keras LSTM/GRU ``kernel`` and ``recurrent_kernel``, ONNX LSTM/GRU/RNN ``W``

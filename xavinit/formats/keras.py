@@ -254,7 +254,7 @@ def keras_fans(
     - more axes, read as a conv kernel ``(*kernel, in, out)``: with the receptive field
       ``rf = prod(shape[:-2])``, ``(shape[-2] * rf, shape[-1] * rf)``. Keras applies this to
       any >2-D kernel: to grouped and depthwise kernels (whose per-unit fans differ, see
-      :mod:`xavinit.roles`), to transposed convs ``(*kernel, out, in)`` (fans swapped), and to
+      :mod:`xavinit.core.roles`), to transposed convs ``(*kernel, out, in)`` (fans swapped), and to
       attention kernels drawn by Keras versions whose EinsumDense passed no axes.
     """
     dims = [int(n) for n in shape]

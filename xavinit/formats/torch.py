@@ -216,7 +216,7 @@ def _python3_name(module: str, name: str) -> str:
     return f"{module}.{name}"
 
 
-class _Unpickler(pickle.Unpickler):
+class TorchUnpickler(pickle.Unpickler):
     """Resolves only :data:`ALLOWED`, each to a recording function of this module.
 
     ``folder`` is where the storages the pickle names live (``data``).
@@ -260,7 +260,7 @@ class _Unpickler(pickle.Unpickler):
         return Storage(pid[2], pid[1].dtype, pid[4], self.folder)
 
 
-def _dtype_name(storage: str) -> str:
+def dtype_name(storage: str) -> str:
     return "bfloat16" if storage == "bfloat16" else np.dtype(storage).name
 
 
@@ -493,10 +493,10 @@ class TorchSource(TensorSource):
             self.path,
             self._corrupt,
             self._refusal,
-            lambda: tensors_of(_load(_Unpickler, io.BytesIO(data))),
+            lambda: tensors_of(_load(TorchUnpickler, io.BytesIO(data))),
         )
         self.tensors = [
-            TensorInfo(name, ref.shape, _dtype_name(ref.storage.dtype), layout="out-in", key=ref)
+            TensorInfo(name, ref.shape, dtype_name(ref.storage.dtype), layout="out-in", key=ref)
             for name, ref in found.items()
         ]
 
@@ -599,7 +599,7 @@ def _text(value: Any) -> Any:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else value
 
 
-class _LegacyUnpickler(_Unpickler):
+class _LegacyUnpickler(TorchUnpickler):
     """The saved object of a legacy file: :data:`LEGACY_ALLOWED`, and 6-tuple persistent ids;
     records every storage it names (root key -> type and count)."""
 
@@ -706,7 +706,7 @@ class LegacyTorchSource(TensorSource):
                 raise self._corrupt("truncated: the file ends inside its pickles") from None
         self._places = self._place(roots, keys, head.tell())
         self.tensors = [
-            TensorInfo(name, ref.shape, _dtype_name(ref.storage.dtype), layout="out-in", key=ref)
+            TensorInfo(name, ref.shape, dtype_name(ref.storage.dtype), layout="out-in", key=ref)
             for name, ref in found.items()
         ]
 

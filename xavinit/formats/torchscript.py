@@ -54,9 +54,9 @@ from xavinit.formats.torch import (
     TensorRef,
     TooLarge,
     TorchSource,
+    TorchUnpickler,
     Walk,
-    _dtype_name,
-    _Unpickler,
+    dtype_name,
     load_pickle,
     refusal_message,
     unique,
@@ -120,7 +120,7 @@ def _same(value: Any, *_: Any) -> Any:
     return value
 
 
-class _ScriptUnpickler(_Unpickler):
+class _ScriptUnpickler(TorchUnpickler):
     """:data:`ALLOWED`, each resolved to a recording function or a :class:`ScriptObject`."""
 
     def __init__(self, stream: Any, folder: str, classes: dict[str, type]) -> None:
@@ -388,7 +388,7 @@ class TorchScriptSource(TorchSource):
         return TensorInfo(
             entry.name,
             ref.shape,
-            _dtype_name(ref.storage.dtype),
+            dtype_name(ref.storage.dtype),
             layout="out-in",
             role=hint.role,
             groups=hint.groups,

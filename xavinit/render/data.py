@@ -15,17 +15,18 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from xavinit.results import Result
 from xavinit.serialize import to_json, to_yaml
 
 
-def render_json(document: dict[str, Any]) -> str:
-    """The document as indented JSON (non-finite floats already strings)."""
-    return to_json(document)
+def render_json(result: Result) -> str:
+    """The result's document as indented JSON (non-finite floats as strings)."""
+    return to_json(result.to_dict())
 
 
-def render_yaml(document: dict[str, Any]) -> str:
-    """The document as block YAML with keys in contract order."""
-    return to_yaml(document)
+def render_yaml(result: Result) -> str:
+    """The result's document as block YAML with keys in contract order."""
+    return to_yaml(result.to_dict())
 
 
 def _run_rows(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -45,12 +46,40 @@ def _report_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _gain_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    checks = {c["activation"]: c for c in document.get("depth_checks", [])}
+    checks = {c["activation"]: c for c in document["depth_checks"]}
     rows = []
     for row in document["gains"]:
         check = checks.get(row["activation"], {})
         extra = {f"check_{k}": v for k, v in check.items() if k not in ("activation", "variances")}
         rows.append({**row, **extra})
+    return rows
+
+
+def _model_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """``propagate --model``: one row per (model, module), its parameters as compact JSON."""
+    return [
+        {"model": run["model"], "source": run["source"], **module}
+        for run in document.get("models", [])
+        for module in run["modules"]
+    ]
+
+
+SWEEP_COLUMNS = (
+    "id", "dataset", "activation", "scheme", "lr", "seed", "status", "updates",
+    "final_test_error", "final_valid_error", "selection_valid_error", "diverged_at",
+    "wall_seconds", "worker", "retries", "error",
+)  # fmt: skip
+"""A sweep run's fields in its CSV row, before ``chosen``."""
+
+
+def _sweep_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """``sweep``: one row per run, with whether it is at its model's chosen learning rate."""
+    chosen = {(e["dataset"], e["activation"], e["scheme"]): e["lr"] for e in document["table"]}
+    rows = []
+    for run in document["runs"]:
+        row = {key: run[key] for key in SWEEP_COLUMNS}
+        row["chosen"] = chosen.get((run["dataset"], run["activation"], run["scheme"])) == run["lr"]
+        rows.append(row)
     return rows
 
 
@@ -62,23 +91,9 @@ CSV_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "gain": _gain_rows,
     "report": _report_rows,
     "check": lambda d: [{k: v for k, v in t.items() if k != "candidates"} for t in d["tensors"]],
-    "sweep": lambda d: _sweep_rows(d),
+    "sweep": _sweep_rows,
 }
 """Each command's CSV rows, from its document."""
-
-
-def _model_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    if not document.get("models"):
-        return []
-    from xavinit.render.propagate_model import model_rows  # imports Rich's tables
-
-    return model_rows(document)
-
-
-def _sweep_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    from xavinit.render.sweep import sweep_rows  # rich tables: only a sweep's CSV needs them
-
-    return sweep_rows(document)
 
 
 def table_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,9 +109,9 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def render_csv(document: dict[str, Any]) -> str:
-    """The document's rows as CSV with a header of every column that occurs."""
-    rows = table_rows(document)
+def render_csv(result: Result) -> str:
+    """The result's document as CSV rows with a header of every column that occurs."""
+    rows = table_rows(result.to_dict())
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)

@@ -1,9 +1,25 @@
-"""Number formatting shared by the human-readable renderers."""
+"""Number formatting and one-line summaries shared by the renderers for people; the summaries
+take the typed result (:mod:`xavinit.results`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
+
+from xavinit.results import (
+    VERDICTS,
+    CheckResult,
+    GainResult,
+    InitResult,
+    PropagateResult,
+    Result,
+    SchemesResult,
+    TensorCheck,
+    TrainResult,
+    Verdict,
+)
+from xavinit.serialize import encode_nonfinite
 
 
 def num(value: Any, digits: int = 4) -> str:
@@ -22,8 +38,9 @@ def num(value: Any, digits: int = 4) -> str:
 
 
 def decimals(value: Any, spec: str) -> str:
-    """A number in a format ``spec`` (``.4f``, ``+.3f``, ``g``); a saved non-finite value
-    (``"inf"``, ``"nan"``) as it is, '-' for missing."""
+    """A number in a format ``spec`` (``.4f``, ``+.3f``, ``g``); a non-finite value as it is
+    saved (``inf``, ``-inf``, ``nan``), '-' for missing."""
+    value = encode_nonfinite(value)
     if value is None or isinstance(value, str):
         return "-" if value is None else value
     return format(value, spec)
@@ -31,6 +48,7 @@ def decimals(value: Any, spec: str) -> str:
 
 def sci(value: Any, digits: int = 3) -> str:
     """A variance in scientific notation with ``digits`` significant digits: 3.26e-04."""
+    value = encode_nonfinite(value)
     if value is None or isinstance(value, str):
         return "-" if value is None else value
     return f"{value:.{digits - 1}e}"
@@ -38,13 +56,15 @@ def sci(value: Any, digits: int = 3) -> str:
 
 def fixed(value: Any) -> str:
     """A quantity near 1 (n·Var, a ratio): three decimals, scientific below 0.01."""
+    value = encode_nonfinite(value)
     if value is None or isinstance(value, str):
         return "-" if value is None else value
     return f"{value:.3f}" if abs(value) >= 0.01 or value == 0 else f"{value:.2e}"
 
 
 def pct(value: Any) -> str:
-    """A relative error as a signed percentage: +0.15%."""
+    """A relative error as a signed percentage: +0.15% ('-' when missing or not finite)."""
+    value = encode_nonfinite(value)
     if value is None or isinstance(value, str):
         return "-"
     return f"{100 * value:+.2f}%"
@@ -59,9 +79,8 @@ def pval(value: Any) -> str:
     return f"{value:.2g}"
 
 
-def layer_names(document: dict[str, Any]) -> str:
-    """'1024-1000x5-10' from a config's layers."""
-    widths = document.get("config", {}).get("layers") or []
+def widths_text(widths: Sequence[Any]) -> str:
+    """'1024-1000x5-10' from a network's widths (input, hidden..., output)."""
     parts: list[str] = []
     for width in widths:
         if parts and parts[-1].split("x")[0] == str(width):
@@ -72,17 +91,23 @@ def layer_names(document: dict[str, Any]) -> str:
     return "-".join(parts)
 
 
-def init_summary(document: dict[str, Any]) -> str:
+def layer_names(result: Result) -> str:
+    """'1024-1000x5-10' from a result's configured ``layers`` ('' when it has none)."""
+    widths = result.config.get("layers")
+    return widths_text(widths if isinstance(widths, list | tuple) else [])
+
+
+def init_summary(result: InitResult) -> str:
     """One line: PASSED/FAILED and how many checks hold, for init results."""
-    rows = document.get("layers", [])
-    if document.get("mode") == "rank":
-        verdicts = "; ".join(f"{r['array']}: {r['verdict']}" for r in document.get("rankings", []))
+    rows = result.layers
+    if result.mode == "rank":
+        verdicts = "; ".join(f"{r.array}: {r.verdict}" for r in result.rankings)
         return f"RANKED {len(rows)} matrices: {verdicts}"
-    held = sum(1 for r in rows if r.get("passed"))
-    word = "PASSED" if document.get("passed") else "FAILED"
+    held = sum(1 for r in rows if r.passed)
+    word = "PASSED" if result.passed else "FAILED"
     return (
         f"{word}: {held} of {len(rows)} matrices match their scheme "
-        f"(family-wise alpha {document.get('alpha')}, {document.get('correction')})"
+        f"(family-wise alpha {result.alpha}, {result.correction})"
     )
 
 
@@ -98,27 +123,26 @@ def sparkline(counts: list[int]) -> str:
     return "".join(BLOCKS[min(steps, math.ceil(c / top * steps))] for c in counts)
 
 
-def propagate_summary(document: dict[str, Any]) -> str:
+def propagate_summary(result: PropagateResult) -> str:
     """One line: PASSED/FAILED and the runs, for propagate results."""
-    runs = document.get("runs", [])
-    failed = [r for r in runs if not r.get("passed")]
+    runs = result.runs
+    failed = [r for r in runs if not r.passed]
     if failed:
-        names = "; ".join(f"{r['scheme']}/{r['activation']}: {r.get('failure')}" for r in failed)
+        names = "; ".join(f"{r.scheme}/{r.activation}: {r.failure}" for r in failed)
         return f"FAILED: {len(failed)} of {len(runs)} networks: {names}"
     return f"PASSED: {len(runs)} networks propagated with finite values"
 
 
-def train_summary(document: dict[str, Any]) -> str:
+def train_summary(result: TrainResult) -> str:
     """One line: PASSED/FAILED and each run's final test error, for train results."""
-    runs = document.get("runs", [])
     parts = []
-    for run in runs:
-        name = f"{run['scheme']}/{run['activation']}"
-        if run.get("diverged"):
-            parts.append(f"{name} diverged at update {run.get('diverged_at')}")
+    for run in result.runs:
+        name = f"{run.scheme}/{run.activation}"
+        if run.diverged:
+            parts.append(f"{name} diverged at update {run.diverged_at}")
         else:
-            parts.append(f"{name} test error {num(run.get('final_test_error'), 3)}")
-    word = "PASSED" if document.get("passed") else "FAILED"
+            parts.append(f"{name} test error {num(run.final_test_error, 3)}")
+    word = "PASSED" if result.passed else "FAILED"
     return f"{word}: " + "; ".join(parts)
 
 
@@ -139,22 +163,18 @@ def series(values: list[Any]) -> str:
     return "".join(out)
 
 
-VERDICT_ORDER = ("trained", "init", "constant", "unknown")
-"""check's verdict groups, in the order they are shown (what needs attention first)."""
-
-
-def check_summary(document: dict[str, Any]) -> str:
+def check_summary(result: CheckResult) -> str:
     """One line: the counts per verdict and, with ``--expect``, PASSED/FAILED."""
-    counts = document.get("counts", {})
-    total = len(document.get("tensors", []))
-    parts = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_ORDER if counts.get(v))
+    counts = result.counts
+    total = len(result.tensors)
+    parts = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v))
     noun = "tensor" if total == 1 else "tensors"
     head = f"{total} {noun}: {parts or 'none'}"
-    expect = document.get("expect")
+    expect = result.expect
     if expect is None:
         return head
-    failures = document.get("failures", [])
-    if document.get("passed"):
+    failures = result.failures
+    if result.passed:
         return f"PASSED --expect {expect}: {head}"
     shown = ", ".join(failures[:5]) + (
         f" and {len(failures) - 5} more" if len(failures) > 5 else ""
@@ -162,12 +182,11 @@ def check_summary(document: dict[str, Any]) -> str:
     return f"FAILED --expect {expect}: {len(failures)} of {total} do not fit ({shown}); {head}"
 
 
-def check_groups(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """The tensors grouped by verdict, in :data:`VERDICT_ORDER`, empty groups left out."""
-    tensors = document.get("tensors", [])
-    groups = []
-    for verdict in VERDICT_ORDER:
-        rows = [t for t in tensors if t["verdict"] == verdict]
+def check_groups(result: CheckResult) -> list[tuple[Verdict, list[TensorCheck]]]:
+    """The tensors grouped by verdict, in :data:`VERDICTS`, empty groups left out."""
+    groups: list[tuple[Verdict, list[TensorCheck]]] = []
+    for verdict in VERDICTS:
+        rows = [t for t in result.tensors if t.verdict == verdict]
         if rows:
             groups.append((verdict, rows))
     return groups
@@ -178,31 +197,31 @@ def shape_text(shape: list[int]) -> str:
     return "x".join(str(n) for n in shape) if shape else "()"
 
 
-def fans_text(row: dict[str, Any]) -> str:
+def fans_text(row: TensorCheck) -> str:
     """'fan_in→fan_out', or '-' without fans."""
-    if row.get("fan_in") is None:
+    if row.fan_in is None:
         return "-"
-    return f"{row['fan_in']}→{row['fan_out']}"
+    return f"{row.fan_in}→{row.fan_out}"
 
 
-def gain_summary(document: dict[str, Any]) -> str:
+def gain_summary(result: GainResult) -> str:
     """One line: the activations, and PASSED/FAILED over the depth checks when there are any."""
-    gains = document.get("gains", [])
-    checks = document.get("depth_checks", [])
+    gains = result.gains
+    checks = result.depth_checks
     noun = "activation" if len(gains) == 1 else "activations"
-    bias_var = document.get("config", {}).get("bias_var") or 0.0
+    bias_var = result.config.get("bias_var") or 0.0
     biases = (
         f"; fixed point, slope, χ1 and phase with biases N(0, {bias_var:g})" if bias_var else ""
     )
     if not checks:
         return f"gains of {len(gains)} {noun} (exact to 1e-10; --check confirms them){biases}"
-    held = sum(1 for c in checks if c.get("passed"))
-    word = "PASSED" if document.get("passed") else "FAILED"
-    failed = [c["activation"] for c in checks if not c.get("passed")]
+    held = sum(1 for c in checks if c["passed"])
+    word = "PASSED" if result.passed else "FAILED"
+    failed = [c["activation"] for c in checks if not c["passed"]]
     tail = f": outside its interval: {', '.join(failed)}" if failed else ""
     return (
         f"{word}: {held} of {len(checks)} depth checks hold (depth {checks[0]['depth']}, width "
-        f"{checks[0]['width']}, family-wise alpha {document.get('config', {}).get('alpha')})"
+        f"{checks[0]['width']}, family-wise alpha {result.config.get('alpha')})"
         f"{biases}{tail}"
     )
 
@@ -218,6 +237,7 @@ def depth_scale_text(value: Any) -> str:
 
 def signed(value: Any, digits: int = 4) -> str:
     """A signed fixed-point number, quadrature noise below 1e-12 shown as 0: +0.3989, 0."""
+    value = encode_nonfinite(value)
     if value is None or isinstance(value, str):
         return "-" if value is None else value
     if abs(value) < 1e-12:
@@ -225,13 +245,14 @@ def signed(value: Any, digits: int = 4) -> str:
     return f"{value:+.{digits}f}"
 
 
-def gain_names_note() -> str:
-    """What ``gain=NAME`` accepts in a scheme spec, for the schemes listing."""
-    from xavinit.activations import ACTIVATION_ALIASES, ACTIVATION_NAMES, TORCH_GAIN_NAMES
-
-    others = [n for n in ACTIVATION_NAMES if n not in TORCH_GAIN_NAMES]
+def gain_names_note(result: SchemesResult) -> str:
+    """What ``gain=NAME`` accepts in a scheme spec, for the schemes listing ('' when the result
+    does not say: one spec, or a result saved before :attr:`SchemesResult.gain_names`)."""
+    names = result.gain_names
+    if names is None:
+        return ""
     return (
         "gain=NAME (e.g. normalized:gain=silu) takes PyTorch's calculate_gain for "
-        f"{', '.join(TORCH_GAIN_NAMES)}, and the exact forward gain 1/sqrt(E[f(z)^2]) for "
-        f"{', '.join(others)} (aliases {', '.join(ACTIVATION_ALIASES)}); see 'xavinit gain'."
+        f"{', '.join(names['torch'])}, and the exact forward gain 1/sqrt(E[f(z)^2]) for "
+        f"{', '.join(names['exact'])} (aliases {', '.join(names['aliases'])}); see 'xavinit gain'."
     )

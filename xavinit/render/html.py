@@ -1,5 +1,8 @@
 """One self-contained HTML page: the Markdown blocks as HTML, and the figures embedded.
 
+``html_<command>`` renders one command's result; a report's page is
+:func:`xavinit.render.report.html_report`, built with :func:`page` from here.
+
 No network and no external assets: styles are inline and figures are PNG data URIs. Without
 matplotlib the page keeps its tables and says how to get the figures.
 """
@@ -10,8 +13,17 @@ import base64
 import html
 from typing import Any
 
-from xavinit.render.blocks import to_html
+from xavinit.render.blocks import Blocks, to_html
 from xavinit.render.markdown import blocks
+from xavinit.results import (
+    CheckResult,
+    GainResult,
+    InitResult,
+    PropagateResult,
+    SchemesResult,
+    SweepResult,
+    TrainResult,
+)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -31,18 +43,15 @@ figcaption { font-size: 0.9em; color: #57606a; }
 """
 
 
-def _documents(document: dict[str, Any]) -> list[dict[str, Any]]:
-    return document.get("documents", []) if document["command"] == "report" else [document]
-
-
-def figure_section(document: dict[str, Any]) -> str:
-    """Every figure of every included result as an embedded PNG, or a note on how to get them."""
+def figure_section(results: list[Any]) -> str:
+    """Every figure of the given typed results as an embedded PNG, or a note on how to get
+    them."""
     from xavinit.render.plots import PlotsUnavailable, figure_bytes, figures
 
     parts = ["<h2>Figures</h2>"]
     try:
-        for doc in _documents(document):
-            for name, title, figure in figures(doc):
+        for result in results:
+            for name, title, figure in figures(result):
                 data = base64.b64encode(figure_bytes(figure, "png")).decode("ascii")
                 alt = html.escape(title)
                 parts.append(
@@ -54,14 +63,53 @@ def figure_section(document: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def render_html(document: dict[str, Any]) -> str:
-    """The whole page for a result document (a report or a single command's result)."""
-    title = f"xavinit {document['command']}"
-    body = to_html(blocks(document))
+def page(command: str, body: Blocks, shown: list[Any]) -> str:
+    """The whole page of a ``command``'s result: its blocks, then the figures of ``shown`` (the
+    result itself, or a report's included results)."""
+    title = f"xavinit {command}"
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-        f"{body}\n{figure_section(document)}\n</body></html>\n"
+        f"{to_html(body)}\n{figure_section(shown)}\n</body></html>\n"
     )
+
+
+def _page(result: Any) -> str:
+    return page(result.command, blocks(result), [result])
+
+
+def html_init(result: InitResult) -> str:
+    """An ``init`` result as an HTML page."""
+    return _page(result)
+
+
+def html_propagate(result: PropagateResult) -> str:
+    """A ``propagate`` result (``--model`` included) as an HTML page."""
+    return _page(result)
+
+
+def html_train(result: TrainResult) -> str:
+    """A ``train`` result as an HTML page."""
+    return _page(result)
+
+
+def html_schemes(result: SchemesResult) -> str:
+    """The ``schemes`` listing as an HTML page."""
+    return _page(result)
+
+
+def html_check(result: CheckResult) -> str:
+    """A ``check`` result as an HTML page."""
+    return _page(result)
+
+
+def html_gain(result: GainResult) -> str:
+    """A ``gain`` result as an HTML page."""
+    return _page(result)
+
+
+def html_sweep(result: SweepResult) -> str:
+    """A ``sweep`` result as an HTML page."""
+    return _page(result)

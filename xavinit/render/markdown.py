@@ -1,4 +1,11 @@
-"""GitHub-flavoured Markdown: a one-line verdict, then tables (fit for a CI step summary)."""
+"""GitHub-flavoured Markdown: a one-line verdict, then tables (fit for a CI step summary).
+
+Each command's result becomes :class:`Blocks` (``<command>_blocks``, picked by :func:`blocks`),
+which ``markdown_<command>`` writes as Markdown and the HTML page (:mod:`xavinit.render.html`)
+as HTML: the two say the same thing. Sweep's blocks live in :mod:`xavinit.render.sweep`,
+``propagate --model``'s in :mod:`xavinit.render.propagate_model`, the report's in
+:mod:`xavinit.render.report` (which gathers the blocks of each included result from here).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,6 @@ from typing import Any
 
 from xavinit.render.blocks import Blocks, to_markdown
 from xavinit.render.format import (
-    VERDICT_ORDER,
     check_groups,
     check_summary,
     decimals,
@@ -27,22 +33,31 @@ from xavinit.render.format import (
     signed,
     train_summary,
 )
-from xavinit.render.sweep import markdown_sweep
+from xavinit.render.propagate_model import markdown_models
+from xavinit.render.sweep import sweep_blocks
+from xavinit.results import (
+    VERDICTS,
+    CheckResult,
+    GainResult,
+    InitResult,
+    PropagateResult,
+    SchemesResult,
+    TrainResult,
+)
 
 
-def _mark(passed: Any) -> str:
+def _mark(passed: bool | None) -> str:
     return "✅" if passed else "❌"
 
 
-def markdown_init(document: dict[str, Any]) -> Blocks:
+def init_blocks(result: InitResult) -> Blocks:
     """Verdict line and one row per (scheme, layer) or checked array; a ranking per array."""
     out = Blocks()
-    out.verdict(init_summary(document), document.get("passed"))
-    if document.get("mode") == "rank":
-        for ranking in document.get("rankings", []):
+    out.verdict(init_summary(result), result.passed)
+    if result.mode == "rank":
+        for ranking in result.rankings:
             out.heading(
-                f"`{ranking['array']}` ({ranking['fan_in']} x {ranking['fan_out']}): "
-                f"{ranking['verdict']}"
+                f"`{ranking.array}` ({ranking.fan_in} x {ranking.fan_out}): {ranking.verdict}"
             )
             rows = [
                 [
@@ -54,88 +69,64 @@ def markdown_init(document: dict[str, Any]) -> Blocks:
                     pval(c["ks_p_value"]),
                     _mark(c["explains"]),
                 ]
-                for c in ranking["candidates"]
+                for c in ranking.candidates
             ]
             header = ["scheme", "score", "expected Var", "rel. error", "p (Var)", "p (KS)", "fits"]
             out.table(header, rows)
         return out
-    check = document.get("config", {}).get("check")
-    where = f"File `{check}`" if check else f"Layers `{layer_names(document)}`"
-    out.text(f"{where}, seed {document.get('seed')}.")
+    check = result.config.get("check")
+    where = f"File `{check}`" if check else f"Layers `{layer_names(result)}`"
+    out.text(f"{where}, seed {result.seed}.")
     header = [
         "scheme", "layer", "fan_in x fan_out", "expected Var", "observed Var", "rel. error",
         "CI", "p (Var)", "p (KS)", "fan_in·Var", "fan_out·Var", "ok",
     ]  # fmt: skip
     rows = []
-    for row in document.get("layers", []):
-        name = f"`{row['scheme']}`" + (f" `{row['array']}`" if row.get("array") else "")
-        interval = (
-            f"{sci(row['ci_low'], 4)}..{sci(row['ci_high'], 4)}"
-            if row.get("ci_low") is not None
-            else "-"
-        )
+    for row in result.layers:
+        name = f"`{row.scheme}`" + (f" `{row.array}`" if row.array else "")
+        interval = f"{sci(row.ci_low, 4)}..{sci(row.ci_high, 4)}" if row.ci_low is not None else "-"
         rows.append(
             [
                 name,
-                str(row["layer"]),
-                f"{row['fan_in']} x {row['fan_out']}",
-                sci(row["expected_var"], 4),
-                sci(row["observed_var"], 4),
-                pct(row["rel_error"]),
+                str(row.layer),
+                f"{row.fan_in} x {row.fan_out}",
+                sci(row.expected_var, 4),
+                sci(row.observed_var, 4),
+                pct(row.rel_error),
                 interval,
-                pval(row.get("p_value")),
-                pval(row.get("ks_p_value")),
-                fixed(row["fan_in_var"]),
-                fixed(row["fan_out_var"]),
-                _mark(row["passed"])
-                + (" " + ", ".join(row["failures"]) if row.get("failures") else ""),
+                pval(row.p_value),
+                pval(row.ks_p_value),
+                fixed(row.fan_in_var),
+                fixed(row.fan_out_var),
+                _mark(row.passed) + (" " + ", ".join(row.failures) if row.failures else ""),
             ]
         )
     out.table(header, rows)
     return out
 
 
-MARKDOWN: dict[str, Callable[[dict[str, Any]], Blocks]] = {"init": markdown_init}
-
-
-def blocks(document: dict[str, Any]) -> Blocks:
-    """The document's blocks, by its ``command``."""
-    if document["command"] == "report":
-        from xavinit.render.report import markdown_report
-
-        return markdown_report(document)
-    return MARKDOWN[document["command"]](document)
-
-
-def render_markdown(document: dict[str, Any]) -> str:
-    """The document as Markdown, by its ``command``."""
-    return to_markdown(blocks(document))
-
-
-def markdown_propagate(document: dict[str, Any]) -> Blocks:
+def propagate_blocks(result: PropagateResult) -> Blocks:
     """Verdict line, the first/last ratios per run, then one row per (run, layer)."""
-    if document.get("models"):
-        from xavinit.render.propagate_model import markdown_models
-
-        return markdown_models(document)
+    if result.models:
+        return markdown_models(result)
     out = Blocks()
-    out.verdict(propagate_summary(document), document.get("passed"))
-    config = document.get("config", {})
+    out.verdict(propagate_summary(result), result.passed)
+    config = result.config
     out.text(
-        f"Layers `{layer_names(document)}`, batch {config.get('batch')}, "
-        f"{config.get('input')} inputs, seed {document.get('seed')}. Predictions in brackets "
+        f"Layers `{layer_names(result)}`, batch {config.get('batch')}, "
+        f"{config.get('input')} inputs, seed {result.seed}. Predictions in brackets "
         "(mean field)."
     )
     header = ["scheme", "activation", "Var[dC/ds] 1/last", "Var[z] 1/last", "Var[dC/dW] 1/last"]
     rows = [
         [
-            f"`{r['scheme']}`",
-            r["activation"],
-            fixed(r.get("backprop_var_ratio")),
-            fixed(r.get("activation_var_ratio")),
-            fixed(r.get("weight_grad_var_ratio")),
+            f"`{r.scheme}`",
+            r.activation,
+            fixed(r.backprop_var_ratio),
+            fixed(r.activation_var_ratio),
+            fixed(r.weight_grad_var_ratio),
         ]
-        for r in document.get("runs", [])
+        for r in result.runs
     ]
     out.table(header, rows)
     header = [
@@ -143,40 +134,29 @@ def markdown_propagate(document: dict[str, Any]) -> Blocks:
         "J mean sv",
     ]  # fmt: skip
     rows = []
-    for run in document.get("runs", []):
-        if not run.get("passed"):
-            rows.append(
-                [
-                    f"`{run['scheme']}`",
-                    run["activation"],
-                    "-",
-                    run.get("failure") or "",
-                    "",
-                    "",
-                    "",
-                    "",
-                ]
-            )
+    for run in result.runs:
+        if not run.passed:
+            rows.append([f"`{run.scheme}`", run.activation, "-", run.failure or "", "", "", "", ""])
             continue
-        for row in run["layers"]:
-            sat = row.get("saturated_fraction")
+        for row in run.layers:
+            sat = row.saturated_fraction
             rows.append(
                 [
-                    f"`{run['scheme']}`",
-                    run["activation"],
-                    str(row["layer"]) + (" (out)" if row["kind"] == "output" else ""),
-                    f"{sci(row['activation_var'])} ({sci(row['predicted_activation_var'])})",
-                    f"{sci(row['backprop_var'])} ({sci(row['predicted_backprop_var'])})",
-                    f"{sci(row['weight_grad_var'])} ({sci(row['predicted_weight_grad_var'])})",
+                    f"`{run.scheme}`",
+                    run.activation,
+                    str(row.layer) + (" (out)" if row.kind == "output" else ""),
+                    f"{sci(row.activation_var)} ({sci(row.predicted_activation_var)})",
+                    f"{sci(row.backprop_var)} ({sci(row.predicted_backprop_var)})",
+                    f"{sci(row.weight_grad_var)} ({sci(row.predicted_weight_grad_var)})",
                     "-" if sat is None else f"{100 * sat:.1f}%",
-                    num(row.get("jacobian_sv_mean"), 3),
+                    num(row.jacobian_sv_mean, 3),
                 ]
             )
     out.table(header, rows)
     notes = dict.fromkeys(
         note
-        for run in document.get("runs", [])
-        for key, note in (run.get("prediction_notes") or {}).items()
+        for run in result.runs
+        for key, note in run.prediction_notes.items()
         if key.startswith("predicted_")
     )
     for note in notes:
@@ -184,30 +164,25 @@ def markdown_propagate(document: dict[str, Any]) -> Blocks:
     return out
 
 
-MARKDOWN["propagate"] = markdown_propagate
-
-
-def markdown_train(document: dict[str, Any]) -> Blocks:
+def train_blocks(result: TrainResult) -> Blocks:
     """Verdict line, one row per run, then the last tracked statistics per layer."""
-    config = document.get("config", {})
+    config = result.config
     out = Blocks()
-    out.verdict(train_summary(document), document.get("passed"))
+    out.verdict(train_summary(result), result.passed)
     out.text(
-        f"Dataset `{document.get('dataset')}`, layers `{layer_names(document)}`, lr "
-        f"{config.get('lr')}, batch {config.get('batch_size')}, seed {document.get('seed')}."
+        f"Dataset `{result.dataset}`, layers `{layer_names(result)}`, lr "
+        f"{config.get('lr')}, batch {config.get('batch_size')}, seed {result.seed}."
     )
     rows = []
-    for run in document.get("runs", []):
-        errors = [row["test_error"] for row in run["curve"]]
+    for run in result.runs:
+        errors = [row["test_error"] for row in run.curve]
         rows.append(
             [
-                f"`{run['scheme']}`",
-                run["activation"],
-                str(run["updates"]),
-                f"diverged at {run.get('diverged_at')}"
-                if run.get("diverged")
-                else num(run.get("final_test_error"), 3),
-                num(run.get("final_valid_error"), 3),
+                f"`{run.scheme}`",
+                run.activation,
+                str(run.updates),
+                f"diverged at {run.diverged_at}" if run.diverged else num(run.final_test_error, 3),
+                num(run.final_valid_error, 3),
                 f"{num(errors[0], 3)} → {num(errors[-1], 3)}" if errors else "-",
             ]
         )
@@ -225,16 +200,16 @@ def markdown_train(document: dict[str, Any]) -> Blocks:
         "dW std",
     ]
     rows = []
-    for run in document.get("runs", []):
-        stats = run.get("layer_stats", [])
+    for run in result.runs:
+        stats = run.layer_stats
         last_update = max((row["update"] for row in stats), default=None)
         for row in stats:
             if row["update"] != last_update:
                 continue
             rows.append(
                 [
-                    f"`{run['scheme']}`",
-                    run["activation"],
+                    f"`{run.scheme}`",
+                    run.activation,
                     str(row["update"]),
                     str(row["layer"]),
                     decimals(row["mean"], "+.3f"),
@@ -248,12 +223,9 @@ def markdown_train(document: dict[str, Any]) -> Blocks:
     return out
 
 
-MARKDOWN["train"] = markdown_train
-
-
-def markdown_schemes(document: dict[str, Any]) -> Blocks:
+def schemes_blocks(result: SchemesResult) -> Blocks:
     """One row per scheme: name, aliases, distribution, formula; numbers when fans are given."""
-    rows = document["schemes"]
+    rows = result.schemes
     numbers = bool(rows) and "variance" in rows[0]
     header = ["name", "aliases", "distribution", "Var formula", "known as"]
     if numbers:
@@ -267,64 +239,51 @@ def markdown_schemes(document: dict[str, Any]) -> Blocks:
         lines.append(cells)
     out = Blocks()
     out.table(header, lines)
-    if document.get("config", {}).get("spec") is None:
-        out.text(gain_names_note())
+    note = gain_names_note(result)
+    if result.config.get("spec") is None and note:
+        out.text(note)
     return out
 
 
-MARKDOWN["schemes"] = markdown_schemes
-
-
-def markdown_check(document: dict[str, Any]) -> Blocks:
+def check_blocks(result: CheckResult) -> Blocks:
     """Verdict line, a count per verdict, then one table per verdict (fit for a CI summary)."""
     out = Blocks()
-    passed = document.get("passed") if document.get("expect") is not None else None
-    out.verdict(check_summary(document), passed)
-    files = ", ".join(f"`{f}`" for f in document.get("files", []))
-    out.text(
-        f"Files {files}; family-wise alpha {document.get('alpha')}, seed {document.get('seed')}."
-    )
-    counts = document.get("counts", {})
-    out.table(["verdict", "tensors"], [[v, str(counts.get(v, 0))] for v in VERDICT_ORDER])
-    several = len(document.get("files", [])) > 1
-    for verdict, rows in check_groups(document):
+    expect = result.expect is not None
+    out.verdict(check_summary(result), result.passed if expect else None)
+    files = ", ".join(f"`{f}`" for f in result.files)
+    out.text(f"Files {files}; family-wise alpha {result.alpha}, seed {result.seed}.")
+    out.table(["verdict", "tensors"], [[v, str(result.counts.get(v, 0))] for v in VERDICTS])
+    several = len(result.files) > 1
+    for verdict, rows in check_groups(result):
         out.heading(f"{verdict} ({len(rows)})")
         header = ["tensor", "role", "shape", "fans"]
         if verdict == "init":
             header += ["scheme", "p", "runner-up"]
         header += ["σ1/edge", "reason"]
-        if document.get("expect") is not None:
+        if expect:
             header.append("fits")
         lines = []
         for row in rows:
-            name = f"`{row['file']}:{row['name']}`" if several else f"`{row['name']}`"
-            cells = [name, row["role"], shape_text(row["shape"]), fans_text(row)]
+            name = f"`{row.file}:{row.name}`" if several else f"`{row.name}`"
+            cells = [name, row.role, shape_text(row.shape), fans_text(row)]
             if verdict == "init":
-                cells += [
-                    f"`{row['scheme']}`",
-                    pval(row["p_value"]),
-                    f"`{row['runner_up'] or '-'}`",
-                ]
-            cells += [num(row.get("top_singular_ratio"), 3), row["reason"]]
-            if document.get("expect") is not None:
-                cells.append(_mark(row.get("matches")))
+                cells += [f"`{row.scheme}`", pval(row.p_value), f"`{row.runner_up or '-'}`"]
+            cells += [num(row.top_singular_ratio, 3), row.reason]
+            if expect:
+                cells.append(_mark(row.matches))
             lines.append(cells)
         out.table(header, lines)
     return out
 
 
-MARKDOWN["check"] = markdown_check
-MARKDOWN["sweep"] = markdown_sweep
-
-
-def markdown_gain(document: dict[str, Any]) -> Blocks:
+def gain_blocks(result: GainResult) -> Blocks:
     """The gains table, then the depth checks; a verdict line when there are checks."""
     out = Blocks()
-    checks = document.get("depth_checks", [])
+    checks = result.depth_checks
     if checks:
-        out.verdict(gain_summary(document), document.get("passed"))
+        out.verdict(gain_summary(result), result.passed)
     else:
-        out.text(gain_summary(document) + ".")
+        out.text(gain_summary(result) + ".")
     header = [
         "activation", "forward", "backward", "fixed point", "slope", "χ1", "phase", "depth",
         "PyTorch", "PyTorch/ours", "E[f(z)]", "E[f(z)²]",
@@ -333,10 +292,10 @@ def markdown_gain(document: dict[str, Any]) -> Blocks:
         [
             f"`{r['activation']}`", decimals(r['forward_gain'], ".4f"), decimals(r['backward_gain'], ".4f"),
             decimals(r['fixed_point_gain'], ".4f"), decimals(r['fixed_point_slope'], ".3f"), decimals(r['chi1'], ".4f"),
-            r["phase"], depth_scale_text(r["depth_scale"]), num(r.get("torch_gain")),
-            num(r.get("torch_ratio")), signed(r["mean"]), decimals(r['second_moment'], ".4f"),
+            r["phase"], depth_scale_text(r["depth_scale"]), num(r["torch_gain"]),
+            num(r["torch_ratio"]), signed(r["mean"]), decimals(r['second_moment'], ".4f"),
         ]
-        for r in document.get("gains", [])
+        for r in result.gains
     ]  # fmt: skip
     out.table(header, rows)
     if checks:
@@ -358,4 +317,48 @@ def markdown_gain(document: dict[str, Any]) -> Blocks:
     return out
 
 
-MARKDOWN["gain"] = markdown_gain
+BLOCKS: dict[str, Callable[[Any], Blocks]] = {
+    "init": init_blocks,
+    "propagate": propagate_blocks,
+    "train": train_blocks,
+    "schemes": schemes_blocks,
+    "check": check_blocks,
+    "gain": gain_blocks,
+    "sweep": sweep_blocks,
+}
+"""Each command's blocks (a report's are :func:`xavinit.render.report.report_blocks`)."""
+
+
+def blocks(result: Any) -> Blocks:
+    """A result's blocks, by its ``command`` (any command but ``report``)."""
+    return BLOCKS[result.command](result)
+
+
+def markdown_init(result: InitResult) -> str:
+    """An ``init`` result as Markdown."""
+    return to_markdown(init_blocks(result))
+
+
+def markdown_propagate(result: PropagateResult) -> str:
+    """A ``propagate`` result (``--model`` included) as Markdown."""
+    return to_markdown(propagate_blocks(result))
+
+
+def markdown_train(result: TrainResult) -> str:
+    """A ``train`` result as Markdown."""
+    return to_markdown(train_blocks(result))
+
+
+def markdown_schemes(result: SchemesResult) -> str:
+    """The ``schemes`` listing as Markdown."""
+    return to_markdown(schemes_blocks(result))
+
+
+def markdown_check(result: CheckResult) -> str:
+    """A ``check`` result as Markdown."""
+    return to_markdown(check_blocks(result))
+
+
+def markdown_gain(result: GainResult) -> str:
+    """A ``gain`` result as Markdown."""
+    return to_markdown(gain_blocks(result))

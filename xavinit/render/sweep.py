@@ -8,6 +8,7 @@ minus the paper's, in percentage points) stand beside it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from rich.console import Console
@@ -15,9 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from xavinit.paper import SOURCE, table_1_value
-from xavinit.render.blocks import Blocks
+from xavinit.render.blocks import Blocks, to_markdown
 from xavinit.render.format import decimals, layer_names, num
 from xavinit.render.longtable import print_table_fast
+from xavinit.results import SweepEntry, SweepResult, SweepRun
 
 PAPER_MODELS = (
     ("softsign", "standard", "Softsign"),
@@ -37,7 +39,7 @@ def model_name(activation: str, scheme: str) -> str:
     return f"{activation} / {scheme}"
 
 
-def models_in_order(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def models_in_order(entries: list[SweepEntry]) -> list[tuple[str, str]]:
     """(activation, scheme) of every model: Table 1's order first, then the others as given."""
     present = list(dict.fromkeys((e["activation"], e["scheme"]) for e in entries))
     paper = [(a, s) for a, s, _ in PAPER_MODELS if (a, s) in present]
@@ -48,7 +50,7 @@ def _percent(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def cell(entry: dict[str, Any] | None) -> str:
+def cell(entry: SweepEntry | None) -> str:
     """``64.70 ± 1.20 (lr 0.03, 3 seeds)``: test error in %, or why there is none."""
     if entry is None:
         return ""
@@ -61,9 +63,9 @@ def cell(entry: dict[str, Any] | None) -> str:
     )
 
 
-def table_1(document: dict[str, Any], paper: bool = False) -> tuple[list[str], list[list[str]]]:
+def table_1(result: SweepResult, paper: bool = False) -> tuple[list[str], list[list[str]]]:
     """Table 1 of a sweep: header and rows of text cells (the paper's beside ours when asked)."""
-    entries = document.get("table", [])
+    entries = result.table
     datasets = list(dict.fromkeys(e["dataset"] for e in entries))
     keyed = {(e["dataset"], e["activation"], e["scheme"]): e for e in entries}
     header = ["model"]
@@ -84,30 +86,27 @@ def table_1(document: dict[str, Any], paper: bool = False) -> tuple[list[str], l
     return header, rows
 
 
-def sweep_summary(document: dict[str, Any]) -> str:
+def sweep_summary(result: SweepResult) -> str:
     """One line: PASSED/FAILED, how many runs finished, diverged, failed."""
-    runs = document.get("runs", [])
-    counts = {
-        s: sum(1 for r in runs if r["status"] == s) for s in ("finished", "diverged", "failed")
-    }
-    word = "PASSED" if document.get("passed") else "FAILED"
+    runs = result.runs
+    counts = {s: sum(1 for r in runs if r.status == s) for s in ("finished", "diverged", "failed")}
+    word = "PASSED" if result.passed else "FAILED"
     line = f"{word}: {counts['finished']} of {len(runs)} runs finished"
-    bad = [f"{r['id']} {r['status']}" for r in runs if r["status"] != "finished"]
+    bad = [f"{r.id} {r.status}" for r in runs if r.status != "finished"]
     if bad:
         line += f"; {counts['diverged']} diverged, {counts['failed']} failed: " + ", ".join(bad)
-    trained = document.get("trained_updates", 0)
-    return line + f" ({trained:,} updates trained by this invocation)"
+    return line + f" ({result.trained_updates:,} updates trained by this invocation)"
 
 
-def describe(document: dict[str, Any]) -> str:
+def describe(result: SweepResult) -> str:
     """The grid in one sentence."""
-    config = document.get("config", {})
+    config = result.config
     if config.get("layers"):
-        network = f"network {layer_names(document)}"
-    else:
-        hidden = layer_names({"config": {"layers": config.get("hidden", [])}}) or "none"
-        network = f"hidden layers {hidden}"
-    chosen = document["table"][0]["selected_at"] if document.get("table") else config.get("updates")
+        network = f"network {layer_names(result)}"
+    else:  # the hidden widths, written as a network's layers are
+        hidden = dataclasses.replace(result, config={"layers": config.get("hidden", [])})
+        network = f"hidden layers {layer_names(hidden) or 'none'}"
+    chosen = result.table[0]["selected_at"] if result.table else config.get("updates")
     lrs = ", ".join(f"{lr:g}" for lr in config.get("lrs", []))
     seeds = ",".join(map(str, config.get("seeds", [])))
     return (
@@ -124,46 +123,51 @@ RUN_COLUMNS = (
 """The runs table: ``valid error`` is the one the learning rate was chosen on."""
 
 
-def _run_row(run: dict[str, Any]) -> list[str]:
-    status = run["status"]
+def _run_row(run: SweepRun) -> list[str]:
+    status = run.status
     if status == "diverged":
-        status = f"diverged at {run.get('diverged_at')}"
-    elif status == "failed" and run.get("error"):
-        status = f"failed: {run['error']}"
+        status = f"diverged at {run.diverged_at}"
+    elif status == "failed" and run.error:
+        status = f"failed: {run.error}"
     return [
-        run["dataset"],
-        run["activation"],
-        run["scheme"],
-        decimals(run["lr"], "g"),
-        str(run["seed"]),
+        run.dataset,
+        run.activation,
+        run.scheme,
+        decimals(run.lr, "g"),
+        str(run.seed),
         status,
-        str(run["updates"]),
-        num(run.get("selection_valid_error"), 3),
-        num(run.get("final_test_error"), 3),
-        f"{run.get('wall_seconds', 0):.0f}",
-        str(run.get("retries", 0)),
+        str(run.updates),
+        num(run.selection_valid_error, 3),
+        num(run.final_test_error, 3),
+        f"{run.wall_seconds:.0f}",
+        str(run.retries),
     ]
 
 
-def markdown_sweep(document: dict[str, Any], paper: bool = False) -> Blocks:
+def sweep_blocks(result: SweepResult, paper: bool = False) -> Blocks:
     """Verdict, the grid, Table 1 (test error %, with the paper's when asked), then every run."""
     out = Blocks()
-    out.verdict(sweep_summary(document), document.get("passed"))
-    out.text(describe(document))
-    header, rows = table_1(document, paper)
+    out.verdict(sweep_summary(result), result.passed)
+    out.text(describe(result))
+    header, rows = table_1(result, paper)
     out.text(
         "Test error (%) at each model's chosen learning rate, mean ± std over seeds"
         + (f"; the paper's Table 1 ({SOURCE}) and the difference beside it." if paper else ".")
     )
     out.table(header, rows)
-    out.table(list(RUN_COLUMNS), [_run_row(run) for run in document.get("runs", [])])
+    out.table(list(RUN_COLUMNS), [_run_row(run) for run in result.runs])
     return out
 
 
-def table_sweep(document: dict[str, Any], console: Console, paper: bool = False) -> None:
+def markdown_sweep(result: SweepResult) -> str:
+    """A ``sweep`` result as Markdown."""
+    return to_markdown(sweep_blocks(result))
+
+
+def table_sweep(result: SweepResult, console: Console, paper: bool = False) -> None:
     """Table 1 and the runs as Rich tables, then the verdict."""
-    console.print(Text(describe(document).replace("`", "")))
-    header, rows = table_1(document, paper)
+    console.print(Text(describe(result).replace("`", "")))
+    header, rows = table_1(result, paper)
     console.print(
         Text(
             "Table 1: test error (%) at each model's chosen learning rate, mean ± std over seeds"
@@ -182,26 +186,10 @@ def table_sweep(document: dict[str, Any], console: Console, paper: bool = False)
     for column in RUN_COLUMNS:
         left = column in ("dataset", "activation", "scheme", "status")
         runs.add_column(column, justify="left" if left else "right")
-    for run in document.get("runs", []):
+    for run in result.runs:
         cells = _run_row(run)
-        style = "" if run["status"] == "finished" else "bold red"
+        style = "" if run.status == "finished" else "bold red"
         runs.add_row(*cells[:5], Text(cells[5], style=style), *cells[6:])
     console.print(runs)
-    verdict = sweep_summary(document)
-    console.print(Text(verdict, style="bold green" if document.get("passed") else "bold red"))
-
-
-def sweep_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """CSV: one row per run, with whether it is at its model's chosen learning rate."""
-    chosen = {(e["dataset"], e["activation"], e["scheme"]): e["lr"] for e in document["table"]}
-    keys = (
-        "id", "dataset", "activation", "scheme", "lr", "seed", "status", "updates",
-        "final_test_error", "final_valid_error", "selection_valid_error", "diverged_at",
-        "wall_seconds", "worker", "retries", "error",
-    )  # fmt: skip
-    rows = []
-    for run in document["runs"]:
-        row = {key: run.get(key) for key in keys}
-        row["chosen"] = chosen.get((run["dataset"], run["activation"], run["scheme"])) == run["lr"]
-        rows.append(row)
-    return rows
+    verdict = sweep_summary(result)
+    console.print(Text(verdict, style="bold green" if result.passed else "bold red"))

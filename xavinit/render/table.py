@@ -1,8 +1,12 @@
-"""Rich tables for the terminal: schemes side by side, failures in red."""
+"""Rich tables for the terminal: schemes side by side, failures in red.
+
+One ``table_<command>(result, console)`` per command, each taking its typed result
+(:mod:`xavinit.results`) and printing on a console that reads no markup.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from typing import Any
 
 from rich.console import Console
@@ -32,49 +36,53 @@ from xavinit.render.format import (
     train_summary,
 )
 from xavinit.render.longtable import print_table_fast
-from xavinit.render.sweep import table_sweep
-from xavinit.schemes import get_scheme
+from xavinit.results import (
+    CheckResult,
+    GainResult,
+    InitResult,
+    PropagateResult,
+    PropagateRun,
+    SchemesResult,
+    TrainResult,
+)
 
 
-def _ok(passed: Any) -> Text:
+def _ok(passed: bool) -> Text:
     return Text("✓", style="green") if passed else Text("✗", style="bold red")
 
 
-def _verdict(document: dict[str, Any], line: str) -> Text:
-    return Text(line, style="bold green" if document.get("passed") else "bold red")
+def _verdict(passed: bool, line: str) -> Text:
+    return Text(line, style="bold green" if passed else "bold red")
 
 
-def table_init(document: dict[str, Any], console: Console) -> None:
+def table_init(result: InitResult, console: Console) -> None:
     """Sampling: one row per layer, one column group per scheme; check: one row per array."""
-    mode = document.get("mode", "sample")
+    mode = result.mode
     if mode == "rank":
-        for ranking in document.get("rankings", []):
+        for ranking in result.rankings:
             table = Table(
-                title=f"{ranking['array']} ({ranking['fan_in']} x {ranking['fan_out']}): "
-                f"{ranking['verdict']}",
+                title=f"{ranking.array} ({ranking.fan_in} x {ranking.fan_out}): {ranking.verdict}",
                 title_justify="left",
             )
             for column in ("scheme", "score", "expected Var", "rel. error", "p (Var)", "p (KS)"):
                 table.add_column(column, justify="left" if column == "scheme" else "right")
             table.add_column("fits")
-            for c in ranking["candidates"]:
+            for c in ranking.candidates:
                 table.add_row(
                     c["scheme"], pval(c["score"]), sci(c["expected_var"]), pct(c["rel_error"]),
                     pval(c["p_value"]), pval(c["ks_p_value"]), _ok(c["explains"]),
                 )  # fmt: skip
             print_table_fast(console, table)
-        console.print(Text(init_summary(document)))
+        console.print(Text(init_summary(result)))
         return
-    rows = document.get("layers", [])
-    schemes = list(dict.fromkeys(r["scheme"] for r in rows))
-    keyed = {(r["scheme"], r["layer"], r.get("array")): r for r in rows}
-    units = list(
-        dict.fromkeys((r["layer"], r.get("array"), r["fan_in"], r["fan_out"]) for r in rows)
-    )
+    rows = result.layers
+    schemes = list(dict.fromkeys(r.scheme for r in rows))
+    keyed = {(r.scheme, r.layer, r.array): r for r in rows}
+    units = list(dict.fromkeys((r.layer, r.array, r.fan_in, r.fan_out) for r in rows))
     title = (
-        f"xavinit init: {layer_names(document)}, seed {document.get('seed')}"
+        f"xavinit init: {layer_names(result)}, seed {result.seed}"
         if mode == "sample"
-        else f"xavinit init --check {document['config'].get('check')}"
+        else f"xavinit init --check {result.config.get('check')}"
     )
     table = Table(title=title, title_justify="left")
     table.add_column("layer" if mode == "sample" else "array", justify="right", no_wrap=True)
@@ -91,20 +99,19 @@ def table_init(document: dict[str, Any], console: Console) -> None:
             if row is None:
                 cells += ["-"] * 4
                 continue
-            mark = "✓" if row["passed"] else "✗"
+            mark = "✓" if row.passed else "✗"
             cells += [
-                sci(row["observed_var"]),
-                Text(
-                    f"{pct(row['rel_error'])} {mark}",
-                    style="green" if row["passed"] else "bold red",
-                ),
-                fixed(row["fan_in_var"]),
-                fixed(row["fan_out_var"]),
+                sci(row.observed_var),
+                Text(f"{pct(row.rel_error)} {mark}", style="green" if row.passed else "bold red"),
+                fixed(row.fan_in_var),
+                fixed(row.fan_out_var),
             ]
         table.add_row(*cells)
     print_table_fast(console, table)
     for spec in schemes:
-        console.print(Text(f"  {spec}: {get_scheme(spec).describe()}", style="dim"))
+        description = result.scheme_descriptions.get(spec)
+        if description is not None:
+            console.print(Text(f"  {spec}: {description}", style="dim"))
     console.print(
         Text(
             "  n_in·Var = 1 keeps activations' variance, n_out·Var = 1 keeps gradients' variance; "
@@ -112,36 +119,24 @@ def table_init(document: dict[str, Any], console: Console) -> None:
             style="dim",
         )
     )
-    failed = [r for r in rows if not r["passed"]]
-    for row in failed:
-        where = f"layer {row['layer']}" if row.get("array") is None else row["array"]
+    for row in rows:
+        if row.passed:
+            continue
+        where = f"layer {row.layer}" if row.array is None else row.array
         console.print(
             Text(
-                f"  ✗ {row['scheme']} {where}: {', '.join(row.get('failures') or ['failed'])} "
-                f"(p={pval(row.get('p_value'))}, KS p={pval(row.get('ks_p_value'))})",
+                f"  ✗ {row.scheme} {where}: {', '.join(row.failures or ['failed'])} "
+                f"(p={pval(row.p_value)}, KS p={pval(row.ks_p_value)})",
                 style="red",
             )
         )
-    console.print(_verdict(document, init_summary(document)))
+    console.print(_verdict(result.passed, init_summary(result)))
 
 
-TABLES: dict[str, Callable[[dict[str, Any], Console], None]] = {"init": table_init}
-
-
-def print_table(document: dict[str, Any], console: Console) -> None:
-    """Print a result document as Rich tables, by its ``command``."""
-    if document["command"] == "report":
-        from xavinit.render.report import table_report
-
-        table_report(document, console)
-        return
-    TABLES[document["command"]](document, console)
-
-
-def _runs_by_activation(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for run in document.get("runs", []):
-        grouped.setdefault(run["activation"], []).append(run)
+def _runs_by_activation(result: PropagateResult) -> dict[str, list[PropagateRun]]:
+    grouped: dict[str, list[PropagateRun]] = {}
+    for run in result.runs:
+        grouped.setdefault(run.activation, []).append(run)
     return grouped
 
 
@@ -149,18 +144,19 @@ def _measured(value: Any, predicted: Any) -> str:
     return f"{sci(value)} ({sci(predicted)})"
 
 
-def table_propagate(document: dict[str, Any], console: Console) -> None:
-    """Per activation: one row per layer, one column group per scheme, prediction in brackets."""
-    if document.get("models"):
+def table_propagate(result: PropagateResult, console: Console) -> None:
+    """Per activation: one row per layer, one column group per scheme, prediction in brackets;
+    a ``--model`` result's modules (:func:`xavinit.render.propagate_model.table_models`)."""
+    if result.models:
         from xavinit.render.propagate_model import table_models
 
-        table_models(document, console)
+        table_models(result, console)
         return
-    config = document.get("config", {})
-    for activation, runs in _runs_by_activation(document).items():
+    config = result.config
+    for activation, runs in _runs_by_activation(result).items():
         table = Table(
-            title=f"xavinit propagate: {layer_names(document)} {activation}, batch "
-            f"{config.get('batch')}, {config.get('input')} inputs, seed {document.get('seed')}",
+            title=f"xavinit propagate: {layer_names(result)} {activation}, batch "
+            f"{config.get('batch')}, {config.get('input')} inputs, seed {result.seed}",
             title_justify="left",
             caption=(
                 "measured (mean-field prediction); Var[dC/ds] per example; J σ̄: mean "
@@ -170,90 +166,90 @@ def table_propagate(document: dict[str, Any], console: Console) -> None:
         )
         table.add_column("layer", justify="right", no_wrap=True)
         for run in runs:
-            name = run["scheme"]
-            table.add_column(f"{name}\nVar[z]", justify="right", no_wrap=True)
+            table.add_column(f"{run.scheme}\nVar[z]", justify="right", no_wrap=True)
             table.add_column("Var[dC/ds]", justify="right", no_wrap=True)
             table.add_column("Var[dC/dW]", justify="right", no_wrap=True)
             table.add_column("sat.", justify="right", no_wrap=True)
             table.add_column("J σ̄", justify="right", no_wrap=True)
-        depth = max((len(r["layers"]) for r in runs), default=0)
+        depth = max((len(r.layers) for r in runs), default=0)
         for k in range(depth):
             label = str(k + 1)
             cells: list[Any] = [label]
             for run in runs:
-                if k >= len(run["layers"]):
+                if k >= len(run.layers):
                     cells += ["-"] * 5
                     continue
-                row = run["layers"][k]
-                if row["kind"] == "output":
+                row = run.layers[k]
+                if row.kind == "output":
                     cells[0] = f"{label} (out)"
-                sat = row.get("saturated_fraction")
+                sat = row.saturated_fraction
                 cells += [
-                    _measured(row["activation_var"], row["predicted_activation_var"]),
-                    _measured(row["backprop_var"], row["predicted_backprop_var"]),
-                    sci(row["weight_grad_var"]),
+                    _measured(row.activation_var, row.predicted_activation_var),
+                    _measured(row.backprop_var, row.predicted_backprop_var),
+                    sci(row.weight_grad_var),
                     "-" if sat is None else f"{100 * sat:.1f}%",
-                    num(row.get("jacobian_sv_mean"), 3),
+                    num(row.jacobian_sv_mean, 3),
                 ]
             table.add_row(*cells)
         print_table_fast(console, table)
         for run in runs:
-            if not run.get("passed"):
-                console.print(Text(f"  ✗ {run['scheme']}: {run.get('failure')}", style="bold red"))
+            if not run.passed:
+                console.print(Text(f"  ✗ {run.scheme}: {run.failure}", style="bold red"))
                 continue
             console.print(
                 Text(
-                    f"  {run['scheme']}: layer 1 / last hidden: Var[dC/ds] x"
-                    f"{fixed(run.get('backprop_var_ratio'))}, Var[z] x"
-                    f"{fixed(run.get('activation_var_ratio'))}, Var[dC/dW] x"
-                    f"{fixed(run.get('weight_grad_var_ratio'))}{_weight_grad_agreement(run)}",
+                    f"  {run.scheme}: layer 1 / last hidden: Var[dC/ds] x"
+                    f"{fixed(run.backprop_var_ratio)}, Var[z] x"
+                    f"{fixed(run.activation_var_ratio)}, Var[dC/dW] x"
+                    f"{fixed(run.weight_grad_var_ratio)}{_weight_grad_agreement(run)}",
                 )
             )
         notes = dict.fromkeys(
             note
             for run in runs
-            for key, note in (run.get("prediction_notes") or {}).items()
+            for key, note in run.prediction_notes.items()
             if key.startswith("predicted_")
         )
         for note in notes:
             console.print(Text(f"  ≈ Var[dC/dW] prediction: {note}", style="dim"))
         if config.get("histograms"):
             _histograms(runs, console)
-    console.print(_verdict(document, propagate_summary(document)))
+    console.print(_verdict(result.passed, propagate_summary(result)))
 
 
-def _weight_grad_agreement(run: dict[str, Any]) -> str:
+def _weight_grad_agreement(run: PropagateRun) -> str:
     """``; Var[dC/dW] / prediction 0.98..1.05`` over the run's layers (the table has no room
-    for the prediction beside each measurement)."""
+    for the prediction beside each measurement); layers whose prediction is not a positive
+    finite number are left out."""
     ratios = [
-        row["weight_grad_var"] / row["predicted_weight_grad_var"]
-        for row in run.get("layers", [])
-        if isinstance(row.get("predicted_weight_grad_var"), float)
-        and row["predicted_weight_grad_var"] > 0
+        row.weight_grad_var / row.predicted_weight_grad_var
+        for row in run.layers
+        if math.isfinite(row.predicted_weight_grad_var) and row.predicted_weight_grad_var > 0
     ]
     if not ratios:
         return ""
     return f"; Var[dC/dW] / prediction {min(ratios):.2f}..{max(ratios):.2f}"
 
 
-def _histograms(runs: list[dict[str, Any]], console: Console) -> None:
+def _histograms(runs: list[PropagateRun], console: Console) -> None:
     """The paper's figures 6 and 7 in the terminal: one row of blocks per layer."""
-    for key, title in (
+    for which, title in (
         ("histogram", "activation histograms (paper's figure 6)"),
         ("backprop_histogram", "back-propagated gradient histograms (figure 7)"),
     ):
         table = Table(title=title, title_justify="left", box=None, pad_edge=False)
         table.add_column("layer", justify="right")
         for run in runs:
-            table.add_column(run["scheme"], no_wrap=True)
-        depth = max((len(r["layers"]) for r in runs), default=0)
+            table.add_column(run.scheme, no_wrap=True)
+        depth = max((len(r.layers) for r in runs), default=0)
         for k in range(depth):
             cells = [str(k + 1)]
             for run in runs:
-                if k >= len(run["layers"]):
+                if k >= len(run.layers):
                     cells.append("")
                     continue
-                hist = run["layers"][k][key]
+                layer = run.layers[k]
+                hist = layer.histogram if which == "histogram" else layer.backprop_histogram
                 edges = hist["edges"]
                 cells.append(
                     f"{sparkline(hist['counts'])} [{decimals(edges[0], '.2g')}, {decimals(edges[-1], '.2g')}]"
@@ -262,32 +258,28 @@ def _histograms(runs: list[dict[str, Any]], console: Console) -> None:
         print_table_fast(console, table)
 
 
-TABLES["propagate"] = table_propagate
-
-
-def table_train(document: dict[str, Any], console: Console) -> None:
+def table_train(result: TrainResult, console: Console) -> None:
     """One row per run (final errors and the test-error curve), then the last tracked
     per-layer statistics of each run side by side."""
-    config = document.get("config", {})
-    runs = document.get("runs", [])
+    config = result.config
+    runs = result.runs
     table = Table(
-        title=f"xavinit train: {document.get('dataset')} {layer_names(document)}, lr "
-        f"{config.get('lr')}, batch {config.get('batch_size')}, seed {document.get('seed')}",
+        title=f"xavinit train: {result.dataset} {layer_names(result)}, lr "
+        f"{config.get('lr')}, batch {config.get('batch_size')}, seed {result.seed}",
         title_justify="left",
     )
     for column in ("scheme", "activation", "updates", "test error", "valid error"):
         table.add_column(column, justify="left" if column in ("scheme", "activation") else "right")
     table.add_column("test error over updates", no_wrap=True)
     for run in runs:
-        errors = [row["test_error"] for row in run["curve"]]
+        errors = [row["test_error"] for row in run.curve]
         final = (
-            Text(f"diverged at {run.get('diverged_at')}", style="bold red")
-            if run.get("diverged")
-            else num(run.get("final_test_error"), 3)
+            Text(f"diverged at {run.diverged_at}", style="bold red")
+            if run.diverged
+            else num(run.final_test_error, 3)
         )
         table.add_row(
-            run["scheme"], run["activation"], str(run["updates"]), final,
-            num(run.get("final_valid_error"), 3),
+            run.scheme, run.activation, str(run.updates), final, num(run.final_valid_error, 3),
             f"{series(errors)} {num(errors[0], 3)}→{num(errors[-1], 3)}" if errors else "",
         )  # fmt: skip
     print_table_fast(console, table)
@@ -302,13 +294,13 @@ def table_train(document: dict[str, Any], console: Console) -> None:
         stats.add_column(column, justify="right", no_wrap=True)
     stats.add_column("mean over updates", no_wrap=True)
     for run in runs:
-        rows = run.get("layer_stats", [])
+        rows = run.layer_stats
         layers = sorted({row["layer"] for row in rows})
         for layer in layers:
             mine = [row for row in rows if row["layer"] == layer]
             first, last = mine[0], mine[-1]
             stats.add_row(
-                f"{run['scheme']}/{run['activation']}" if layer == layers[0] else "",
+                f"{run.scheme}/{run.activation}" if layer == layers[0] else "",
                 str(layer),
                 f"{decimals(first['mean'], '+.3f')} → {decimals(last['mean'], '+.3f')}",
                 f"{decimals(first['std'], '.3f')} → {decimals(last['std'], '.3f')}",
@@ -318,18 +310,14 @@ def table_train(document: dict[str, Any], console: Console) -> None:
                 series([row["mean"] for row in mine]),
             )
     print_table_fast(console, stats)
-    console.print(_verdict(document, train_summary(document)))
+    console.print(_verdict(result.passed, train_summary(result)))
 
 
-TABLES["train"] = table_train
-
-
-def table_schemes(document: dict[str, Any], console: Console) -> None:
+def table_schemes(result: SchemesResult, console: Console) -> None:
     """Every scheme: name, aliases, distribution and formula; numbers when fans are given."""
-    rows = document["schemes"]
-    config = document["config"]
+    rows = result.schemes
     numbers = bool(rows) and "variance" in rows[0]
-    fans = f" (fan_in={config['fan_in']}, fan_out={config['fan_out']})" if numbers else ""
+    fans = f" (fan_in={rows[0].get('fan_in')}, fan_out={rows[0].get('fan_out')})" if numbers else ""
     table = Table(title="xavinit schemes" + fans)
     for column in ("name", "aliases", "distribution", "Var formula"):
         table.add_column(column, overflow="fold")
@@ -342,25 +330,22 @@ def table_schemes(document: dict[str, Any], console: Console) -> None:
             cells += [num(r.get("variance")), num(r.get("bound")), num(r.get("std"))]
         table.add_row(*cells)
     print_table_fast(console, table)
-    if config.get("spec") is None:
-        console.print(Text("  " + gain_names_note(), style="dim"))
-
-
-TABLES["schemes"] = table_schemes
+    note = gain_names_note(result)
+    if note:
+        console.print(Text("  " + note, style="dim"))
 
 
 VERDICT_STYLES = {"trained": "bold", "init": "yellow", "constant": "cyan", "unknown": "dim"}
 
 
-def table_check(document: dict[str, Any], console: Console) -> None:
+def table_check(result: CheckResult, console: Console) -> None:
     """One table per verdict (trained, init, constant, unknown) with its count, then a summary."""
-    files = document.get("files", [])
-    several = len(files) > 1
-    for verdict, rows in check_groups(document):
+    several = len(result.files) > 1
+    for verdict, rows in check_groups(result):
         table = Table(
             title=f"{verdict}: {len(rows)} {'tensor' if len(rows) == 1 else 'tensors'}",
             title_justify="left",
-            title_style=VERDICT_STYLES.get(verdict, ""),
+            title_style=VERDICT_STYLES[verdict],
         )
         if several:
             table.add_column("file", overflow="fold")
@@ -374,34 +359,25 @@ def table_check(document: dict[str, Any], console: Console) -> None:
         table.add_column("σ1/edge", justify="right", no_wrap=True)
         table.add_column("known as / note" if verdict == "init" else "reason", overflow="fold")
         for row in rows:
-            cells: list[Any] = [row["file"]] if several else []
-            cells += [row["name"], row["role"], shape_text(row["shape"]), fans_text(row)]
+            cells: list[Any] = [row.file] if several else []
+            cells += [row.name, row.role, shape_text(row.shape), fans_text(row)]
             if verdict == "init":
-                cells += [
-                    row["scheme"] or "-",
-                    pval(row["p_value"]),
-                    row["runner_up"] or "-",
-                ]
-            matches = row.get("matches")
-            reason: str | Text = row["reason"]
+                cells += [row.scheme or "-", pval(row.p_value), row.runner_up or "-"]
+            reason: str | Text = row.reason
             if verdict == "init":
-                reason = "; ".join(t for t in (row.get("known_as"), row.get("note")) if t)
-            if matches is False:
+                reason = "; ".join(t for t in (row.known_as, row.note) if t)
+            if row.matches is False:
                 reason = Text(f"✗ {reason}", style="bold red")
-            cells += [num(row.get("top_singular_ratio"), 3), reason]
+            cells += [num(row.top_singular_ratio, 3), reason]
             table.add_row(*cells)
         print_table_fast(console, table)
-    style = "bold red" if not document.get("passed") else "bold green"
-    if document.get("expect") is None:
+    style = "bold red" if not result.passed else "bold green"
+    if result.expect is None:
         style = "bold"
-    console.print(Text(check_summary(document), style=style))
+    console.print(Text(check_summary(result), style=style))
 
 
-TABLES["check"] = table_check
-TABLES["sweep"] = table_sweep
-
-
-def table_gain(document: dict[str, Any], console: Console) -> None:
+def table_gain(result: GainResult, console: Console) -> None:
     """One row per activation: the exact gains, chi1, phase and depth scale beside PyTorch's
     gain; then the depth checks, when there are any."""
     table = Table(
@@ -420,16 +396,16 @@ def table_gain(document: dict[str, Any], console: Console) -> None:
         "PyTorch", "PyTorch/ours", "E[f(z)]", "E[f(z)²]",
     ):  # fmt: skip
         table.add_column(column, justify="left" if column in ("activation", "phase") else "right")
-    for row in document.get("gains", []):
+    for row in result.gains:
         table.add_row(
             row["activation"], decimals(row['forward_gain'], ".4f"), decimals(row['backward_gain'], ".4f"),
             decimals(row['fixed_point_gain'], ".4f"), decimals(row['fixed_point_slope'], ".3f"),
             decimals(row['chi1'], ".4f"), row["phase"], depth_scale_text(row["depth_scale"]),
-            num(row.get("torch_gain")), num(row.get("torch_ratio")), signed(row["mean"]),
+            num(row["torch_gain"]), num(row["torch_ratio"]), signed(row["mean"]),
             decimals(row['second_moment'], ".4f"),
         )  # fmt: skip
     print_table_fast(console, table)
-    checks = document.get("depth_checks", [])
+    checks = result.depth_checks
     if checks:
         first = checks[0]
         table = Table(
@@ -455,8 +431,5 @@ def table_gain(document: dict[str, Any], console: Console) -> None:
             )  # fmt: skip
         print_table_fast(console, table)
     console.print(
-        _verdict(document, gain_summary(document)) if checks else Text(gain_summary(document))
+        _verdict(result.passed, gain_summary(result)) if checks else Text(gain_summary(result))
     )
-
-
-TABLES["gain"] = table_gain

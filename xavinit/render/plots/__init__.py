@@ -1,11 +1,11 @@
-"""Figures of result documents (the paper's figures), drawn with matplotlib's Agg backend.
+"""Figures of results (the paper's figures), drawn with matplotlib's Agg backend.
 
 matplotlib is an optional extra (``pip install 'xavinit[plot]'``): it is imported inside the
 functions that draw, so importing this module works without it, and drawing without it raises
 :class:`PlotsUnavailable`. Figures are built as ``matplotlib.figure.Figure`` objects on an Agg
 canvas, never through pyplot, so no global state is touched and nothing needs a display.
 
-What each kind of result gives (names are unique within one document):
+What each kind of result gives (names are unique within one result):
 
 - ``init``: ``init-variance``, observed weight variance (error bars: the ``1 - alpha``
   confidence interval) against the expected one per layer and scheme, on a log scale, above the
@@ -32,70 +32,38 @@ What each kind of result gives (names are unique within one document):
   axis) of each model at its chosen learning rate, the paper's Table 1 value as a dotted line;
   and ``sweep-<dataset>-learning-rates``, one panel per model and a line per learning rate.
 
-A scheme has the same colour in every figure (:func:`scheme_colour`); layers within a panel go
+A scheme has the same colour in every figure (:func:`scheme_colour`, from the canonical name
+each run records); layers within a panel go
 along the viridis colormap, the same layer in the same colour in every panel. Networks with more
 than :data:`MAX_LAYER_LINES` hidden layers show that many layers, evenly spaced, in line plots.
 
 Which file holds what:
 
-- ``__init__.py`` (this file): the public API, re-exported, and :func:`figures`, which picks the
-  figures of a document by its command.
+- ``__init__.py`` (this file): the public API, re-exported.
 - ``base.py``: the lazy matplotlib shim (:class:`PlotsUnavailable`, :func:`plots_available`),
   the colours (:func:`scheme_colour`, layer colours) and the small helpers every figure uses
-  (number parsing, log axes, grouping, new figures, titles, the network's name).
-- ``files.py``: figures to bytes and to files (:func:`figure_bytes`, :func:`write_figures`),
-  slugs and unique names.
-- ``init.py``, ``propagate.py``, ``train.py``, ``sweep.py``: the figures of each command's
-  results.
+  (number parsing, log axes, grouping, new figures, titles, the network's name, slugs).
+- ``init.py``, ``propagate.py``, ``propagate_model.py``, ``train.py``, ``sweep.py``: the
+  figures of each command's results (typed results: a run's fields are its attributes).
+- ``draw.py``: :func:`figures`, which picks the figures of a result by its command.
+- ``files.py``: figures to bytes and to files (:func:`figure_bytes`, :func:`write_figures`).
+
+Imports go one way, down this list from ``files.py``: no module imports the package or a
+module listed after it.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from xavinit.render.plots.base import (
     INSTALL_HINT,
     MAX_LAYER_LINES,
     SCHEME_COLOURS,
     PlotsUnavailable,
-    _matplotlib,
     plots_available,
     scheme_colour,
 )
-from xavinit.render.plots.files import FORMATS, _unique, figure_bytes, write_figures
-from xavinit.render.plots.init import _init_figures
-from xavinit.render.plots.propagate import _propagate_figures
-from xavinit.render.plots.propagate_model import _model_figures
-from xavinit.render.plots.sweep import _sweep_figures
-from xavinit.render.plots.train import _train_figures
-
-# ----------------------------------------------------------------------------- public entry points
-
-
-def figures(document: dict[str, Any]) -> list[tuple[str, str, Any]]:
-    """The figures of one result document as ``(name, title, figure)`` triples.
-
-    ``name`` is a filesystem-safe slug, unique within the document.
-
-    Raises:
-        PlotsUnavailable: matplotlib is not installed.
-
-    Results without figures (``schemes``) give none.
-    """
-    builders = {
-        "init": _init_figures,
-        "propagate": lambda d, mpl: _propagate_figures(d, mpl) + _model_figures(d, mpl),
-        "train": _train_figures,
-        "sweep": _sweep_figures,
-    }
-    if document["command"] not in builders:
-        return []
-    command = document["command"]
-    mpl = _matplotlib()
-    drawn = builders[command](document, mpl)
-    names = _unique([name for name, _, _ in drawn])
-    return [(name, title, fig) for name, (_, title, fig) in zip(names, drawn, strict=True)]
-
+from xavinit.render.plots.draw import figures
+from xavinit.render.plots.files import FORMATS, figure_bytes, write_figures
 
 __all__ = [
     "FORMATS",

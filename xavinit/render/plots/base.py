@@ -1,20 +1,22 @@
 """The lazy matplotlib shim, the colours and the small helpers every figure uses.
 
-matplotlib is imported by :func:`_matplotlib` on first need, never at import time.
+matplotlib is imported by :func:`load_matplotlib` on first need, never at import time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 
-INSTALL_HINT = "figures need matplotlib: pip install 'xavinit[plot]'"
+INSTALL_HINT = f"figures need matplotlib: {install('plot')}"
 DPI = 100
 MAX_LAYER_LINES = 8
 """Line plots with one line per layer show at most this many layers (first, last, between)."""
@@ -57,13 +59,13 @@ class PlotsUnavailable(XavinitError):  # noqa: N818 (the name the API promises)
 def plots_available() -> bool:
     """Whether matplotlib can be imported (figures can be drawn)."""
     try:
-        _matplotlib()
+        load_matplotlib()
     except PlotsUnavailable:
         return False
     return True
 
 
-def _matplotlib() -> SimpleNamespace:
+def load_matplotlib() -> SimpleNamespace:
     """The few matplotlib pieces the figures use, imported on first need."""
     try:
         import matplotlib  # noqa: F401  (first, so a blocked top-level package is seen)
@@ -79,13 +81,16 @@ def _matplotlib() -> SimpleNamespace:
     )
 
 
-def scheme_colour(spec: str) -> str:
-    """The colour of a scheme: fixed for known names and aliases, else from a hash of the spec."""
-    key = str(spec).strip().lower()
-    if key not in SCHEME_COLOURS:
-        from xavinit.schemes import ALIASES
+def scheme_colour(spec: str, name: str | None = None) -> str:
+    """The colour of a scheme: fixed for the named presets, else from a hash of the spec.
 
-        key = ALIASES.get(key, key)
+    ``name`` is the scheme's canonical name as its run records it (``scheme_name``: aliases
+    resolved, ``normalized`` for ``xavier-uniform``); a spec with parameters keeps a colour of its
+    own, so that ``he-normal`` and ``he-normal:mode=fan_out`` differ in one figure. Without a
+    name (a result saved before runs recorded it) the spec is looked up as it is."""
+    key = str(spec).strip().lower()
+    if name is not None and ":" not in key:
+        key = name
     if key in SCHEME_COLOURS:
         return SCHEME_COLOURS[key]
     digest = hashlib.sha256(str(spec).strip().encode("utf-8")).digest()
@@ -95,7 +100,7 @@ def scheme_colour(spec: str) -> str:
 # ------------------------------------------------------------------------------------ small helpers
 
 
-def _num(value: Any) -> float:
+def as_float(value: Any) -> float:
     """A float from a document value: None and unparsable values are NaN; "inf" strings parse."""
     if value is None or isinstance(value, bool):
         return math.nan
@@ -105,16 +110,16 @@ def _num(value: Any) -> float:
         return math.nan
 
 
-def _positive(values: Iterable[Any]) -> list[float]:
+def positive_values(values: Iterable[Any]) -> list[float]:
     """Values for a log axis: anything not finite and positive becomes NaN (a gap)."""
     out = []
     for value in values:
-        number = _num(value)
+        number = as_float(value)
         out.append(number if math.isfinite(number) and number > 0 else math.nan)
     return out
 
 
-def _log_y(ax: Any, *series: list[float], min_ratio: float = 1.0) -> None:
+def log_y_axis(ax: Any, *series: list[float], min_ratio: float = 1.0) -> None:
     """A log y axis when there is something positive to show and its range spans
     ``min_ratio`` or more."""
     positive = [v for values in series for v in values if math.isfinite(v) and v > 0]
@@ -122,15 +127,16 @@ def _log_y(ax: Any, *series: list[float], min_ratio: float = 1.0) -> None:
         ax.set_yscale("log")
 
 
-def _group(rows: list[dict[str, Any]], key: str) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Rows grouped by ``row[key]``, groups in order of first appearance."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(str(row.get(key, "?")), []).append(row)
+def group_rows(items: Sequence[Any], attribute: str) -> list[tuple[str, list[Any]]]:
+    """Items (runs, rows of a result) grouped by an attribute, groups in order of first
+    appearance."""
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(str(getattr(item, attribute)), []).append(item)
     return list(groups.items())
 
 
-def _pick(numbers: list[int], limit: int = MAX_LAYER_LINES) -> list[int]:
+def pick_rows(numbers: list[int], limit: int = MAX_LAYER_LINES) -> list[int]:
     """At most ``limit`` of ``numbers``, evenly spaced, always the first and the last."""
     if len(numbers) <= limit:
         return numbers
@@ -138,13 +144,13 @@ def _pick(numbers: list[int], limit: int = MAX_LAYER_LINES) -> list[int]:
     return [numbers[round(i * step)] for i in range(limit)]
 
 
-def _layer_colours(mpl: SimpleNamespace, count: int) -> dict[int, str]:
+def layer_colours(mpl: SimpleNamespace, count: int) -> dict[int, str]:
     """Layer number (1-based) -> colour along viridis (stopping short of its pale yellow end)."""
     cmap = mpl.colormaps["viridis"]
     return {k: mpl.to_hex(cmap(0.88 * (k - 1) / max(count - 1, 1))) for k in range(1, count + 1)}
 
 
-def _new_figure(
+def new_figure(
     mpl: SimpleNamespace,
     panels: int,
     *,
@@ -169,18 +175,20 @@ def _new_figure(
     return fig, axes[:panels]
 
 
-def _suptitle(fig: Any, title: str) -> None:
+def figure_title(fig: Any, title: str) -> None:
     """The figure's title, wrapped to its width."""
     fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 11))))
 
 
-def _scheme_title(ax: Any, scheme: str, extra: str = "") -> None:
-    ax.set_title(f"{scheme}{extra}", color=scheme_colour(scheme), fontweight="bold")
+def scheme_title(ax: Any, scheme: str, name: str | None, extra: str = "") -> None:
+    """A panel's title: the scheme in its colour (``name``: its canonical name, see
+    :func:`scheme_colour`)."""
+    ax.set_title(f"{scheme}{extra}", color=scheme_colour(scheme, name), fontweight="bold")
 
 
-def _network(document: dict[str, Any]) -> str:
+def network_label(result: Any) -> str:
     """The network as ``1024-1000x5-10`` (runs of equal hidden widths folded)."""
-    layers = (document.get("config") or {}).get("layers") or []
+    layers = result.config.get("layers") or []
     if len(layers) < 3:
         return "-".join(map(str, layers))
     hidden, parts = layers[1:-1], []
@@ -192,3 +200,19 @@ def _network(document: dict[str, Any]) -> str:
         parts.append(f"{hidden[i]}x{j - i}" if j - i > 1 else str(hidden[i]))
         i = j
     return "-".join([str(layers[0]), *parts, str(layers[-1])])
+
+
+def file_slug(text: Any) -> str:
+    """A filesystem-safe name: lower case, runs of anything else than letters and digits as
+    one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "unnamed"
+
+
+def unique_name(names: list[str]) -> list[str]:
+    """``names`` with repeats numbered: ``a``, ``a-2``, ``a-3``."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 from pathlib import Path
 from typing import Any
 
 from xavinit.errors import XavinitError
 from xavinit.fileio import atomic_write
+from xavinit.render.documents import included
 from xavinit.render.plots.base import DPI
+from xavinit.render.plots.draw import figures
 
 FORMATS = ("png", "svg")
 
@@ -27,7 +28,8 @@ def figure_bytes(figure: Any, fmt: str) -> bytes:
 
 
 def write_figures(documents: list[dict[str, Any]], directory: Path) -> list[Path]:
-    """Write every figure of every document as ``NAME.png`` and ``NAME.svg`` into ``directory``.
+    """Write every figure of every document (a report's ``documents``: each a result's document,
+    read as its typed result) as ``NAME.png`` and ``NAME.svg`` into ``directory``.
 
     The folder is created. A name that more than one document produces gets the 1-based index of
     its document as a prefix (``1-init-variance``, ``2-init-variance``). Files are written
@@ -37,9 +39,7 @@ def write_figures(documents: list[dict[str, Any]], directory: Path) -> list[Path
     folders it created once they are empty: no half-written or empty figure folder is left;
     what was there before is kept.
     """
-    from xavinit.render.plots import figures  # the dispatcher, which imports this module
-
-    drawn = [figures(document) for document in documents]  # first: no folder without matplotlib
+    drawn = [figures(included(d)) for d in documents]  # first: no folder without matplotlib
     directory = Path(directory)
     created = [p for p in (directory, *directory.parents) if not p.exists()]  # deepest first
     added: list[Path] = []
@@ -83,19 +83,3 @@ def _write_all(drawn: list[Any], directory: Path, added: list[Path]) -> list[Pat
                 written.append(path)
             fig.clear()  # release the artists now; the figure itself is garbage-collected
     return written
-
-
-# ------------------------------------------------------------------------------------ small helpers
-
-
-def _slug(text: Any) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "unnamed"
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
-    return out

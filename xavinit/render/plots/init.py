@@ -7,16 +7,17 @@ from types import SimpleNamespace
 from typing import Any
 
 from xavinit.render.plots.base import (
-    _group,
-    _log_y,
-    _network,
-    _new_figure,
-    _num,
-    _positive,
-    _suptitle,
+    as_float,
+    figure_title,
+    file_slug,
+    group_rows,
+    log_y_axis,
+    network_label,
+    new_figure,
+    positive_values,
     scheme_colour,
 )
-from xavinit.render.plots.files import _slug
+from xavinit.results import InitCheck, InitResult, Ranking
 
 MAX_BARS = 2000
 """Above this many matrices per scheme the figure shows points without interval bars."""
@@ -26,15 +27,15 @@ MAX_TICKS = 40
 k-th label."""
 
 
-def _init_figures(document: dict[str, Any], mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+def init_figures(result: InitResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     out = []
-    rows = [row for row in document.get("layers", []) if _num(row.get("expected_var")) > 0]
+    rows = [row for row in result.layers if as_float(row.expected_var) > 0]
     if rows:
-        out.append(_init_variance(document, rows, mpl))
-    if document.get("mode") == "rank":
-        alpha = _num(document.get("alpha", 0.01))
-        for ranking in document.get("rankings", []):
-            if ranking.get("candidates"):
+        out.append(_init_variance(result, rows, mpl))
+    if result.mode == "rank":
+        alpha = as_float(result.alpha)
+        for ranking in result.rankings:
+            if ranking.candidates:
                 out.append(_init_ranking(ranking, alpha, mpl))
     return out
 
@@ -47,31 +48,31 @@ def _yerr(values: list[float], low: list[float], high: list[float]) -> list[list
 
 
 def _init_variance(
-    document: dict[str, Any], rows: list[dict[str, Any]], mpl: SimpleNamespace
+    result: InitResult, rows: list[InitCheck], mpl: SimpleNamespace
 ) -> tuple[str, str, Any]:
     """Observed variance (CI bars) and expected (dashes) per layer above, deviation in % below."""
-    alpha = _num(document.get("alpha", 0.01))
+    alpha = as_float(result.alpha)
     level = f"{100 * (1 - alpha):g}% CI" if math.isfinite(alpha) else "CI"
-    mode = document.get("mode", "sample")
-    fig, (top, bottom) = _new_figure(mpl, 2, ncols=1, panel_size=(8.0, 3.4))
-    positions = sorted({int(row["layer"]) for row in rows})
+    mode = result.mode
+    fig, (top, bottom) = new_figure(mpl, 2, ncols=1, panel_size=(8.0, 3.4))
+    positions = sorted({row.layer for row in rows})
     ticks: dict[int, str] = {}
     for row in rows:
-        ticks.setdefault(int(row["layer"]), str(row.get("array") or row["layer"]))
-    groups = _group(rows, "scheme")
+        ticks.setdefault(row.layer, str(row.array or row.layer))
+    groups = group_rows(rows, "scheme")
     width = 0.5 / max(len(groups), 1)
     handles = []
     any_failed = False
     all_values: list[float] = []
     for i, (scheme, group) in enumerate(groups):
-        colour = scheme_colour(scheme)
-        group = sorted(group, key=lambda r: int(r["layer"]))
+        colour = scheme_colour(scheme, result.scheme_names.get(scheme))
+        group = sorted(group, key=lambda r: r.layer)
         shift = (i - (len(groups) - 1) / 2) * width
-        x = [int(r["layer"]) + shift for r in group]
-        expected = [_num(r["expected_var"]) for r in group]
-        observed = [_num(r["observed_var"]) for r in group]
-        low = [_num(r.get("ci_low")) for r in group]
-        high = [_num(r.get("ci_high")) for r in group]
+        x = [r.layer + shift for r in group]
+        expected = [as_float(r.expected_var) for r in group]
+        observed = [as_float(r.observed_var) for r in group]
+        low = [as_float(r.ci_low) for r in group]
+        high = [as_float(r.ci_high) for r in group]
         all_values += observed + expected
         # Expected: a wide dash per layer (layers of a checked file are unrelated: no line).
         top.plot(
@@ -80,10 +81,10 @@ def _init_variance(
         )  # fmt: skip
         many = len(group) > MAX_BARS  # thousands of bars draw for minutes and show nothing
         if many:
-            top.plot(x, _positive(observed), ".", markersize=2, color=colour)
+            top.plot(x, positive_values(observed), ".", markersize=2, color=colour)
         else:
             top.errorbar(
-                x, _positive(observed), yerr=_yerr(observed, low, high), fmt="o", markersize=5,
+                x, positive_values(observed), yerr=_yerr(observed, low, high), fmt="o", markersize=5,
                 capsize=3, color=colour,
             )  # fmt: skip
         rel = [100 * (o / e - 1) for o, e in zip(observed, expected, strict=True)]
@@ -97,7 +98,7 @@ def _init_variance(
                 color=colour, label=scheme,
             )  # fmt: skip
         handles.append(mpl.Line2D([], [], color=colour, marker="o", linewidth=2, label=scheme))
-        failed = [j for j, row in enumerate(group) if not row.get("passed", True)]
+        failed = [j for j, row in enumerate(group) if not row.passed]
         if failed:
             any_failed = True
             for ax, values in ((top, observed), (bottom, rel)):
@@ -106,7 +107,7 @@ def _init_variance(
                     marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
                     markeredgewidth=1.2,
                 )  # fmt: skip
-    _log_y(top, _positive(all_values))
+    log_y_axis(top, positive_values(all_values))
     bottom.axhline(0.0, color="black", linewidth=0.8)
     handles += [
         mpl.Line2D([], [], color="grey", marker="o", linestyle="none", label=f"observed ({level})"),
@@ -139,25 +140,23 @@ def _init_variance(
             ax.tick_params(axis="x", labelrotation=30)
     what = {
         "rank": "best-fitting scheme per array",
-        "check": f"checked file {(document.get('config') or {}).get('check') or ''}".strip(),
-    }.get(mode, f"sampled, network {_network(document)}")
+        "check": f"checked file {result.config.get('check') or ''}".strip(),
+    }.get(mode, f"sampled, network {network_label(result)}")
     title = f"Weight variance per layer and scheme ({what})"
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return "init-variance", title, fig
 
 
-def _init_ranking(
-    ranking: dict[str, Any], alpha: float, mpl: SimpleNamespace
-) -> tuple[str, str, Any]:
+def _init_ranking(ranking: Ranking, alpha: float, mpl: SimpleNamespace) -> tuple[str, str, Any]:
     floor = 1e-30
-    candidates = ranking["candidates"]
-    fig, (ax,) = _new_figure(mpl, 1, panel_size=(8.0, 0.9 + 0.32 * len(candidates)))
+    candidates = ranking.candidates
+    fig, (ax,) = new_figure(mpl, 1, panel_size=(8.0, 0.9 + 0.32 * len(candidates)))
     names = [str(c["scheme"]) for c in candidates]
-    scores = [_num(c.get("score")) for c in candidates]
+    scores = [as_float(c["score"]) for c in candidates]
     shown = [max(s, floor) if math.isfinite(s) else floor for s in scores]
     y = list(range(len(candidates)))[::-1]  # best at the top
     for yi, name, value, cand in zip(y, names, shown, candidates, strict=True):
-        explains = bool(cand.get("explains"))
+        explains = cand["explains"]
         ax.barh(
             yi,
             value - floor,
@@ -187,11 +186,8 @@ def _init_ranking(
         fontsize="small",
         loc="lower right",
     )
-    array = str(ranking.get("array", "?"))
-    title = (
-        f"Which scheme explains {array} ({ranking.get('fan_in')} x {ranking.get('fan_out')}): "
-        f"{ranking.get('best', '?')}"
-    )
-    ax.set_title(str(ranking.get("verdict", "")), fontsize="small")
-    _suptitle(fig, title)
-    return f"init-rank-{_slug(array)}", title, fig
+    array = ranking.array
+    title = f"Which scheme explains {array} ({ranking.fan_in} x {ranking.fan_out}): {ranking.best}"
+    ax.set_title(ranking.verdict, fontsize="small")
+    figure_title(fig, title)
+    return f"init-rank-{file_slug(array)}", title, fig

@@ -7,19 +7,24 @@ from types import SimpleNamespace
 from typing import Any
 
 from xavinit.render.plots.base import (
-    _group,
-    _layer_colours,
-    _log_y,
-    _network,
-    _new_figure,
-    _num,
-    _pick,
-    _positive,
-    _scheme_title,
-    _suptitle,
+    as_float,
+    figure_title,
+    file_slug,
+    group_rows,
+    layer_colours,
+    log_y_axis,
+    network_label,
+    new_figure,
+    pick_rows,
+    positive_values,
     scheme_colour,
+    scheme_title,
 )
-from xavinit.render.plots.files import _slug
+from xavinit.results import PropagateLayer, PropagateResult, PropagateRun
+
+Panel = tuple[str, str | None, list[tuple[int, Any]]]
+"""One panel of histograms: the scheme, its canonical name (for its colour) and the
+``(layer, histogram)`` pairs to draw, a histogram being a dict of ``edges`` and ``counts``."""
 
 _HISTOGRAMS = (
     # (field, name, x label, what, paper figure)
@@ -60,18 +65,19 @@ _VARIANCES = (
 )
 
 
-def _hidden(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _hidden(layers: list[PropagateLayer]) -> list[PropagateLayer]:
     """The hidden layers of a run (all of them when it has none, e.g. a single layer)."""
-    hidden = [layer for layer in layers if layer.get("kind", "hidden") == "hidden"]
+    hidden = [layer for layer in layers if layer.kind == "hidden"]
     return hidden or layers
 
 
 def _density(histogram: Any) -> tuple[list[float], list[float]] | None:
-    """Bin centres and normalized density (integrates to 1 over the binned range)."""
-    if not isinstance(histogram, dict):
+    """Bin centres and normalized density (integrates to 1 over the binned range); None for an
+    empty histogram (a weight-gradient histogram of a file saved before there were any)."""
+    if not histogram:
         return None
-    edges = [_num(e) for e in histogram.get("edges") or []]
-    counts = [_num(c) for c in histogram.get("counts") or []]
+    edges = [as_float(e) for e in histogram["edges"]]
+    counts = [as_float(c) for c in histogram["counts"]]
     if len(counts) == 0 or len(edges) != len(counts) + 1:
         return None
     total = sum(c for c in counts if math.isfinite(c))
@@ -85,19 +91,23 @@ def _density(histogram: Any) -> tuple[list[float], list[float]] | None:
     return centres, density
 
 
-def _propagate_figures(
-    document: dict[str, Any], mpl: SimpleNamespace
-) -> list[tuple[str, str, Any]]:
-    runs = [run for run in document.get("runs", []) if run.get("layers")]
+def propagate_figures(result: PropagateResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+    runs = [run for run in result.runs if run.layers]
     out = []
-    network = _network(document)
-    for activation, group in _group(runs, "activation"):
-        slug = _slug(activation)
+    network = network_label(result)
+    for activation, group in group_rows(runs, "activation"):
+        slug = file_slug(activation)
         for field, name, xlabel, what, number in _HISTOGRAMS:
-            drawn = _histogram_figure(
+            drawn = histogram_figure(
                 mpl,
-                [(run["scheme"], _hidden(run["layers"])) for run in group],
-                field,
+                [
+                    (
+                        run.scheme,
+                        run.scheme_name,
+                        [(layer.layer, getattr(layer, field)) for layer in _hidden(run.layers)],
+                    )
+                    for run in group
+                ],
                 xlabel,
                 f"{activation}, network {network}: {what} at initialization, per hidden layer "
                 f"(paper's figure {number})",
@@ -110,66 +120,59 @@ def _propagate_figures(
     return out
 
 
-def _histogram_figure(
-    mpl: SimpleNamespace,
-    panels: list[tuple[str, list[dict[str, Any]]]],
-    field: str | None,
-    xlabel: str,
-    title: str,
+def histogram_figure(
+    mpl: SimpleNamespace, panels: list[Panel], xlabel: str, title: str
 ) -> tuple[str, Any] | None:
-    """One panel per scheme, one density line per layer; None when no panel has a histogram.
-
-    ``field`` names each layer's histogram; None when the layer rows are histograms themselves.
-    """
+    """One panel per scheme, one density line per layer; None when no panel has a histogram."""
     curves = []
-    for scheme, layers in panels:
+    for scheme, scheme_name, histograms in panels:
         lines = {}
-        for layer in layers:
-            curve = _density(layer if field is None else layer.get(field))
+        for layer, histogram in histograms:
+            curve = _density(histogram)
             if curve is not None:
-                lines[int(layer["layer"])] = curve
+                lines[layer] = curve
         if lines:
-            curves.append((scheme, lines))
+            curves.append((scheme, scheme_name, lines))
     if not curves:
         return None
-    count = max(max(lines) for _, lines in curves)
-    colours = _layer_colours(mpl, count)
+    count = max(max(lines) for _, _, lines in curves)
+    colours = layer_colours(mpl, count)
     spans = [
         max(x[-1] for x, _ in lines.values()) - min(x[0] for x, _ in lines.values())
-        for _, lines in curves
+        for _, _, lines in curves
     ]
     # Share the x axis (so schemes compare at a glance) unless one panel would be crushed.
     share = all(s > 0 for s in spans) and max(spans) / min(spans) <= 5
-    fig, axes = _new_figure(mpl, len(curves), sharex=share)
-    for ax, (scheme, lines) in zip(axes, curves, strict=True):
-        for k in _pick(sorted(lines)):
+    fig, axes = new_figure(mpl, len(curves), sharex=share)
+    for ax, (scheme, scheme_name, lines) in zip(axes, curves, strict=True):
+        for k in pick_rows(sorted(lines)):
             x, density = lines[k]
             ax.plot(x, density, color=colours[k], linewidth=1.4, label=f"layer {k}")
-        _scheme_title(ax, scheme)
+        scheme_title(ax, scheme, scheme_name)
         ax.ticklabel_format(axis="both", style="sci", scilimits=(-3, 4))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("density")
         ax.set_ylim(bottom=0)
     axes[0].legend(fontsize="small", loc="upper right")
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig
 
 
 def _variance_figure(
-    mpl: SimpleNamespace, runs: list[dict[str, Any]], activation: str, network: str
+    mpl: SimpleNamespace, runs: list[PropagateRun], activation: str, network: str
 ) -> tuple[str, Any]:
-    fig, axes = _new_figure(mpl, len(_VARIANCES), panel_size=(5.0, 4.2))
+    fig, axes = new_figure(mpl, len(_VARIANCES), panel_size=(5.0, 4.2))
     for ax, (measured, mean_field, linear, ylabel, what) in zip(axes, _VARIANCES, strict=True):
         values: list[float] = []
         for run in runs:
-            scheme = run["scheme"]
-            colour = scheme_colour(scheme)
-            layers = _hidden(run["layers"])
-            x = [int(layer["layer"]) for layer in layers]
-            y = _positive(layer.get(measured) for layer in layers)
-            spread = [_num((layer.get("spread") or {}).get(measured)) for layer in layers]
-            predicted = _positive(layer.get(mean_field) for layer in layers)
-            regime = _positive(layer.get(linear) for layer in layers)
+            scheme = run.scheme
+            colour = scheme_colour(scheme, run.scheme_name)
+            layers = _hidden(run.layers)
+            x = [layer.layer for layer in layers]
+            y = positive_values(getattr(layer, measured) for layer in layers)
+            spread = [as_float(layer.spread.get(measured)) for layer in layers]
+            predicted = positive_values(getattr(layer, mean_field) for layer in layers)
+            regime = positive_values(getattr(layer, linear) for layer in layers)
             values += y + predicted + regime
             ax.plot(x, predicted, color=colour, linewidth=1.6, label=scheme)
             ax.plot(x, regime, color=colour, linewidth=1.2, linestyle="--")
@@ -184,7 +187,7 @@ def _variance_figure(
                 )
             else:
                 ax.plot(x, y, linestyle="none", marker="o", color=colour, markersize=5)
-        _log_y(ax, values)
+        log_y_axis(ax, values)
         ax.set_xlabel("hidden layer (1 = nearest the input)")
         ax.set_ylabel(ylabel)
         ax.set_title(what)
@@ -197,5 +200,5 @@ def _variance_figure(
     ]
     axes[0].legend(handles=handles, fontsize="small", loc="best")
     title = f"{activation}, network {network}: variance against depth at initialization"
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig

@@ -6,8 +6,15 @@ import re
 from types import SimpleNamespace
 from typing import Any
 
-from xavinit.render.plots.base import _log_y, _new_figure, _num, _positive, _suptitle
-from xavinit.render.plots.files import _slug
+from xavinit.render.plots.base import (
+    as_float,
+    figure_title,
+    file_slug,
+    log_y_axis,
+    new_figure,
+    positive_values,
+)
+from xavinit.results import ModelModule, ModelRun, PropagateResult
 
 MAX_TICKS = 24
 """At most this many module names label the x axis (evenly spaced)."""
@@ -20,24 +27,23 @@ def _block_of(name: str) -> str:
     return match.group(1) if match else name
 
 
-def _model_figures(document: dict[str, Any], mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+def model_figures(result: PropagateResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
     out = []
-    for run in document.get("models", []):
-        modules = run.get("modules", [])
-        if not modules:
+    for run in result.models:
+        if not run.modules:
             continue
-        title, fig = _spp_figure(mpl, run, modules)
-        out.append((f"propagate-model-{_slug(run['model'])}", title, fig))
+        title, fig = _spp_figure(mpl, run, run.modules)
+        out.append((f"propagate-model-{file_slug(run.model)}", title, fig))
     return out
 
 
-def _mark_blocks(ax: Any, modules: list[dict[str, Any]], x: list[int]) -> None:
+def _mark_blocks(ax: Any, modules: list[ModelModule], x: list[int]) -> None:
     """Shade every other block (leaves of one block share a band); a block run marks each."""
-    if modules[0].get("kind") == "block":
+    if modules[0].kind == "block":
         for position in x:
             ax.axvline(position, color="grey", alpha=0.12, linewidth=0.8)
         return
-    blocks = [_block_of(m["name"]) for m in modules]
+    blocks = [_block_of(m.name) for m in modules]
     groups: list[list[int]] = []  # [first, last] index of each run of one block
     for i, block in enumerate(blocks):
         if groups and blocks[groups[-1][0]] == block:
@@ -46,77 +52,73 @@ def _mark_blocks(ax: Any, modules: list[dict[str, Any]], x: list[int]) -> None:
             groups.append([i, i])
     shade = False
     for first, last in groups:
-        if blocks[first] == modules[first]["name"]:  # a leaf outside any block
+        if blocks[first] == modules[first].name:  # a leaf outside any block
             continue
         if shade:
             ax.axvspan(x[first] - 0.5, x[last] + 0.5, color="grey", alpha=0.1, linewidth=0)
         shade = not shade
 
 
-def _spp_figure(
-    mpl: SimpleNamespace, run: dict[str, Any], modules: list[dict[str, Any]]
-) -> tuple[str, Any]:
-    x = [int(m["index"]) for m in modules]
+def _spp_figure(mpl: SimpleNamespace, run: ModelRun, modules: list[ModelModule]) -> tuple[str, Any]:
+    x = [m.index for m in modules]
     panels: list[tuple[str, list[tuple[str, list[float], dict[str, Any]]]]] = [
         (
             "average channel squared mean",
-            [("measured", _positive(m.get("channel_sq_mean") for m in modules), {"marker": "o"})],
+            [("measured", positive_values(m.channel_sq_mean for m in modules), {"marker": "o"})],
         ),
         (
             "average channel variance",
             [
-                ("measured", _positive(m.get("channel_var") for m in modules), {"marker": "o"}),
+                ("measured", positive_values(m.channel_var for m in modules), {"marker": "o"}),
                 (
                     "mean-field prediction of Var[y]",
-                    _positive(m.get("predicted_var") for m in modules),
+                    positive_values(m.predicted_var for m in modules),
                     {"marker": "x", "linestyle": "none"},
                 ),
             ],
         ),
     ]
-    if any(m.get("branch_var") is not None for m in modules):
+    if any(m.branch_var is not None for m in modules):
         panels.append(
             (
                 "residual branch Var[y - x] and skip Var[x]",
                 [
-                    ("branch", _positive(m.get("branch_var") for m in modules), {"marker": "o"}),
-                    ("skip", _positive(m.get("skip_var") for m in modules), {"marker": "s"}),
+                    ("branch", positive_values(m.branch_var for m in modules), {"marker": "o"}),
+                    ("skip", positive_values(m.skip_var for m in modules), {"marker": "s"}),
                 ],
             )
         )
-    if any(m.get("grad_var") is not None for m in modules):
+    if any(m.grad_var is not None for m in modules):
         panels.append(
             (
                 "gradient Var[dC/dy] / top's",
                 [
                     (
                         "measured",
-                        _positive(m.get("grad_ratio_to_top") for m in modules),
+                        positive_values(m.grad_ratio_to_top for m in modules),
                         {"marker": "o"},
                     )
                 ],
             )
         )
-    fig, axes = _new_figure(mpl, len(panels), ncols=min(len(panels), 2), panel_size=(6.0, 3.8))
+    fig, axes = new_figure(mpl, len(panels), ncols=min(len(panels), 2), panel_size=(6.0, 3.8))
     step = max(1, len(x) // MAX_TICKS + (len(x) % MAX_TICKS > 0))
     for ax, (what, series) in zip(axes, panels, strict=True):
         values: list[float] = []
         for label, y, style in series:
-            values += [v for v in y if _num(v) == _num(v)]
+            values += [v for v in y if as_float(v) == as_float(v)]
             ax.plot(x, y, label=label, markersize=4, linewidth=1.2, **style)
         _mark_blocks(ax, modules, x)
-        _log_y(ax, values)
+        log_y_axis(ax, values)
         ax.set_title(what)
         ax.set_xticks(x[::step])
-        ax.set_xticklabels(
-            [m["name"] for m in modules][::step], rotation=60, ha="right", fontsize=7
-        )
+        ax.set_xticklabels([m.name for m in modules][::step], rotation=60, ha="right", fontsize=7)
         if len(series) > 1:
             ax.legend(fontsize="small", loc="best")
-    verdict = "passed" if run.get("passed") else "drifted"
+    verdict = "passed" if run.passed else "drifted"
     title = (
-        f"{run['model']}: signal propagation at initialization, every {run['depth_of']} in "
-        f"network order (batch {run['batch']}, {run['input']} inputs; {verdict})"
+        f"{run.model}: signal propagation at initialization, every {run.depth_of} in "
+        f"network order (batch {run.batch}, {run.input} inputs; {verdict})"
     )
-    _suptitle(fig, title)
+    figure_title(fig, title)
     return title, fig

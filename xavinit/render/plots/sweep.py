@@ -15,25 +15,25 @@ from types import SimpleNamespace
 from typing import Any
 
 from xavinit.paper import table_1_value
-from xavinit.render.plots.base import _new_figure, _num, _suptitle
-from xavinit.render.plots.files import _slug
+from xavinit.render.plots.base import as_float, figure_title, file_slug, new_figure
 from xavinit.render.sweep import model_name, models_in_order
+from xavinit.results import SweepEntry, SweepResult, SweepRun
 
 MODEL_COLOURS = ("#9467bd", "#17becf", "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#8c564b")
 """One colour per model, in Table 1's order (Softsign, Softsign N, Tanh, Tanh N, Sigmoid...)."""
 
 
 def _mean_curve(
-    runs: list[dict[str, Any]],
+    runs: list[SweepRun],
 ) -> tuple[list[float], list[float], list[float], list[float]]:
     """Updates > 0 (for the log axis) with the mean, lowest and highest test error over the
     runs that reached each evaluation."""
     by_update: dict[int, list[float]] = {}
     for run in runs:
-        for point in run.get("curve") or []:
-            error = _num(point.get("test_error"))
+        for point in run.curve:
+            error = as_float(point["test_error"])
             if point["update"] > 0 and math.isfinite(error):
-                by_update.setdefault(int(point["update"]), []).append(error)
+                by_update.setdefault(point["update"], []).append(error)
     updates = sorted(by_update)
     means = [sum(by_update[u]) / len(by_update[u]) for u in updates]
     lows = [min(by_update[u]) for u in updates]
@@ -58,9 +58,9 @@ def _log_x(ax: Any) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _sweep_figures(document: dict[str, Any], mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
-    entries = document.get("table", [])
-    runs = document.get("runs", [])
+def sweep_figures(result: SweepResult, mpl: SimpleNamespace) -> list[tuple[str, str, Any]]:
+    entries = result.table
+    runs = result.runs
     out = []
     for dataset in dict.fromkeys(e["dataset"] for e in entries):
         mine = [e for e in entries if e["dataset"] == dataset]
@@ -72,32 +72,30 @@ def _sweep_figures(document: dict[str, Any], mpl: SimpleNamespace) -> list[tuple
     return out
 
 
-def _runs_of(
-    runs: list[dict[str, Any]], dataset: str, model: tuple[str, str]
-) -> list[dict[str, Any]]:
-    return [r for r in runs if r["dataset"] == dataset and (r["activation"], r["scheme"]) == model]
+def _runs_of(runs: list[SweepRun], dataset: str, model: tuple[str, str]) -> list[SweepRun]:
+    return [r for r in runs if r.dataset == dataset and (r.activation, r.scheme) == model]
 
 
 def _error_figure(
     mpl: SimpleNamespace,
     dataset: str,
     order: list[tuple[str, str]],
-    keyed: dict[tuple[str, str], dict[str, Any]],
-    runs: list[dict[str, Any]],
+    keyed: dict[tuple[str, str], SweepEntry],
+    runs: list[SweepRun],
     colours: dict[tuple[str, str], str],
 ) -> tuple[str, str, Any]:
-    fig, (ax,) = _new_figure(mpl, 1, panel_size=(8.0, 5.0))
+    fig, (ax,) = new_figure(mpl, 1, panel_size=(8.0, 5.0))
     for model in order:
         entry = keyed[model]
         name, colour = model_name(*model), colours[model]
         chosen = [
             r
             for r in _runs_of(runs, dataset, model)
-            if r["lr"] == entry["lr"] and r["status"] != "failed"
+            if r.lr == entry["lr"] and r.status != "failed"
         ]
         x, mean, low, high = _mean_curve(chosen)
         if x:
-            label = f"{name} (lr {entry['lr']:g})"
+            label = f"{name} (lr {as_float(entry['lr']):g})"
             ax.plot(x, mean, color=colour, linewidth=1.8, marker=".", label=label)
             if len(chosen) > 1:
                 ax.fill_between(x, low, high, color=colour, alpha=0.15, linewidth=0)
@@ -115,33 +113,33 @@ def _error_figure(
         f"Test error during training at each model's chosen learning rate ({dataset}; mean over "
         "seeds, band: lowest to highest seed; dotted: the paper's Table 1)"
     )
-    _suptitle(fig, title)
-    return f"sweep-{_slug(dataset)}-test-error", title, fig
+    figure_title(fig, title)
+    return f"sweep-{file_slug(dataset)}-test-error", title, fig
 
 
 def _rates_figure(
     mpl: SimpleNamespace,
     dataset: str,
     order: list[tuple[str, str]],
-    keyed: dict[tuple[str, str], dict[str, Any]],
-    runs: list[dict[str, Any]],
+    keyed: dict[tuple[str, str], SweepEntry],
+    runs: list[SweepRun],
     colours: dict[tuple[str, str], str],
 ) -> tuple[str, str, Any]:
-    fig, axes = _new_figure(mpl, len(order), sharex=True, sharey=True)
+    fig, axes = new_figure(mpl, len(order), sharex=True, sharey=True)
     cmap = mpl.colormaps["viridis"]
     for ax, model in zip(axes, order, strict=True):
         entry = keyed[model]
         mine = _runs_of(runs, dataset, model)
-        rates = list(dict.fromkeys(r["lr"] for r in mine))
+        rates = list(dict.fromkeys(r.lr for r in mine))
         for i, lr in enumerate(rates):
-            x, mean, _, _ = _mean_curve([r for r in mine if r["lr"] == lr])
+            x, mean, _, _ = _mean_curve([r for r in mine if r.lr == lr])
             if not x:
                 continue
             best = lr == entry["lr"]
             colour = mpl.to_hex(cmap(0.85 * i / max(len(rates) - 1, 1)))
             ax.plot(
                 x, mean, color=colour, linewidth=2.6 if best else 1.2, marker=".",
-                label=f"lr {lr:g}" + (" (chosen)" if best else ""),
+                label=f"lr {as_float(lr):g}" + (" (chosen)" if best else ""),
             )  # fmt: skip
         ax.axvline(entry["selected_at"], color="grey", linestyle="--", linewidth=1)
         ax.set_title(model_name(*model), color=colours[model], fontweight="bold")
@@ -153,5 +151,5 @@ def _rates_figure(
         f"Test error per learning rate ({dataset}; mean over seeds; dashed: where the rate was "
         "chosen on validation error)"
     )
-    _suptitle(fig, title)
-    return f"sweep-{_slug(dataset)}-learning-rates", title, fig
+    figure_title(fig, title)
+    return f"sweep-{file_slug(dataset)}-learning-rates", title, fig

@@ -1,15 +1,15 @@
 """Per-tensor verdicts: ``constant``, ``init`` (which scheme), ``trained`` or ``unknown``.
 
-For each tensor (its role and fans from :mod:`xavinit.roles`):
+For each tensor (its role and fans from :mod:`xavinit.core.roles`):
 
 1. ``unknown`` when it cannot be told: fewer than :data:`MIN_ENTRIES` entries, integers (an
    index or a counter, not a weight), infinite values, a handful of distinct values that are
    not a constant pattern (a mask, a lookup table), or a failure of the arithmetic (the reason
    says which); ``constant`` when every entry is equal (zeros, ones) or the tensor is a few
    equal blocks of constants (an LSTM bias with ones on its forget gate).
-2. One pass over the tensor (:func:`xavinit.matrixscan.scan_matrix`) gives its moments, row and
+2. One pass over the tensor (:func:`xavinit.core.matrixscan.scan_matrix`) gives its moments, row and
    column sums of squares, a subsample and the first Lanczos product. A handful of entries far
-   outside any candidate law (:func:`xavinit.matrixscan.find_outliers`) are set aside and
+   outside any candidate law (:func:`xavinit.core.matrixscan.find_outliers`) are set aside and
    counted, so that they never decide the verdict of millions.
 3. The candidate laws are ranked (:func:`rank_candidates`): every fan-based scheme with the
    tensor's fans (a bias: ``standard`` with its weight's ``fan_in``, PyTorch's default bias),
@@ -20,7 +20,7 @@ For each tensor (its role and fans from :mod:`xavinit.roles`):
    its variance was fitted. A bounded law may leave a handful of entries past its bound.
 4. "Still a fresh i.i.d. initialisation" is one hypothesis per tensor with up to four tests
    (:func:`trained_p_value`, Bonferroni): the law (the best candidate), the spectrum (the top
-   singular value against the Bai-Yin edge, :func:`xavinit.spectrum.edge_p_value`), and the
+   singular value against the Bai-Yin edge, :func:`xavinit.core.spectrum.edge_p_value`), and the
    spread of the rows' and of the columns' sums of squares (:func:`dispersion_p_value`). Their
    combination enters one family over all tensors of the run (Holm at ``alpha``,
    :func:`decide`): rejected tensors are ``trained``, the others ``init``.
@@ -33,11 +33,42 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
-from xavinit.checks import (
+from xavinit.core.matrixscan import (
+    MatrixScan,
+    Outliers,
+    block_rows,
+    exclude,
+    find_outliers,
+    gram_product,
+    max_outliers,
+    scan_matrix,
+)
+from xavinit.core.roles import Tensor
+from xavinit.core.schemes import (
+    PRESETS,
+    STD_RANGE,
+    Scheme,
+    get_scheme,
+    truncated_mass,
+    truncated_variance_factor,
+)
+from xavinit.core.spectrum import bai_yin_edge, edge_p_value, top_singular_value
+from xavinit.core.stats import (
+    CORRECTIONS,
+    Moments,
+    big_phi,
+    ks_sorted,
+    moments_and_sample,
+    normal_cdf,
+    normal_quantile,
+    variance_interval_p,
+    variance_test,
+)
+from xavinit.core.verification import (
     DEFAULT_TOLERANCE,
     RANKING_CANDIDATES,
     Measurement,
@@ -49,38 +80,7 @@ from xavinit.checks import (
 )
 from xavinit.errors import XavinitError
 from xavinit.limits import KS_SAMPLE
-from xavinit.matrixscan import (
-    MatrixScan,
-    Outliers,
-    block_rows,
-    exclude,
-    find_outliers,
-    gram_product,
-    max_outliers,
-    scan_matrix,
-)
 from xavinit.results import InitCheck
-from xavinit.roles import Tensor
-from xavinit.schemes import (
-    PRESETS,
-    STD_RANGE,
-    Scheme,
-    get_scheme,
-    truncated_mass,
-    truncated_variance_factor,
-)
-from xavinit.spectrum import bai_yin_edge, edge_p_value, top_singular_value
-from xavinit.stats import (
-    CORRECTIONS,
-    Moments,
-    big_phi,
-    ks_sorted,
-    normal_cdf,
-    normal_quantile,
-    scan,
-    variance_interval_p,
-    variance_test,
-)
 
 MIN_ENTRIES = 32
 """Fewer entries cannot tell one law from another (a KS test of 32 values resolves about 0.2
@@ -113,8 +113,6 @@ FAN_OUT_CANDIDATES = ("he-normal:mode=fan_out", "he-uniform:mode=fan_out")
 """He's rules on fan_out: PyTorch's ``kaiming_normal_(mode='fan_out')`` (torchvision ResNet,
 EfficientNet, MobileNet) and its uniform twin."""
 
-VERDICTS = ("constant", "init", "trained", "unknown")
-
 STORED_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10}
 """Machine epsilon of the half types, which are widened to float32 before they are measured:
 the support of a bounded law is checked to the rounding of the type the file stored."""
@@ -138,7 +136,7 @@ class Examined:
 
     tensor: Tensor
     file: str
-    status: str
+    status: Literal["test", "constant", "unknown", "unranked"]
     reason: str
     count: int = 0
     observed_var: float | None = None
@@ -208,7 +206,7 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
       normal's, and a cut at their largest entry would fit them as well), and lies at least one
       std out (a nearer cut is all but the uniform, which is a candidate of its own).
 
-    A law whose scale lies outside what a scheme spec accepts (:data:`xavinit.schemes.STD_RANGE`)
+    A law whose scale lies outside what a scheme spec accepts (:data:`xavinit.core.schemes.STD_RANGE`)
     is left out.
     """
     moments = measurement.moments
@@ -400,12 +398,12 @@ def _fan_laws(candidates: tuple[str, ...], fan_in: int, fan_out: int) -> tuple[_
 
 def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
     """``schemes[i].cdf(x, fan_in, fan_out)`` as row ``i`` of one ``(len(schemes), x.size)``
-    float64 array, with :meth:`xavinit.schemes.Scheme.cdf`'s arithmetic entry by entry (the
+    float64 array, with :meth:`xavinit.core.schemes.Scheme.cdf`'s arithmetic entry by entry (the
     same numbers, bit for bit), but one interpolation for every normal-based law.
 
     Uniform on ``[-b, b]``: ``F = clip((x + b) / (2 b), 0, 1)``; normal of std ``s``:
     ``F = Phi(x / s)``; truncated at ``+-c s``: ``F = clip((Phi(x / s) - Phi(-c)) / (2 Phi(c)
-    - 1), 0, 1)`` (``Phi`` by :func:`xavinit.stats.normal_cdf`).
+    - 1), 0, 1)`` (``Phi`` by :func:`xavinit.core.stats.normal_cdf`).
 
     Args:
         schemes: i.i.d. schemes.
@@ -467,8 +465,8 @@ def rank_candidates(
     p_KS)`` (init's variance test on the interval null of a 1% deviation, and the KS test of
     the sorted sample); a fitted one's its KS p-value alone. A fan-based scheme whose variance
     is decisively off (point-null p < 1e-12) skips its KS test. The KS tests of all laws run
-    at once (:func:`cdf_rows`, :func:`xavinit.stats.ks_sorted`). A bounded law whose support
-    holds but for at most :func:`xavinit.matrixscan.max_outliers` entries keeps its score; the
+    at once (:func:`cdf_rows`, :func:`xavinit.core.stats.ks_sorted`). A bounded law whose support
+    holds but for at most :func:`xavinit.core.matrixscan.max_outliers` entries keeps its score; the
     row says how many (``outside``). Only the best candidate's full check is built, and only
     with ``best_check`` (``init --check`` reports it; ``check`` shows the rows only).
 
@@ -830,7 +828,7 @@ def _scan(
             return matrix, scan_matrix(matrix, ks_sample, start, fill)
     if fill is not None:
         fill(0, values.size)
-    moments, sample = scan(values, ks_sample)
+    moments, sample = moments_and_sample(values, ks_sample)
     count = moments.count
     step = max(1, math.ceil(count / ks_sample)) if ks_sample else 0
     empty = np.empty(0)
@@ -1064,4 +1062,4 @@ def describe_p(value: float | None) -> str:
     return f"p={value:.2g}"
 
 
-__all__ = ["VERDICTS", "Examined", "Moments", "decide", "examine", "judge_expected"]
+__all__ = ["Examined", "Moments", "decide", "examine", "judge_expected"]

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from xavinit.core.placement import BACKENDS, check_placement, parse_device
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 
 __all__ = [
-    "BACKENDS",
     "Backend",
     "TorchOps",
     "get_backend",
@@ -36,14 +37,6 @@ __all__ = [
     "to_numpy",
     "usable_backends",
 ]
-
-BACKENDS: tuple[str, ...] = ("numpy", "torch", "cupy")
-"""Backend names accepted by ``--backend``."""
-
-INSTALL = {
-    "torch": "pip install 'xavinit[torch]'",
-    "cupy": "pip install 'xavinit[cupy]' (a CuPy build for your CUDA, e.g. cupy-cuda12x)",
-}
 
 Array = Any
 """A numpy, torch or cupy array."""
@@ -55,7 +48,7 @@ def _scalar(value: Any) -> bool:
 
 class TorchOps:
     """numpy's ``out=`` signatures on torch tensors: what the kernels of
-    :mod:`xavinit.activations`, :mod:`xavinit.network` and :mod:`xavinit.sgd` call.
+    :mod:`xavinit.core.activations`, :mod:`xavinit.core.network` and :mod:`xavinit.core.sgd` call.
 
     Each method takes tensors or Python scalars as numpy's function does and writes into
     ``out`` when given (``out`` may alias an input, as in numpy).
@@ -266,23 +259,13 @@ def _import(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         raise XavinitError(
-            f"--backend {name}: {name} is not installed; install it with {INSTALL[name]}"
+            f"--backend {name}: {name} is not installed; install it with {install(name)}"
         ) from None
 
 
 def _namespace(name: str) -> Any:
     """array-api-compat's standard namespace for the library ``name``."""
     return importlib.import_module(f"array_api_compat.{name}")
-
-
-def _parse_device(device: str) -> str:
-    text = device.strip().lower()
-    head, _, index = text.partition(":")
-    if head == "cpu" and not index:
-        return "cpu"
-    if head == "cuda" and (not index or index.isdigit()):
-        return text
-    raise XavinitError(f"--device: unknown device {device!r}; valid: cpu, cuda, cuda:N")
 
 
 @functools.cache
@@ -296,12 +279,12 @@ def get_backend(name: str = "numpy", device: str = "cpu") -> Backend:
     """
     if name not in BACKENDS:
         raise XavinitError(f"--backend: unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
-    device = _parse_device(device)
+    try:
+        device = parse_device(device)
+        check_placement(name, device)
+    except ValueError as error:
+        raise XavinitError(f"--device: {error}") from None
     if name == "numpy":
-        if device != "cpu":
-            raise XavinitError(
-                f"--device {device}: numpy runs on the CPU only; use --backend torch or cupy"
-            )
         return Backend("numpy", "cpu", _namespace("numpy"), np, np)
     native = _import(name)
     if name == "torch":
@@ -316,8 +299,6 @@ def get_backend(name: str = "numpy", device: str = "cpu") -> Backend:
                     f"--device {device}: torch sees {native.cuda.device_count()} CUDA device(s)"
                 )
         return Backend("torch", device, _namespace("torch"), _torch_ops(), native)
-    if device == "cpu":
-        raise XavinitError("--device cpu: cupy runs on CUDA devices only; use --device cuda")
     try:
         count = native.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDA driver missing or broken

@@ -51,8 +51,8 @@ class Scanner:
     whose threads stall a loaded machine for seconds on small vectors; the extremes come from
     the chunk itself, and every ``ceil(N / sample_size)``-th entry is kept for a distribution
     test. For i.i.d. entries any fixed index set is a simple random sample, and a stride spans
-    the whole matrix. Fed the chunks of :func:`scan` it gives scan's numbers exactly: a sampler
-    that feeds each chunk it has just drawn (:meth:`xavinit.schemes.Scheme.sample`) measures
+    the whole matrix. Fed the chunks of :func:`moments_and_sample` it gives its numbers exactly: a sampler
+    that feeds each chunk it has just drawn (:meth:`xavinit.core.schemes.Scheme.sample`) measures
     the matrix while it is still in cache instead of reading it again.
     """
 
@@ -97,7 +97,9 @@ class Scanner:
         return moments, self.sample[: self._taken]
 
 
-def scan(array: np.ndarray, sample_size: int = 0, chunk: int = CHUNK) -> tuple[Moments, np.ndarray]:
+def moments_and_sample(
+    array: np.ndarray, sample_size: int = 0, chunk: int = CHUNK
+) -> tuple[Moments, np.ndarray]:
     """One streaming pass over ``array``: its moments and an evenly strided subsample (see
     :class:`Scanner`).
 
@@ -113,7 +115,7 @@ def scan(array: np.ndarray, sample_size: int = 0, chunk: int = CHUNK) -> tuple[M
 
 def moments(array: np.ndarray, chunk: int = CHUNK) -> Moments:
     """Moments of all entries of ``array`` (any shape, memory-mapped or not), in one pass."""
-    return scan(array, 0, chunk)[0]
+    return moments_and_sample(array, 0, chunk)[0]
 
 
 def normal_two_sided_p(z: float) -> float:
@@ -169,7 +171,7 @@ def erf(s: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     ``erf(s) = 2/sqrt(pi) int_0^s e^{-t^2} dt``, from the Taylor series of ``math.erf`` about
     the nearest of the points ``i / 8``, ``i = 0..48`` (see :func:`_erf_table`);
     ``erf(s) = sign(s)`` for ``|s| > 6 + 1/16``. NaN stays NaN. numpy has no erf of its own;
-    :func:`xavinit.activations.erf` also takes torch and cupy arrays. Works in chunks of
+    :func:`xavinit.core.kernels.erf` also takes torch and cupy arrays. Works in chunks of
     :data:`CHUNK` values whose buffers stay in cache (4x faster than whole-array passes).
 
     Example:

@@ -3,10 +3,10 @@
 ``theta <- theta - lr * dC/dtheta`` with no momentum and no weight decay, the cost averaged over
 the minibatch. Every buffer is allocated once per batch size; the learning rate and ``1/B`` are
 folded into the top-layer gradient, so each weight update is one ``W -= dW`` (PERF.md).
-The gradients are those of :func:`xavinit.network.backward`, which the tests check against finite
+The gradients are those of :func:`xavinit.core.network.backward`, which the tests check against finite
 differences and against this step.
 
-The arrays may be numpy, torch or cupy (:mod:`xavinit.backends`): the step is written against the
+The arrays may be numpy, torch or cupy (:mod:`xavinit.core.backends`): the step is written against the
 array API namespace plus numpy's ``out=`` kernels, and never reads a value back to the host, so a
 GPU runs updates back to back; :meth:`SGD.step` returns the cost as a 0-d array.
 
@@ -31,8 +31,8 @@ import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
-from xavinit.activations import Activation
-from xavinit.backends import ops_for
+from xavinit.core.activations import Activation
+from xavinit.core.backends import ops_for
 
 COSTS = ("nll", "quadratic")
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xavinit.matrixscan import gram_product
+from xavinit.core.matrixscan import gram_product
 
 TW1_LOG_SURVIVAL = (
     (-6.00, -0.0000030), (-5.75, -0.0000101), (-5.50, -0.0000331), (-5.25, -0.0001000),
@@ -173,7 +173,7 @@ def top_singular_value(
     Golub-Kahan bidiagonalisation) from a random start: after ``k`` steps the largest Ritz value
     of the tridiagonal ``T_k`` is the best estimate of ``sigma_1^2`` in a Krylov space of
     dimension ``k``, never above it. Each step is one product with ``W^T W``, one read of ``W``
-    (:func:`xavinit.matrixscan.gram_product`), against ``1 + 2 q`` reads for ``q`` block power
+    (:func:`xavinit.core.matrixscan.gram_product`), against ``1 + 2 q`` reads for ``q`` block power
     iterations that read the top 8-30% low.
 
     Args:

@@ -5,7 +5,7 @@ A block of rows (about 1 MiB) is read from memory once and, while it sits in cac
 the sum, the sum of squares and of fourth powers (each block's float32 partial sums,
 accumulated in float64), the extremes, every row's and every column's sum of squares, a
 strided subsample for the distribution tests, and ``W^T (W v)`` for a start vector of the
-Lanczos iteration (:mod:`xavinit.spectrum`). Checking a matrix then costs about as many reads
+Lanczos iteration (:mod:`xavinit.core.spectrum`). Checking a matrix then costs about as many reads
 of it as the Lanczos iteration takes steps, where separate passes would read it once per
 statistic and BLAS would copy (pack) it on every thin product.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xavinit.stats import Moments, normal_quantile
+from xavinit.core.stats import Moments, normal_quantile
 
 BLOCK_BYTES = 1 << 21
 """Bytes of one row block (2 MiB): it stays in cache between the reductions that read it."""

@@ -8,11 +8,11 @@ verdict the evidence does not support, for the loader to refuse the file.
 
 Rules, per command (the same functions the commands use):
 
-- ``init``: the layers' checks re-judged as one family (:func:`xavinit.checks.judge`, Holm or
+- ``init``: the layers' checks re-judged as one family (:func:`xavinit.core.verification.judge`, Holm or
   Bonferroni at the recorded ``alpha``); ``passed`` is every check's, except for a ranking
   (``mode: rank``), which always passes.
 - ``check``: ``trained`` re-decided over the run from each tensor's ``trained_p_value``
-  (:data:`xavinit.stats.CORRECTIONS` at the recorded alpha), each tensor's ``matches`` from
+  (:data:`xavinit.core.stats.CORRECTIONS` at the recorded alpha), each tensor's ``matches`` from
   its verdict and ``expect``, ``passed`` from them (and False when nothing could be judged).
 - ``gain``: each depth check passes when its ratio lies in its interval; ``passed`` is all.
 - ``train``, ``propagate``: ``passed`` is every run's (no run diverged or overflowed);
@@ -29,8 +29,8 @@ import dataclasses
 import math
 from typing import Any
 
-from xavinit.checks import judge
-from xavinit.stats import CORRECTIONS
+from xavinit.core.stats import CORRECTIONS
+from xavinit.core.verification import judge
 
 
 def contradiction(result: Any) -> str | None:
@@ -153,11 +153,11 @@ def _runs(result: Any) -> str | None:
 
 def _propagate(result: Any) -> str | None:
     """Propagate's runs, and each model's drift checks re-judged from its modules' variances
-    (:func:`xavinit.modelprobe.drift` at the recorded ``max_drift``)."""
+    (:func:`xavinit.core.modelprobe.drift` at the recorded ``max_drift``)."""
     models = list(getattr(result, "models", []) or [])
     if not models:
         return _runs(result)
-    from xavinit.modelprobe import drift
+    from xavinit.core.modelprobe import drift
 
     for run in models:
         names = [m.name for m in run.modules]

@@ -25,8 +25,8 @@ import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
-from xavinit.activations import Activation
-from xavinit.backends import ops_for
+from xavinit.core.activations import Activation
+from xavinit.core.backends import ops_for
 from xavinit.errors import XavinitError
 
 __all__ = [
@@ -152,7 +152,7 @@ def forward(
 ) -> ForwardCache:
     """Run ``s^k = z^{k-1} W^k + b^k``, ``z^k = f(s^k)`` (hidden), ``P = softmax(s^L)``.
 
-    Arrays may be numpy, torch or cupy (all of one backend, :mod:`xavinit.backends`).
+    Arrays may be numpy, torch or cupy (all of one backend, :mod:`xavinit.core.backends`).
     The dtype is ``x``'s when floating, float32 otherwise; weights and biases are cast to it
     (no copy when they already match). Hidden pre-activations are overwritten in place by
     ``f`` unless ``activation.needs_preactivation``.
@@ -166,7 +166,7 @@ def forward(
             is then valid until the next call with them.
 
     Example:
-        >>> from xavinit.activations import get_activation
+        >>> from xavinit.core.activations import get_activation
         >>> w = [np.ones((3, 4)), np.ones((4, 2))]
         >>> forward(np.zeros((5, 3)), w, None, get_activation("tanh")).probs.shape
         (5, 2)

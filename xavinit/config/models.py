@@ -1,4 +1,5 @@
-"""Every command's configuration: options declared once (see :mod:`xavinit.options`).
+"""Every command's configuration model, built from the declarations of
+:mod:`xavinit.config.fields` (see :mod:`xavinit.config.base`).
 
 A config file uses the long option names as keys (``layers``, ``scheme``, ``trials``; hyphens or
 underscores); options given on the command line override it. Every error names its key path,
@@ -8,15 +9,64 @@ e.g. ``run.yaml: layers[2]: must be an integer >= 1, got -3``.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from xavinit.backends import BACKENDS
+from xavinit.commands import RESULT_COMMANDS
+from xavinit.config.base import Config, Opt, Origin, set_derived
+from xavinit.config.fields import (
+    DATASET_HELP,
+    DATASET_LAYERS,
+    DEFAULT_SCHEMES,
+    LAYERS_HELP,
+    PAPER_DEPTH,
+    PAPER_INPUTS,
+    PAPER_LAYERS,
+    PAPER_OUTPUTS,
+    PAPER_WIDTH,
+    SCHEMES,
+    SHAPE_KEYS,
+    Activations,
+    ActivationsOption,
+    BackendOption,
+    BatchSizeOption,
+    Choice,
+    Correction,
+    CostOption,
+    Count,
+    DatasetLayersOption,
+    DepthOption,
+    DeviceOption,
+    DtypeOption,
+    EvalEveryOption,
+    Hidden,
+    Layers,
+    Path_,
+    Patterns,
+    PreprocessOption,
+    Rate,
+    Schemes,
+    SchemesOption,
+    SeedOption,
+    TestSizeOption,
+    TrackEveryOption,
+    UpdatesOption,
+    WidthOption,
+    dataset_spec,
+    file_path,
+    hidden_widths,
+    integer,
+    known_schemes,
+    positive_float,
+    reject_bool,
+    shape_given,
+    strings,
+)
+from xavinit.core.placement import check_placement
 from xavinit.errors import XavinitError
+from xavinit.extras import install
 from xavinit.limits import (
     CHECK_KS_SAMPLE,
     KS_DISTANCE,
@@ -24,170 +74,34 @@ from xavinit.limits import (
     MAX_LAYERS,
     VARIANCE_TOLERANCE,
 )
-from xavinit.options import (
-    Choice,
-    Config,
-    Opt,
-    Origin,
-    file_path,
-    integer,
-    positive_float,
-    reject_bool,
-    resolved,
-    strings,
-)
-from xavinit.serialize import parse_yaml_text, quote, read_text
-
-PAPER_LAYERS = (1024, 1000, 1000, 1000, 1000, 1000, 10)
-"""The paper's network: 32x32 inputs, five hidden layers of 1000, ten outputs."""
-PAPER_DEPTH, PAPER_WIDTH, PAPER_INPUTS, PAPER_OUTPUTS = 5, 1000, 1024, 10
-
-DTYPES = ("float32", "float64")
-DEFAULT_SCHEMES = ("standard", "normalized")
+from xavinit.resources import usable_cores
+from xavinit.serialize import quote
 
 
-# --- validators ---------------------------------------------------------------------------
-
-
-def parse_layers(value: Any, *, allow_empty: bool = False) -> tuple[int, ...]:
-    """Layer widths from ``"1024,1000x5,10"`` or a list of integers (input, hidden..., output).
-
-    ``AxK`` repeats width A K times. At least two widths (one weight matrix), each >= 1.
-    """
-    if isinstance(value, str):
-        items: list[Any] = []
-        text = value.strip()
-        if not text:
-            raise ValueError("is empty; give widths like 1024,1000x5,10")
-        for position, token in enumerate(text.split(",")):
-            width, sep, times = token.strip().partition("x")
-            count = integer(times if sep else "1", f"[{position}]: repeat count ")
-            if count > MAX_LAYERS:
-                raise ValueError(f"at most {MAX_LAYERS} layers, got a repeat of {count}")
-            items.extend([width] * count)
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        raise ValueError(f"must be widths like 1024,1000x5,10 or a list, got {quote(value)}")
-    widths = tuple(integer(w, f"[{i}]: ") for i, w in enumerate(items))
-    if allow_empty and not widths:
-        return ()
-    if len(widths) < 2:
-        raise ValueError(f"needs at least two widths (inputs and outputs), got {quote(value)}")
-    if len(widths) > MAX_LAYERS:
-        raise ValueError(f"at most {MAX_LAYERS} layers, got {len(widths)}")
-    return widths
-
-
-def _widths(value: Any) -> Any:
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"must be a list of widths, got {quote(value)}")
-    return tuple(integer(w, f"[{i}]: ") for i, w in enumerate(value))
-
-
-def _schemes(specs: tuple[str, ...]) -> tuple[str, ...]:
-    from xavinit.schemes import get_scheme
-
-    for spec in specs:
-        get_scheme(spec)
-    return specs
-
-
-def _activations(specs: tuple[str, ...]) -> tuple[str, ...]:
-    from xavinit.activations import get_activation
-
-    for spec in specs:
-        get_activation(spec)
-    return specs
-
-
-def _dataset(value: Any) -> Any:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a dataset spec like shapeset, got {quote(value)}")
-    return value.strip()
-
-
-Count = Annotated[int, BeforeValidator(reject_bool)]
-Layers = Annotated[tuple[int, ...], BeforeValidator(parse_layers)]
-Schemes = Annotated[tuple[str, ...], BeforeValidator(strings), AfterValidator(_schemes)]
-Activations = Annotated[tuple[str, ...], BeforeValidator(strings), AfterValidator(_activations)]
-Path_ = Annotated[str | None, BeforeValidator(file_path)]
-Dtype = Annotated[str, BeforeValidator(Choice(DTYPES))]
-
-LAYERS_HELP = "Widths input,hidden...,output; AxK repeats A K times."
-SCHEME_HELP = (
-    "Scheme spec, repeatable: standard, normalized, he-normal:mode=fan_out, "
-    "normalized:gain=tanh, variance-scaling:scale=2,distribution=normal ... "
-    "(see 'xavinit schemes')."
-)
-ACTIVATION_HELP = (
-    "Hidden activation, repeatable: tanh, sigmoid, softsign, relu, leaky-relu[:slope=0.01], "
-    "linear, selu, gelu, elu[:alpha=1], silu, mish, softplus, hardtanh, relu6, erf."
-)
-SEED_HELP = "Seed of every random draw."
-DTYPE_HELP = "Floating-point type of weights and activations: float32 or float64."
-
-
-SchemesOption = Annotated[
-    Schemes, Opt(SCHEME_HELP, flags=("-s",), key="scheme", aliases=("schemes",))
-]
-ActivationsOption = Annotated[
-    Activations, Opt(ACTIVATION_HELP, flags=("-a",), key="activation", aliases=("activations",))
-]
-DtypeOption = Annotated[Dtype, Opt(DTYPE_HELP)]
-DepthOption = Annotated[
-    Count | None, Field(ge=0, le=MAX_LAYERS, exclude=True), Opt("Hidden layers (with --width).")
-]
-WidthOption = Annotated[
-    Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
-]
-"""Options several commands share, each declared once."""
-
-
-def _device(value: Any) -> Any:
-    text = value.strip().lower() if isinstance(value, str) else value
-    if isinstance(text, str) and re.fullmatch(r"cpu|cuda(:\d+)?", text):
-        return text
-    raise ValueError(f"must be cpu, cuda or cuda:N, got {quote(value)}")
-
-
-class Placed(Config):
+class Placement(Config):
     """Options of the commands whose arrays may live on another backend (init draws on
-    numpy's generators, and the rest works on the host)."""
+    numpy's generators, and the rest works on the host); the rules are
+    :func:`xavinit.core.backends.check_placement`'s."""
 
-    backend: Annotated[
-        str,
-        BeforeValidator(Choice(BACKENDS)),
-        Opt(
-            "Array library: numpy (the fastest on a CPU), torch or cupy "
-            "(pip install 'xavinit[torch]' or 'xavinit[cupy]'); see docs/backends.md."
-        ),
-    ] = "numpy"
-    device: Annotated[
-        str,
-        BeforeValidator(_device),
-        Opt("Where the arrays live: cpu, cuda or cuda:N (cuda needs --backend torch or cupy)."),
-    ] = "cpu"
+    backend: BackendOption = "numpy"
+    device: DeviceOption = "cpu"
 
     @model_validator(mode="after")
-    def _placement(self) -> Placed:
-        if self.backend == "numpy" and self.device != "cpu":
-            raise ValueError(
-                f"device: numpy runs on the CPU only, got {self.device}; "
-                "use --backend torch or cupy"
-            )
-        if self.backend == "cupy" and self.device == "cpu":
-            raise ValueError("device: cupy runs on CUDA devices only; give --device cuda")
+    def _placement(self) -> Placement:
+        try:
+            check_placement(self.backend, self.device)
+        except ValueError as error:
+            raise ValueError(f"device: {error}") from None
         return self
 
 
 class Seeded(Config):
     """A config with a seed (every command that draws random numbers)."""
 
-    seed: Annotated[Count, Field(ge=0), Opt(SEED_HELP)] = 0
+    seed: SeedOption = 0
 
 
-class Network(Seeded):
+class NetworkShape(Seeded):
     """A config with a whole network: ``--layers``, or ``--depth/--width/--inputs/--outputs``."""
 
     layers: Annotated[
@@ -199,35 +113,24 @@ class Network(Seeded):
     outputs: Annotated[Count | None, Field(ge=1, exclude=True), Opt("Output width.")] = None
 
     @model_validator(mode="after")
-    def _shape(self) -> Network:
-        shape = {k: getattr(self, k) for k in ("depth", "width", "inputs", "outputs")}
-        given = [k for k, v in shape.items() if v is not None]
-        if not given:
-            return self
-        if "layers" in self.model_fields_set:
-            raise ValueError(f"layers: cannot be combined with {given[0]}; give one form")
-        depth = PAPER_DEPTH if shape["depth"] is None else shape["depth"]
-        width = shape["width"] or PAPER_WIDTH
-        resolved(
-            self,
-            layers=(
-                shape["inputs"] or PAPER_INPUTS,
-                *([width] * depth),
-                shape["outputs"] or PAPER_OUTPUTS,
-            ),
-            depth=None,
-            width=None,
-            inputs=None,
-            outputs=None,
-        )
+    def _shape(self) -> NetworkShape:
+        if shape_given(self, SHAPE_KEYS, "layers" in self.model_fields_set):
+            set_derived(
+                self,
+                layers=(
+                    self.inputs or PAPER_INPUTS,
+                    *hidden_widths(self.depth, self.width),
+                    self.outputs or PAPER_OUTPUTS,
+                ),
+                depth=None,
+                width=None,
+                inputs=None,
+                outputs=None,
+            )
         return self
 
 
-SHAPE_KEYS = ("depth", "width", "inputs", "outputs")
-"""The keys that set the layers instead of ``layers``: one form replaces the other."""
-
-
-class InitConfig(Network):
+class InitConfig(NetworkShape):
     """What ``xavinit init`` does: sample and verify, or ``check`` weights from a file."""
 
     command = "init"
@@ -235,24 +138,15 @@ class InitConfig(Network):
 
     schemes: Annotated[
         Schemes,
-        Opt(
-            SCHEME_HELP,
-            flags=("-s",),
-            key="scheme",
-            aliases=("schemes",),
-            default_text="standard and normalized; with --check, rank every known scheme",
-        ),
+        SCHEMES.but(default_text="standard and normalized; with --check, rank every known scheme"),
     ] = ()
     trials: Annotated[Count, Field(ge=1), Opt("Independent draws; report the mean and spread.")] = 1
     alpha: Annotated[
-        float,
-        BeforeValidator(reject_bool),
-        Field(gt=0.0, lt=1.0),
+        Rate,
         Opt("Family-wise false-alarm rate over all layers and schemes."),
     ] = 0.01
     correction: Annotated[
-        str,
-        BeforeValidator(Choice(("holm", "bonferroni"))),
+        Correction,
         Opt("Multiple-testing correction: holm or bonferroni."),
     ] = "holm"
     dtype: DtypeOption = "float32"
@@ -269,8 +163,7 @@ class InitConfig(Network):
         ),
     ] = None
     keys: Annotated[
-        tuple[str, ...],
-        BeforeValidator(strings),
+        Patterns,
         Opt(
             "With --check: array names or patterns (fc*) to verify, repeatable.",
             key="key",
@@ -314,13 +207,13 @@ class InitConfig(Network):
                 if getattr(self, name) != type(self).model_fields[name].default:
                     raise ValueError(f"{self.option_key(name)}: applies only with --check FILE")
         if "schemes" not in self.model_fields_set:
-            resolved(self, schemes=() if self.check is not None else DEFAULT_SCHEMES)
+            set_derived(self, schemes=() if self.check is not None else DEFAULT_SCHEMES)
         elif not self.schemes and self.check is None:
             raise ValueError("scheme: give at least one scheme")
         return self
 
 
-class PropagateConfig(Network, Placed):
+class PropagateConfig(NetworkShape, Placement):
     """What ``xavinit propagate`` does: one network per (scheme, activation) at initialization."""
 
     command = "propagate"
@@ -371,8 +264,7 @@ class PropagateConfig(Network, Placed):
         ),
     ] = None
     keys: Annotated[
-        tuple[str, ...],
-        BeforeValidator(strings),
+        Patterns,
         Opt(
             "With --weights: tensor names or globs, repeatable; a leading ! excludes.",
             key="key",
@@ -425,53 +317,20 @@ class PropagateConfig(Network, Placed):
         return self
 
 
-# --- training options shared by train and sweep (declared once) -----------------------------
-
-Hidden = Annotated[tuple[int, ...], BeforeValidator(_widths)]
-Depth = Annotated[
-    Count | None, Field(ge=0, le=MAX_LAYERS, exclude=True), Opt("Hidden layers (with --width).")
-]
-Width = Annotated[
-    Count | None, Field(ge=1, exclude=True), Opt("Units per hidden layer (with --depth).")
-]
-CostName = Annotated[
-    str, BeforeValidator(Choice(("nll", "quadratic"))), Opt("Cost: nll or quadratic.")
-]
-BatchSize = Annotated[Count, Field(ge=1), Opt("Minibatch size (the paper's is 10).")]
-Updates = Annotated[Count, Field(ge=0), Opt("SGD updates per run.")]
-EvalEvery = Annotated[Count, Field(ge=1), Opt("Updates between test-error evaluations.")]
-TrackEvery = Annotated[
-    Count, Field(ge=1), Opt("Updates between per-layer statistics on 300 test examples.")
-]
-TestSize = Annotated[
-    Count | None, Field(ge=1), Opt("Evaluate on the first N test examples.", default_text="all")
-]
-Preprocess = Annotated[
-    str,
-    BeforeValidator(Choice(("scale", "standardize"))),
-    Opt("File datasets: scale (to [-1,1]) or standardize."),
-]
-
-
 def resolve_hidden(config: Any) -> None:
     """``layers`` or ``--depth/--width`` -> ``hidden`` (the paper's 5 x 1000 when neither)."""
-    shape = [k for k in ("depth", "width") if getattr(config, k) is not None]
-    if config.layers and shape:
-        raise ValueError(f"layers: cannot be combined with {shape[0]}; give one form")
+    given = shape_given(config, ("depth", "width"), bool(config.layers))
     if config.layers:
         if "hidden" in config.model_fields_set and config.hidden != config.layers[1:-1]:
             raise ValueError("hidden: must be the hidden part of layers")
-        resolved(config, hidden=config.layers[1:-1])
-    elif shape:
-        depth = PAPER_DEPTH if config.depth is None else config.depth
-        resolved(config, hidden=(config.width or PAPER_WIDTH,) * depth, depth=None, width=None)
+        set_derived(config, hidden=config.layers[1:-1])
+    elif given:
+        set_derived(
+            config, hidden=hidden_widths(config.depth, config.width), depth=None, width=None
+        )
 
 
-DATASET_HELP = "shapeset (generated), mnist:PATH, cifar10:PATH, npz:PATH or digits."
-TRAIN_LAYERS_HELP = "Full widths input,hidden...,output; they must match the dataset."
-
-
-class TrainConfig(Seeded, Placed):
+class TrainConfig(Seeded, Placement):
     """What ``xavinit train`` does: one SGD run per (scheme, activation), one after another.
 
     ``layers`` is empty until the dataset is known: inputs and outputs follow the dataset, the
@@ -482,32 +341,23 @@ class TrainConfig(Seeded, Placed):
     command = "train"
     numeric = True
 
-    dataset: Annotated[str, BeforeValidator(_dataset), Opt(DATASET_HELP, flags=("-d",))] = (
+    dataset: Annotated[str, BeforeValidator(dataset_spec), Opt(DATASET_HELP, flags=("-d",))] = (
         "shapeset"
     )
-    layers: Annotated[
-        tuple[int, ...],
-        BeforeValidator(lambda v: parse_layers(v, allow_empty=True)),
-        Opt(
-            TRAIN_LAYERS_HELP,
-            flags=("-l",),
-            cli_type=str,
-            default_text="the dataset's inputs, 1000x5, its classes",
-        ),
-    ] = ()
-    depth: Depth = None
-    width: Width = None
+    layers: DatasetLayersOption = ()
+    depth: DepthOption = None
+    width: WidthOption = None
     hidden: Hidden = (PAPER_WIDTH,) * PAPER_DEPTH
     schemes: SchemesOption = DEFAULT_SCHEMES
     activations: ActivationsOption = ("tanh",)
-    cost: CostName = "nll"
+    cost: CostOption = "nll"
     lr: Annotated[float, BeforeValidator(positive_float), Opt("Learning rate.")] = 0.03
-    batch_size: BatchSize = 10
-    updates: Updates = 2000
-    eval_every: EvalEvery = 500
-    track_every: TrackEvery = 100
-    test_size: TestSize = None
-    preprocess: Preprocess = "scale"
+    batch_size: BatchSizeOption = 10
+    updates: UpdatesOption = 2000
+    eval_every: EvalEveryOption = 500
+    track_every: TrackEveryOption = 100
+    test_size: TestSizeOption = None
+    preprocess: PreprocessOption = "scale"
     checkpoint: Annotated[
         Path_,
         Opt(
@@ -584,25 +434,7 @@ def _address(value: Any) -> Any:
     return value.strip()
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system has one)."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-SWEEP_GRID_KEYS = (
-    "datasets", "layers", "hidden", "schemes", "activations", "lrs", "seeds", "cost",
-    "batch_size", "updates", "select_at", "eval_every", "track_every", "test_size",
-    "preprocess", "dtype",
-)  # fmt: skip
-"""The fields that make the grid (``DIR/grid.yaml``); the others say where and how it runs."""
-
-
-class SweepConfig(Placed):
+class SweepConfig(Placement):
     """What ``xavinit sweep`` does: one ``train`` run per grid point, resumable, in parallel.
 
     The grid is datasets x activations x schemes x learning rates x seeds; every point is one
@@ -630,25 +462,17 @@ class SweepConfig(Placed):
         Opt(DATASET_HELP + " Repeatable.", flags=("-d",), key="dataset", aliases=("datasets",)),
     ] = ("shapeset",)
     layers: Annotated[
-        tuple[int, ...],
-        BeforeValidator(lambda v: parse_layers(v, allow_empty=True)),
-        Opt(
-            TRAIN_LAYERS_HELP + " One dataset only; use --depth/--width for several.",
-            flags=("-l",),
-            cli_type=str,
+        DatasetLayersOption,
+        DATASET_LAYERS.but(
+            help=DATASET_LAYERS.help + " One dataset only; use --depth/--width for several.",
             default_text="each dataset's inputs, 1000x5, its classes",
         ),
     ] = ()
-    depth: Depth = None
-    width: Width = None
+    depth: DepthOption = None
+    width: WidthOption = None
     hidden: Hidden = (PAPER_WIDTH,) * PAPER_DEPTH
-    schemes: Annotated[
-        Schemes, Opt(SCHEME_HELP, flags=("-s",), key="scheme", aliases=("schemes",))
-    ] = DEFAULT_SCHEMES
-    activations: Annotated[
-        Activations,
-        Opt(ACTIVATION_HELP, flags=("-a",), key="activation", aliases=("activations",)),
-    ] = ("softsign", "tanh", "sigmoid")
+    schemes: SchemesOption = DEFAULT_SCHEMES
+    activations: ActivationsOption = ("softsign", "tanh", "sigmoid")
     lrs: Annotated[
         tuple[float, ...],
         BeforeValidator(_learning_rates),
@@ -668,9 +492,9 @@ class SweepConfig(Placed):
             default_text="0",
         ),
     ] = (0,)
-    cost: CostName = "nll"
-    batch_size: BatchSize = 10
-    updates: Updates = 2000
+    cost: CostOption = "nll"
+    batch_size: BatchSizeOption = 10
+    updates: UpdatesOption = 2000
     select_at: Annotated[
         Count | None,
         Field(ge=1),
@@ -680,11 +504,11 @@ class SweepConfig(Placed):
             default_text="at --updates",
         ),
     ] = None
-    eval_every: EvalEvery = 500
-    track_every: TrackEvery = 100
-    test_size: TestSize = None
-    preprocess: Preprocess = "scale"
-    dtype: Annotated[Dtype, Opt(DTYPE_HELP)] = "float32"
+    eval_every: EvalEveryOption = 500
+    track_every: TrackEveryOption = 100
+    test_size: TestSizeOption = None
+    preprocess: PreprocessOption = "scale"
+    dtype: DtypeOption = "float32"
     workers: Annotated[
         Count | None,
         Field(ge=1),
@@ -695,7 +519,7 @@ class SweepConfig(Placed):
         BeforeValidator(_address),
         Opt(
             "Send the runs to the Dask cluster at this address, e.g. tcp://HOST:8786 "
-            "(pip install 'xavinit[cluster]').",
+            f"({install('cluster')}).",
             metavar="ADDRESS",
         ),
     ] = None
@@ -725,7 +549,7 @@ class SweepConfig(Placed):
         if self.workers is not None and self.scheduler is not None:
             raise ValueError("workers: give --workers or --scheduler, not both")
         if self.workers is None and self.scheduler is None:
-            resolved(self, workers=usable_cores())
+            set_derived(self, workers=usable_cores())
         if self.select_at is not None and self.select_at > self.updates:
             raise ValueError(
                 f"select_at: must be at most --updates {self.updates}, got {self.select_at}"
@@ -740,25 +564,6 @@ class SweepConfig(Placed):
                         f"got {value}"
                     )
         return self
-
-    def grid(self) -> dict[str, Any]:
-        """The grid's settings alone, keyed by option name (what ``DIR/grid.yaml`` holds, a
-        config file that options override). The network is written as ``layers`` when they
-        were given, else as ``depth`` and ``width``."""
-        record = self.to_dict()
-        out: dict[str, Any] = {}
-        for name in SWEEP_GRID_KEYS:
-            if name == "layers":
-                hidden = record["hidden"]
-                if record["layers"]:
-                    out["layers"] = record["layers"]
-                elif len(set(hidden)) <= 1:
-                    out["depth"], out["width"] = len(hidden), hidden[0] if hidden else PAPER_WIDTH
-                else:
-                    out["hidden"] = hidden
-            elif name != "hidden":
-                out[self.option_key(name)] = record[name]
-        return out
 
 
 class ReportConfig(Config):
@@ -814,7 +619,7 @@ class SchemesConfig(Config):
         if (self.fan_in is None) != (self.fan_out is None):
             raise ValueError("fan_in: give both --fan-in and --fan-out, or neither")
         if self.spec is not None:
-            _schemes((self.spec,))
+            known_schemes((self.spec,))
         return self
 
 
@@ -827,7 +632,7 @@ def _expectation(value: Any) -> Any:
     if text.lower() in ("trained", "init"):
         return text.lower()
     try:
-        _schemes((text,))
+        known_schemes((text,))
     except XavinitError as error:
         raise ValueError(f"give trained, init or a scheme spec; {error}") from None
     return text
@@ -835,7 +640,7 @@ def _expectation(value: Any) -> Any:
 
 def _layouts(value: Any) -> Any:
     """``auto``/``in-out``/``out-in`` and ``GLOB=LAYOUT`` items, normalised."""
-    from xavinit.roles import parse_layouts
+    from xavinit.core.roles import parse_layouts
 
     items = strings(value)
     try:
@@ -885,8 +690,7 @@ class CheckConfig(Seeded):
         ),
     ] = None
     keys: Annotated[
-        tuple[str, ...],
-        BeforeValidator(strings),
+        Patterns,
         Opt(
             "Tensor names or globs to check, repeatable; a leading ! excludes ('!emb*').",
             key="key",
@@ -918,14 +722,11 @@ class CheckConfig(Seeded):
         ),
     ] = ("auto",)
     alpha: Annotated[
-        float,
-        BeforeValidator(reject_bool),
-        Field(gt=0.0, lt=1.0),
+        Rate,
         Opt("Family-wise rate of calling any fresh tensor trained (or failing --expect SPEC)."),
     ] = 0.01
     correction: Annotated[
-        str,
-        BeforeValidator(Choice(("holm", "bonferroni"))),
+        Correction,
         Opt("Multiple-testing correction over the tensors: holm or bonferroni."),
     ] = "holm"
     ks_sample: Annotated[
@@ -978,9 +779,7 @@ class GainConfig(Seeded):
         ),
     ] = 1.0
     alpha: Annotated[
-        float,
-        BeforeValidator(reject_bool),
-        Field(gt=0.0, lt=1.0),
+        Rate,
         Opt("With --check: family-wise false-alarm rate over the activations checked."),
     ] = 0.01
     bias_var: Annotated[
@@ -997,9 +796,9 @@ class GainConfig(Seeded):
     @model_validator(mode="after")
     def _all_and_check(self) -> GainConfig:
         if not self.activations:
-            from xavinit.activations import ACTIVATION_NAMES
+            from xavinit.core.activations import ACTIVATION_NAMES
 
-            resolved(self, activations=ACTIVATION_NAMES)
+            set_derived(self, activations=ACTIVATION_NAMES)
         if not self.check:
             for name in ("depth", "width", "gain_scale", "alpha"):
                 if getattr(self, name) != type(self).model_fields[name].default:
@@ -1008,70 +807,14 @@ class GainConfig(Seeded):
 
 
 CONFIG_TYPES: dict[str, type[Config]] = {
-    c.command: c
-    for c in (
-        InitConfig,
-        PropagateConfig,
-        TrainConfig,
-        ReportConfig,
-        SchemesConfig,
-        CheckConfig,
-        SweepConfig,
-        GainConfig,
-    )
+    command.name: globals()[command.config] for command in RESULT_COMMANDS if command.config
 }
+"""Each command's config model, named in :data:`xavinit.commands.COMMANDS`."""
 
 
 def config_type(command: str) -> type[Config]:
     """The config model of a command."""
     return CONFIG_TYPES[command]
-
-
-# --- config files and the command line ------------------------------------------------------
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping of option names to values (``yaml.safe_load`` only).
-
-    Raises:
-        XavinitError: missing or unreadable file, malformed YAML, or a top level that is not a
-        mapping.
-    """
-    text = read_text(str(path), "config file")
-    data = parse_yaml_text(text, str(path))
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise XavinitError(
-            f"{path}: the top level must be a mapping of option names to values, "
-            f"got {type(data).__name__}"
-        )
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-def merge_options(
-    file_values: Mapping[str, Any], cli_values: Mapping[str, Any], file_label: str
-) -> tuple[dict[str, Any], Origin]:
-    """Merge config-file values with explicitly given options (options win).
-
-    Returns the merged mapping and a function naming where a key came from, for messages:
-    ``--trials`` for an option, ``run.yaml: trials`` for a file key.
-    """
-    merged = dict(file_values)
-    given = {k: v for k, v in cli_values.items() if v is not None and v != ()}
-    if "layers" in given:
-        for key in SHAPE_KEYS:
-            merged.pop(key, None)
-    if any(k in given for k in SHAPE_KEYS):
-        merged.pop("layers", None)
-    merged.update(given)
-
-    def origin(key: str) -> str:
-        if key in given:
-            return "--" + key.replace("_", "-")
-        return f"{file_label}: {key}"
-
-    return merged, origin
 
 
 # --- propagate --model ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Options declared once: a config field carries its type, default, range and help, and the
+"""The config base: a config field carries its type, default, range and help, and the
 command line, the YAML keys, validation and the config model all follow from it.
 
 A config is a frozen pydantic model (``extra="forbid"``); a field that is also an option has an
@@ -15,9 +15,8 @@ recorded in a result go through the same validation (:meth:`Config.from_record`)
 from __future__ import annotations
 
 import contextlib
-import math
+import dataclasses
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -62,44 +61,10 @@ class Opt:
     metavar: str | None = None
     writes: str | None = None
 
-
-@dataclass(frozen=True)
-class Choice:
-    """Validator: one of ``values``, case-insensitive, with ``_`` and ``-`` alike."""
-
-    values: tuple[str, ...]
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, str):
-            wanted = value.strip().lower().replace("_", "-")
-            for allowed in self.values:
-                if allowed.replace("_", "-") == wanted:
-                    return allowed
-        raise ValueError(f"must be one of {', '.join(self.values)}, got {quote(value)}")
-
-
-def reject_bool(value: Any) -> Any:
-    """Validator: a number field never takes true/false (pydantic would read them as 1/0)."""
-    if isinstance(value, bool):
-        raise ValueError(f"must be a number, got {value!r}")
-    return value
-
-
-def strings(value: Any) -> Any:
-    """Validator: a string or a list of strings, as a tuple without repeats."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
-        raise ValueError(f"must be a string or a list of strings, got {quote(value)}")
-    return tuple(dict.fromkeys(items))
-
-
-def file_path(value: Any) -> Any:
-    """Validator: a non-empty path, as a string."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a file path, got {quote(value)}")
-    return value
+    def but(self, **changes: Any) -> Opt:
+        """The same option declared with ``changes`` (another default text, help or metavar),
+        for a field that shares a declaration and differs in one detail."""
+        return dataclasses.replace(self, **changes)
 
 
 # --- error messages -------------------------------------------------------------------------
@@ -175,12 +140,12 @@ class Config(BaseModel):
 
     @classmethod
     def options(cls) -> Iterator[tuple[str, Opt, Any]]:
-        """``(field name, Opt, field info)`` for every field that is an option, in order."""
+        """``(field name, Opt, field info)`` for every field that is an option, in order; a
+        field's last :class:`Opt` counts (``Annotated[SchemesOption, SCHEMES.but(...)]``)."""
         for name, info in cls.model_fields.items():
-            for meta in info.metadata:
-                if isinstance(meta, Opt):
-                    yield name, meta, info
-                    break
+            opts = [meta for meta in info.metadata if isinstance(meta, Opt)]
+            if opts:
+                yield name, opts[-1], info
 
     @classmethod
     def option_key(cls, field: str) -> str:
@@ -270,34 +235,8 @@ class Config(BaseModel):
         return self.model_dump(mode="json")
 
 
-def resolved(model: BaseModel, **values: Any) -> None:
-    """Set derived fields of a frozen model from its own after-validator."""
+def set_derived(model: BaseModel, **values: Any) -> None:
+    """Set fields of a frozen model that its own after-validator derives from the others
+    (``layers`` from ``--depth/--width``): the one place a frozen config is written to."""
     for name, value in values.items():
         object.__setattr__(model, name, value)
-
-
-def positive_float(value: Any) -> Any:
-    """Validator: a finite number > 0."""
-    reject_bool(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"must be a positive number, got {quote(value)}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"must be a positive number, got {quote(value)}")
-    return number
-
-
-INTEGER = re.compile(r"[+-]?\d+")
-
-
-def integer(value: Any, where: str = "", minimum: int = 1) -> int:
-    """An integer >= ``minimum`` from an int, an integral float or a string of digits."""
-    number: Any = value
-    if isinstance(value, str) and INTEGER.fullmatch(value.strip()):
-        number = int(value.strip())
-    if isinstance(number, float) and number.is_integer():
-        number = int(number)
-    if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
-        raise ValueError(f"{where}must be an integer >= {minimum}, got {quote(number)}")
-    return number

@@ -43,12 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.activations import Activation, get_activation
+from xavinit.core.activations import Activation, get_activation
+from xavinit.core.streams import INPUT_KEY, LABEL_KEY, input_rng
 from xavinit.errors import XavinitError
-from xavinit.streams import INPUT_KEY, LABEL_KEY, input_rng
+from xavinit.extras import install
 
-INSTALL_TORCH = "pip install 'xavinit[torch]'"
-INSTALL_ONNX = "pip install 'xavinit[onnx]'"
 SATURATION_SAMPLE = 1 << 17
 """The saturated fraction uses at most this many values of a module's output, at an even
 stride (standard error below 0.14%)."""
@@ -132,7 +131,7 @@ def _torch() -> Any:
         return importlib.import_module("torch")
     except ImportError:
         raise XavinitError(
-            f"--model needs torch, which is not installed; install it with {INSTALL_TORCH}"
+            f"--model needs torch, which is not installed; install it with {install('torch')}"
         ) from None
 
 
@@ -294,7 +293,7 @@ def _load_onnx(path: str) -> Loaded:
     except ImportError:
         raise XavinitError(
             f"--model {path!r}: ONNX models need onnx and onnxruntime; install them with "
-            f"{INSTALL_ONNX}"
+            f"{install('onnx')}"
         ) from None
     try:
         model = onnx.load(path)
@@ -319,7 +318,7 @@ def _load_onnx(path: str) -> Loaded:
 # --- inputs ------------------------------------------------------------------------------------
 
 
-def draw_inputs(kind: str, batch: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
+def model_inputs(kind: str, batch: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
     """``(batch, *shape)`` inputs: ``normal`` N(0, 1) and ``uniform`` U[-1, 1] float32, or
     ``tokens:VOCAB`` integer ids uniform on ``0..VOCAB-1`` (int64), from propagate's input
     stream of ``seed``."""
@@ -734,7 +733,7 @@ def drift(
     names: list[str], values: list[float | None], max_drift: float, from_top: bool
 ) -> tuple[float | None, str | None, bool]:
     """The drift of one variance along the measured modules, as ``propagate --model`` judges
-    it (and :mod:`xavinit.evidence` re-judges a saved result).
+    it (and :mod:`xavinit.core.evidence` re-judges a saved result).
 
     Forward (``from_top`` False): ``ratio = v_last / v_first`` and ``beyond_from`` the first
     module, from the input, whose ``v / v_first`` leaves ``[1/max_drift, max_drift]``.

@@ -19,7 +19,7 @@ accident):
 (or ``W W^T`` when ``fan_in < fan_out``).
 
 ``gain=NAME`` (``normalized:gain=tanh``) takes the activation's recommended gain from
-:func:`xavinit.activations.activation_gain`, which owns the gain table.
+:func:`xavinit.core.activations.activation_gain`, which owns the gain table.
 
 Sources: Glorot and Bengio (2010), eq. 1 and eq. 16; He et al. (2015); LeCun et al. (1998);
 PyTorch ``torch/nn/init.py``; JAX ``jax/_src/nn/initializers.py``.
@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.activations import activation_gain
+from xavinit.core.activations import activation_gain
+from xavinit.core.stats import CHUNK, big_phi, normal_cdf, normal_cdf_cells, phi
 from xavinit.errors import XavinitError
 from xavinit.specs import split_spec, suggest
-from xavinit.stats import CHUNK, big_phi, normal_cdf, normal_cdf_cells, phi
 
 TRUNCATION = 2.0
 """Truncated normals are cut at +-TRUNCATION standard deviations of the underlying normal."""
@@ -63,7 +63,6 @@ def truncated_kurtosis(c: float) -> float:
     return fourth / truncated_variance_factor(c) ** 2
 
 
-_MASS = truncated_mass(TRUNCATION)
 TRUNCATED_VARIANCE_FACTOR = truncated_variance_factor(TRUNCATION)
 """Var of N(0, 1) truncated at +-2: 1 - 2 c phi(c) / (2 Phi(c) - 1) = 0.7737..."""
 
@@ -88,7 +87,7 @@ KURTOSIS = {
 
 SAMPLE_CHUNK = CHUNK
 """Entries drawn per generator call: each chunk is scaled, and measured when asked, while it is
-still in cache (the chunk of :func:`xavinit.stats.scan`, so a measured draw gives its numbers)."""
+still in cache (the chunk of :func:`xavinit.core.stats.moments_and_sample`, so a measured draw gives its numbers)."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,7 @@ class Scheme:
         self, x: np.ndarray, fan_in: int, fan_out: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """For a normal or truncated normal: the cell of the CDF table that holds each entry of
-        ``x`` and this law's CDF at the cell edges (:func:`xavinit.stats.ks_distance_cells`),
+        ``x`` and this law's CDF at the cell edges (:func:`xavinit.core.stats.ks_distance_cells`),
         so a KS test computes the CDF of the few entries that decide it. None for the uniform,
         whose CDF is one cheap pass."""
         std = self.std(fan_in, fan_out)
@@ -248,7 +247,7 @@ class Scheme:
             dtype: float32 (default) or float64.
             out: an optional preallocated C-contiguous array of that shape and dtype.
             observe: called with each finished chunk of :data:`SAMPLE_CHUNK` entries, in
-                order, while it is in cache (a :class:`xavinit.stats.Scanner`'s ``add``);
+                order, while it is in cache (a :class:`xavinit.core.stats.Scanner`'s ``add``);
                 i.i.d. schemes only.
         """
         fan_in, fan_out = shape

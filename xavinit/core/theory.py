@@ -1,6 +1,6 @@
 """Closed-form predictions of activation and gradient variances at initialization.
 
-Index convention (shared with :mod:`xavinit.network`): widths ``n_0..n_L``; layer ``k``
+Index convention (shared with :mod:`xavinit.core.network`): widths ``n_0..n_L``; layer ``k``
 (1-based, ``k = 1..L``) is the ``k``-th weight matrix ``W^k``, from ``n_{k-1}`` to ``n_k``
 units, with ``s^k = z^{k-1} W^k + b^k`` and ``z^k = f(s^k)``, ``z^0 = x``. Every returned array
 has one entry per layer: entry ``k - 1`` belongs to layer ``k``. Weights are i.i.d. with mean 0
@@ -32,15 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from xavinit.activations import (
-    Activation,
-    bivariate_expectation,
-    forward_gain,
-    gaussian_expectation,
-    get_activation,
-    normal_rule,
-    unit_moments,
-)
+from xavinit.core.activations import Activation, forward_gain, get_activation, unit_moments
+from xavinit.core.quadrature import bivariate_expectation, gaussian_expectation, normal_rule
 from xavinit.errors import XavinitError
 
 __all__ = [
@@ -269,7 +262,7 @@ def fixed_point(
     """Return the fixed point ``q*`` of :func:`length_map`, iterating it from ``q0``.
 
     Example:
-        >>> from xavinit.activations import get_activation
+        >>> from xavinit.core.activations import get_activation
         >>> round(fixed_point((5 / 3) ** 2, get_activation("tanh")), 3)
         1.178
     """
@@ -295,7 +288,7 @@ def length_map_slope(q: float, weight_var_times_fan: float, activation: Activati
         activation: ``f``.
 
     Example:
-        >>> from xavinit.activations import get_activation
+        >>> from xavinit.core.activations import get_activation
         >>> round(length_map_slope(0.7, 2.0, get_activation("relu")), 12)
         1.0
     """
@@ -326,7 +319,7 @@ def chi1(weight_var_times_fan: float, activation: Activation, q: float) -> float
         q: Pre-activation variance.
 
     Example:
-        >>> from xavinit.activations import get_activation
+        >>> from xavinit.core.activations import get_activation
         >>> round(chi1(1 / 3, get_activation("tanh"), 0.0), 4)
         0.3333
     """
@@ -661,8 +654,8 @@ def gain_theory(activation: Activation | str, bias_var: float = 0.0) -> GainTheo
     bias-free ones (their definitions have no bias).
 
     Gaussian expectations by Gauss-Hermite quadrature split at the kinks, converged to 1e-10
-    by node doubling (:func:`xavinit.activations.unit_moments`); correlations by two-dimensional
-    quadrature (:func:`xavinit.activations.bivariate_expectation`).
+    by node doubling (:func:`xavinit.core.activations.unit_moments`); correlations by two-dimensional
+    quadrature (:func:`xavinit.core.quadrature.bivariate_expectation`).
 
     Example:
         >>> t = gain_theory("relu")
@@ -770,7 +763,7 @@ def phase_diagram(
         max_iter: Iterations at most (slopes near 1 converge slowly).
 
     Example:
-        >>> from xavinit.activations import get_activation
+        >>> from xavinit.core.activations import get_activation
         >>> p = phase_diagram(get_activation("tanh"), [0.5, 2.0], [0.0])
         >>> p.q_star[:, 0].round(4).tolist(), (p.chi1[:, 0] > 1).tolist()
         ([0.0, 2.1215], [False, True])

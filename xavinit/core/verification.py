@@ -16,20 +16,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xavinit.errors import XavinitError
-from xavinit.limits import KS_DISTANCE, KS_SAMPLE, VARIANCE_TOLERANCE
-from xavinit.results import InitCheck
-from xavinit.schemes import Scheme, get_scheme
-from xavinit.stats import (
+from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.stats import (
     CORRECTIONS,
     Moments,
     ks_interval_p,
     ks_test,
     moments,
-    scan,
+    moments_and_sample,
     variance_interval_p,
     variance_test,
 )
+from xavinit.errors import XavinitError
+from xavinit.limits import KS_DISTANCE, KS_SAMPLE, VARIANCE_TOLERANCE
+from xavinit.results import InitCheck
 
 GRAM_BLOCK = 512
 
@@ -41,7 +41,7 @@ class Tolerance:
     ``variance``: the largest relative deviation of Var[W] that does not matter (default 1%);
     ``ks_distance``: the largest sup-distance between the empirical and the scheme's CDF that
     does not matter (default 0.01, see :data:`xavinit.limits.KS_DISTANCE`). A check fails only when the data show, at the
-    family-wise alpha, a deviation beyond these (interval nulls, see :mod:`xavinit.stats`).
+    family-wise alpha, a deviation beyond these (interval nulls, see :mod:`xavinit.core.stats`).
     With huge N a point null would flag differences far too small to matter, and a fixed seed
     would turn its 1% false-alarm rate into a deterministic red CI.
     """
@@ -97,7 +97,7 @@ def measure(
     Raises:
         XavinitError: when an entry is NaN or infinite.
     """
-    return measurement_of(scan(weights, ks_sample), name, sort=sort, eps=eps)
+    return measurement_of(moments_and_sample(weights, ks_sample), name, sort=sort, eps=eps)
 
 
 def measurement_of(
@@ -108,7 +108,7 @@ def measurement_of(
     eps: float | None = None,
 ) -> Measurement:
     """A :class:`Measurement` from a scan's ``(moments, sample)`` (a :class:`Scanner` fed
-    while the matrix was drawn, or :func:`scan`).
+    while the matrix was drawn, or :func:`moments_and_sample`).
 
     Raises:
         XavinitError: when an entry is NaN or infinite.
