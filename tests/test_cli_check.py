@@ -293,3 +293,12 @@ def test_propagate_through_a_files_own_layers(tmp_path):
     assert (
         "layers.0.weight (50 -> 80) does not chain into layers.1.weight (70 -> 80)" in broken.stderr
     )
+
+
+def test_json_on_stdout_and_in_the_output_file_is_one_rendering(tmp_path):
+    """``-f json -o out.json``: the file and stdout hold the same text (rendered once)."""
+    target = tmp_path / "out.json"
+    result = runner.invoke(app, ["check", str(DATA / "fresh.pt"), "-q", "-f", "json", "-o", str(target)])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == target.read_text(encoding="utf-8")
+    assert json.loads(result.stdout)["command"] == "check"

@@ -562,7 +562,15 @@ _JSON_LEAVES = st.one_of(
 _JSON_VALUES = st.recursive(
     _JSON_LEAVES,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.text(max_size=6), inner, max_size=4),
+        # keys json converts (1, 2.5, true, null) beside containers and scalars
+        st.dictionaries(
+            st.one_of(st.text(max_size=3), st.integers(), st.floats(), st.none(), st.booleans()),
+            inner,
+            max_size=4,
+        ),
     ),
     max_leaves=30,
 )

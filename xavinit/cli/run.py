@@ -121,8 +121,9 @@ def _file_options(
     return fmt, output, quiet
 
 
-def _to_stdout(result: Any, screen: str | None) -> None:
-    """Print the result; a closed pipe (``| head``) ends quietly, a full device is one line."""
+def _to_stdout(result: Any, screen: str | None, rendered: str | None = None) -> None:
+    """Print the result (``rendered``: its text in ``screen``'s format, already made for the
+    output file); a closed pipe (``| head``) ends quietly, a full device is one line."""
     from xavinit.render import print_table, render
 
     if screen is None or sys.stdout is None:  # nothing to show, or nowhere to show it
@@ -131,7 +132,7 @@ def _to_stdout(result: Any, screen: str | None) -> None:
         if screen == "table":
             print_table(result, stdout_console())
         elif screen is not None:
-            sys.stdout.write(render(result, screen))
+            sys.stdout.write(rendered if rendered is not None else render(result, screen))
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
@@ -188,6 +189,7 @@ def execute(
         experiment = run()
         with (display or progress_bar)(quiet) as progress, blas_threads(threads):
             result = experiment(config, progress)
+        text = None
         if output is not None and file_fmt is not None:
             from xavinit.fileio import atomic_write  # numpy: not for a usage error
             from xavinit.render import render
@@ -197,7 +199,7 @@ def execute(
                 stream.write(text)
             if not quiet:
                 print(f"wrote {output}", file=sys.stderr)
-        _to_stdout(result, screen)
+        _to_stdout(result, screen, text if screen == file_fmt else None)  # one rendering for both
     except XavinitError as error:
         fail(str(error))
     except MemoryError:
