@@ -60,6 +60,36 @@ def test_safetensors_reads_what_the_library_wrote(safetensors_file):
         assert {i.name: i.layout for i in source.tensors}["fc.weight"] == "out-in"
 
 
+def test_safetensors_small_tensors_read_large_ones_mapped(tmp_path):
+    """Tensors up to 64 KiB are read with one pread of the open file, larger ones mapped: both
+    give the library's values; a file cut short after its header was read is refused in a
+    line, not a crash."""
+    from safetensors.numpy import save_file
+
+    from xavinit.formats.safetensors import SMALL_TENSOR_BYTES
+
+    rng = np.random.default_rng(1)
+    tensors = {
+        "small": rng.standard_normal((8, 8)).astype(np.float32),
+        "edge": rng.standard_normal(SMALL_TENSOR_BYTES // 4).astype(np.float32),
+        "large": rng.standard_normal((200, 100)).astype(np.float32),
+    }
+    path = tmp_path / "mixed.safetensors"
+    save_file(tensors, str(path))
+    with open_tensors(path) as source:
+        for info in source.tensors:
+            array = source.load(info)
+            assert isinstance(array, np.memmap) == (info.name == "large"), info.name
+            assert np.array_equal(array, tensors[info.name]), info.name
+    cut = tmp_path / "cut.safetensors"
+    save_file({"small": tensors["small"]}, str(cut))
+    with open_tensors(cut) as source:
+        with open(cut, "r+b") as stream:
+            stream.truncate(cut.stat().st_size - 4)
+        with pytest.raises(XavinitError, match="'small' ends past the end of the file"):
+            source.load(source.tensors[0])
+
+
 def test_safetensors_bfloat16_without_torch(tmp_path):
     ml_dtypes = pytest.importorskip("ml_dtypes")
     from safetensors.numpy import save_file

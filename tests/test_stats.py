@@ -400,3 +400,24 @@ def test_normal_cdf_cells_hold_each_points_cdf_between_their_edges() -> None:
     assert cell.min() >= 0 and cell.max() <= edges.size - 2
     assert np.all(edges[cell] - 1e-15 <= u) and np.all(u <= edges[cell + 1] + 1e-15)
     assert np.all(np.diff(cell[np.argsort(z, kind="stable")]) >= 0)  # monotone in z
+
+
+def test_variance_p_values_are_the_scalar_tests_bit_for_bit():
+    """The batch over a tensor's candidates gives variance_test's p-value and
+    variance_interval_p's, the same doubles (compared as their hex texts), over scales from
+    1e-30 to 1e30, counts from 1 to 1e9 and the kurtoses of the laws (uniform 1.8, normal 3,
+    truncated ones between)."""
+    from xavinit.core.stats import variance_interval_p, variance_p_values, variance_test
+
+    rng = np.random.default_rng(20)
+    for _ in range(200):
+        scale = 10.0 ** rng.uniform(-30, 30)
+        observed = scale * rng.uniform(0.2, 3.0)
+        expected = list(scale * rng.uniform(0.1, 4.0, size=15))
+        kurtosis = list(rng.choice([1.8, 3.0, 2.366, 2.8], size=15))
+        count = int(10 ** rng.uniform(0, 9))
+        tolerance = float(rng.choice([0.0, 0.01, 0.05]))
+        batch = variance_p_values(observed, expected, count, kurtosis, tolerance)
+        for (point, interval), v, k in zip(batch, expected, kurtosis, strict=True):
+            assert point.hex() == variance_test(observed, v, count, k, 0.01).p_value.hex()
+            assert interval.hex() == variance_interval_p(observed, v, count, k, tolerance).hex()

@@ -65,8 +65,7 @@ from xavinit.core.stats import (
     moments_and_sample,
     normal_cdf,
     normal_quantile,
-    variance_interval_p,
-    variance_test,
+    variance_p_values,
 )
 from xavinit.core.verification import (
     DEFAULT_TOLERANCE,
@@ -491,10 +490,15 @@ def rank_candidates(
     ks_ps: dict[tuple[object, ...], float] = {}
     needs_ks: list[tuple[tuple[object, ...], Scheme]] = []
     orthogonal_check: InitCheck | None = None
-    for law, fitted in laws:
-        key = (law.key, fitted)
-        if key in fits:
-            continue
+    distinct = {(law.key, fitted): (law, fitted) for law, fitted in laws}  # first of each, in order
+    iid = [(key, law) for key, (law, _) in distinct.items() if law.scheme.iid]
+    variance_ps = iter(
+        variance_p_values(
+            observed, [law.expected for _, law in iid], count, [law.kurtosis for _, law in iid],
+            DEFAULT_TOLERANCE.variance,
+        )
+    )  # fmt: skip
+    for key, (law, fitted) in distinct.items():
         if not law.scheme.iid:  # orthogonal on the matrix view, as torch's orthogonal_ flattens
             view = matrix_view(tensor, array)
             oriented = view.T if tensor.layout == "out-in" else view
@@ -503,10 +507,7 @@ def rank_candidates(
             )
             fits[key] = (math.nan, math.nan, None)
             continue
-        p_value = variance_test(observed, law.expected, count, law.kurtosis, 0.01).p_value
-        interval = variance_interval_p(
-            observed, law.expected, count, law.kurtosis, DEFAULT_TOLERANCE.variance
-        )
+        p_value, interval = next(variance_ps)
         support = None if law.bound is None else peak <= law.bound * (1.0 + 4.0 * eps)
         fits[key] = (p_value, interval, support)
         if fitted or not p_value < 1e-12:  # decisively off: no KS test

@@ -5,7 +5,9 @@ little-endian header length ``N``, then ``N`` bytes of UTF-8 JSON mapping each t
 ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets relative to the byte after the
 header) plus an optional ``"__metadata__"`` of strings, then the data, little-endian and
 C-contiguous. Every offset, size and overlap is checked against the file before anything is
-mapped; each tensor is memory-mapped on its own, so only the one being checked is resident.
+mapped; each tensor is memory-mapped on its own, so only the one being checked is resident, but
+for small ones (at most :data:`SMALL_TENSOR_BYTES`), which are read with one ``pread`` from the
+file kept open: a map costs 60 us, a read 2 us (a file of 20,000 8 x 8 tensors).
 BF16 is widened to float32 by placing its 16 bits in the upper half of a float32 (no torch).
 
 Decision: the core reads this format itself. The header is about a page of code to validate;
@@ -45,6 +47,9 @@ DTYPES = {
 }
 """safetensors dtype -> numpy storage type (BF16 is stored as its 16 bits)."""
 
+SMALL_TENSOR_BYTES = 1 << 16
+"""Tensors of at most this many bytes are read into memory (a copy), larger ones mapped."""
+
 NAMES = {"BF16": "bfloat16", "BOOL": "bool", "C64": "complex64"}
 
 
@@ -63,6 +68,7 @@ class SafetensorsSource(TensorSource):
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
+        self._fd: int | None = None
         size = os.path.getsize(path)
         with open(path, "rb") as stream:
             head = stream.read(8)
@@ -162,10 +168,24 @@ class SafetensorsSource(TensorSource):
             return empty_tensor(
                 self.path, info.name, info.shape, np.float32 if dtype == "BF16" else storage
             )
-        array = np.memmap(
-            self.path, dtype=storage, mode="r", offset=self._data_start + begin,
-            shape=info.shape or (1,),
-        ).reshape(info.shape)  # fmt: skip
+        nbytes = info.size * storage.itemsize
+        if nbytes <= SMALL_TENSOR_BYTES:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            data = os.pread(self._fd, nbytes, self._data_start + begin)
+            if len(data) != nbytes:  # the file shrank since its header was read
+                raise self._corrupt(f"tensor {info.name!r} ends past the end of the file")
+            array = np.frombuffer(data, dtype=storage).reshape(info.shape)
+        else:
+            array = np.memmap(
+                self.path, dtype=storage, mode="r", offset=self._data_start + begin,
+                shape=info.shape or (1,),
+            ).reshape(info.shape)  # fmt: skip
         if dtype == "BF16":
             return bfloat16_to_float32(array)
         return array
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
