@@ -414,18 +414,21 @@ def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int
     bounds: list[float] = []
     normal: list[int] = []
     scales: list[float] = []
+    cut: list[int] = []
+    below: list[float] = []
+    inverse_mass: list[float] = []
     for row, scheme in enumerate(schemes):
-        if scheme.distribution == "uniform":
-            b = scheme.bound(fan_in, fan_out)
-            assert b is not None
+        is_uniform, value, cut_below, cut_inverse_mass = _cdf_parameters(scheme, fan_in, fan_out)
+        if is_uniform:
             uniform.append(row)
-            bounds.append(b)
+            bounds.append(value)
             continue
-        std = scheme.std(fan_in, fan_out)
-        if std is None:
-            raise ValueError(f"scheme {scheme.spec!r} has no per-entry distribution")
+        if cut_below is not None:
+            cut.append(len(normal))
+            below.append(cut_below)
+            inverse_mass.append(cut_inverse_mass)  # type: ignore[arg-type]
         normal.append(row)
-        scales.append(1.0 / std)
+        scales.append(value)
     if uniform:
         edges = np.array(bounds)[:, None]
         u = np.add(x, edges)
@@ -433,15 +436,33 @@ def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int
         out[uniform] = np.clip(u, 0.0, 1.0, out=u)
     if normal:
         values = normal_cdf(np.multiply(x, np.array(scales)[:, None]))
-        cut = [i for i, row in enumerate(normal) if schemes[row].distribution != "normal"]
         if cut:
-            levels = [schemes[normal[i]].truncation for i in cut]
             part = values[cut]
-            part -= np.array([big_phi(-c) for c in levels])[:, None]
-            part *= np.array([1.0 / truncated_mass(c) for c in levels])[:, None]
+            part -= np.array(below)[:, None]
+            part *= np.array(inverse_mass)[:, None]
             values[cut] = np.clip(part, 0.0, 1.0, out=part)
         out[normal] = values
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _cdf_parameters(
+    scheme: Scheme, fan_in: int, fan_out: int
+) -> tuple[bool, float, float | None, float | None]:
+    """What :func:`cdf_rows` needs of one law on these fans, computed once per law and fans (a
+    run of thousands of tensors of one shape ranks the same fan-based laws each time):
+    ``(uniform, b or 1 / s, Phi(-c) or None, 1 / (2 Phi(c) - 1) or None)``."""
+    if scheme.distribution == "uniform":
+        b = scheme.bound(fan_in, fan_out)
+        assert b is not None
+        return True, b, None, None
+    std = scheme.std(fan_in, fan_out)
+    if std is None:
+        raise ValueError(f"scheme {scheme.spec!r} has no per-entry distribution")
+    if scheme.distribution == "normal":
+        return False, 1.0 / std, None, None
+    c = scheme.truncation
+    return False, 1.0 / std, big_phi(-c), 1.0 / truncated_mass(c)
 
 
 def rank_candidates(
@@ -579,14 +600,21 @@ def rank_candidates(
     return rows, [check]
 
 
+@functools.lru_cache(maxsize=4096)
+def _fan_free(spec: str) -> bool:
+    """Whether a ranking row's scheme is fan-free (a fitted law such as ``normal:std=0.02``);
+    asked of every row of every tensor, twice."""
+    return get_scheme(spec).fan_free
+
+
 def runner_up(rows: Sequence[dict[str, object]]) -> str | None:
     """The second explanation: the next fan-based candidate after a fan-based best (a fitted
     copy of the same law says nothing new), else the next candidate."""
     if len(rows) < 2:
         return None
-    best = get_scheme(str(rows[0]["scheme"]))
+    best_fitted = _fan_free(str(rows[0]["scheme"]))
     for row in rows[1:]:
-        if best.fan_free or not get_scheme(str(row["scheme"])).fan_free:
+        if best_fitted or not _fan_free(str(row["scheme"])):
             return str(row["scheme"])
     return None
 
@@ -602,7 +630,7 @@ def law_p_value(rows: Sequence[dict[str, object]]) -> float:
     for row in rows:
         score = float(row["score"])  # type: ignore[arg-type]
         two_tests = row["p_value"] is not None and row["ks_p_value"] is not None
-        fitted = get_scheme(str(row["scheme"])).fan_free
+        fitted = _fan_free(str(row["scheme"]))
         best = max(best, min(1.0, score * (2.0 if two_tests and not fitted else 1.0)))
     return best
 
