@@ -239,3 +239,36 @@ def test_the_same_tensors_with_a_spike_beyond_the_edge_are_trained(population):
     wrong = [(r.name, r.verdict, r.reason) for r in result.tensors if r.verdict != "trained"]
     assert not wrong, wrong[:5]
     assert all(r.top_singular_ratio > 1.2 for r in result.tensors)
+
+
+def test_a_tensors_stream_is_made_only_when_a_start_vector_is_drawn(monkeypatch):
+    """A short side gets an SVD and no generator; outliers (Lanczos on the product without
+    them) and long sides draw their start from the first draw of the tensor's own stream."""
+    import xavinit.experiments.examine as examine_module
+    from xavinit.core.streams import spectrum_rng
+
+    made: list[str] = []
+
+    def counted(seed: int, name: str) -> np.random.Generator:
+        made.append(name)
+        return spectrum_rng(seed, name)
+
+    monkeypatch.setattr(examine_module, "spectrum_rng", counted)
+    rng = np.random.default_rng(5)
+    spiky = rng.normal(0, 0.1, (40, 500))  # 20,000 entries: two are set aside as outliers
+    spiky[1, 2], spiky[3, 4] = 5.0, -4.0
+    weights = {
+        "a.weight": rng.normal(0, 0.1, (8, 8)),
+        "b.weight": spiky,
+        "c.weight": rng.normal(0, 0.1, (100, 120)),
+    }
+    rows = {r.name: r for r in check_weights(weights, layout="in-out").tensors}
+    assert made == ["b.weight", "c.weight"]
+    assert rows["a.weight"].spectral_steps == 0 and rows["b.weight"].outliers == 2
+    assert rows["b.weight"].spectral_steps > 0 and rows["c.weight"].spectral_steps > 0
+    from xavinit.core.spectrum import bai_yin_edge
+
+    c = rows["c.weight"]  # the estimate from the stream's first draw, as spectrum draws it
+    lanczos = top_singular_value(weights["c.weight"], spectrum_rng(0, "c.weight")).value
+    measured = c.top_singular_ratio * math.sqrt(c.observed_var) * bai_yin_edge(100, 120)
+    assert math.isclose(measured, lanczos, rel_tol=1e-9)

@@ -11,6 +11,7 @@ result (:func:`tensor_check`).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -126,7 +127,7 @@ def examine_files(
                     examined.append(
                         examine(
                             tensor, array, file=file, alpha=alpha, ks_sample=ks_sample,
-                            rng=spectrum_rng(seed, tensor.name), expected=expected, rank=rank,
+                            rng=functools.partial(spectrum_rng, seed, tensor.name), expected=expected, rank=rank,
                             tolerance=tolerance, allow_infinite=allow_infinite, fill=fill,
                             best_check=best_checks,
                         )
