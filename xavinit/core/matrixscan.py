@@ -1,13 +1,15 @@
 """One pass over a weight matrix in cache-sized row blocks, and the products a spectral
 estimate needs, each a single read of the matrix.
 
-A block of rows (about 1 MiB) is read from memory once and, while it sits in cache, gives:
+A block of rows (about 2 MiB, :data:`BLOCK_BYTES`) is read from memory once and, while it sits in cache, gives:
 the sum, the sum of squares and of fourth powers (each block's float32 partial sums,
 accumulated in float64), the extremes, every row's and every column's sum of squares, a
 strided subsample for the distribution tests, and ``W^T (W v)`` for a start vector of the
 Lanczos iteration (:mod:`xavinit.core.spectrum`). Checking a matrix then costs about as many reads
 of it as the Lanczos iteration takes steps, where separate passes would read it once per
-statistic and BLAS would copy (pack) it on every thin product.
+statistic and BLAS would copy (pack) it on every thin product. The Lanczos products after
+the scan read the blocks backward and forward in turn (:func:`gram_products`), each starting
+on the blocks still in cache from the read before it.
 
 A handful of entries far outside every candidate law (a clamp at an absolute bound, one value
 let through a truncation) would otherwise decide the verdict of millions: :func:`find_outliers`
@@ -268,12 +270,21 @@ def exclude(matrix: np.ndarray, found: MatrixScan, outliers: Outliers) -> Matrix
 
 
 def gram_product(
-    matrix: np.ndarray, vector: np.ndarray, outliers: Outliers | None = None
+    matrix: np.ndarray,
+    vector: np.ndarray,
+    outliers: Outliers | None = None,
+    *,
+    backward: bool = False,
 ) -> np.ndarray:
     """``W^T (W v)`` in one read of ``W`` (row blocks: ``sum_b B^T (B v)``), float64 out.
 
     With outliers, ``W`` is the matrix with those entries set to 0: ``W v`` is corrected
     block by block before it is multiplied back, and ``W^T y`` at the end.
+
+    ``backward`` reads the blocks last to first: after a forward pass the last blocks are still
+    in cache. Each block's ``B^T (B v)`` is then kept and the blocks' products are added in
+    forward order, so the result is the forward one bit for bit (float32 sums depend on their
+    order); see :data:`BACKWARD_MIN_ROWS` for where it is used.
     """
     matrix = np.asarray(matrix)
     n, p = matrix.shape
@@ -281,9 +292,12 @@ def gram_product(
     v = np.asarray(vector, dtype=dtype)
     out = np.zeros(p, dtype=dtype)
     rows_per_block = block_rows(p, dtype.itemsize)
+    firsts = range(0, n, rows_per_block)
+    partials = np.empty((len(firsts), p), dtype=dtype) if backward and n else None
     products = np.empty(min(rows_per_block, n), dtype=dtype)
     y_all = np.empty(n, dtype=dtype) if outliers is not None else None
-    for first in range(0, n, rows_per_block):
+    for index in reversed(range(len(firsts))) if partials is not None else range(len(firsts)):
+        first = firsts[index]
         block = np.ascontiguousarray(matrix[first : first + rows_per_block], dtype=dtype)
         rows = block.shape[0]
         y = np.dot(block, v, out=products[:rows])
@@ -296,8 +310,42 @@ def gram_product(
                     outliers.values[inside] * v[outliers.cols[inside]],
                 )
             y_all[first : first + rows] = y
-        out += y @ block
+        if partials is not None:
+            np.matmul(y, block, out=partials[index])
+        else:
+            out += y @ block
+    if partials is not None:
+        for partial in partials:  # forward order: the forward pass's float32 sums
+            out += partial
     result = out.astype(np.float64)
     if outliers is not None and y_all is not None:
         np.subtract.at(result, outliers.cols, outliers.values * y_all[outliers.rows])
     return result
+
+
+BACKWARD_MIN_ROWS = 64
+"""Every other Lanczos product reads the blocks backward (:func:`gram_products`) when a block
+holds at least this many rows: the blocks' kept products then take at most 1/64 of the matrix.
+The blocks the last pass read last are still in cache: four products of a 4096 x 4096 float32
+matrix (64 MiB, twice the 32 MiB L3) took 10% less time alone (21.5 -> 19.5 ms; 2048 x 4096:
+15% less), and check's Lanczos time on sixteen of them 4-7% less (medians of 8 interleaved
+rounds); at 8192 x 4096 (four times the cache) the gain is gone (1.007x, noise)."""
+
+
+def gram_products(
+    matrix: np.ndarray, outliers: Outliers | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``v -> W^T (W v)`` (:func:`gram_product`) for a matrix just read forward (the scan):
+    the first call reads it backward, the next forward, and so on, each starting where the
+    last left off (the same numbers as forward reads)."""
+    matrix = np.asarray(matrix)
+    rows = block_rows(matrix.shape[1], _float_type(matrix).itemsize)
+    alternate = rows >= BACKWARD_MIN_ROWS and matrix.shape[0] > rows
+    calls = 0
+
+    def product(vector: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        return gram_product(matrix, vector, outliers, backward=alternate and calls % 2 == 1)
+
+    return product

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xavinit.core.matrixscan import gram_product
+from xavinit.core.matrixscan import gram_products
 
 TW1_LOG_SURVIVAL = (
     (-6.00, -0.0000030), (-5.75, -0.0000101), (-5.50, -0.0000331), (-5.25, -0.0001000),
@@ -173,19 +173,21 @@ def top_singular_value(
     Golub-Kahan bidiagonalisation) from a random start: after ``k`` steps the largest Ritz value
     of the tridiagonal ``T_k`` is the best estimate of ``sigma_1^2`` in a Krylov space of
     dimension ``k``, never above it. Each step is one product with ``W^T W``, one read of ``W``
-    (:func:`xavinit.core.matrixscan.gram_product`), against ``1 + 2 q`` reads for ``q`` block power
-    iterations that read the top 8-30% low.
+    (:func:`xavinit.core.matrixscan.gram_product`, every other one backward), against
+    ``1 + 2 q`` reads for ``q`` block power iterations that read the top 8-30% low.
 
     Args:
         matrix: the ``(n, p)`` matrix (used through ``product`` when one is given).
         rng: draws the start vector when ``start`` is not given.
-        product: ``v -> W^T W v`` (float64), default :func:`gram_product` of ``matrix``.
+        product: ``v -> W^T W v`` (float64), default
+            :func:`xavinit.core.matrixscan.gram_products` of ``matrix`` (read last first: it
+            was just read forward).
         start, first: a start vector and its product already computed (a fused first pass).
     """
     if min(matrix.shape) <= EXACT_SIDE and product is None:
         exact = float(np.linalg.norm(np.asarray(matrix, dtype=np.float64), 2))
         return SpectralEstimate(exact, 0, 0.0)
-    multiply = product or (lambda v: gram_product(matrix, v))
+    multiply = product or gram_products(matrix)
     p = matrix.shape[1]
     if start is None:
         start = np.asarray(rng.standard_normal(p))

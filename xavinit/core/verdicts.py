@@ -43,7 +43,7 @@ from xavinit.core.matrixscan import (
     block_rows,
     exclude,
     find_outliers,
-    gram_product,
+    gram_products,
     max_outliers,
     scan_matrix,
 )
@@ -1018,7 +1018,7 @@ def _examine(
         estimate = top_singular_value(
             matrix,
             generator() if start is None and not exact else _NO_DRAW,
-            product=None if outliers is None else (lambda v: gram_product(matrix, v, outliers)),
+            product=None if outliers is None else gram_products(matrix, outliers),
             start=start,
             first=found.gram if outliers is None else None,
         )
