@@ -303,10 +303,11 @@ def test_a_short_shapeset_run_learns():
     """A small network on Shapeset-3x2 gets clearly below the 83.3% of always guessing."""
     config = TrainConfig.from_mapping(
         {"dataset": "shapeset", "layers": "1024,200,200,9", "scheme": ["normalized"],
-         "updates": 3000, "eval_every": 1000, "track_every": 1000, "lr": 0.03,
+         "updates": 2000, "eval_every": 1000, "track_every": 1000, "lr": 0.03,
          "test_size": 2000, "batch_size": 10}
     )  # fmt: skip
     (run,) = run_train(config).runs
-    # PAPER.md's reference reaches 0.75 here; 0.80 is 3.7 standard errors of a 2000-image test
-    # error (sqrt(0.8 * 0.2 / 2000) = 0.009) below always guessing (0.833).
+    # The seeded run reaches 0.76 after 2000 updates (0.74 after 3000, near PAPER.md's 0.75);
+    # 0.80 is 3.7 standard errors of a 2000-image test error (sqrt(0.8 * 0.2 / 2000) = 0.009)
+    # below always guessing (0.833).
     assert run.final_test_error < 0.80
