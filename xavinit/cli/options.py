@@ -88,6 +88,8 @@ def _default_text(value: Any, opt: Opt) -> str:
 
 def option_parameters(config_type: type[Config]) -> list[inspect.Parameter]:
     """One typer parameter per option of ``config_type``, in declaration order."""
+    from xavinit.config.base import flag as flag_of  # config_type is imported already
+
     params = []
     options = sorted(config_type.options(), key=lambda item: item[0] == "seed")  # seed last
     for name, opt, info in options:
@@ -106,8 +108,8 @@ def option_parameters(config_type: type[Config]) -> list[inspect.Parameter]:
         if opt.argument:
             marker: Any = typer.Argument(help=text, metavar=opt.metavar, show_default=False)
         else:
-            flag = "--" + key.replace("_", "-")
-            flags = (f"{flag}/--no-{key.replace('_', '-')}",) if kind is bool else (flag,)
+            flag = flag_of(key)
+            flags = (f"{flag}/--no-{flag[2:]}",) if kind is bool else (flag,)
             metavar = opt.metavar or ("TEXT" if typing.get_origin(kind) is list else None)
             marker = typer.Option(
                 *flags, *opt.flags, help=text, metavar=metavar, show_default=False

@@ -46,6 +46,8 @@ def check_outputs(config: Config, output: Path | None, config_file: Path | None 
     no output is one of the command's inputs (the config file, a file an option names) or lies
     in a folder the command writes (``sweep --dir runs -o runs/manifest.json``): an input is
     never overwritten."""
+    from xavinit.config.base import flag as flag_of  # the config is built: no cost
+
     named = {output.resolve(): "--output"} if output is not None else {}
     inputs: dict[Path, str] = {}
     if config_file is not None:
@@ -53,7 +55,7 @@ def check_outputs(config: Config, output: Path | None, config_file: Path | None 
     folders: dict[Path, str] = {}
     for name, opt, _ in type(config).options():
         value = getattr(config, name)
-        flag = "--" + (opt.key or name).replace("_", "-")
+        flag = flag_of(opt.key or name)
         if opt.writes is None:
             for text in value if isinstance(value, tuple | list) else [value]:
                 if isinstance(text, str) and text and Path(text).is_file():

@@ -235,6 +235,11 @@ class Config(BaseModel):
         return self.model_dump(mode="json")
 
 
+def flag(key: str) -> str:
+    """The command-line flag of an option key: ``batch_size`` -> ``--batch-size``."""
+    return "--" + key.replace("_", "-")
+
+
 def set_derived(model: BaseModel, **values: Any) -> None:
     """Set fields of a frozen model that its own after-validator derives from the others
     (``layers`` from ``--depth/--width``): the one place a frozen config is written to."""

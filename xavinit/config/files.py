@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from xavinit.config.base import Origin
+from xavinit.config.base import Origin, flag
 from xavinit.config.fields import SHAPE_KEYS
 from xavinit.errors import XavinitError
 from xavinit.serialize import parse_yaml_text, read_text
@@ -51,7 +51,7 @@ def merge_options(
 
     def origin(key: str) -> str:
         if key in given:
-            return "--" + key.replace("_", "-")
+            return flag(key)
         return f"{file_label}: {key}"
 
     return merged, origin

@@ -16,6 +16,7 @@ from dataclasses import astuple, dataclass
 from typing import Any, get_origin
 
 from xavinit.config import SweepConfig, TrainConfig
+from xavinit.config.base import flag
 from xavinit.config.fields import PAPER_WIDTH
 from xavinit.errors import XavinitError
 
@@ -137,7 +138,7 @@ def option_of(setting: str) -> str:
     ``--seeds`` for ``seed``."""
     if setting in COMBINED_OPTIONS:
         return COMBINED_OPTIONS[setting]
-    return "--" + SweepConfig.option_key(GRID_AXES.get(setting, setting)).replace("_", "-")
+    return flag(SweepConfig.option_key(GRID_AXES.get(setting, setting)))
 
 
 def check_unchanged(run: str, recorded: dict[str, Any], wanted: dict[str, Any]) -> None:
