@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from xavinit.cli import app
 from xavinit.core.roles import describe, guess_role
+from xavinit.errors import XavinitError
 from xavinit.experiments.check import check_weights
 
 runner = CliRunner()
@@ -404,6 +405,26 @@ def test_a_float16_file_with_infinities_nan_and_its_largest_values(tmp_path):
         save_file({"fc.weight": values}, str(tmp_path / "nan.safetensors"))
         code, _, stderr = run_cli(str(tmp_path / "nan.safetensors"))
         assert code == 2 and "holds NaN" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_a_float16_file_cut_short_after_its_header_was_read_is_refused(tmp_path):
+    # 16-bit tensors are mapped from the file and widened range by range; a file that shrank
+    # between reading its header and reading the tensor is a one-line error, not a crash.
+    from xavinit.formats import open_tensors
+    from xavinit.formats.base import Workspace
+
+    path = tmp_path / "cut.safetensors"
+    values = np.linspace(-0.1, 0.1, 300 * 200, dtype=np.float32).reshape(300, 200)
+    save_file({"fc.weight": values.astype(np.float16)}, str(path))
+    with open_tensors(path) as source:
+        (info,) = source.tensors
+        os.truncate(path, path.stat().st_size - 1000)
+        with pytest.raises(XavinitError, match="ends inside a tensor"):
+            source.read(info, Workspace())
+    save_file({"fc.weight": values.astype(np.float16)}, str(path))
+    with open_tensors(path) as source:
+        widened = source.read(source.tensors[0], Workspace())
+    assert np.array_equal(widened, values.astype(np.float16).astype(np.float32))
 
 
 def test_a_16_bit_file_gets_the_verdicts_of_its_float32_values(tmp_path):

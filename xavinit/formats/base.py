@@ -247,8 +247,9 @@ def _widen_chunk(raw: np.ndarray, kind: str, out: np.ndarray) -> None:
 class Filler:
     """Fills a workspace from a tensor's contiguous bytes, range after range in order.
 
-    Use as a context manager (the file is closed at the end). float32 bytes are read straight
-    into the workspace; 16-bit ones through a chunk buffer, widened as they arrive. float16
+    Use as a context manager (the file is released at the end). float32 bytes are read straight
+    into the workspace; 16-bit ones are memory-mapped (the page cache's own pages, no copy into
+    a buffer of ours) and widened a chunk at a time as each range is asked for. float16
     infinities and NaNs are left unmarked until :meth:`settle`, which the reader of the values
     calls with their extremes once every range is filled (a scan finds them anyway).
     """
@@ -258,25 +259,29 @@ class Filler:
         self.kind = kind
         self.out = out
         self.done = 0
-        self._stream = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
-        self._stream.seek(start)
-        self._chunk = (
-            None if kind == "float32" else np.empty(min(CHUNK_ENTRIES, out.size), dtype=np.uint16)
-        )
+        self._stream = None
+        self._stored: np.ndarray | None = None
+        if kind == "float32":
+            self._stream = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+            self._stream.seek(start)
+        elif out.size:
+            try:
+                self._stored = np.memmap(path, dtype=np.uint16, mode="r", offset=start,
+                                         shape=(out.size,))  # fmt: skip
+            except ValueError as error:  # mmap: the bytes would lie past the end of the file
+                raise XavinitError(f"{path}: the file ends inside a tensor (truncated)") from error
 
     def __call__(self, first: int, stop: int) -> None:
         """Fill entries ``first:stop`` (``first`` is where the last call stopped)."""
         if first != self.done:
             raise ValueError(f"fill from {self.done}, not {first}")
         stop = min(stop, self.out.size)
-        if self._chunk is None:
-            view = memoryview(self.out[first:stop]).cast("B")  # type: ignore[arg-type]
-            self._read(view)
-        else:
-            for lo in range(first, stop, self._chunk.size):
-                piece = self._chunk[: min(self._chunk.size, stop - lo)]
-                self._read(memoryview(piece).cast("B"))  # type: ignore[arg-type]
-                _widen_chunk(piece, self.kind, self.out[lo : lo + piece.size])
+        if self._stored is not None:
+            for lo in range(first, stop, CHUNK_ENTRIES):
+                hi = min(lo + CHUNK_ENTRIES, stop)
+                _widen_chunk(self._stored[lo:hi], self.kind, self.out[lo:hi])
+        elif self._stream is not None:
+            self._read(memoryview(self.out[first:stop]).cast("B"))  # type: ignore[arg-type]
         self.done = stop
 
     def settle(self, low: float, high: float) -> bool:
@@ -290,6 +295,7 @@ class Filler:
         return True
 
     def _read(self, view: memoryview) -> None:
+        assert self._stream is not None
         done = 0
         while done < view.nbytes:
             got = self._stream.readinto(view[done:])
@@ -298,7 +304,9 @@ class Filler:
             done += got
 
     def close(self) -> None:
-        self._stream.close()
+        if self._stream is not None:
+            self._stream.close()
+        self._stored = None  # the map is released with its last view
 
     def __enter__(self) -> Filler:
         return self
