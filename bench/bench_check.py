@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import load_average, median_ratio
 
 SHAPES = [(4096, 4096)] * 16
 
@@ -77,19 +78,20 @@ def write_files(folder: Path) -> tuple[Path, Path]:
     return single, half
 
 
-def run(command: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one whole process, one BLAS thread."""
+def run(command: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (bytes) of one whole process,
+    one BLAS thread."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     done = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", *command],
+        ["/usr/bin/time", "-f", "%M %U %S", *command],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip()[-400:]}")
-    peak_kib = int(done.stderr.strip().splitlines()[-1])
-    return seconds, peak_kib * 1024
+    peak_kib, user, system = done.stderr.strip().splitlines()[-1].split()
+    return seconds, float(user) + float(system), int(peak_kib) * 1024
 
 
 def mib(count: float) -> str:
@@ -116,13 +118,15 @@ def main() -> None:
     for command in commands.values():  # warm the page cache and the imports
         run(command)
     times: dict[str, list[float]] = {label: [] for label in commands}
+    cpu: dict[str, list[float]] = {label: [] for label in commands}
     peaks: dict[str, int] = dict.fromkeys(commands, 0)
     for _ in range(args.repeats):
         for label, command in commands.items():
-            seconds, peak = run(command)
+            seconds, busy, peak = run(command)
             times[label].append(seconds)
+            cpu[label].append(busy)
             peaks[label] = max(peaks[label], peak)
-    bare = run([sys.executable, "-c", BARE])[1]
+    bare = run([sys.executable, "-c", BARE])[2]
     largest = max(r * c for r, c in SHAPES) * 4
     medians = {label: statistics.median(values) for label, values in times.items()}
     print(
@@ -132,14 +136,18 @@ def main() -> None:
     )
     for label in commands:
         spread = f"{min(times[label]):.2f}-{max(times[label]):.2f}"
-        print(f"{label:<26}: {medians[label]:6.2f} s ({spread})   peak RSS {mib(peaks[label])}")
-    numpy_times = times["numpy reading the bytes"]
-    f32, f16 = times["xavinit check, float32"], times["xavinit check, float16"]
-    over_numpy = statistics.median(a / b for a, b in zip(f32, numpy_times, strict=True))
-    half_over = statistics.median(a / b for a, b in zip(f16, f32, strict=True))
-    load = " / ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"ratio check float32 / numpy: {over_numpy:5.2f}x  (aim: <= 3x)   load average {load}")
-    print(f"ratio check float16 / float32: {half_over:5.2f}x  (aim: <= 1x)")
+        print(
+            f"{label:<26}: {medians[label]:6.2f} s ({spread}), CPU "
+            f"{statistics.median(cpu[label]):6.2f} s   peak RSS {mib(peaks[label])}"
+        )
+    print(f"load average {load_average()}; ratios of wall time (CPU time: user + system, steadier when busy)")
+    for label, over, aim in (
+        ("check float32 / numpy", ("xavinit check, float32", "numpy reading the bytes"), 3),
+        ("check float16 / float32", ("xavinit check, float16", "xavinit check, float32"), 1),
+    ):
+        wall = median_ratio(times[over[0]], times[over[1]])
+        busy = median_ratio(cpu[over[0]], cpu[over[1]])
+        print(f"ratio {label}: {wall:5.2f}x (CPU {busy:5.2f}x)  (aim: <= {aim}x)")
     worst = max(peaks["xavinit check, float32"], peaks["xavinit check, float16"])
     print(
         f"peak RSS of check {mib(worst)} = interpreter with xavinit imported ({mib(bare)}) "

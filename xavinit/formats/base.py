@@ -9,6 +9,7 @@ checked tensor by tensor.
 from __future__ import annotations
 
 import math
+import mmap
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -172,7 +173,7 @@ WIDENED = ("float32", "float16", "bfloat16")
 """The element types :meth:`TensorSource.read` hands over as float32."""
 
 CHUNK_ENTRIES = 1 << 19
-"""16-bit entries read per chunk (1 MiB) before they are widened."""
+"""16-bit entries widened at a time (1 MiB of them, 2 MiB widened)."""
 
 
 class Workspace:
@@ -249,7 +250,8 @@ class Filler:
 
     Use as a context manager (the file is released at the end). float32 bytes are read straight
     into the workspace; 16-bit ones are memory-mapped (the page cache's own pages, no copy into
-    a buffer of ours) and widened a chunk at a time as each range is asked for. float16
+    a buffer of ours), widened a chunk at a time as each range is asked for, and their pages
+    let go once widened. float16
     infinities and NaNs are left unmarked until :meth:`settle`, which the reader of the values
     calls with their extremes once every range is filled (a scan finds them anyway).
     """
@@ -260,26 +262,38 @@ class Filler:
         self.out = out
         self.done = 0
         self._stream = None
+        self._map: mmap.mmap | None = None
         self._stored: np.ndarray | None = None
+        self._lead = 0  # bytes of the map before the tensor (maps start on a page boundary)
         if kind == "float32":
             self._stream = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
             self._stream.seek(start)
         elif out.size:
-            try:
-                self._stored = np.memmap(path, dtype=np.uint16, mode="r", offset=start,
-                                         shape=(out.size,))  # fmt: skip
-            except ValueError as error:  # mmap: the bytes would lie past the end of the file
-                raise XavinitError(f"{path}: the file ends inside a tensor (truncated)") from error
+            self._lead = start % mmap.ALLOCATIONGRANULARITY
+            with open(path, "rb") as stream:
+                try:
+                    self._map = mmap.mmap(stream.fileno(), self._lead + 2 * out.size,
+                                          access=mmap.ACCESS_READ, offset=start - self._lead)  # fmt: skip
+                except ValueError as error:  # the bytes would lie past the end of the file
+                    raise XavinitError(
+                        f"{path}: the file ends inside a tensor (truncated)"
+                    ) from error
+            self._stored = np.frombuffer(self._map, np.uint16, out.size, self._lead)
 
     def __call__(self, first: int, stop: int) -> None:
         """Fill entries ``first:stop`` (``first`` is where the last call stopped)."""
         if first != self.done:
             raise ValueError(f"fill from {self.done}, not {first}")
         stop = min(stop, self.out.size)
-        if self._stored is not None:
+        if self._stored is not None and self._map is not None:
             for lo in range(first, stop, CHUNK_ENTRIES):
                 hi = min(lo + CHUNK_ENTRIES, stop)
                 _widen_chunk(self._stored[lo:hi], self.kind, self.out[lo:hi])
+            # the pages widened leave this process (they stay in the page cache): memory holds
+            # the float32 workspace, not also the stored tensor
+            used = (self._lead + 2 * stop) // mmap.PAGESIZE * mmap.PAGESIZE
+            if used:
+                self._map.madvise(mmap.MADV_DONTNEED, 0, used)
         elif self._stream is not None:
             self._read(memoryview(self.out[first:stop]).cast("B"))  # type: ignore[arg-type]
         self.done = stop
@@ -306,7 +320,10 @@ class Filler:
     def close(self) -> None:
         if self._stream is not None:
             self._stream.close()
-        self._stored = None  # the map is released with its last view
+        self._stored = None  # the view first: a map with a view cannot be closed
+        if self._map is not None:
+            self._map.close()
+            self._map = None
 
     def __enter__(self) -> Filler:
         return self
