@@ -53,6 +53,14 @@ def stdout_console() -> Console:
     return console
 
 
+def help_console() -> Console:
+    """The console for ``--help`` on stdout: text as it is (no markup, no emoji codes, no
+    highlighting), the terminal's width (80 columns in a pipe unless COLUMNS says)."""
+    from rich.console import Console
+
+    return Console(highlight=False, markup=False, emoji=False)
+
+
 MESSAGE_LIMIT = 1000
 """An error line is cut to this many characters: a 20,000-character tensor name is not a
 message."""

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape as markup_escape
 
 from xavinit.render import FORMATS
 
@@ -104,7 +103,6 @@ def option_parameters(config_type: type[Config]) -> list[inspect.Parameter]:
             and (info.default is not None or opt.default_text is not None)
         ):
             text = f"{text} (default {_default_text(info.default, opt)})"
-        text = markup_escape(text)  # 'xavinit[torch]' is text, not a Rich style
         if opt.argument:
             marker: Any = typer.Argument(help=text, metavar=opt.metavar, show_default=False)
         else:
