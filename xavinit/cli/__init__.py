@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from xavinit._version import __version__
+from xavinit.cli.commandline import declared_command
 from xavinit.cli.helpscreen import ScreenCommand, ScreenGroup, print_help, requested
 from xavinit.commands import COMMAND_NAMES as COMMANDS
 
@@ -40,6 +41,9 @@ class LazyGroup(ScreenGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
+        declared = declared_command(cmd_name)  # parsed from the declarations, built on success
+        if declared is not None:
+            return declared
         built = importlib.import_module(f"xavinit.cli.{cmd_name}").command()
         holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         if isinstance(built, typer.Typer):  # a group of commands (``data preview``)

@@ -60,11 +60,29 @@ def _label(kind: Any, marker: Any) -> str:
     return name
 
 
-def parameter_record(parameter: inspect.Parameter) -> dict[str, Any]:
+def _kind(base: Any, validated: bool) -> str:
+    """How the command line hands a value on: ``bool`` (a flag), ``text`` (as typed: the
+    config model validates it), ``int``, ``path`` or ``choice`` (checked here)."""
+    if base is bool:
+        return "bool"
+    if validated or typing.get_origin(base) is list:
+        return "text"
+    if base is int:
+        return "int"
+    if isinstance(base, type) and issubclass(base, Path):
+        return "path"
+    if isinstance(base, type) and issubclass(base, Enum):
+        return "choice"
+    return "text"
+
+
+def parameter_record(parameter: inspect.Parameter, validated: bool = False) -> dict[str, Any]:
     """What the command line shows and parses of one typer parameter, as plain data: its
     flags in declaration order (``--histograms/--no-histograms`` as two), those that negate a
     flag, the placeholder of its value (empty for a flag), whether it repeats, whether it is
-    required, and its help text (with a default typer would show appended)."""
+    required, its help text (with a default typer would show appended), how its value is
+    handed on (:func:`_kind`; ``validated``: a config option, which its model validates), its
+    default, range, choices, and whether a folder is refused."""
     annotation, default = parameter.annotation, parameter.default
     if typing.get_origin(annotation) is Annotated:
         kind, marker = typing.get_args(annotation)[:2]
@@ -82,7 +100,16 @@ def parameter_record(parameter: inspect.Parameter) -> dict[str, Any]:
     if typing.get_origin(base) in (typing.Union, types.UnionType):
         base = next(a for a in typing.get_args(base) if a is not type(None))
     multiple = typing.get_origin(base) is list
-    label = _label(kind, marker)
+    common = {
+        "multiple": multiple,
+        "help": text,
+        "type": _kind(base, validated),
+        "default": default if shown and isinstance(default, bool | int | str) else None,
+        "min": getattr(marker, "min", None),
+        "max": getattr(marker, "max", None),
+        "choices": [str(m.value) for m in base] if _kind(base, validated) == "choice" else [],
+        "file_only": getattr(marker, "dir_okay", True) is False,
+    }
     if argument:
         return {
             "name": parameter.name,
@@ -90,22 +117,18 @@ def parameter_record(parameter: inspect.Parameter) -> dict[str, Any]:
             "flags": [],
             "negative": [],
             "value": str(marker.metavar or parameter.name.upper()),
-            "multiple": multiple,
             "required": default is inspect.Parameter.empty,
-            "help": text,
+            **common,
         }
     decls = decls or ("--" + parameter.name.replace("_", "-"),)
-    flags = [flag for decl in decls for flag in decl.split("/")]
-    negative = [decl.split("/", 1)[1] for decl in decls if "/" in decl]
     return {
         "name": parameter.name,
         "argument": False,
-        "flags": flags,
-        "negative": negative,
-        "value": label,
-        "multiple": multiple,
+        "flags": [flag for decl in decls for flag in decl.split("/")],
+        "negative": [decl.split("/", 1)[1] for decl in decls if "/" in decl],
+        "value": _label(kind, marker),
         "required": False,
-        "help": text,
+        **common,
     }
 
 
@@ -152,6 +175,14 @@ def _signature(callback: Any) -> list[inspect.Parameter]:
     return list(inspect.signature(callback, eval_str=True).parameters.values())
 
 
+def _config_keys(command: str) -> set[str]:
+    """The option keys of a command's config models (``propagate --model``'s too)."""
+    from xavinit.config import PropagateModelConfig, config_type
+
+    models = [config_type(command)] + ([PropagateModelConfig] if command == "propagate" else [])
+    return {opt.key or name for model in models for name, opt, _ in model.options()}
+
+
 def command_lines() -> dict[str, dict[str, Any]]:
     """Every command line as plain data, keyed by its path (``""`` the root, ``"init"``,
     ``"data preview"``): its parameters (:func:`parameter_record`) and its subcommands."""
@@ -170,7 +201,9 @@ def command_lines() -> dict[str, dict[str, Any]]:
                 params = [parameter_record(p) for p in _signature(info.callback)]
                 out[f"{name} {sub}"] = {"params": params, "commands": []}
         else:
-            out[name] = {"params": [parameter_record(p) for p in _signature(built)], "commands": []}
+            validated = _config_keys(name)
+            params = [parameter_record(p, p.name in validated) for p in _signature(built)]
+            out[name] = {"params": params, "commands": []}
     return out
 
 
