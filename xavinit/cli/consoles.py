@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import typer
-from rich.markup import escape as markup_escape
 
 from xavinit.text import printable
 
@@ -84,6 +83,7 @@ def progress_bar(quiet: bool) -> Iterator[ProgressCallback | None]:
     if not console.is_terminal:
         yield None
         return
+    from rich.markup import escape as markup_escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (
