@@ -4,11 +4,10 @@ command built, no pydantic, no numpy)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from startup_helpers import imported_by
 
 from xavinit.cli import main
 from xavinit.cli.declared import COMMAND_LINES
@@ -106,17 +105,5 @@ def test_typer_built_commands_draw_the_same_screen(monkeypatch):
 
 def test_help_imports_no_pydantic_and_no_numpy():
     """Every help screen answers from the declared command lines: no config model is built, so
-    neither pydantic nor numpy is imported."""
-    probe = (
-        "import sys, io, contextlib\n"
-        "from xavinit.cli import main\n"
-        f"for path in {PATHS!r}:\n"
-        "    with contextlib.redirect_stdout(io.StringIO()):\n"
-        "        assert main([*path.split(), '--help']) == 0\n"
-        "print(sorted(m for m in ('numpy', 'pydantic', 'typer._adapters', 'markdown_it')"
-        " if m in sys.modules))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:]
+    neither pydantic nor numpy is imported, nor typer's Markdown help."""
+    assert imported_by([[*path.split(), "--help"] for path in PATHS]) == []

@@ -59,10 +59,8 @@ COMMON = ("fmt", "output", "config", "quiet")
 """The parameters every result command takes besides its config's options."""
 
 
-def cli_type(annotation: Any, opt: Opt) -> Any:
-    """The type typer parses an option into: the field's, without None and constraints."""
-    if opt.cli_type is not None:
-        return opt.cli_type
+def bare_type(annotation: Any) -> Any:
+    """A type without its ``Annotated`` metadata and without ``None`` (``X | None`` -> ``X``)."""
     kind = annotation
     while typing.get_origin(kind) is Annotated:
         kind = typing.get_args(kind)[0]
@@ -70,6 +68,14 @@ def cli_type(annotation: Any, opt: Opt) -> Any:
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
         while typing.get_origin(kind) is Annotated:
             kind = typing.get_args(kind)[0]
+    return kind
+
+
+def cli_type(annotation: Any, opt: Opt) -> Any:
+    """The type typer parses an option into: the field's, without None and constraints."""
+    if opt.cli_type is not None:
+        return opt.cli_type
+    kind = bare_type(annotation)
     if typing.get_origin(kind) is tuple:
         return list[typing.get_args(kind)[0]]  # type: ignore[misc]
     return kind
