@@ -107,3 +107,13 @@ def test_help_imports_no_pydantic_and_no_numpy():
     """Every help screen answers from the declared command lines: no config model is built, so
     neither pydantic nor numpy is imported, nor typer's Markdown help."""
     assert imported_by([[*path.split(), "--help"] for path in PATHS]) == []
+
+
+def test_help_with_stdout_closed_is_quiet():
+    """``xavinit init --help >&-``: nothing to print it on, no traceback."""
+    import subprocess
+    import sys
+
+    probe = "import sys\nsys.stdout = None\nfrom xavinit.cli import main\nsys.exit(main(['init', '-h']))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-500:]

@@ -60,6 +60,14 @@ def help_console() -> Console:
     return Console(highlight=False, markup=False, emoji=False)
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: a stdout without a descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 MESSAGE_LIMIT = 1000
 """An error line is cut to this many characters: a 20,000-character tensor name is not a
 message."""

@@ -173,8 +173,17 @@ def help_text(path: str) -> str:
 
 
 def print_help(path: str) -> None:
-    """Print the help screen of a command path on stdout."""
-    sys.stdout.write(help_text(path))
+    """Print the help screen of a command path on stdout (none when stdout is closed; a pipe
+    closed early, ``| head``, ends quietly)."""
+    from xavinit.cli.consoles import silence_stdout
+
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.write(help_text(path))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
 
 
 def context_path(ctx: Any) -> str:

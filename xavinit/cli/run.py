@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
-import os
 import sys
 import typing
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from xavinit.cli.consoles import (
     EXIT_OK,
     fail,
     progress_bar,
+    silence_stdout,
     stdout_console,
 )
 from xavinit.cli.helptext import reflow
@@ -134,18 +134,10 @@ def _to_stdout(result: Any, screen: str | None, rendered: str | None = None) -> 
             sys.stdout.write(rendered if rendered is not None else render(result, screen))
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
     except OSError as error:
-        _silence_stdout()
+        silence_stdout()
         fail(f"cannot write the result to stdout: {error.strerror or error}")
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that the interpreter's last flush does not fail again."""
-    with contextlib.suppress(OSError, ValueError):  # ValueError: a stdout without a descriptor
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 def execute(
