@@ -3,8 +3,9 @@
 Every help screen (the root's, each command's, ``data preview``'s), usage errors, ``schemes``
 and a small ``init`` against ``python -c "import numpy, typer, rich"``; ``check`` of a file
 holding one 8x8 tensor against ``python -c "import numpy"`` (issue 19: what a run costs above
-reading the file). Whole processes, run in turn in every round (interleaved), medians and the
-median of each round's ratio, the load average beside them.
+reading the file). Whole processes, each case right after its own yardstick, all in turn in
+every round (interleaved): medians and the median of each pair's ratio, the load average
+beside them.
 
 python bench/bench_startup.py [ROUNDS]
 """
@@ -60,18 +61,24 @@ def main(rounds: int) -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         table = cases(Path(folder))
-        calls = {"floor": lambda: run(FLOOR), "numpy": lambda: run(NUMPY)}
-        for label, (words, _) in table.items():
+        calls = {}
+        for label, (words, yardstick) in table.items():  # each case right after its yardstick
+            calls[f"yardstick of {label}"] = lambda yardstick=yardstick: run(yardstick)
             calls[label] = lambda words=words: run(["-m", "xavinit", *words])
         times = interleaved_times(calls, rounds)
-    floor, numpy = times["floor"], times["numpy"]
     print(f"{rounds} rounds, interleaved; load average {load_average()}")
-    print(f"{'floor: import numpy, typer, rich':<44} {statistics.median(floor):.3f} s")
-    print(f"{'import numpy':<44} {statistics.median(numpy):.3f} s")
+    floors = [
+        t for label, (_, y) in table.items() if y is FLOOR for t in times[f"yardstick of {label}"]
+    ]
+    numpys = [
+        t for label, (_, y) in table.items() if y is NUMPY for t in times[f"yardstick of {label}"]
+    ]
+    print(f"{'floor: import numpy, typer, rich':<44} {statistics.median(floors):.3f} s")
+    print(f"{'import numpy':<44} {statistics.median(numpys):.3f} s")
     for label, (_, yardstick) in table.items():
-        base, name = (floor, "floor") if yardstick is FLOOR else (numpy, "import numpy")
+        name = "floor" if yardstick is FLOOR else "import numpy"
         seconds = statistics.median(times[label])
-        ratio = median_ratio(times[label], base)
+        ratio = median_ratio(times[label], times[f"yardstick of {label}"])
         print(f"xavinit {label:<36} {seconds:.3f} s  {ratio:.2f}x {name}")
     print(f"load average after: {load_average()}")
 
