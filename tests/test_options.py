@@ -15,6 +15,7 @@ from typing import Any
 
 import annotated_types
 import pytest
+from startup_helpers import imported_by
 
 import xavinit.cli.propagate_model
 import xavinit.cli.run
@@ -154,20 +155,5 @@ def test_the_option_reference_lists_every_declared_option():
 def test_help_and_a_usage_error_import_no_numpy():
     """``xavinit COMMAND --help`` and a refused option answer without the numeric code (the
     placement rules and the option declarations are standard library and pydantic only)."""
-    import subprocess
-    import sys
-
-    probe = (
-        "import sys\n"
-        "from xavinit.cli import main\n"
-        "for argv in (['init', '--help'], ['train', '--help'], ['propagate', '--bins', '1']):\n"
-        "    try:\n"
-        "        main(argv)\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "print(sorted(m for m in ('numpy', 'scipy') if m in sys.modules))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:]
+    argvs = [["init", "--help"], ["train", "--help"], ["propagate", "--bins", "1"]]
+    assert imported_by(argvs, ("numpy", "scipy")) == []

@@ -8,56 +8,50 @@ from types import ModuleType
 from typing import Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 
 from xavinit._version import __version__
+from xavinit.cli.commandline import declared_command
+from xavinit.cli.helpscreen import ScreenCommand, ScreenGroup, print_help, requested
 from xavinit.commands import COMMAND_NAMES as COMMANDS
 
 # Every command of :mod:`xavinit.commands` is the module ``xavinit.cli.NAME`` with a ``DOC``
 # string and a ``command()`` that builds it.
 
 
-class LazyGroup(TyperGroup):
+class LazyGroup(ScreenGroup):
     """The root command: a command's module is imported only when that command is used.
 
-    ``xavinit --help`` lists the commands from their modules' ``DOC`` strings without building
-    them (building one imports its config models and validation); ``xavinit init ...`` builds
-    ``init`` alone. So help, usage errors and ``schemes`` cost little more than importing typer.
+    Every help screen is drawn from the declared command lines and the modules' ``DOC``
+    strings (:mod:`xavinit.cli.helpscreen`) without building a command: building one imports
+    its config models and validation. ``xavinit init ...`` builds ``init`` alone.
     """
-
-    listing = False
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """A command's help answered from its declared command line (the command unbuilt)."""
+        if args and args[0] in COMMANDS:
+            path = requested(args[0], args[1:])
+            if path is not None:
+                print_help(path)
+                ctx.exit(0)
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
-        module = importlib.import_module(f"xavinit.cli.{cmd_name}")
-        if self.listing:  # only the help line is needed
-            return TyperCommand(name=cmd_name, help=_doc(module), callback=None)
-        built = module.command()
+        declared = declared_command(cmd_name)  # parsed from the declarations, built on success
+        if declared is not None:
+            return declared
+        built = importlib.import_module(f"xavinit.cli.{cmd_name}").command()
         holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         if isinstance(built, typer.Typer):  # a group of commands (``data preview``)
             holder.add_typer(built, name=cmd_name)
         else:
-            holder.command(cmd_name)(built)
+            holder.command(cmd_name, cls=ScreenCommand)(built)
             holder.command("_")(lambda: None)  # two commands: typer keeps the group
         return typer.main.get_command(holder).get_command(ctx, cmd_name)  # type: ignore[attr-defined]
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        self.listing = True
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self.listing = False
-
-
-def _doc(module: ModuleType) -> str:
-    doc = getattr(module, "DOC", None)
-    if doc is None:  # a typer group: its help
-        doc = module.command().info.help or ""
-    return str(doc)
 
 
 app = typer.Typer(

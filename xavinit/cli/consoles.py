@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import typer
-from rich.markup import escape as markup_escape
 
 from xavinit.text import printable
 
@@ -53,6 +52,22 @@ def stdout_console() -> Console:
     return console
 
 
+def help_console() -> Console:
+    """The console for ``--help`` on stdout: text as it is (no markup, no emoji codes, no
+    highlighting), the terminal's width (80 columns in a pipe unless COLUMNS says)."""
+    from rich.console import Console
+
+    return Console(highlight=False, markup=False, emoji=False)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: a stdout without a descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 MESSAGE_LIMIT = 1000
 """An error line is cut to this many characters: a 20,000-character tensor name is not a
 message."""
@@ -76,6 +91,7 @@ def progress_bar(quiet: bool) -> Iterator[ProgressCallback | None]:
     if not console.is_terminal:
         yield None
         return
+    from rich.markup import escape as markup_escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (

@@ -14,10 +14,12 @@ from typing import Annotated
 import typer
 
 from xavinit.cli.consoles import fail, stdout_console
+from xavinit.cli.helpscreen import ScreenCommand, ScreenGroup
 from xavinit.errors import XavinitError
 from xavinit.extras import install
 
 data_app = typer.Typer(
+    cls=ScreenGroup,
     help="Look at the datasets xavinit trains on.\n\n"
     "Examples:\n\n"
     "  xavinit data preview shapeset\n\n"
@@ -26,7 +28,7 @@ data_app = typer.Typer(
 )
 
 
-@data_app.command("preview")
+@data_app.command("preview", cls=ScreenCommand)
 def preview(
     dataset: Annotated[
         str, typer.Argument(help="Dataset spec: shapeset (generated; the training stream).")

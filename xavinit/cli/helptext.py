@@ -5,14 +5,11 @@ from __future__ import annotations
 import inspect
 import re
 
-from rich.markup import escape as markup_escape
-
 
 def reflow(doc: str) -> str:
     """A docstring for ``--help``: each prose paragraph on one line (the terminal wraps it at its
-    own width), example lines (indented, or after ``Examples:``) kept as they are; brackets are
-    text ('xavinit[formats]'), not Rich styles."""
-    paragraphs = markup_escape(inspect.cleandoc(doc)).split("\n\n")
+    own width), example lines (indented, or after ``Examples:``) kept as they are."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
     out = []
     for paragraph in paragraphs:
         lines = paragraph.splitlines()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape as markup_escape
 
 from xavinit.render import FORMATS
 
@@ -60,10 +59,8 @@ COMMON = ("fmt", "output", "config", "quiet")
 """The parameters every result command takes besides its config's options."""
 
 
-def cli_type(annotation: Any, opt: Opt) -> Any:
-    """The type typer parses an option into: the field's, without None and constraints."""
-    if opt.cli_type is not None:
-        return opt.cli_type
+def bare_type(annotation: Any) -> Any:
+    """A type without its ``Annotated`` metadata and without ``None`` (``X | None`` -> ``X``)."""
     kind = annotation
     while typing.get_origin(kind) is Annotated:
         kind = typing.get_args(kind)[0]
@@ -71,6 +68,14 @@ def cli_type(annotation: Any, opt: Opt) -> Any:
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
         while typing.get_origin(kind) is Annotated:
             kind = typing.get_args(kind)[0]
+    return kind
+
+
+def cli_type(annotation: Any, opt: Opt) -> Any:
+    """The type typer parses an option into: the field's, without None and constraints."""
+    if opt.cli_type is not None:
+        return opt.cli_type
+    kind = bare_type(annotation)
     if typing.get_origin(kind) is tuple:
         return list[typing.get_args(kind)[0]]  # type: ignore[misc]
     return kind
@@ -104,7 +109,6 @@ def option_parameters(config_type: type[Config]) -> list[inspect.Parameter]:
             and (info.default is not None or opt.default_text is not None)
         ):
             text = f"{text} (default {_default_text(info.default, opt)})"
-        text = markup_escape(text)  # 'xavinit[torch]' is text, not a Rich style
         if opt.argument:
             marker: Any = typer.Argument(help=text, metavar=opt.metavar, show_default=False)
         else:

@@ -11,12 +11,11 @@ from xavinit.errors import XavinitError
 from xavinit.render import EXTENSIONS, require_supported
 
 if typing.TYPE_CHECKING:
-    from xavinit.cli.options import OutputFormat
     from xavinit.config import Config
 
 
 def chosen_formats(
-    command: str, fmt: OutputFormat | None, output: Path | None
+    command: str, fmt: str | None, output: Path | None
 ) -> tuple[str | None, str | None]:
     """``(stdout format or None, file format or None)``, refused before any work if the
     command's result cannot be rendered so."""
@@ -30,7 +29,7 @@ def chosen_formats(
             )
         if not output.parent.is_dir():
             fail(f"--output {str(output)!r}: folder {str(output.parent)!r} does not exist")
-    screen = None if output is not None and fmt is None else (fmt.value if fmt else "table")
+    screen = None if output is not None and fmt is None else (fmt or "table")
     for name in (screen, file_fmt):
         if name is not None:
             try:

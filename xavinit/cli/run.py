@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
-import os
 import sys
 import typing
 from collections.abc import Callable
@@ -21,10 +20,11 @@ from xavinit.cli.consoles import (
     EXIT_OK,
     fail,
     progress_bar,
+    silence_stdout,
     stdout_console,
 )
 from xavinit.cli.helptext import reflow
-from xavinit.cli.options import COMMON, OutputFormat, common_parameters, option_parameters
+from xavinit.cli.options import COMMON, common_parameters, option_parameters
 from xavinit.cli.outputs import check_outputs, chosen_formats
 from xavinit.errors import XavinitError
 from xavinit.render import FORMATS
@@ -83,7 +83,7 @@ def result_command(
             cli_values=values,
             build=build,
             run=runner,
-            fmt=common["fmt"],
+            fmt=getattr(common["fmt"], "value", common["fmt"]),  # typer's enum or its text
             output=common["output"],
             config_file=common["config"],
             quiet=common["quiet"],
@@ -99,8 +99,8 @@ def result_command(
 
 
 def _file_options(
-    file_values: dict[str, Any], label: str, fmt: OutputFormat | None, output: Path | None
-) -> tuple[OutputFormat | None, Path | None, bool]:
+    file_values: dict[str, Any], label: str, fmt: str | None, output: Path | None
+) -> tuple[str | None, Path | None, bool]:
     """``format``, ``output`` and ``quiet`` taken out of a config file (options win)."""
     from pydantic import TypeAdapter, ValidationError
 
@@ -112,9 +112,8 @@ def _file_options(
     except ValidationError:
         fail(f"{label}: quiet: must be true or false, got {quiet_value!r}")
     if fmt is None and fmt_value is not None:
-        try:
-            fmt = OutputFormat(str(fmt_value).lower())
-        except ValueError:
+        fmt = str(fmt_value).lower()
+        if fmt not in FORMATS:
             fail(f"{label}: format must be one of {', '.join(FORMATS)}")
     if output is None and output_value is not None:
         output = Path(str(output_value))
@@ -135,18 +134,10 @@ def _to_stdout(result: Any, screen: str | None, rendered: str | None = None) -> 
             sys.stdout.write(rendered if rendered is not None else render(result, screen))
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
     except OSError as error:
-        _silence_stdout()
+        silence_stdout()
         fail(f"cannot write the result to stdout: {error.strerror or error}")
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that the interpreter's last flush does not fail again."""
-    with contextlib.suppress(OSError, ValueError):  # ValueError: a stdout without a descriptor
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 def execute(
@@ -155,7 +146,7 @@ def execute(
     cli_values: dict[str, Any],
     build: Callable[[dict[str, Any], Callable[[str], str]], Any],
     run: Callable[[], Callable[[Any, ProgressCallback | None], Any]],
-    fmt: OutputFormat | None,
+    fmt: str | None,
     output: Path | None,
     config_file: Path | None,
     quiet: bool,

@@ -1,0 +1,79 @@
+"""A result command's command line parsed from its declaration (``xavinit.cli.commandline``):
+config options handed on as typed (their model validates them), the others checked here, the
+real command built only once the line parses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from startup_helpers import imported_by
+
+import xavinit.cli.init
+from xavinit.cli import main
+
+
+@pytest.fixture
+def captured(monkeypatch) -> dict[str, Any]:
+    """The values ``init``'s built command is called with."""
+    seen: dict[str, Any] = {}
+
+    def command() -> Any:
+        def record(**values: Any) -> None:
+            seen.update(values)
+
+        return record
+
+    monkeypatch.setattr(xavinit.cli.init, "command", command)
+    return seen
+
+
+def test_values_reach_the_command_as_typed_or_checked(captured):
+    words = ["init", "--layers", "8,4", "-s", "a", "-s", "b", "-q", "-f", "JSON", "--threads", "2"]
+    assert main(words) == 0
+    assert captured["layers"] == "8,4"
+    assert captured["scheme"] == ["a", "b"]
+    assert captured["quiet"] is True and captured["fmt"] == "json" and captured["threads"] == 2
+    # an option not given is None (a flag too: ``train --resume`` refuses any option given)
+    assert captured["trials"] is None and captured["key"] is None and captured["output"] is None
+
+
+def test_a_config_flag_not_given_is_none_and_its_negation_is_false(monkeypatch):
+    import xavinit.cli.propagate
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(xavinit.cli.propagate, "command", lambda: lambda **v: seen.append(v))
+    main(["propagate"])
+    main(["propagate", "--no-histograms"])
+    main(["propagate", "--histograms", "-q"])
+    assert [v["histograms"] for v in seen] == [None, False, True]
+    assert [v["quiet"] for v in seen] == [False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("words", "named"),
+    [
+        (["--threads", "0"], "'--threads'"),
+        (["--threads", "two"], "'--threads'"),
+        (["-f", "xml"], "'--format' / '-f'"),
+        (["-o", "."], "'--output' / '-o'"),
+        (["-c", "."], "'--config' / '-c'"),
+        (["--no-such"], "--no-such"),
+        (["--trials", "twelve"], "--trials"),
+    ],
+)
+def test_a_refused_value_is_one_line_naming_the_option(words, named, capsys):
+    assert main(["init", *words]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and named in lines[0], lines
+
+
+def test_a_usage_error_imports_no_pydantic():
+    """A command line that does not parse is refused before any command is built."""
+    argvs = [
+        ["init", "--no-such"],
+        ["check", "--threads", "0"],
+        ["schemes", "a", "b"],
+        ["train", "--format", "xml"],
+    ]
+    assert imported_by(argvs) == []
