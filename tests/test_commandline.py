@@ -77,3 +77,22 @@ def test_a_usage_error_imports_no_pydantic():
         ["train", "--format", "xml"],
     ]
     assert imported_by(argvs) == []
+
+
+def test_without_typers_own_click_the_typer_built_command_gives_the_same_result(
+    monkeypatch, capsys
+):
+    """An older typer (on click, no ``typer._coercion``): the command is built by typer, the
+    same command line gives the same document and the same refusal."""
+    import xavinit.cli.commandline
+
+    words = ["init", "--layers", "16,8", "-s", "normalized", "-q", "-f", "json", "--seed", "3"]
+    assert main(words) == 0
+    declared = capsys.readouterr().out
+    monkeypatch.setattr(xavinit.cli.commandline, "_param_classes", lambda: None)
+    assert xavinit.cli.commandline.declared_command("init") is None
+    assert main(words) == 0
+    assert capsys.readouterr().out == declared
+    assert main(["init", "--trials", "twelve"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--trials" in lines[0], lines
