@@ -181,3 +181,64 @@ def test_a_shared_list_keeps_yaml_dump_s_anchor():
 
     shared = [1, 2]
     assert to_yaml({"a": shared, "b": shared}) == "a: &id001\n- 1\n- 2\nb: *id001\n"
+
+
+_ROW_STRINGS = st.lists(
+    st.sampled_from(["a", "bb", "x" * 30, "y" * 90, "it's", "p=0.5;", "1e-05", "1.5", "~", "<<",
+                     "yes", "null", "Off", "-", "a:b", "é", "層", "'q'", ":", "", "a #b", "a: b",
+                     "[x]", "- a", "uniform:a=0.61854"]),
+    max_size=25,
+).map(" ".join)  # fmt: skip
+_LEAF = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0.0, -0.0, 1e-05, -2e16, 1.5e-300, 0.125, 1, True, 0, False])
+    | _ROW_STRINGS
+)  # fmt: skip
+_ROW_KEYS = st.sampled_from(
+    [("scheme", "score"), ("a b", "yes", "x" * 70, "p"), ("name", "shape", "candidates")]
+)
+
+
+def _rows(keys: tuple[str, ...], values: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(st.fixed_dictionaries({k: values for k in keys}), min_size=2, max_size=6)
+
+
+_INNER = _ROW_KEYS.flatmap(lambda keys: _rows(keys, _LEAF))
+_CELL = _LEAF | st.lists(_LEAF, max_size=3) | _INNER | st.builds(list) | st.builds(dict)
+_TABLE = _ROW_KEYS.flatmap(lambda keys: _rows(keys, _CELL))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(_ROW_STRINGS.filter(lambda key: len(key) < 100),
+                       _TABLE | st.lists(_TABLE, min_size=1, max_size=2),
+                       min_size=1, max_size=3))  # fmt: skip
+def test_yaml_rows_written_a_column_at_a_time_are_libyaml_s_text(document):
+    """Lists of mappings with one key order (check's tensors and their candidates) take the
+    column-at-a-time path: numbers formatted together (exponents, -0.0, True beside 1), strings
+    folded or quoted at their column, nested rows and lists of scalars flattened, empties."""
+    from xavinit.serialize import _YamlWriter
+
+    assert _YamlWriter().document(document) == _libyaml(document)
+
+
+def test_check_rows_take_the_column_path_and_keep_libyaml_s_text():
+    """A check-shaped document (rows of one key order, candidate rows inside them, a long
+    reason that folds) is written by the fast writer, column by column, as libyaml writes it;
+    a candidate row shared by two tensors is an anchor, as yaml.dump writes it."""
+    from xavinit.serialize import _YamlWriter, to_yaml
+
+    reason = "standard (PyTorch's nn.Linear default), p=0.028; runner-up xavier-normal, p=2.7e-05"
+    rows = [
+        {"name": f"layers.{k}.weight", "shape": [8, 8 + k], "p_value": [0.1 / (k + 1), None][k % 2],
+         "reason": reason * (k % 3), "groups": None if k else [1, 2], "counts": {},
+         "candidates": [{"scheme": s, "score": 2e-05 * k, "explains": k % 2 == 0, "n": k}
+                        for s in ["he-normal", "uniform:a=0.5", "it's"][: k % 4]]}
+        for k in range(9)
+    ]  # fmt: skip
+    document = {"command": "check", "tensors": rows, "failures": []}
+    writer = _YamlWriter()
+    assert writer.document(document) == _libyaml(document)
+    assert writer.strings  # the columns of strings went through the column path
+    rows[2]["candidates"][1] = rows[1]["candidates"][0]
+    assert to_yaml(document) == _libyaml(document)
+    assert "&id001" in to_yaml(document)

@@ -53,17 +53,23 @@ def _all_printable(data: Any) -> bool:
     level = [data]
     while level:
         kinds = list(map(type, level))
-        if not "".join(compress(level, map(is_, kinds, repeat(str)))).isprintable():
+        present = set(kinds)  # a level of leaves (most of a result) is one pass for the strings
+        strings = compress(level, map(is_, kinds, repeat(str))) if str in present else ()
+        if not "".join(strings).isprintable():
             return False
-        dicts = list(compress(level, map(is_, kinds, repeat(dict))))
-        if not _joined_printable(list(chain.from_iterable(dicts))):  # their keys
+        if present <= _LEAVES_AND_STR:  # nothing below this level
+            return True
+        dicts = list(compress(level, map(is_, kinds, repeat(dict)))) if dict in present else []
+        if not _joined_printable(set(chain.from_iterable(dicts))):  # their keys, each once
             return False
         sequences = compress(level, map(_SEQUENCES.__contains__, kinds))
-        records = compress(level, map(_is_dataclass_type, kinds))
+        records = {kind for kind in present if _is_dataclass_type(kind)}
         level = [
             *chain.from_iterable(map(dict.values, dicts)),
             *chain.from_iterable(sequences),
-            *chain.from_iterable(map(dict.values, map(_FIELDS, records))),
+            *chain.from_iterable(
+                map(dict.values, map(_FIELDS, compress(level, map(records.__contains__, kinds))))
+            ),
         ]
     return True
 
@@ -101,6 +107,7 @@ def _is_dataclass_type(kind: Any) -> bool:
 
 
 _LEAVES = frozenset({float, int, bool, type(None)})
+_LEAVES_AND_STR = _LEAVES | {str}
 _FIELDS = attrgetter("__dict__")
 _SEQUENCES = frozenset({list, tuple})
 
