@@ -242,3 +242,59 @@ def test_check_rows_take_the_column_path_and_keep_libyaml_s_text():
     rows[2]["candidates"][1] = rows[1]["candidates"][0]
     assert to_yaml(document) == _libyaml(document)
     assert "&id001" in to_yaml(document)
+
+
+def test_csv_rows_are_dictwriter_s_text_without_check_s_candidates(tmp_path):
+    """check's CSV (built without copying the candidate rows) and a nested document's are the
+    text csv.DictWriter writes for the document's rows: cells quoted, None empty, lists joined
+    with ';', dicts as compact JSON, infinities as their strings, columns in the order they
+    first occur."""
+    import csv as csvlib
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from xavinit.experiments.check import check_weights
+    from xavinit.render.data import render_csv
+    from xavinit.results import GainResult
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "odd.safetensors"
+    save_file(
+        {
+            'blocks.0,"q"\nproj.weight': rng.uniform(-0.2, 0.2, (16, 12)).astype(np.float32),
+            "norm.weight": np.ones(40, dtype=np.float32),
+            "tiny.bias": rng.normal(0.0, 1.0, 6).astype(np.float32),
+        },
+        str(path),
+    )
+    nested = GainResult(seed=0, config={}, passed=True, gains=[
+        {"activation": "tanh", "gain": 1.5, "extra": {"a": [1, 2]}, "tags": ["x", "y,z"]},
+        {"activation": "relu", "gain": float("inf"), "note": 'say "hi"', "tags": None},
+    ])  # fmt: skip
+
+    def cell(value):
+        if isinstance(value, dict):
+            return json.dumps(value, separators=(",", ":"))
+        if isinstance(value, list):
+            return ";".join(str(v) for v in value)
+        return "" if value is None else value
+
+    for result, rows in [
+        (check_weights(path), None),
+        (nested, [dict(row) for row in nested.to_dict()["gains"]]),
+    ]:
+        if rows is None:
+            rows = [{k: v for k, v in t.items() if k != "candidates"}
+                    for t in result.to_dict()["tensors"]]  # fmt: skip
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(k for k in row if k not in columns)
+        expected = io.StringIO()
+        writer = csvlib.DictWriter(expected, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: cell(row.get(k)) for k in columns} for row in rows)
+        assert render_csv(result) == expected.getvalue()
+    names = [row["name"] for row in csvlib.DictReader(io.StringIO(render_csv(check_weights(path))))]
+    assert names[0] == 'blocks.0,"q"\\nproj.weight'  # a comma and quotes in a cell
