@@ -298,3 +298,41 @@ def test_csv_rows_are_dictwriter_s_text_without_check_s_candidates(tmp_path):
         assert render_csv(result) == expected.getvalue()
     names = [row["name"] for row in csvlib.DictReader(io.StringIO(render_csv(check_weights(path))))]
     assert names[0] == 'blocks.0,"q"\\nproj.weight'  # a comma and quotes in a cell
+
+
+def test_check_yaml_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp_path):
+    """render_yaml writes a check result from its own objects (no plain() copy): the text of
+    to_yaml(result.to_dict()) with NaN and infinities as their strings, a tuple as a list, and
+    a tensor or candidate row that occurs twice written twice (the copy has no shared object),
+    and what yaml.safe_load reads back is the document."""
+    import dataclasses
+    import math
+
+    import numpy as np
+    import yaml
+    from safetensors.numpy import save_file
+
+    from xavinit.experiments.check import check_weights
+    from xavinit.render.data import render_yaml
+    from xavinit.serialize import to_yaml, yaml_of_fields
+
+    rng = np.random.default_rng(4)
+    path = tmp_path / "m.safetensors"
+    save_file({f"l{k}.weight": rng.uniform(-0.3, 0.3, (12, 10)).astype(np.float32)
+               for k in range(3)}, str(path))  # fmt: skip
+    result = check_weights(path)
+    first, second, third = result.tensors
+    shared = dict(first.candidates[0], score=-math.inf, known_as="it's: odd")
+    odd = dataclasses.replace(
+        first, observed_var=math.nan, p_value=math.inf, shape=tuple(first.shape),
+        candidates=[shared, *first.candidates[1:]],
+    )  # fmt: skip
+    second = dataclasses.replace(second, candidates=[shared, *second.candidates])
+    result = dataclasses.replace(result, tensors=[odd, second, third, odd])
+    expected = to_yaml(result.to_dict())
+    assert "&id" not in expected and "nan" in expected and "-inf" in expected
+    fields = {"schema_version": 1, "xavinit_version": result.xavinit_version,
+              "command": "check", **vars(result)}  # fmt: skip
+    assert yaml_of_fields(fields) is not None  # the fast writer, not yaml.dump
+    assert render_yaml(result) == expected
+    assert yaml.safe_load(render_yaml(result)) == result.to_dict()

@@ -63,7 +63,7 @@ def _all_printable(data: Any) -> bool:
         if not _joined_printable(set(chain.from_iterable(dicts))):  # their keys, each once
             return False
         sequences = compress(level, map(_SEQUENCES.__contains__, kinds))
-        records = {kind for kind in present if _is_dataclass_type(kind)}
+        records = {kind for kind in present if is_dataclass_type(kind)}
         level = [
             *chain.from_iterable(map(dict.values, dicts)),
             *chain.from_iterable(sequences),
@@ -93,7 +93,7 @@ def _printable_copy(data: Any) -> Any:
         }
     if kind is list or kind is tuple:
         return [v if type(v) in _LEAVES else _printable_copy(v) for v in data]
-    if _is_dataclass_type(kind):  # a result or a row of one: the same type, its strings printable
+    if is_dataclass_type(kind):  # a result or a row of one: the same type, its strings printable
         return dataclasses.replace(
             data,
             **{k: v if type(v) in _LEAVES else _printable_copy(v) for k, v in vars(data).items()},
@@ -102,7 +102,8 @@ def _printable_copy(data: Any) -> Any:
 
 
 @functools.cache
-def _is_dataclass_type(kind: Any) -> bool:
+def is_dataclass_type(kind: Any) -> bool:
+    """Whether ``kind`` (a type) is a dataclass, remembered per type."""
     return dataclasses.is_dataclass(kind)
 
 
