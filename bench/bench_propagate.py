@@ -4,9 +4,9 @@ Times one ``run_one`` (forward, backward, every per-layer statistic, histograms 
 predictions; no Jacobian) on the paper's 1024-1000x5-10 tanh network at batch 1000, and the same
 forward products ``Z @ W``, backward products ``dS @ W^T`` and weight-gradient products
 ``Z^T @ dS`` on preallocated float32 arrays (``out=``: nothing but the products), and drawing
-the six weight matrices, interleaved (each in turn, every round), on one BLAS thread. Prints
-the medians, the median of the rounds' ratios (with and without the weights' draw) and the load
-average (aim: at most 1.2). Then the default command's whole run with the Jacobian, and one line
+the six weight matrices into reused arrays (as the run draws them), interleaved (each in turn,
+every round), on one BLAS thread. Prints the medians, the median of the rounds' ratios (with
+and without the weights' draw) and the load average (aim: at most 1.2). Then the default command's whole run with the Jacobian, and one line
 per installed array backend (docs/backends.md): the same ``run_one`` with the passes on torch
 (CPU, CUDA when visible) or cupy, in a process of its own, against numpy's.
 
@@ -102,12 +102,15 @@ def main() -> None:
     scheme, activation = get_scheme("normalized"), get_activation("tanh")
     dtype = np.dtype(config.dtype)
     buffers = Buffers()  # as run_propagate hands them from one network to the next
+    drawn = [  # the draw as the run makes it: into the same arrays every time
+        np.empty((a, b), dtype=dtype) for a, b in itertools.pairwise(PAPER_LAYERS)
+    ]
     with blas_threads(1):
         times = interleaved_times(
             {
                 "bare": bare_products(args.batch, PAPER_LAYERS),
                 "run": lambda: run_one(config, scheme, activation, buffers),
-                "draw": lambda: draw_weights(scheme, PAPER_LAYERS, 0, 0, dtype),
+                "draw": lambda: draw_weights(scheme, PAPER_LAYERS, 0, 0, dtype, drawn),
             },
             args.repeats,
         )

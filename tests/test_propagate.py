@@ -560,3 +560,33 @@ def test_bins_are_binary_searchs_for_even_and_uneven_edges():
         values = values[(values >= lo) & (values <= hi)]
         expected = np.minimum(np.searchsorted(grid, values, side="right") - 1, grid.size - 2)
         assert bins_of(values, grid).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("scheme", ["normalized", "orthogonal", "glorot-normal-truncated"])
+def test_weights_and_inputs_drawn_into_buffers_measure_bit_for_bit(scheme):
+    """measure_network with Buffers draws each trial's weights and inputs into the same arrays
+    (no fresh matrix per layer) and measures exactly what fresh draws measure."""
+    from xavinit.core.measure import measure_network
+    from xavinit.core.network import Buffers
+    from xavinit.core.sampling import WeightSource, draw_weights
+    from xavinit.core.schemes import get_scheme
+    from xavinit.experiments.propagate import measure_plan
+
+    config = PropagateConfig(layers=(12, 9, 7, 3), batch=6, bias_var=0.1, jacobian_samples=2)
+    plan, act = measure_plan(config), get_activation("tanh")
+    source = WeightSource.drawn(get_scheme(scheme))
+    buffers = Buffers()
+    kept = []
+    for trial in range(2):
+        fresh, _ = measure_network(plan, source, act, trial, None)
+        reused, _ = measure_network(plan, source, act, trial, None, buffers)
+        assert repr(reused) == repr(fresh)
+        widths = config.layers
+        out = [buffers.get("weights", k, (widths[k], widths[k + 1]), np.dtype(np.float32))
+               for k in range(len(widths) - 1)]  # fmt: skip
+        drawn = draw_weights(source.scheme, widths, plan.seed, trial, np.dtype(np.float32), out)
+        expected = draw_weights(source.scheme, widths, plan.seed, trial, np.dtype(np.float32))
+        assert [w.tobytes() for w in drawn] == [w.tobytes() for w in expected]
+        assert all(a is b for a, b in zip(drawn, out, strict=True))
+        kept.append(buffers.get("inputs", 0, (6, 12), np.dtype(np.float32)))
+    assert kept[0] is kept[1]

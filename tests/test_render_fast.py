@@ -181,3 +181,158 @@ def test_a_shared_list_keeps_yaml_dump_s_anchor():
 
     shared = [1, 2]
     assert to_yaml({"a": shared, "b": shared}) == "a: &id001\n- 1\n- 2\nb: *id001\n"
+
+
+_ROW_STRINGS = st.lists(
+    st.sampled_from(["a", "bb", "x" * 30, "y" * 90, "it's", "p=0.5;", "1e-05", "1.5", "~", "<<",
+                     "yes", "null", "Off", "-", "a:b", "é", "層", "'q'", ":", "", "a #b", "a: b",
+                     "[x]", "- a", "uniform:a=0.61854"]),
+    max_size=25,
+).map(" ".join)  # fmt: skip
+_LEAF = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0.0, -0.0, 1e-05, -2e16, 1.5e-300, 0.125, 1, True, 0, False])
+    | _ROW_STRINGS
+)  # fmt: skip
+_ROW_KEYS = st.sampled_from(
+    [("scheme", "score"), ("a b", "yes", "x" * 70, "p"), ("name", "shape", "candidates")]
+)
+
+
+def _rows(keys: tuple[str, ...], values: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(st.fixed_dictionaries({k: values for k in keys}), min_size=2, max_size=6)
+
+
+_INNER = _ROW_KEYS.flatmap(lambda keys: _rows(keys, _LEAF))
+_CELL = _LEAF | st.lists(_LEAF, max_size=3) | _INNER | st.builds(list) | st.builds(dict)
+_TABLE = _ROW_KEYS.flatmap(lambda keys: _rows(keys, _CELL))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(_ROW_STRINGS.filter(lambda key: len(key) < 100),
+                       _TABLE | st.lists(_TABLE, min_size=1, max_size=2),
+                       min_size=1, max_size=3))  # fmt: skip
+def test_yaml_rows_written_a_column_at_a_time_are_libyaml_s_text(document):
+    """Lists of mappings with one key order (check's tensors and their candidates) take the
+    column-at-a-time path: numbers formatted together (exponents, -0.0, True beside 1), strings
+    folded or quoted at their column, nested rows and lists of scalars flattened, empties."""
+    from xavinit.serialize import _YamlWriter
+
+    assert _YamlWriter().document(document) == _libyaml(document)
+
+
+def test_check_rows_take_the_column_path_and_keep_libyaml_s_text():
+    """A check-shaped document (rows of one key order, candidate rows inside them, a long
+    reason that folds) is written by the fast writer, column by column, as libyaml writes it;
+    a candidate row shared by two tensors is an anchor, as yaml.dump writes it."""
+    from xavinit.serialize import _YamlWriter, to_yaml
+
+    reason = "standard (PyTorch's nn.Linear default), p=0.028; runner-up xavier-normal, p=2.7e-05"
+    rows = [
+        {"name": f"layers.{k}.weight", "shape": [8, 8 + k], "p_value": [0.1 / (k + 1), None][k % 2],
+         "reason": reason * (k % 3), "groups": None if k else [1, 2], "counts": {},
+         "candidates": [{"scheme": s, "score": 2e-05 * k, "explains": k % 2 == 0, "n": k}
+                        for s in ["he-normal", "uniform:a=0.5", "it's"][: k % 4]]}
+        for k in range(9)
+    ]  # fmt: skip
+    document = {"command": "check", "tensors": rows, "failures": []}
+    writer = _YamlWriter()
+    assert writer.document(document) == _libyaml(document)
+    assert writer.strings  # the columns of strings went through the column path
+    rows[2]["candidates"][1] = rows[1]["candidates"][0]
+    assert to_yaml(document) == _libyaml(document)
+    assert "&id001" in to_yaml(document)
+
+
+def test_csv_rows_are_dictwriter_s_text_without_check_s_candidates(tmp_path):
+    """check's CSV (built without copying the candidate rows) and a nested document's are the
+    text csv.DictWriter writes for the document's rows: cells quoted, None empty, lists joined
+    with ';', dicts as compact JSON, infinities as their strings, columns in the order they
+    first occur."""
+    import csv as csvlib
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from xavinit.experiments.check import check_weights
+    from xavinit.render.data import render_csv
+    from xavinit.results import GainResult
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "odd.safetensors"
+    save_file(
+        {
+            'blocks.0,"q"\nproj.weight': rng.uniform(-0.2, 0.2, (16, 12)).astype(np.float32),
+            "norm.weight": np.ones(40, dtype=np.float32),
+            "tiny.bias": rng.normal(0.0, 1.0, 6).astype(np.float32),
+        },
+        str(path),
+    )
+    nested = GainResult(seed=0, config={}, passed=True, gains=[
+        {"activation": "tanh", "gain": 1.5, "extra": {"a": [1, 2]}, "tags": ["x", "y,z"]},
+        {"activation": "relu", "gain": float("inf"), "note": 'say "hi"', "tags": None},
+    ])  # fmt: skip
+
+    def cell(value):
+        if isinstance(value, dict):
+            return json.dumps(value, separators=(",", ":"))
+        if isinstance(value, list):
+            return ";".join(str(v) for v in value)
+        return "" if value is None else value
+
+    for result, rows in [
+        (check_weights(path), None),
+        (nested, [dict(row) for row in nested.to_dict()["gains"]]),
+    ]:
+        if rows is None:
+            rows = [{k: v for k, v in t.items() if k != "candidates"}
+                    for t in result.to_dict()["tensors"]]  # fmt: skip
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(k for k in row if k not in columns)
+        expected = io.StringIO()
+        writer = csvlib.DictWriter(expected, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: cell(row.get(k)) for k in columns} for row in rows)
+        assert render_csv(result) == expected.getvalue()
+    names = [row["name"] for row in csvlib.DictReader(io.StringIO(render_csv(check_weights(path))))]
+    assert names[0] == 'blocks.0,"q"\\nproj.weight'  # a comma and quotes in a cell
+
+
+def test_check_yaml_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp_path):
+    """render_yaml writes a check result from its own objects (no plain() copy): the text of
+    to_yaml(result.to_dict()) with NaN and infinities as their strings, a tuple as a list, and
+    a tensor or candidate row that occurs twice written twice (the copy has no shared object),
+    and what yaml.safe_load reads back is the document."""
+    import dataclasses
+    import math
+
+    import numpy as np
+    import yaml
+    from safetensors.numpy import save_file
+
+    from xavinit.experiments.check import check_weights
+    from xavinit.render.data import render_yaml
+    from xavinit.serialize import to_yaml, yaml_of_fields
+
+    rng = np.random.default_rng(4)
+    path = tmp_path / "m.safetensors"
+    save_file({f"l{k}.weight": rng.uniform(-0.3, 0.3, (12, 10)).astype(np.float32)
+               for k in range(3)}, str(path))  # fmt: skip
+    result = check_weights(path)
+    first, second, third = result.tensors
+    shared = dict(first.candidates[0], score=-math.inf, known_as="it's: odd")
+    odd = dataclasses.replace(
+        first, observed_var=math.nan, p_value=math.inf, shape=tuple(first.shape),
+        candidates=[shared, *first.candidates[1:]],
+    )  # fmt: skip
+    second = dataclasses.replace(second, candidates=[shared, *second.candidates])
+    result = dataclasses.replace(result, tensors=[odd, second, third, odd])
+    expected = to_yaml(result.to_dict())
+    assert "&id" not in expected and "nan" in expected and "-inf" in expected
+    fields = {"schema_version": 1, "xavinit_version": result.xavinit_version,
+              "command": "check", **vars(result)}  # fmt: skip
+    assert yaml_of_fields(fields) is not None  # the fast writer, not yaml.dump
+    assert render_yaml(result) == expected
+    assert yaml.safe_load(render_yaml(result)) == result.to_dict()

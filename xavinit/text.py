@@ -53,17 +53,23 @@ def _all_printable(data: Any) -> bool:
     level = [data]
     while level:
         kinds = list(map(type, level))
-        if not "".join(compress(level, map(is_, kinds, repeat(str)))).isprintable():
+        present = set(kinds)  # a level of leaves (most of a result) is one pass for the strings
+        strings = compress(level, map(is_, kinds, repeat(str))) if str in present else ()
+        if not "".join(strings).isprintable():
             return False
-        dicts = list(compress(level, map(is_, kinds, repeat(dict))))
-        if not _joined_printable(list(chain.from_iterable(dicts))):  # their keys
+        if present <= _LEAVES_AND_STR:  # nothing below this level
+            return True
+        dicts = list(compress(level, map(is_, kinds, repeat(dict)))) if dict in present else []
+        if not _joined_printable(set(chain.from_iterable(dicts))):  # their keys, each once
             return False
         sequences = compress(level, map(_SEQUENCES.__contains__, kinds))
-        records = compress(level, map(_is_dataclass_type, kinds))
+        records = {kind for kind in present if is_dataclass_type(kind)}
         level = [
             *chain.from_iterable(map(dict.values, dicts)),
             *chain.from_iterable(sequences),
-            *chain.from_iterable(map(dict.values, map(_FIELDS, records))),
+            *chain.from_iterable(
+                map(dict.values, map(_FIELDS, compress(level, map(records.__contains__, kinds))))
+            ),
         ]
     return True
 
@@ -87,7 +93,7 @@ def _printable_copy(data: Any) -> Any:
         }
     if kind is list or kind is tuple:
         return [v if type(v) in _LEAVES else _printable_copy(v) for v in data]
-    if _is_dataclass_type(kind):  # a result or a row of one: the same type, its strings printable
+    if is_dataclass_type(kind):  # a result or a row of one: the same type, its strings printable
         return dataclasses.replace(
             data,
             **{k: v if type(v) in _LEAVES else _printable_copy(v) for k, v in vars(data).items()},
@@ -96,11 +102,13 @@ def _printable_copy(data: Any) -> Any:
 
 
 @functools.cache
-def _is_dataclass_type(kind: Any) -> bool:
+def is_dataclass_type(kind: Any) -> bool:
+    """Whether ``kind`` (a type) is a dataclass, remembered per type."""
     return dataclasses.is_dataclass(kind)
 
 
 _LEAVES = frozenset({float, int, bool, type(None)})
+_LEAVES_AND_STR = _LEAVES | {str}
 _FIELDS = attrgetter("__dict__")
 _SEQUENCES = frozenset({list, tuple})
 

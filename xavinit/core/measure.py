@@ -218,9 +218,13 @@ def measure_network(
     dtype = np.dtype(plan.dtype)
     widths = plan.widths
     n_layers = len(widths) - 1
-    weights = source.weights(widths, plan.seed, trial, dtype)
+    drawn = None if buffers is None else [
+        buffers.get("weights", k, (widths[k], widths[k + 1]), dtype) for k in range(n_layers)
+    ]  # fmt: skip
+    weights = source.weights(widths, plan.seed, trial, dtype, drawn)
     biases = draw_biases(widths, plan.bias_var, plan.seed, trial, dtype)
-    x = draw_inputs(plan.seed, trial, plan.batch, widths[0], plan.inputs, dtype)
+    x_out = None if buffers is None else buffers.get("inputs", 0, (plan.batch, widths[0]), dtype)
+    x = draw_inputs(plan.seed, trial, plan.batch, widths[0], plan.inputs, dtype, x_out)
     input_moments = moments_and_sample(x)[0]
     input_cross = cross_moment(x)
 

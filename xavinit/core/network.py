@@ -88,7 +88,8 @@ class Gradients:
 
 
 class Buffers:
-    """numpy arrays that :func:`forward` and :func:`backward` write their outputs into, kept
+    """numpy arrays that :func:`forward` and :func:`backward` write their outputs into (and
+    :func:`xavinit.core.measure.measure_network` its drawn weights and inputs), kept
     from one call to the next: a run that pushes many networks of one shape through (propagate's
     trials and schemes) fills the same memory again instead of a fresh multi-MB array per
     product, which the allocator hands back to the system and page-faults in again (6% of a

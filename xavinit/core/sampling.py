@@ -9,6 +9,7 @@ Weights are ``(fan_in, fan_out)`` (the network's convention, :mod:`xavinit.core.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,12 +28,19 @@ __all__ = [
 
 
 def draw_inputs(
-    seed: int, trial: int, batch: int, width: int, distribution: str, dtype: np.dtype
+    seed: int,
+    trial: int,
+    batch: int,
+    width: int,
+    distribution: str,
+    dtype: np.dtype,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``U[-1, 1]`` (``distribution="uniform"``, like pixels scaled to [-1, 1]) or ``N(0, 1)``
-    (``"normal"``) inputs, ``(batch, width)``."""
+    (``"normal"``) inputs, ``(batch, width)``, into ``out`` when given (C-contiguous, that
+    shape and dtype: the same numbers as a fresh array)."""
     rng = input_rng(seed, trial, INPUT_KEY)
-    x = np.empty((batch, width), dtype=dtype)
+    x = np.empty((batch, width), dtype=dtype) if out is None else out
     if distribution == "uniform":
         rng.random(dtype=dtype, out=x)
         x *= 2.0
@@ -43,11 +51,23 @@ def draw_inputs(
 
 
 def draw_weights(
-    scheme: Scheme, widths: tuple[int, ...], seed: int, trial: int, dtype: np.dtype
+    scheme: Scheme,
+    widths: tuple[int, ...],
+    seed: int,
+    trial: int,
+    dtype: np.dtype,
+    out: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """One network's weights; layer k uses the same generator as ``xavinit init``'s layer k."""
+    """One network's weights; layer k uses the same generator as ``xavinit init``'s layer k.
+    ``out``: one array per layer to draw into (the same numbers as fresh arrays, without a
+    fresh multi-MB array per layer to page-fault in: half the cost of a paper-sized draw)."""
     return [
-        scheme.sample((widths[k], widths[k + 1]), layer_rng(seed, trial, k + 1), dtype=dtype)
+        scheme.sample(
+            (widths[k], widths[k + 1]),
+            layer_rng(seed, trial, k + 1),
+            dtype=dtype,
+            out=None if out is None else out[k],
+        )
         for k in range(len(widths) - 1)
     ]
 
@@ -102,12 +122,17 @@ class WeightSource:
         return cls(scheme.spec, scheme)
 
     def weights(
-        self, widths: tuple[int, ...], seed: int, trial: int, dtype: np.dtype
+        self,
+        widths: tuple[int, ...],
+        seed: int,
+        trial: int,
+        dtype: np.dtype,
+        out: Sequence[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
-        """One network's weights."""
+        """One network's weights (drawn into ``out`` when given; a file's are its own)."""
         if self.scheme is None:
             return list(self.fixed)
-        return draw_weights(self.scheme, widths, seed, trial, dtype)
+        return draw_weights(self.scheme, widths, seed, trial, dtype, out)
 
     def variances(self, widths: tuple[int, ...]) -> list[float]:
         """Var[W] of each layer: the scheme's, or each fixed matrix's mean of squares."""

@@ -13,10 +13,11 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 from xavinit.results import Result
-from xavinit.serialize import to_json, to_yaml
+from xavinit.serialize import plain, to_json, to_yaml, yaml_of_fields
 
 
 def render_json(result: Result) -> str:
@@ -24,8 +25,19 @@ def render_json(result: Result) -> str:
     return to_json(result.to_dict())
 
 
+_HEAD = ("schema_version", "xavinit_version", "command")
+
+
 def render_yaml(result: Result) -> str:
-    """The result's document as block YAML with keys in contract order."""
+    """The result's document as block YAML with keys in contract order. A ``check`` result is
+    written from its own objects, not from a copy (:func:`xavinit.serialize.yaml_of_fields`)."""
+    if result.command == "check":  # its document is its fields, the contract's three first
+        fields = vars(result)
+        document = {key: fields[key] for key in _HEAD}
+        document.update((key, value) for key, value in fields.items() if key not in _HEAD)
+        text = yaml_of_fields(document)
+        if text is not None:
+            return text
     return to_yaml(result.to_dict())
 
 
@@ -109,15 +121,30 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+_NESTED = frozenset({dict, list})
+
+
+def _csv_document(result: Result) -> dict[str, Any]:
+    """What :func:`table_rows` reads: the result's document, but for ``check`` without the
+    candidate rows its CSV leaves out (15 a tensor, copied for nothing: half of the time)."""
+    if result.command != "check":
+        return result.to_dict()
+    tensors = [
+        {key: value for key, value in vars(tensor).items() if key != "candidates"}
+        for tensor in getattr(result, "tensors")  # noqa: B009 (Result: a union)
+    ]
+    return {"command": "check", "tensors": plain(tensors)}
+
+
 def render_csv(result: Result) -> str:
-    """The result's document as CSV rows with a header of every column that occurs."""
-    rows = table_rows(result.to_dict())
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
+    """The result's document as CSV rows with a header of every column that occurs (in the
+    order they first occur); a missing or None cell is empty."""
+    rows = table_rows(_csv_document(result))
+    columns = list(dict.fromkeys(chain.from_iterable(rows)))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in columns})
+        cells = list(map(row.get, columns))  # csv writes None as an empty cell
+        writer.writerow(cells if _NESTED.isdisjoint(map(type, cells)) else map(_cell, cells))
     return out.getvalue()
