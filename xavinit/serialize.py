@@ -100,7 +100,7 @@ def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
     inner = "\n" + "  " * (depth + 1)
     encode = _run_encoder(depth + 1)
     out.append("{" if is_dict else "[")
-    if is_dict and all(type(item) in _SCALARS for item in value.values()):
+    if is_dict and _SCALARS.issuperset(map(type, value.values())):
         out.append(inner + encode(value)[1:-1])  # a flat dict (a ranking row): one call, with
         # the C encoder's key conversions (json's own)
     elif is_dict:
@@ -140,10 +140,8 @@ def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
 
 def _flat_dicts(items: Any) -> bool:
     """Whether every item is a non-empty dict of scalars (``check``'s ranking rows)."""
-    return all(
-        type(item) is dict and item and all(type(v) in _SCALARS for v in item.values())
-        for item in items
-    )
+    scalars = _SCALARS.issuperset
+    return all(type(item) is dict and item and scalars(map(type, item.values())) for item in items)
 
 
 def _flat_dict_list(items: Any, depth: int) -> str:
