@@ -582,3 +582,33 @@ def test_to_json_writes_what_json_dumps_writes(document: object) -> None:
     from xavinit.serialize import to_json
 
     assert to_json(document) == json.dumps(document, indent=2) + "\n"
+
+
+# lists of flat dicts (check's ranking rows) are encoded in one call and cut at the text "}",
+# separator, "{": strings that spell braces, separators and newlines must not fool it
+_TRICKY_TEXT = st.lists(
+    st.sampled_from(["}", "{", ",", "\n", " ", '"', "\\", "a", ": ", "},\n    {"]), max_size=6
+).map("".join)
+_FLAT_DICT_LISTS = st.lists(
+    st.dictionaries(
+        st.one_of(_TRICKY_TEXT, st.integers(), st.none(), st.booleans()),
+        st.one_of(_JSON_LEAVES, _TRICKY_TEXT),
+        min_size=1,
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        _FLAT_DICT_LISTS,
+        st.dictionaries(st.text(max_size=3), _FLAT_DICT_LISTS, max_size=2).map(lambda d: [d, [d]]),
+    )
+)
+def test_to_json_writes_lists_of_flat_dicts_as_json_dumps_does(document: object) -> None:
+    from xavinit.serialize import to_json
+
+    assert to_json(document) == json.dumps(document, indent=2) + "\n"

@@ -541,3 +541,26 @@ def test_pytorch_cross_check():
     spec = f"variance-scaling:scale={scale!r},distribution=truncated_normal_uncorrected"
     assert verify(w.numpy(), spec, layout="out-in").passed
     assert not verify(w.numpy(), f"variance-scaling:scale={scale!r}", layout="out-in").passed
+
+
+def test_scheme_from_params_is_the_parsed_spec() -> None:
+    """check's fitted laws are built from their parameters: the same scheme, spec text
+    included, as parsing ``name:key=value,...``; a scale no spec accepts is refused alike."""
+    from xavinit.core.schemes import parse_scheme, scheme_from_params
+
+    for name, params in [
+        ("normal", {"std": "0.36089"}),
+        ("uniform", {"a": "0.61854"}),
+        ("truncated-normal", {"std": "2.5e-07"}),
+        ("trunc-normal", {"std": "0.020254", "a": "-0.039815", "b": "0.039815"}),
+        ("he-normal", {"mode": "fan_out"}),
+        ("normalized", {}),
+    ]:
+        built = scheme_from_params(name, params)
+        text = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
+        parsed = parse_scheme(text)
+        assert built == parsed and built.spec == text and built.params == parsed.params
+    assert scheme_from_params("trunc-normal", {"std": "0.5", "a": "-1", "b": "1"}).truncation == 2.0
+    assert scheme_from_params("uniform", {"a": "3"}).variance(7, 9) == 3.0
+    with pytest.raises(XavinitError, match="std must be between"):
+        scheme_from_params("normal", {"std": "1e-35"})

@@ -102,7 +102,7 @@ def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
     inner = "\n" + "  " * (depth + 1)
     encode = _run_encoder(depth + 1)
     out.append("{" if is_dict else "[")
-    if is_dict and all(type(item) in _SCALARS for item in value.values()):
+    if is_dict and _SCALARS.issuperset(map(type, value.values())):
         out.append(inner + encode(value)[1:-1])  # a flat dict (a ranking row): one call, with
         # the C encoder's key conversions (json's own)
     elif is_dict:
@@ -120,6 +120,8 @@ def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
             _json_pieces(item, depth + 1, out)
         if run:
             out.append(separator + encode(run)[1:-1])
+    elif _flat_dicts(value):
+        out.append(_flat_dict_list(value, depth))
     else:
         items: list[Any] = []
         separator = inner
@@ -136,6 +138,27 @@ def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
         if items:
             out.append(separator + encode(items)[1:-1])
     out.append("\n" + "  " * depth + ("}" if is_dict else "]"))
+
+
+def _flat_dicts(items: Any) -> bool:
+    """Whether every item is a non-empty dict of scalars (``check``'s ranking rows)."""
+    scalars = _SCALARS.issuperset
+    return all(type(item) is dict and item and scalars(map(type, item.values())) for item in items)
+
+
+def _flat_dict_list(items: Any, depth: int) -> str:
+    """A list of flat dicts (:func:`_flat_dicts`) at ``depth``, without its closing bracket,
+    from one call of the C encoder whose separator ``",\n" + indent`` (``depth + 1``) lays out
+    every item of every dict; each boundary between two dicts, ``}`` separator ``{``, becomes
+    the indented ``},`` and ``{`` lines. The boundary is found by text: an encoded string holds
+    no newline (json escapes it), and inside a dict the separator follows a scalar and precedes
+    a key (``"``), so ``}``, newline, ``{`` marks the end of one dict and the start of the next.
+    """
+    outer = "\n" + "  " * (depth + 1)
+    inner = outer + "  "
+    text = _run_encoder(depth + 2)(items)  # '[{"k": v,<inner>"k": v},<inner>{...}]'
+    body = text[2:-2].replace("}," + inner + "{", outer + "}," + outer + "{" + inner)
+    return outer + "{" + inner + body + outer + "}"
 
 
 def parse_json_text(text: str, source: str) -> Any:

@@ -158,7 +158,12 @@ class Scheme:
             return self.gain**2 / max(fan_in, fan_out)
         nominal = self.gain**2 * self.scale / self.fan(fan_in, fan_out)
         if self.distribution == "truncated_normal_uncorrected":
-            return nominal * truncated_variance_factor(self.truncation)
+            factor = (
+                TRUNCATED_VARIANCE_FACTOR
+                if self.truncation == TRUNCATION
+                else truncated_variance_factor(self.truncation)
+            )
+            return nominal * factor
         return nominal
 
     def std(self, fan_in: int, fan_out: int) -> float | None:
@@ -613,7 +618,25 @@ def parse_scheme(spec: str) -> Scheme:
         if key in params:
             raise XavinitError(f"{name}: parameter {key!r} given twice")
         params[key] = item.value
+    return _build_scheme(name, params, spec.strip())
 
+
+def scheme_from_params(name: str, params: dict[str, str]) -> Scheme:
+    """The scheme that :func:`parse_scheme` makes of ``name:key=value,...`` (spec text included),
+    from a canonical preset name and canonical, allowed keys, without writing and parsing the
+    text: ``check`` fits three or four fan-free laws to each of thousands of tensors, each at
+    its own scale (so no cache of parsed specs holds them).
+
+    Raises:
+        XavinitError: a bad value (a scale outside :data:`STD_RANGE`).
+    """
+    items = ",".join(f"{key}={value}" for key, value in params.items())
+    return _build_scheme(name, params, f"{name}:{items}" if items else name)
+
+
+def _build_scheme(name: str, params: dict[str, str], spec: str) -> Scheme:
+    """A preset with its (canonical, allowed) parameters applied; the values are checked."""
+    preset = PRESETS[name]
     scale, mode, distribution, gain = preset.scale, preset.mode, preset.distribution, 1.0
     if "scale" in params:
         scale = _positive_number(params["scale"], f"{name}: scale")
@@ -652,7 +675,7 @@ def parse_scheme(spec: str) -> Scheme:
         truncation = _absolute_truncation(params, math.sqrt(scale))
     return Scheme(
         name=name,
-        spec=spec.strip(),
+        spec=spec,
         distribution=distribution,
         scale=scale,
         mode=mode,

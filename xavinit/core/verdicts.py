@@ -51,8 +51,10 @@ from xavinit.core.roles import Tensor
 from xavinit.core.schemes import (
     PRESETS,
     STD_RANGE,
+    TRUNCATED_VARIANCE_FACTOR,
     Scheme,
     get_scheme,
+    scheme_from_params,
     truncated_mass,
     truncated_variance_factor,
 )
@@ -179,9 +181,10 @@ def fan_based_candidates(tensor: Tensor, orthogonal: bool = True) -> tuple[str, 
     return candidates
 
 
-def _spec(name: str, **values: float) -> str:
-    """``name:key=value,...`` with 5 significant digits; bounds (``a``, ``b``) rounded away from
-    zero so that the largest entry stays inside them."""
+def _spec(**values: float) -> dict[str, str]:
+    """A fitted law's parameters as its spec writes them (``name:key=value,...``): 5 significant
+    digits; bounds (``a``, ``b``) rounded away from zero so that the largest entry stays inside
+    them."""
 
     def text(key: str, value: float) -> str:
         if key in ("a", "b") and value != 0:
@@ -189,7 +192,7 @@ def _spec(name: str, **values: float) -> str:
             value = math.copysign(math.ceil(abs(value) * 10**digits) / 10**digits, value)
         return f"{value:.5g}"
 
-    return name + ":" + ",".join(f"{k}={text(k, v)}" for k, v in values.items())
+    return {k: text(k, v) for k, v in values.items()}
 
 
 def fitted_schemes(measurement: Measurement) -> list[Scheme]:
@@ -215,9 +218,9 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
         return []
     edge = peak * (count + 1) / count
     specs = [
-        _spec("normal", std=math.sqrt(m2)),
-        _spec("uniform", a=edge),
-        _spec("truncated-normal", std=math.sqrt(m2 / truncated_variance_factor(2.0))),
+        ("normal", _spec(std=math.sqrt(m2))),
+        ("uniform", _spec(a=edge)),
+        ("truncated-normal", _spec(std=math.sqrt(m2 / TRUNCATED_VARIANCE_FACTOR))),
     ]
     # a truncated normal with this bound can have this variance, and may be evidently cut
     if m2 < edge * edge / 3.0 and _cut_may_be_evident(m2, edge, count):
@@ -233,11 +236,11 @@ def fitted_schemes(measurement: Measurement) -> list[Scheme]:
         cut_beyond_one_std = edge >= std  # a nearer cut is all but uniform: that candidate is
         evident = inside < 1.0 and count * math.log(inside) < math.log(TRUNCATION_EVIDENCE)
         if cut_beyond_one_std and evident:
-            specs.append(_spec("trunc-normal", std=std, a=-edge, b=edge))
+            specs.append(("trunc-normal", _spec(std=std, a=-edge, b=edge)))
     schemes = []
-    for spec in specs:
+    for name, params in specs:
         try:
-            schemes.append(get_scheme(spec))
+            schemes.append(scheme_from_params(name, params))
         except XavinitError:  # a scale no spec accepts (1e-35, 1e38): not a weight's law
             continue
     return schemes
@@ -256,14 +259,29 @@ def _cut_may_be_evident(m2: float, edge: float, count: int) -> bool:
     this). A relative margin of 1e-6 on each side leaves every tensor near a threshold to the
     bisection, which decides as before.
     """
-    if m2 > edge * edge * truncated_variance_factor(1.0) * (1.0 + 1e-6):
+    if m2 > edge * edge * _ONE_STD_FACTOR * (1.0 + 1e-6):
         return False
+    cut = _evident_cut(count)
+    if cut is None:
+        return True
+    c, factor = cut
+    threshold = (edge / c) ** 2 * factor
+    return not m2 < threshold * (1.0 - 1e-6)
+
+
+_ONE_STD_FACTOR = truncated_variance_factor(1.0)
+"""``factor(1)``: the variance of N(0, 1) cut at +-1 (:func:`_cut_may_be_evident`)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _evident_cut(count: int) -> tuple[float, float] | None:
+    """``(c, factor(c))`` with ``1 - Phi(c) = (1 - E^(1 / N)) / 2`` for ``N = count`` entries
+    (:func:`_cut_may_be_evident`), None where that tail is not in (0, 1/2); once per size."""
     tail = -math.expm1(math.log(TRUNCATION_EVIDENCE) / count) / 2.0
     if not 0.0 < tail < 0.5:
-        return True
+        return None
     c = -normal_quantile(tail)
-    threshold = (edge / c) ** 2 * truncated_variance_factor(c)
-    return not m2 < threshold * (1.0 - 1e-6)
+    return c, truncated_variance_factor(c)
 
 
 FITTED_DEFAULTS = {
@@ -363,8 +381,9 @@ def _law_key(scheme: Scheme, fan_in: int, fan_out: int) -> tuple[object, ...]:
 @dataclass(frozen=True)
 class _Law:
     """One candidate scheme on one tensor's fans: what its ranking row needs that does not
-    depend on the entries (``expected``, ``kurtosis`` and ``bound`` are NaN, NaN, None for
-    orthogonal), computed once per candidate list and fans (:func:`_fan_laws`)."""
+    depend on the entries (``expected``, ``kurtosis``, ``bound`` and ``cdf`` are NaN, NaN, None
+    and None for orthogonal), computed once per candidate list and fans for the fan-based
+    candidates (:func:`_fan_plan`)."""
 
     scheme: Scheme
     key: tuple[object, ...]
@@ -372,12 +391,13 @@ class _Law:
     kurtosis: float
     bound: float | None
     known_as: str
+    cdf: tuple[bool, float, float | None, float | None] | None
 
 
 def _law(scheme: Scheme, fan_in: int, fan_out: int) -> _Law:
     if not scheme.iid:
         return _Law(scheme, _law_key(scheme, fan_in, fan_out), math.nan, math.nan, None,
-                    known_as_of(scheme))  # fmt: skip
+                    known_as_of(scheme), None)  # fmt: skip
     return _Law(
         scheme,
         _law_key(scheme, fan_in, fan_out),
@@ -385,14 +405,50 @@ def _law(scheme: Scheme, fan_in: int, fan_out: int) -> _Law:
         scheme.kurtosis or 3.0,
         scheme.bound(fan_in, fan_out),
         known_as_of(scheme),
+        _cdf_parameters_of(scheme, fan_in, fan_out),
     )
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The fan-based candidates of one list on one pair of fans, with what ranking them needs
+    that is the same for every tensor: ``slots[i]`` is the index in ``distinct`` of the law of
+    ``laws[i]`` (the first candidate with its key), ``iid`` the indices of the i.i.d. ones in
+    ``distinct``, with their ``expected`` variances and ``kurtosis``."""
+
+    laws: tuple[_Law, ...]
+    slots: tuple[int, ...]
+    distinct: tuple[_Law, ...]
+    iid: tuple[int, ...]
+    expected: tuple[float, ...]
+    kurtosis: tuple[float, ...]
+
+
+def _distinct(laws: Sequence[_Law]) -> tuple[list[int], list[_Law]]:
+    """Each law's slot among the distinct laws (the first with its key), and those laws."""
+    seen: dict[tuple[object, ...], int] = {}
+    slots: list[int] = []
+    distinct: list[_Law] = []
+    for law in laws:
+        slot = seen.get(law.key)
+        if slot is None:
+            slot = seen[law.key] = len(distinct)
+            distinct.append(law)
+        slots.append(slot)
+    return slots, distinct
+
+
 @functools.lru_cache(maxsize=1024)
-def _fan_laws(candidates: tuple[str, ...], fan_in: int, fan_out: int) -> tuple[_Law, ...]:
+def _fan_plan(candidates: tuple[str, ...], fan_in: int, fan_out: int) -> _Plan:
     """The fan-based candidates on these fans (a run of thousands of tensors of a few shapes
     asks for the same list each time)."""
-    return tuple(_law(get_scheme(spec), fan_in, fan_out) for spec in candidates)
+    laws = tuple(_law(get_scheme(spec), fan_in, fan_out) for spec in candidates)
+    slots, distinct = _distinct(laws)
+    iid = tuple(j for j, law in enumerate(distinct) if law.scheme.iid)
+    return _Plan(
+        laws, tuple(slots), tuple(distinct), iid,
+        tuple(distinct[j].expected for j in iid), tuple(distinct[j].kurtosis for j in iid),
+    )  # fmt: skip
 
 
 def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
@@ -408,8 +464,15 @@ def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int
         schemes: i.i.d. schemes.
         x: the points, shape ``(n,)``.
     """
+    return _cdf_block([_cdf_parameters(s, fan_in, fan_out) for s in schemes], x)
+
+
+def _cdf_block(
+    parameters: Sequence[tuple[bool, float, float | None, float | None]], x: np.ndarray
+) -> np.ndarray:
+    """:func:`cdf_rows` from each law's :func:`_cdf_parameters_of`."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
-    out = np.empty((len(schemes), x.size))
+    out = np.empty((len(parameters), x.size))
     uniform: list[int] = []
     bounds: list[float] = []
     normal: list[int] = []
@@ -417,8 +480,7 @@ def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int
     cut: list[int] = []
     below: list[float] = []
     inverse_mass: list[float] = []
-    for row, scheme in enumerate(schemes):
-        is_uniform, value, cut_below, cut_inverse_mass = _cdf_parameters(scheme, fan_in, fan_out)
+    for row, (is_uniform, value, cut_below, cut_inverse_mass) in enumerate(parameters):
         if is_uniform:
             uniform.append(row)
             bounds.append(value)
@@ -445,12 +507,10 @@ def cdf_rows(schemes: Sequence[Scheme], x: np.ndarray, fan_in: int, fan_out: int
     return out
 
 
-@functools.lru_cache(maxsize=1024)
-def _cdf_parameters(
+def _cdf_parameters_of(
     scheme: Scheme, fan_in: int, fan_out: int
 ) -> tuple[bool, float, float | None, float | None]:
-    """What :func:`cdf_rows` needs of one law on these fans, computed once per law and fans (a
-    run of thousands of tensors of one shape ranks the same fan-based laws each time):
+    """What :func:`cdf_rows` needs of one law on these fans:
     ``(uniform, b or 1 / s, Phi(-c) or None, 1 / (2 Phi(c) - 1) or None)``."""
     if scheme.distribution == "uniform":
         b = scheme.bound(fan_in, fan_out)
@@ -461,8 +521,17 @@ def _cdf_parameters(
         raise ValueError(f"scheme {scheme.spec!r} has no per-entry distribution")
     if scheme.distribution == "normal":
         return False, 1.0 / std, None, None
-    c = scheme.truncation
-    return False, 1.0 / std, big_phi(-c), 1.0 / truncated_mass(c)
+    return (False, 1.0 / std, *_cut_parameters(scheme.truncation))
+
+
+@functools.lru_cache(maxsize=64)
+def _cut_parameters(c: float) -> tuple[float, float]:
+    """``(Phi(-c), 1 / (2 Phi(c) - 1))`` of a normal cut at +-c std (c = 2 for most laws)."""
+    return big_phi(-c), 1.0 / truncated_mass(c)
+
+
+_cdf_parameters = functools.lru_cache(maxsize=1024)(_cdf_parameters_of)
+""":func:`_cdf_parameters_of` once per law and fans (:func:`cdf_rows` on many tensors)."""
 
 
 def rank_candidates(
@@ -499,53 +568,58 @@ def rank_candidates(
     dtype = array.dtype
     moments = measurement.moments
     count, observed = moments.count, moments.mean_square
-    laws = [(law, False) for law in _fan_laws(fan_based_candidates(tensor, orthogonal), fan_in,
-                                                fan_out)]  # fmt: skip
-    laws += [(_law(scheme, fan_in, fan_out), True) for scheme in fitted_schemes(measurement)]
-    if not laws:
+    plan = _fan_plan(fan_based_candidates(tensor, orthogonal), fan_in, fan_out)
+    fitted = [_law(scheme, fan_in, fan_out) for scheme in fitted_schemes(measurement)]
+    if not plan.laws and not fitted:
         return [], []
     peak = max(abs(moments.minimum), abs(moments.maximum))
     eps = measurement.eps or float_tolerance(dtype)
-    # one evaluation per distinct (law, fitted): (p_value, interval_p, support_ok), KS p apart
-    fits: dict[tuple[object, ...], tuple[float, float, bool | None]] = {}
-    ks_ps: dict[tuple[object, ...], float] = {}
-    needs_ks: list[tuple[tuple[object, ...], Scheme]] = []
-    orthogonal_check: InitCheck | None = None
-    distinct = {(law.key, fitted): (law, fitted) for law, fitted in laws}  # first of each, in order
-    iid = [(key, law) for key, (law, _) in distinct.items() if law.scheme.iid]
-    variance_ps = iter(
-        variance_p_values(
-            observed, [law.expected for _, law in iid], count, [law.kurtosis for _, law in iid],
-            DEFAULT_TOLERANCE.variance,
-        )
+    # the distinct laws: the plan's fan-based ones, then the fitted ones (a fitted law is never
+    # the same evaluation as a fan-based one: its score is its KS p-value alone)
+    fitted_slots, fitted_distinct = _distinct(fitted)
+    first_fitted = len(plan.distinct)
+    distinct = [*plan.distinct, *fitted_distinct]
+    slots = [*plan.slots, *(first_fitted + slot for slot in fitted_slots)]
+    laws = [*plan.laws, *fitted]
+    iid = [*plan.iid, *range(first_fitted, len(distinct))]
+    variance_ps = variance_p_values(
+        observed, [*plan.expected, *(law.expected for law in fitted_distinct)], count,
+        [*plan.kurtosis, *(law.kurtosis for law in fitted_distinct)], DEFAULT_TOLERANCE.variance,
     )  # fmt: skip
-    for key, (law, fitted) in distinct.items():
-        if not law.scheme.iid:  # orthogonal on the matrix view, as torch's orthogonal_ flattens
-            view = matrix_view(tensor, array)
-            oriented = view.T if tensor.layout == "out-in" else view
-            orthogonal_check = assess_orthogonal(
-                law.scheme, [np.asarray(oriented)], array=array_name
-            )
-            fits[key] = (math.nan, math.nan, None)
-            continue
-        p_value, interval = next(variance_ps)
-        support = None if law.bound is None else peak <= law.bound * (1.0 + 4.0 * eps)
-        fits[key] = (p_value, interval, support)
-        if fitted or not p_value < 1e-12:  # decisively off: no KS test
-            needs_ks.append((key, law.scheme))
+    # one evaluation per distinct law: (p_value, interval_p, support_ok), KS p apart
+    fits: list[tuple[float, float, bool | None]] = [(math.nan, math.nan, None)] * len(distinct)
+    ks_ps: list[float | None] = [None] * len(distinct)
+    needs_ks: list[int] = []
+    for slot, (p_value, interval) in zip(iid, variance_ps, strict=True):
+        bound = distinct[slot].bound
+        fits[slot] = (
+            p_value,
+            interval,
+            None if bound is None else peak <= bound * (1.0 + 4.0 * eps),
+        )
+        if slot >= first_fitted or not p_value < 1e-12:  # decisively off: no KS test
+            needs_ks.append(slot)
+    orthogonal_check: InitCheck | None = None
+    if len(iid) < len(distinct):  # orthogonal on the matrix view, as torch's orthogonal_ flattens
+        law = next(law for law in distinct if not law.scheme.iid)
+        view = matrix_view(tensor, array)
+        oriented = view.T if tensor.layout == "out-in" else view
+        orthogonal_check = assess_orthogonal(law.scheme, [np.asarray(oriented)], array=array_name)
     if needs_ks:
-        values = cdf_rows([s for _, s in needs_ks], measurement.sample, fan_in, fan_out)
-        for (ks_key, _), (_, p) in zip(needs_ks, ks_sorted(values), strict=True):
-            ks_ps[ks_key] = p
-    done: dict[tuple[object, ...], tuple[float, float | None, float, float, float, int]] = {}
+        parameters = [distinct[slot].cdf for slot in needs_ks]  # i.i.d. laws: never None
+        values = _cdf_block(parameters, measurement.sample)  # type: ignore[arg-type]
+        for slot, (_, p) in zip(needs_ks, ks_sorted(values), strict=True):
+            ks_ps[slot] = p
+    done: list[tuple[float, float | None, float, float, float, int] | None] = [None] * len(distinct)
     entries: list[tuple[tuple[float, ...], dict[str, object], Scheme]] = []
-    for order, (law, fitted) in enumerate(laws):
+    for order, (law, slot) in enumerate(zip(laws, slots, strict=True)):
         scheme = law.scheme
-        key = (law.key, fitted)
-        if key not in done and scheme.iid:
-            p_value, interval, support = fits[key]
-            law_ks = ks_ps.get(key)
-            if fitted:
+        fitted_law = slot >= first_fitted
+        result = done[slot]
+        if result is None and scheme.iid:
+            p_value, interval, support = fits[slot]
+            law_ks = ks_ps[slot]
+            if fitted_law:
                 score = law_ks if law_ks is not None else 0.0
             else:
                 score = interval if law_ks is None else min(interval, law_ks)
@@ -559,13 +633,13 @@ def rank_candidates(
                 if not (score > alpha and outside <= max_outliers(count)):
                     score = 0.0
             rel_error = observed / law.expected - 1.0
-            done[key] = (score, law_ks, p_value, law.expected, rel_error, outside)
-        elif key not in done:
+            result = done[slot] = (score, law_ks, p_value, law.expected, rel_error, outside)
+        elif result is None:
             check = orthogonal_check
             assert check is not None
             score = 1.0 if check.passed else 0.0
-            done[key] = (score, None, math.nan, check.expected_var, check.rel_error, 0)
-        score, ks_p, p_value, expected, rel_error, outside = done[key]
+            result = done[slot] = (score, None, math.nan, check.expected_var, check.rel_error, 0)
+        score, ks_p, p_value, expected, rel_error, outside = result
         row: dict[str, object] = {
             "scheme": scheme.spec,
             "score": score,
@@ -578,7 +652,7 @@ def rank_candidates(
         }
         if outside:
             row["outside"] = outside
-        preferred = 0.0 if (not fitted and score > alpha) else 1.0
+        preferred = 0.0 if (not fitted_law and score > alpha) else 1.0
         closeness = abs(math.log1p(rel_error)) if rel_error > -1 else math.inf
         entries.append(((preferred, -score, closeness, order), row, scheme))
     entries.sort(key=lambda entry: entry[0])
@@ -600,11 +674,17 @@ def rank_candidates(
     return rows, [check]
 
 
-@functools.lru_cache(maxsize=4096)
 def _fan_free(spec: str) -> bool:
     """Whether a ranking row's scheme is fan-free (a fitted law such as ``normal:std=0.02``);
-    asked of every row of every tensor, twice."""
-    return get_scheme(spec).fan_free
+    asked of every row of every tensor, twice. A preset's name decides it (no parameter makes
+    a fan-based preset fan-free or the reverse: ``mode`` takes fan_in, fan_out or fan_avg), so
+    the parameters, which differ from tensor to tensor for a fitted law, are not parsed."""
+    return _fan_free_name(spec.partition(":")[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _fan_free_name(name: str) -> bool:
+    return get_scheme(name).fan_free
 
 
 def runner_up(rows: Sequence[dict[str, object]]) -> str | None:

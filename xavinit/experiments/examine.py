@@ -178,7 +178,9 @@ def _outside_text(row: Mapping[str, object]) -> str:
     return f"{outside} {entries} past its bound"
 
 
-def _reason(judged: Judged) -> str:
+def _reason(judged: Judged, second: str | None, known: str) -> str:
+    """The row's reason; for an ``init`` verdict ``second`` is the runner-up and ``known`` who
+    uses the best scheme (:func:`known_as`), as the row has them."""
     item = judged.examined
     notes = [item.tensor.note] if item.tensor.note else []
     if outliers_text(item):
@@ -209,9 +211,7 @@ def _reason(judged: Judged) -> str:
             closest = f"; closest {best['scheme']}" if best is not None else ""
             parts.append(f"no candidate law fits ({p_text}{closest})")
     elif best is not None:
-        known = known_as(item.tensor, str(best["scheme"]))
         alias = f" ({known})" if known and ":" not in str(best["scheme"]) else ""
-        second = runner_up(rows)
         parts.append(f"{best['scheme']}{alias}, {describe_p(float(best['score']))}")  # type: ignore[arg-type]
         if second is not None:
             score = next(float(r["score"]) for r in rows if r["scheme"] == second)  # type: ignore[arg-type]
@@ -231,6 +231,8 @@ def tensor_check(judged: Judged, matches: bool | None) -> TensorCheck:
     tensor = item.tensor
     best = item.candidates[0] if item.candidates and judged.verdict == "init" else None
     scheme = str(best["scheme"]) if best is not None else None
+    second = runner_up(item.candidates) if best is not None else None
+    known = known_as(tensor, scheme) if scheme is not None else ""
     return TensorCheck(
         file=printable(item.file),
         name=printable(tensor.name),
@@ -245,9 +247,9 @@ def tensor_check(judged: Judged, matches: bool | None) -> TensorCheck:
         expected_var=float(best["expected_var"]) if best is not None else None,  # type: ignore[arg-type]
         observed_var=item.observed_var,
         p_value=float(best["score"]) if best is not None else None,  # type: ignore[arg-type]
-        runner_up=runner_up(item.candidates) if best is not None else None,
+        runner_up=second,
         top_singular_ratio=item.top_singular_ratio,
-        reason=_reason(judged),
+        reason=_reason(judged, second, known),
         count=item.count,
         observed_mean=item.observed_mean,
         groups=tensor.groups,
@@ -255,7 +257,7 @@ def tensor_check(judged: Judged, matches: bool | None) -> TensorCheck:
         law_p_value=item.law_p,
         spectral_p_value=item.spectral_p,
         trained_p_value=trained_p_value(item),
-        known_as=known_as(tensor, scheme) if scheme is not None else "",
+        known_as=known,
         note=tensor.note,
         matches=matches,
         candidates=cast(list[Candidate], item.candidates),
