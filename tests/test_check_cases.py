@@ -427,6 +427,25 @@ def test_a_float16_file_cut_short_after_its_header_was_read_is_refused(tmp_path)
     assert np.array_equal(widened, values.astype(np.float16).astype(np.float32))
 
 
+def test_an_empty_16_bit_tensor_is_reported_not_a_crash(tmp_path):
+    # A float16 or bfloat16 tensor with no entries (shape [0], offsets [0, 0]) beside a real
+    # one: nothing to widen, a row saying so (this crashed in the widening loop once).
+    import torch
+    from safetensors.torch import save_file as save_torch
+
+    tensors = {
+        "empty.half": torch.zeros(0, dtype=torch.float16),
+        "empty.brain": torch.zeros(0, 3, dtype=torch.bfloat16),
+        "fc.weight": torch.linspace(-0.1, 0.1, 300 * 200).reshape(300, 200).half(),
+    }
+    save_torch(tensors, str(tmp_path / "empty.safetensors"))
+    code, document, stderr = run_cli(str(tmp_path / "empty.safetensors"))
+    assert code == 0, stderr
+    rows = {row["name"]: row for row in document["tensors"]}
+    assert rows["empty.half"]["verdict"] == rows["empty.brain"]["verdict"] == "unknown"
+    assert rows["fc.weight"]["verdict"] != "unknown"
+
+
 def test_a_16_bit_file_gets_the_verdicts_of_its_float32_values(tmp_path):
     torch.manual_seed(0)
     weight = torch.empty(700, 300)
