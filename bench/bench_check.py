@@ -140,7 +140,7 @@ def main() -> None:
             f"{label:<26}: {medians[label]:6.2f} s ({spread}), CPU "
             f"{statistics.median(cpu[label]):6.2f} s   peak RSS {mib(peaks[label])}"
         )
-    print(f"load average {load_average()}; ratios of wall time (CPU time: user + system, steadier when busy)")
+    print(f"load average {load_average()}; ratios of wall time (and of CPU time, user + system)")
     for label, over, aim in (
         ("check float32 / numpy", ("xavinit check, float32", "numpy reading the bytes"), 3),
         ("check float16 / float32", ("xavinit check, float16", "xavinit check, float32"), 1),

@@ -96,3 +96,31 @@ def test_without_typers_own_click_the_typer_built_command_gives_the_same_result(
     assert main(["init", "--trials", "twelve"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "--trials" in lines[0], lines
+
+
+def test_the_process_entry_collects_garbage_again_once_the_command_works(monkeypatch, capsys):
+    """``xavinit.__main__.run`` (the ``xavinit`` script) starts with the cyclic collector off;
+    the command's work runs with it on, and what start-up built is frozen out of its walks."""
+    import gc
+    import sys
+
+    import xavinit.__main__ as entry
+    import xavinit.experiments.schemes as schemes
+
+    real = schemes.run_schemes
+    seen: list[tuple[bool, int]] = []
+
+    def watched(config: Any, progress: Any) -> Any:
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return real(config, progress)
+
+    monkeypatch.setattr(schemes, "run_schemes", watched)
+    monkeypatch.setattr(sys, "argv", ["xavinit", "schemes", "-q", "-f", "json"])
+    try:
+        with pytest.raises(SystemExit) as stop:
+            entry.run()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    assert stop.value.code == 0 and '"command": "schemes"' in capsys.readouterr().out
+    assert seen and seen[0][0] is True and seen[0][1] > 1000

@@ -4,6 +4,7 @@ build the config, check the outputs, run, render, write, and exit with the verdi
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import inspect
 import sys
@@ -178,6 +179,9 @@ def execute(
         config = build(merged, origin)
         check_outputs(config, output, config_file)
         experiment = run()
+        if not gc.isenabled():  # off while the process started (xavinit.__main__.run)
+            gc.freeze()  # what start-up built lives to the end: no collection walks it again
+            gc.enable()  # the work may make cycles
         with (display or progress_bar)(quiet) as progress, blas_threads(threads):
             result = experiment(config, progress)
         text = None
