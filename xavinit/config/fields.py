@@ -122,6 +122,11 @@ def parse_layers(value: Any, *, allow_empty: bool = False) -> tuple[int, ...]:
             raise ValueError("is empty; give widths like 1024,1000x5,10")
         for position, token in enumerate(text.split(",")):
             width, sep, times = token.strip().partition("x")
+            if not width.strip() or (sep and not times.strip()):
+                raise ValueError(
+                    f"[{position}]: {quote(token.strip())} is not a width or AxK (width A, "
+                    "K times); give widths like 1024,1000x5,10"
+                )
             count = integer(times if sep else "1", f"[{position}]: repeat count ")
             if count > MAX_LAYERS:
                 raise ValueError(f"at most {MAX_LAYERS} layers, got a repeat of {count}")
