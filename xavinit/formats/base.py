@@ -245,6 +245,10 @@ def _widen_chunk(raw: np.ndarray, kind: str, out: np.ndarray) -> None:
         half_to_float32(raw, out, mark=False)
 
 
+_LET_GO: int | None = getattr(mmap, "MADV_DONTNEED", None)
+"""``madvise``'s "not needed" (None where the system has no ``madvise``, as on Windows)."""
+
+
 class Filler:
     """Fills a workspace from a tensor's contiguous bytes, range after range in order.
 
@@ -290,10 +294,10 @@ class Filler:
                 hi = min(lo + CHUNK_ENTRIES, stop)
                 _widen_chunk(self._stored[lo:hi], self.kind, self.out[lo:hi])
             # the pages widened leave this process (they stay in the page cache): memory holds
-            # the float32 workspace, not also the stored tensor
+            # the float32 workspace, not also the stored tensor (where the system can say so)
             used = (self._lead + 2 * stop) // mmap.PAGESIZE * mmap.PAGESIZE
-            if used:
-                self._map.madvise(mmap.MADV_DONTNEED, 0, used)
+            if used and _LET_GO is not None:
+                self._map.madvise(_LET_GO, 0, used)
         elif self._stream is not None:
             self._read(memoryview(self.out[first:stop]).cast("B"))  # type: ignore[arg-type]
         self.done = stop
