@@ -171,14 +171,23 @@ class DepthCheck(TypedDict):
     variances: list[Real]
 
 
+HEAD_KEYS = ("schema_version", "xavinit_version", "command")
+"""The keys every result document starts with, in this order (the contract's)."""
+
+
 class _Document:
     """What every result has: ``to_dict()`` with the contract's keys first."""
 
+    def fields(self) -> dict[str, Any]:
+        """The document's top level before any copy: :data:`HEAD_KEYS`, then every other field
+        in declaration order, the values the result's own objects."""
+        values = vars(self)
+        rest = {key: value for key, value in values.items() if key not in HEAD_KEYS}
+        return {**{key: values[key] for key in HEAD_KEYS}, **rest}
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready document (non-finite floats become strings)."""
-        data = plain(self)
-        head = {k: data.pop(k) for k in ("schema_version", "xavinit_version", "command")}
-        return {**head, **data}
+        return plain(self.fields())
 
 
 @dataclass(frozen=True)

@@ -423,7 +423,7 @@ class _YamlWriter:
         keys = _row_keys(items)
         if keys is not None:
             lines = self.row_texts(items, keys, indent + 2)
-        elif set(map(type, items)) <= _SCALAR_TYPES:
+        elif set(map(type, items)) <= _SCALARS:
             lines = self.column(items, indent, indent + 1, in_list=True)
             lines = list(map((" " * indent + "-").__add__, lines))
         else:
@@ -537,7 +537,6 @@ class _YamlWriter:
 
 _JSON_LEAVES = frozenset({float, int, bool, type(None)})
 """Leaves json's encoder writes as YAML does (finite floats; an exponent without a point aside)."""
-_SCALAR_TYPES = _JSON_LEAVES | {str}
 _STR = frozenset({str})
 _LIST = frozenset({list})
 _encode_leaves = json.JSONEncoder(allow_nan=False, separators=("\n ", ": ")).encode
@@ -571,7 +570,7 @@ def _leaf_texts(values: list[Any], kinds: set[type]) -> list[str] | None:
     return list(map(dict(zip(distinct, texts, strict=True)).__getitem__, values))
 
 
-_PLAIN_KINDS = frozenset({str, int, bool, type(None), dict, list, float})
+_PLAIN_KINDS = _SCALARS | {dict, list}
 """What :func:`plain` keeps as it is (a float when finite)."""
 
 

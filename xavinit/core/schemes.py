@@ -49,8 +49,10 @@ def truncated_mass(c: float) -> float:
     return big_phi(c) - big_phi(-c)
 
 
+@functools.lru_cache(maxsize=64)
 def truncated_variance_factor(c: float) -> float:
-    """Var of N(0, 1) truncated at +-c: 1 - 2 c phi(c) / (2 Phi(c) - 1) (0.7737 at c = 2)."""
+    """Var of N(0, 1) truncated at +-c: 1 - 2 c phi(c) / (2 Phi(c) - 1) (0.7737 at c = 2); once
+    per cut (asked of every truncated law of every tensor ``check`` ranks)."""
     return 1.0 - 2.0 * c * phi(c) / truncated_mass(c)
 
 
@@ -158,12 +160,7 @@ class Scheme:
             return self.gain**2 / max(fan_in, fan_out)
         nominal = self.gain**2 * self.scale / self.fan(fan_in, fan_out)
         if self.distribution == "truncated_normal_uncorrected":
-            factor = (
-                TRUNCATED_VARIANCE_FACTOR
-                if self.truncation == TRUNCATION
-                else truncated_variance_factor(self.truncation)
-            )
-            return nominal * factor
+            return nominal * truncated_variance_factor(self.truncation)
         return nominal
 
     def std(self, fan_in: int, fan_out: int) -> float | None:

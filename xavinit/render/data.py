@@ -25,17 +25,11 @@ def render_json(result: Result) -> str:
     return to_json(result.to_dict())
 
 
-_HEAD = ("schema_version", "xavinit_version", "command")
-
-
 def render_yaml(result: Result) -> str:
     """The result's document as block YAML with keys in contract order. A ``check`` result is
     written from its own objects, not from a copy (:func:`xavinit.serialize.yaml_of_fields`)."""
-    if result.command == "check":  # its document is its fields, the contract's three first
-        fields = vars(result)
-        document = {key: fields[key] for key in _HEAD}
-        document.update((key, value) for key, value in fields.items() if key not in _HEAD)
-        text = yaml_of_fields(document)
+    if result.command == "check":  # its document is its fields
+        text = yaml_of_fields(result.fields())
         if text is not None:
             return text
     return to_yaml(result.to_dict())
