@@ -2,59 +2,83 @@
 
 For a 4096 x 4096 float32 matrix and each distribution, times what ``xavinit init`` does per
 matrix (``Scheme.sample`` measuring each chunk as it is drawn, then the variance, KS and
-support tests of ``assess_iid``) against numpy's bare draw into a preallocated array: for the
-truncated normal, the bare draw includes the rejection step (entries beyond 2 std redrawn once
-over the matrix, then the few still beyond, as a bare implementation would). The two run in
-turn, interleaved, one BLAS thread; the ratio is the median of each round's ratio, printed with
-the load average. Aims (issue 22): uniform <= 1.5x, normal and truncated <= 1.3x.
+support tests of ``assess_iid``) against numpy's bare draws into a preallocated array, two of
+them: the standard draw (``U[0, 1)``, ``N(0, 1)``; for the truncated normal with its rejection
+step: entries beyond 2 redrawn once over the matrix, then the few still beyond, as a bare
+implementation would) and the law itself (that draw mapped in place to ``U[-b, b]`` or scaled by
+the std, as a user of numpy writes it: what ``init`` draws). The three run in turn, interleaved,
+one BLAS thread; each ratio is the median of the rounds' ratios, printed with the load average
+(``--cpu``: this thread's CPU time instead of the wall clock, steadier on a shared machine).
+Aims (issue 22): uniform <= 1.5x, normal and truncated <= 1.3x.
 
-    python bench/bench_init.py [--size 4096] [--repeats 9]
+    python bench/bench_init.py [--size 4096] [--repeats 9] [--cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import blas_info, interleaved_times, load_average, median_ratio
 
-from xavinit.core.schemes import get_scheme
+from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.stats import Scanner
 from xavinit.core.verification import assess_iid, measurement_of
 from xavinit.limits import KS_SAMPLE
 
 
-def bare_truncated(rng: np.random.Generator, out: np.ndarray, cut: float) -> None:
-    """Standard normals into ``out``, those beyond ``+-cut`` redrawn until none is left."""
+def bare_draw(scheme: Scheme, rng: np.random.Generator, out: np.ndarray, scaled: bool) -> None:
+    """numpy's bare draw of ``scheme``'s entries into ``out``: its standard draw (``U[0, 1)``
+    or ``N(0, 1)``; a truncated normal's entries beyond +-2 redrawn until none is left), and
+    with ``scaled`` the law itself, the standard draw mapped in place as a user would
+    (``out *= 2b; out -= b`` for ``U[-b, b]``, ``out *= std`` for the normals)."""
+    n = out.shape[0]
+    if scheme.distribution == "uniform":
+        rng.random(dtype=out.dtype, out=out)
+        if scaled:
+            bound = scheme.bound(n, n)
+            assert bound is not None
+            out *= 2.0 * bound
+            out -= bound
+        return
     rng.standard_normal(dtype=out.dtype, out=out)
-    flat = out.reshape(-1)
-    bad = np.flatnonzero(np.abs(flat) > cut)
-    while bad.size:
-        flat[bad] = rng.standard_normal(bad.size, dtype=out.dtype)
-        bad = bad[np.abs(flat[bad]) > cut]
+    if scheme.distribution != "normal":
+        flat = out.reshape(-1)
+        bad = np.flatnonzero(np.abs(flat) > scheme.truncation)
+        while bad.size:
+            flat[bad] = rng.standard_normal(bad.size, dtype=out.dtype)
+            bad = bad[np.abs(flat[bad]) > scheme.truncation]
+    if scaled:
+        std = scheme.std(n, n)
+        assert std is not None
+        out *= std
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument(
+        "--cpu", action="store_true", help="time this thread's CPU, not the wall clock"
+    )
     args = parser.parse_args()
     n = args.size
     out = np.empty((n, n), dtype=np.float32)
     rng = np.random.default_rng(0)
+    clock = time.thread_time if args.cpu else time.perf_counter
     with threadpool_limits(1):
         print(
             f"{n} x {n} float32 ({n * n / 1e6:.1f} M values), medians of {args.repeats} "
-            f"interleaved rounds; BLAS: {blas_info()}"
+            f"interleaved rounds ({'CPU' if args.cpu else 'wall'} time); BLAS: {blas_info()}"
         )
-        print(f"{'scheme':<26}{'bare numpy':>12}{'xavinit':>12}{'ratio':>8}")
-        for spec, bare in (
-            ("normalized", lambda: rng.random(dtype=np.float32, out=out)),
-            ("xavier-normal", lambda: rng.standard_normal(dtype=np.float32, out=out)),
-            ("glorot-normal-truncated", lambda: bare_truncated(rng, out, 2.0)),
-        ):
+        print(
+            f"{'scheme':<26}{'standard':>10}{'the law':>10}{'xavinit':>10}"
+            f"{'/standard':>11}{'/law':>7}"
+        )
+        for spec in ("normalized", "xavier-normal", "glorot-normal-truncated"):
             scheme = get_scheme(spec)
 
             def both(scheme=scheme):
@@ -63,11 +87,22 @@ def main() -> None:
                 found = measurement_of(scanner.result())
                 return assess_iid(scheme, n, n, [found], 0.01, out.dtype)
 
-            times = interleaved_times({"bare": bare, "xavinit": both}, args.repeats)
-            t_bare = statistics.median(times["bare"])
-            t_both = statistics.median(times["xavinit"])
-            ratio = median_ratio(times["xavinit"], times["bare"])
-            print(f"{spec:<26}{t_bare * 1e3:>10.1f}ms{t_both * 1e3:>10.1f}ms{ratio:>8.2f}")
+            times = interleaved_times(
+                {
+                    "standard": lambda scheme=scheme: bare_draw(scheme, rng, out, scaled=False),
+                    "law": lambda scheme=scheme: bare_draw(scheme, rng, out, scaled=True),
+                    "xavinit": both,
+                },
+                args.repeats,
+                clock=clock,
+            )
+            medians = {label: statistics.median(t) * 1e3 for label, t in times.items()}
+            print(
+                f"{spec:<26}{medians['standard']:>8.1f}ms{medians['law']:>8.1f}ms"
+                f"{medians['xavinit']:>8.1f}ms"
+                f"{median_ratio(times['xavinit'], times['standard']):>11.2f}"
+                f"{median_ratio(times['xavinit'], times['law']):>7.2f}"
+            )
         print(f"load average {load_average()}")
 
 

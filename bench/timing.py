@@ -20,19 +20,24 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
 
 
 def interleaved_times(
-    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+    fns: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
     """Seconds of each call, the functions run in turn ``repeats`` times (after ``warmup``
-    rounds), so that a machine that grows busy slows every one of them alike."""
+    rounds), so that a machine that grows busy slows every one of them alike. ``clock``:
+    wall time by default; ``time.thread_time`` counts this thread's CPU time only (steadier
+    when other processes share the cores)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {label: [] for label in fns}
     for _ in range(repeats):
         for label, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[label].append(time.perf_counter() - start)
+            times[label].append(clock() - start)
     return times
 
 

@@ -128,6 +128,21 @@ def test_ks_sample_is_an_evenly_strided_subset():
     assert verify(w, "normalized").ks_sample_size == 1200
 
 
+def test_default_ks_sample_has_the_power_limits_states():
+    # 512 x 512 = 262,144 entries: the default sample is every 2nd, 2^17 of them. A truncated
+    # normal with a normal's variance is 0.0167 from it in CDF: at n = 2^17 that is
+    # sqrt(n) * 0.0167 = 6.05 against the 1.63 critical value, a miss below 1e-18 (limits.py).
+    fi = fo = 512
+    w = get_scheme("glorot-normal-truncated").sample((fi, fo), rng(11))
+    assert verify(w, "glorot-normal-truncated").passed
+    as_normal = verify(w, "xavier-normal")
+    assert as_normal.ks_sample_size == 1 << 17
+    assert as_normal.ks_statistic > 0.0167 - 4 * 0.5 / math.sqrt(1 << 17)
+    assert as_normal.ks_p_value < 1e-6
+    assert as_normal.p_value > 1e-3  # the variance is right: only the KS test sees the law
+    assert not as_normal.passed
+
+
 def test_a_single_entry_beyond_the_bound_fails_support():
     fi, fo = 300, 200
     w = get_scheme("normalized").sample((fi, fo), rng(6), dtype=np.float64)
