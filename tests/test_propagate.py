@@ -590,3 +590,52 @@ def test_weights_and_inputs_drawn_into_buffers_measure_bit_for_bit(scheme):
         assert all(a is b for a, b in zip(drawn, out, strict=True))
         kept.append(buffers.get("inputs", 0, (6, 12), np.dtype(np.float32)))
     assert kept[0] is kept[1]
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((1000, 1000), np.float32), ((1024, 1000), np.float32), ((7, 10), np.float32),
+     ((3, 65_536), np.float32), ((300, 1000), np.float64), ((0, 5), np.float32)],
+)  # fmt: skip
+def test_scan_layer_gives_moments_and_sample_bit_for_bit(shape, dtype):
+    """The layer scan (widened chunk by chunk, squared in place, no extremes) sums what
+    ``moments_and_sample`` sums in the same order: equal floats, the same sample, and the same
+    ``finite`` with a NaN or an infinity anywhere."""
+    from xavinit.core.measure import STAT_SAMPLE, scan_layer
+    from xavinit.core.network import Buffers
+    from xavinit.core.stats import moments_and_sample
+
+    rng = np.random.default_rng(3)
+    array = (np.tanh(rng.standard_normal(shape)) * 3 + 0.25).astype(dtype)
+    buffers = Buffers()
+    for sample_size in (STAT_SAMPLE, 0):
+        got, sample = scan_layer(array, sample_size, buffers, "sample", 0)
+        want, want_sample = moments_and_sample(array, sample_size)
+        assert (got.count, got.finite) == (want.count, want.finite)
+        if want.count:
+            assert (got.mean, got.mean_square) == (want.mean, want.mean_square)
+            assert got.variance == want.variance
+        assert sample.dtype == want_sample.dtype
+        assert sample.tobytes() == want_sample.tobytes()
+    if array.size:
+        for bad in (np.nan, np.inf, -np.inf):
+            spoilt = array.copy()
+            spoilt.flat[array.size // 2] = bad
+            assert not scan_layer(spoilt, STAT_SAMPLE, buffers, "sample", 0)[0].finite
+
+
+def test_scan_layer_moments_by_hand():
+    """Two chunks and a tail of known values: ``mean`` and ``mean_square`` from the formula."""
+    from xavinit.core.measure import scan_layer
+    from xavinit.core.network import Buffers
+    from xavinit.core.stats import CHUNK
+
+    n = 2 * CHUNK + 10
+    values = np.where(np.arange(n) % 2 == 0, 0.5, -1.5).astype(np.float32)  # exact in binary
+    moments, sample = scan_layer(values, 3, Buffers(), "sample", 0)
+    halves = n // 2  # n is even: as many 0.5 as -1.5
+    assert moments.mean == (0.5 - 1.5) * halves / n == -0.5
+    assert moments.mean_square == (0.25 + 2.25) * halves / n == 1.25
+    assert moments.variance == 1.0
+    step = math.ceil(n / 3)
+    assert sample.tolist() == [values[i] for i in range(0, n, step)]

@@ -25,7 +25,7 @@ from xavinit.core.backends import get_backend, to_numpy
 from xavinit.core.network import Buffers, backward, forward
 from xavinit.core.samples import histograms, percentiles, shared_edges
 from xavinit.core.sampling import WeightSource, draw_biases, draw_inputs, top_gradient
-from xavinit.core.stats import moments_and_sample
+from xavinit.core.stats import CHUNK
 from xavinit.core.theory import (
     linear_activation_var,
     linear_backprop_var,
@@ -37,6 +37,7 @@ from xavinit.core.theory import (
 __all__ = [
     "STAT_SAMPLE",
     "LayerMeasurement",
+    "LayerMoments",
     "LayerPrediction",
     "MeasurePlan",
     "MeasuredMoments",
@@ -46,6 +47,7 @@ __all__ = [
     "measure_network",
     "merge_trials",
     "predictions",
+    "scan_layer",
 ]
 
 Edges = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -84,16 +86,84 @@ def jacobian_singular_values(
     return float(np.mean(sv.mean(axis=1))), float(np.mean(ratios))
 
 
-def cross_moment(batch: np.ndarray) -> float:
+def cross_moment(batch: np.ndarray, buffers: Buffers | None = None) -> float:
     """``E[a_b a_b']`` over pairs of examples ``b != b'`` (rows) and units (columns):
     ``(|sum_b a_b|^2 - sum_b |a_b|^2) / (B (B - 1) n)``, accumulated in float64; 0 for one row.
-    """
+    A float32 batch is widened into ``buffers``' float64 array when given (the same numbers as
+    a fresh copy, without a fresh multi-MB array to page-fault in)."""
     rows, units = batch.shape
     if rows < 2:
         return 0.0
     total = batch.sum(axis=0, dtype=np.float64)
-    flat = batch.reshape(-1).astype(np.float64, copy=False)
+    flat = batch.reshape(-1)
+    if buffers is not None and flat.dtype != np.float64:
+        wide = buffers.get("widened", 0, flat.shape, np.dtype(np.float64))
+        np.copyto(wide, flat)
+        flat = wide
+    flat = flat.astype(np.float64, copy=False)
     return float(total @ total - flat @ flat) / (rows * (rows - 1) * units)
+
+
+@dataclass(frozen=True)
+class LayerMoments:
+    """Moments of all entries of one layer's array, accumulated in float64.
+
+    Attributes:
+        count: Entries ``N``.
+        mean: ``sum(a) / N``.
+        mean_square: ``sum(a^2) / N``.
+        finite: False when any entry is NaN or infinite (or its square overflows float64).
+    """
+
+    count: int
+    mean: float
+    mean_square: float
+    finite: bool
+
+    @property
+    def variance(self) -> float:
+        """``max(mean_square - mean^2, 0)``, the population variance."""
+        return max(self.mean_square - self.mean**2, 0.0)
+
+
+def scan_layer(
+    array: np.ndarray, sample_size: int, buffers: Buffers, role: str, layer: int
+) -> tuple[LayerMoments, np.ndarray]:
+    """Moments of ``array`` and every ``ceil(N / sample_size)``-th entry (array order, its
+    dtype, in ``buffers``' array for ``(role, layer)``; none when ``sample_size`` is 0): the
+    numbers :func:`xavinit.core.stats.moments_and_sample` gives, to the bit, in fewer passes.
+
+    ``sum(a)`` and ``sum(a^2)`` are numpy's pairwise sums of each
+    :data:`~xavinit.core.stats.CHUNK` of the float64 values (of their squares), added in
+    order, as there: each chunk is widened into one reused float64 array (it stays in cache),
+    its sample entries picked, summed, squared in place and summed again. No second buffer,
+    minimum or maximum: NaN makes the sum NaN and an infinity the sum of squares infinite, so
+    ``finite`` needs no extremes.
+    """
+    flat = np.ravel(array, order="K")
+    count = int(flat.size)
+    step = math.ceil(count / sample_size) if sample_size and count else 0
+    sample = buffers.get(role, layer, (math.ceil(count / step) if step else 0,), flat.dtype)
+    if count == 0:
+        return LayerMoments(0, math.nan, math.nan, True), sample
+    wide = buffers.get("widened-chunk", 0, (CHUNK,), np.dtype(np.float64))
+    add = np.add.reduce
+    total = total_sq = 0.0
+    taken = 0
+    with np.errstate(all="ignore"):  # NaN and inf are reported through ``finite``
+        for start in range(0, count, CHUNK):
+            piece = flat[start : start + CHUNK]
+            chunk = wide[: piece.size]
+            np.copyto(chunk, piece)
+            if step:  # the sample's entries of this chunk, while it is in cache
+                picked = piece[(-start) % step :: step]
+                sample[taken : taken + picked.size] = picked
+                taken += picked.size
+            total += float(add(chunk))
+            np.multiply(chunk, chunk, out=chunk)
+            total_sq += float(add(chunk))
+    finite = math.isfinite(total) and math.isfinite(total_sq)
+    return LayerMoments(count, total / count, total_sq / count, finite), sample
 
 
 @dataclass(frozen=True)
@@ -225,8 +295,9 @@ def measure_network(
     biases = draw_biases(widths, plan.bias_var, plan.seed, trial, dtype)
     x_out = None if buffers is None else buffers.get("inputs", 0, (plan.batch, widths[0]), dtype)
     x = draw_inputs(plan.seed, trial, plan.batch, widths[0], plan.inputs, dtype, x_out)
-    input_moments = moments_and_sample(x)[0]
-    input_cross = cross_moment(x)
+    scratch = Buffers() if buffers is None else buffers  # the scans' arrays
+    input_moments = scan_layer(x, 0, scratch, "sample-input", 0)[0]
+    input_cross = cross_moment(x, scratch)
 
     def failed(layer: int) -> tuple[NetworkMeasurement, list[Edges]]:
         moments = MeasuredMoments(input_moments.mean_square, input_cross, math.nan, math.nan)
@@ -238,7 +309,10 @@ def measure_network(
     with np.errstate(all="ignore"):
         cache = forward(backend.asarray(x), placed, placed_biases, activation, buffers)
     outputs = [to_numpy(out) for out in (*cache.hidden, cache.logits)]
-    forward_scans = [moments_and_sample(out, STAT_SAMPLE) for out in outputs]  # one pass per layer
+    forward_scans = [
+        scan_layer(out, STAT_SAMPLE, scratch, "sample-activation", k)
+        for k, out in enumerate(outputs)
+    ]  # fmt: skip
     overflow = next((k + 1 for k, (m, _) in enumerate(forward_scans) if not m.finite), None)
     if overflow is not None:
         return failed(overflow)
@@ -256,8 +330,8 @@ def measure_network(
     scanned = []
     for k in range(n_layers):
         act, act_sample = forward_scans[k]
-        ds, ds_sample = moments_and_sample(to_numpy(grads.ds[k]), STAT_SAMPLE)
-        dw, dw_sample = moments_and_sample(to_numpy(grads.dw[k]), STAT_SAMPLE)
+        ds, ds_sample = scan_layer(to_numpy(grads.ds[k]), STAT_SAMPLE, scratch, "sample-ds", k)
+        dw, dw_sample = scan_layer(to_numpy(grads.dw[k]), STAT_SAMPLE, scratch, "sample-dw", k)
         if not (ds.finite and dw.finite):
             return failed(k + 1)
         dw_sample = dw_sample.astype(np.float64) / batch  # of the batch-mean cost
@@ -310,7 +384,10 @@ def measure_network(
             )
         )
     moments = MeasuredMoments(
-        input_moments.mean_square, input_cross, layers[-1].backprop_var, cross_moment(grad_top)
+        input_moments.mean_square,
+        input_cross,
+        layers[-1].backprop_var,
+        cross_moment(grad_top, scratch),
     )
     return NetworkMeasurement(layers, None, moments), edges
 
