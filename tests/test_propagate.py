@@ -639,3 +639,32 @@ def test_scan_layer_moments_by_hand():
     assert moments.variance == 1.0
     step = math.ceil(n / 3)
     assert sample.tolist() == [values[i] for i in range(0, n, step)]
+
+
+def test_bins_taken_from_the_guess_are_binary_searchs_where_the_guess_is_trusted():
+    """The guess is taken unchecked only for a grid whose own edges it places within 1/1024 bin
+    (any linspace, thousands of bins included) and only a value clear of its bin's ends; a grid
+    whose span is below float64's resolution at its offset is not trusted, and every value of it
+    is compared with the edges: both give searchsorted's bin, edges and their neighbours too."""
+    from xavinit.core.samples import bins_of, guesses_exactly
+
+    rng = np.random.default_rng(1)
+    cases = [
+        (np.linspace(-1.0, 1.0, 42), True),
+        (np.linspace(-3.7e-5, 9.1e-3, 42), True),
+        (np.linspace(0.0, 1.0, 20_001), True),
+        (np.linspace(1000.0, 1000.0 + 1e-9, 42), False),  # 0.2 ulp of 1000 per bin
+        (np.array([0.0, 1.0, 1.5, 3.0]), False),  # uneven
+    ]
+    for grid, trusted in cases:
+        assert guesses_exactly(grid) is trusted
+        lo, hi = grid[0], grid[-1]
+        edges = np.concatenate([grid, np.nextafter(grid, -np.inf), np.nextafter(grid, np.inf)])
+        values = np.concatenate([rng.uniform(lo, hi, 50_000), edges])
+        values = values[(values >= lo) & (values <= hi)]
+        expected = np.minimum(np.searchsorted(grid, values, side="right") - 1, grid.size - 2)
+        assert bins_of(values, grid).tolist() == expected.tolist()
+        narrow = values.astype(np.float32)  # compared as float64, exactly
+        narrow = narrow[(narrow >= lo) & (narrow <= hi)]
+        expected = np.minimum(np.searchsorted(grid, narrow, side="right") - 1, grid.size - 2)
+        assert bins_of(narrow, grid).tolist() == expected.tolist()
