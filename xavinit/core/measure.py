@@ -39,6 +39,7 @@ __all__ = [
     "LayerMeasurement",
     "LayerMoments",
     "LayerPrediction",
+    "LayerScans",
     "MeasurePlan",
     "MeasuredMoments",
     "NetworkMeasurement",
@@ -126,44 +127,95 @@ class LayerMoments:
         return max(self.mean_square - self.mean**2, 0.0)
 
 
-def scan_layer(
-    array: np.ndarray, sample_size: int, buffers: Buffers, role: str, layer: int
-) -> tuple[LayerMoments, np.ndarray]:
-    """Moments of ``array`` and every ``ceil(N / sample_size)``-th entry (array order, its
-    dtype, in ``buffers``' array for ``(role, layer)``; none when ``sample_size`` is 0): the
-    numbers :func:`xavinit.core.stats.moments_and_sample` gives, to the bit, in fewer passes.
+class LayerScans:
+    """The moments and stride samples of every array a pass shows it, chunk by chunk (an
+    :class:`xavinit.core.network.Observer`): each chunk is measured while it is in cache,
+    right after the pass made it.
 
     ``sum(a)`` and ``sum(a^2)`` are numpy's pairwise sums of each
     :data:`~xavinit.core.stats.CHUNK` of the float64 values (of their squares), added in
-    order, as there: each chunk is widened into one reused float64 array (it stays in cache),
-    its sample entries picked, summed, squared in place and summed again. No second buffer,
-    minimum or maximum: NaN makes the sum NaN and an infinity the sum of squares infinite, so
-    ``finite`` needs no extremes.
+    order: what :func:`xavinit.core.stats.moments_and_sample` sums, in its order, so the same
+    numbers to the bit. Each chunk is widened into one reused float64 array, its sample
+    entries picked, summed, squared in place and summed again: no second buffer, minimum or
+    maximum (NaN makes the sum NaN and an infinity the sum of squares infinite, so ``finite``
+    needs no extremes; a caller ignores floating-point errors around it, as the passes do).
+    The sample of ``(role, layer)`` (every ``ceil(N / sample_size)``-th entry, in the array's
+    dtype; none for ``sample_size`` 0) lives in ``buffers``' array for
+    ``("sample-" + role, layer)`` until the next scan of that array.
     """
+
+    def __init__(self, buffers: Buffers, sample_size: int) -> None:
+        self._buffers = buffers
+        self._sample_size = sample_size
+        self._wide = buffers.get("widened-chunk", 0, (CHUNK,), np.dtype(np.float64))
+        self._open: dict[tuple[str, int], _Scan] = {}
+
+    def __call__(
+        self, role: str, layer: int, array: np.ndarray, start: int, piece: np.ndarray
+    ) -> None:
+        """Take the chunk of ``array`` from ``start`` (chunks come in order from 0)."""
+        if start == 0:
+            self._open[(role, layer)] = self._begin(role, layer, array)
+        self._open[(role, layer)].add(start, piece, self._wide)
+
+    def _begin(self, role: str, layer: int, array: np.ndarray) -> _Scan:
+        count = int(array.size)
+        step = math.ceil(count / self._sample_size) if self._sample_size and count else 0
+        shape = (math.ceil(count / step) if step else 0,)
+        return _Scan(count, step, self._buffers.get(f"sample-{role}", layer, shape, array.dtype))
+
+    def result(self, role: str, layer: int, array: np.ndarray) -> tuple[LayerMoments, np.ndarray]:
+        """``(moments, sample)`` of ``array``, shown as ``(role, layer)`` (an empty one needs
+        no showing)."""
+        scan = self._open.pop((role, layer), None)
+        if scan is None or array.size == 0:
+            if array.size:
+                raise ValueError(f"{role} {layer} was not shown to the scans")
+            return LayerMoments(0, math.nan, math.nan, True), self._begin(role, layer, array).sample
+        return scan.result()
+
+
+@dataclass
+class _Scan:
+    """One array's running sums and sample in :class:`LayerScans`."""
+
+    count: int
+    step: int
+    sample: np.ndarray
+    taken: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    def add(self, start: int, piece: np.ndarray, wide: np.ndarray) -> None:
+        """Take the chunk of the array from ``start``, widened in ``wide``."""
+        chunk = wide[: piece.size]
+        np.copyto(chunk, piece)
+        if self.step:
+            picked = piece[(-start) % self.step :: self.step]
+            self.sample[self.taken : self.taken + picked.size] = picked
+            self.taken += picked.size
+        self.total += float(np.add.reduce(chunk))
+        np.multiply(chunk, chunk, out=chunk)  # may overflow: ``finite`` reports it
+        self.total_sq += float(np.add.reduce(chunk))
+
+    def result(self) -> tuple[LayerMoments, np.ndarray]:
+        """``(moments, sample)`` of what was added."""
+        total, total_sq, count = self.total, self.total_sq, self.count
+        finite = math.isfinite(total) and math.isfinite(total_sq)
+        return LayerMoments(count, total / count, total_sq / count, finite), self.sample
+
+
+def scan_layer(
+    array: np.ndarray, sample_size: int, buffers: Buffers, role: str, layer: int
+) -> tuple[LayerMoments, np.ndarray]:
+    """Moments and stride sample of a whole array, as :class:`LayerScans` measures it; the
+    sample in ``buffers``' array for ``("sample-" + role, layer)``."""
     flat = np.ravel(array, order="K")
-    count = int(flat.size)
-    step = math.ceil(count / sample_size) if sample_size and count else 0
-    sample = buffers.get(role, layer, (math.ceil(count / step) if step else 0,), flat.dtype)
-    if count == 0:
-        return LayerMoments(0, math.nan, math.nan, True), sample
-    wide = buffers.get("widened-chunk", 0, (CHUNK,), np.dtype(np.float64))
-    add = np.add.reduce
-    total = total_sq = 0.0
-    taken = 0
+    scans = LayerScans(buffers, sample_size)
     with np.errstate(all="ignore"):  # NaN and inf are reported through ``finite``
-        for start in range(0, count, CHUNK):
-            piece = flat[start : start + CHUNK]
-            chunk = wide[: piece.size]
-            np.copyto(chunk, piece)
-            if step:  # the sample's entries of this chunk, while it is in cache
-                picked = piece[(-start) % step :: step]
-                sample[taken : taken + picked.size] = picked
-                taken += picked.size
-            total += float(add(chunk))
-            np.multiply(chunk, chunk, out=chunk)
-            total_sq += float(add(chunk))
-    finite = math.isfinite(total) and math.isfinite(total_sq)
-    return LayerMoments(count, total / count, total_sq / count, finite), sample
+        for start in range(0, flat.size, CHUNK):
+            scans(role, layer, flat, start, flat[start : start + CHUNK])
+    return scans.result(role, layer, flat)
 
 
 @dataclass(frozen=True)
@@ -296,7 +348,7 @@ def measure_network(
     x_out = None if buffers is None else buffers.get("inputs", 0, (plan.batch, widths[0]), dtype)
     x = draw_inputs(plan.seed, trial, plan.batch, widths[0], plan.inputs, dtype, x_out)
     scratch = Buffers() if buffers is None else buffers  # the scans' arrays
-    input_moments = scan_layer(x, 0, scratch, "sample-input", 0)[0]
+    input_moments = scan_layer(x, 0, scratch, "input", 0)[0]
     input_cross = cross_moment(x, scratch)
 
     def failed(layer: int) -> tuple[NetworkMeasurement, list[Edges]]:
@@ -306,13 +358,20 @@ def measure_network(
     backend = get_backend(plan.backend, plan.device)
     placed = [backend.asarray(w) for w in weights]
     placed_biases = None if biases is None else [backend.asarray(b) for b in biases]
+    # numpy's passes show each array to the scans as they make it; other backends' arrays
+    # are scanned once copied to the host
+    scans = LayerScans(scratch, STAT_SAMPLE)
+    observe = scans if isinstance(placed[0], np.ndarray) else None
+
+    def scanned_as(role: str, k: int, array: object) -> tuple[LayerMoments, np.ndarray]:
+        if observe is None:
+            return scan_layer(to_numpy(array), STAT_SAMPLE, scratch, role, k)
+        return scans.result(role, k, to_numpy(array))
+
     with np.errstate(all="ignore"):
-        cache = forward(backend.asarray(x), placed, placed_biases, activation, buffers)
+        cache = forward(backend.asarray(x), placed, placed_biases, activation, buffers, observe)
     outputs = [to_numpy(out) for out in (*cache.hidden, cache.logits)]
-    forward_scans = [
-        scan_layer(out, STAT_SAMPLE, scratch, "sample-activation", k)
-        for k, out in enumerate(outputs)
-    ]  # fmt: skip
+    forward_scans = [scanned_as("activation", k, out) for k, out in enumerate(outputs)]
     overflow = next((k + 1 for k, (m, _) in enumerate(forward_scans) if not m.finite), None)
     if overflow is not None:
         return failed(overflow)
@@ -325,13 +384,14 @@ def measure_network(
             output_grad=backend.asarray(grad_top),
             bias_gradients=False,
             buffers=buffers,
+            observe=observe,
         )
     batch = plan.batch
     scanned = []
     for k in range(n_layers):
         act, act_sample = forward_scans[k]
-        ds, ds_sample = scan_layer(to_numpy(grads.ds[k]), STAT_SAMPLE, scratch, "sample-ds", k)
-        dw, dw_sample = scan_layer(to_numpy(grads.dw[k]), STAT_SAMPLE, scratch, "sample-dw", k)
+        ds, ds_sample = scanned_as("ds", k, grads.ds[k])
+        dw, dw_sample = scanned_as("dw", k, grads.dw[k])
         if not (ds.finite and dw.finite):
             return failed(k + 1)
         dw_sample = dw_sample.astype(np.float64) / batch  # of the batch-mean cost
