@@ -250,3 +250,53 @@ def test_buffers_give_the_same_passes_in_reused_memory():
             assert a.tobytes() == b.tobytes()
         kept.append((cache.z[1], grads.dw[0], grads.ds[0]))
     assert all(np.shares_memory(a, b) for a, b in zip(*kept, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [
+        *((name, np.float32) for name in ACTIVATION_NAMES),
+        ("tanh", np.float64),
+        ("gelu", np.float64),
+    ],
+)
+def test_observed_passes_apply_f_chunk_by_chunk_to_the_same_numbers(name, dtype):
+    """With an observer, f and f' run chunk by chunk (each chunk shown while in cache): every
+    array is bit for bit what the unobserved passes make, and the observer is shown each
+    final array whole, in order, in chunks of CHUNK (layers of 70,000 and 2,000 values)."""
+    from xavinit.core.stats import CHUNK
+
+    rng = np.random.default_rng(5)
+    widths = (30, 7000, 200, 10)
+    weights = [
+        (rng.standard_normal((a, b)) * 1.5 / np.sqrt(a)).astype(dtype)
+        for a, b in itertools.pairwise(widths)
+    ]
+    x = rng.standard_normal((10, widths[0])).astype(dtype)
+    top = rng.standard_normal((10, widths[-1])).astype(dtype)
+    act = get_activation(name)
+
+    def passes(observe):
+        buffers = Buffers()
+        with np.errstate(all="ignore"):
+            cache = forward(x, weights, None, act, buffers, observe)
+            grads = backward(cache, weights, act, output_grad=top, buffers=buffers,
+                             observe=observe)  # fmt: skip
+        arrays = {("activation", k): z for k, z in enumerate((*cache.hidden, cache.logits))}
+        arrays |= {("ds", k): a for k, a in enumerate(grads.ds)}
+        arrays |= {("dw", k): a for k, a in enumerate(grads.dw)}
+        return {key: a.copy() for key, a in arrays.items()}
+
+    shown: dict[tuple[str, int], list[np.ndarray]] = {}
+
+    def observe(role, layer, array, start, piece):
+        seen = shown.setdefault((role, layer), [])
+        assert start == sum(p.size for p in seen) and start % CHUNK == 0
+        assert piece.size == min(CHUNK, array.size - start)
+        seen.append(piece.copy())
+
+    plain, observed = passes(None), passes(observe)
+    assert plain.keys() == observed.keys() == shown.keys()
+    for key, array in plain.items():
+        assert observed[key].tobytes() == array.tobytes(), key
+        assert np.concatenate(shown[key]).tobytes() == array.tobytes(), key

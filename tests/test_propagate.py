@@ -590,3 +590,81 @@ def test_weights_and_inputs_drawn_into_buffers_measure_bit_for_bit(scheme):
         assert all(a is b for a, b in zip(drawn, out, strict=True))
         kept.append(buffers.get("inputs", 0, (6, 12), np.dtype(np.float32)))
     assert kept[0] is kept[1]
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((1000, 1000), np.float32), ((1024, 1000), np.float32), ((7, 10), np.float32),
+     ((3, 65_536), np.float32), ((300, 1000), np.float64), ((0, 5), np.float32)],
+)  # fmt: skip
+def test_scan_layer_gives_moments_and_sample_bit_for_bit(shape, dtype):
+    """The layer scan (widened chunk by chunk, squared in place, no extremes) sums what
+    ``moments_and_sample`` sums in the same order: equal floats, the same sample, and the same
+    ``finite`` with a NaN or an infinity anywhere."""
+    from xavinit.core.measure import STAT_SAMPLE, scan_layer
+    from xavinit.core.network import Buffers
+    from xavinit.core.stats import moments_and_sample
+
+    rng = np.random.default_rng(3)
+    array = (np.tanh(rng.standard_normal(shape)) * 3 + 0.25).astype(dtype)
+    buffers = Buffers()
+    for sample_size in (STAT_SAMPLE, 0):
+        got, sample = scan_layer(array, sample_size, buffers, "sample", 0)
+        want, want_sample = moments_and_sample(array, sample_size)
+        assert (got.count, got.finite) == (want.count, want.finite)
+        if want.count:
+            assert (got.mean, got.mean_square) == (want.mean, want.mean_square)
+            assert got.variance == want.variance
+        assert sample.dtype == want_sample.dtype
+        assert sample.tobytes() == want_sample.tobytes()
+    if array.size:
+        for bad in (np.nan, np.inf, -np.inf):
+            spoilt = array.copy()
+            spoilt.flat[array.size // 2] = bad
+            assert not scan_layer(spoilt, STAT_SAMPLE, buffers, "sample", 0)[0].finite
+
+
+def test_scan_layer_moments_by_hand():
+    """Two chunks and a tail of known values: ``mean`` and ``mean_square`` from the formula."""
+    from xavinit.core.measure import scan_layer
+    from xavinit.core.network import Buffers
+    from xavinit.core.stats import CHUNK
+
+    n = 2 * CHUNK + 10
+    values = np.where(np.arange(n) % 2 == 0, 0.5, -1.5).astype(np.float32)  # exact in binary
+    moments, sample = scan_layer(values, 3, Buffers(), "sample", 0)
+    halves = n // 2  # n is even: as many 0.5 as -1.5
+    assert moments.mean == (0.5 - 1.5) * halves / n == -0.5
+    assert moments.mean_square == (0.25 + 2.25) * halves / n == 1.25
+    assert moments.variance == 1.0
+    step = math.ceil(n / 3)
+    assert sample.tolist() == [values[i] for i in range(0, n, step)]
+
+
+def test_bins_taken_from_the_guess_are_binary_searchs_where_the_guess_is_trusted():
+    """The guess is taken unchecked only for a grid whose own edges it places within 1/1024 bin
+    (any linspace, thousands of bins included) and only a value clear of its bin's ends; a grid
+    whose span is below float64's resolution at its offset is not trusted, and every value of it
+    is compared with the edges: both give searchsorted's bin, edges and their neighbours too."""
+    from xavinit.core.samples import bins_of, guesses_exactly
+
+    rng = np.random.default_rng(1)
+    cases = [
+        (np.linspace(-1.0, 1.0, 42), True),
+        (np.linspace(-3.7e-5, 9.1e-3, 42), True),
+        (np.linspace(0.0, 1.0, 20_001), True),
+        (np.linspace(1000.0, 1000.0 + 1e-9, 42), False),  # 0.2 ulp of 1000 per bin
+        (np.array([0.0, 1.0, 1.5, 3.0]), False),  # uneven
+    ]
+    for grid, trusted in cases:
+        assert guesses_exactly(grid) is trusted
+        lo, hi = grid[0], grid[-1]
+        edges = np.concatenate([grid, np.nextafter(grid, -np.inf), np.nextafter(grid, np.inf)])
+        values = np.concatenate([rng.uniform(lo, hi, 50_000), edges])
+        values = values[(values >= lo) & (values <= hi)]
+        expected = np.minimum(np.searchsorted(grid, values, side="right") - 1, grid.size - 2)
+        assert bins_of(values, grid).tolist() == expected.tolist()
+        narrow = values.astype(np.float32)  # compared as float64, exactly
+        narrow = narrow[(narrow >= lo) & (narrow <= hi)]
+        expected = np.minimum(np.searchsorted(grid, narrow, side="right") - 1, grid.size - 2)
+        assert bins_of(narrow, grid).tolist() == expected.tolist()

@@ -25,7 +25,7 @@ from xavinit.core.backends import get_backend, to_numpy
 from xavinit.core.network import Buffers, backward, forward
 from xavinit.core.samples import histograms, percentiles, shared_edges
 from xavinit.core.sampling import WeightSource, draw_biases, draw_inputs, top_gradient
-from xavinit.core.stats import moments_and_sample
+from xavinit.core.stats import CHUNK
 from xavinit.core.theory import (
     linear_activation_var,
     linear_backprop_var,
@@ -37,7 +37,9 @@ from xavinit.core.theory import (
 __all__ = [
     "STAT_SAMPLE",
     "LayerMeasurement",
+    "LayerMoments",
     "LayerPrediction",
+    "LayerScans",
     "MeasurePlan",
     "MeasuredMoments",
     "NetworkMeasurement",
@@ -46,6 +48,7 @@ __all__ = [
     "measure_network",
     "merge_trials",
     "predictions",
+    "scan_layer",
 ]
 
 Edges = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -84,16 +87,135 @@ def jacobian_singular_values(
     return float(np.mean(sv.mean(axis=1))), float(np.mean(ratios))
 
 
-def cross_moment(batch: np.ndarray) -> float:
+def cross_moment(batch: np.ndarray, buffers: Buffers | None = None) -> float:
     """``E[a_b a_b']`` over pairs of examples ``b != b'`` (rows) and units (columns):
     ``(|sum_b a_b|^2 - sum_b |a_b|^2) / (B (B - 1) n)``, accumulated in float64; 0 for one row.
-    """
+    A float32 batch is widened into ``buffers``' float64 array when given (the same numbers as
+    a fresh copy, without a fresh multi-MB array to page-fault in)."""
     rows, units = batch.shape
     if rows < 2:
         return 0.0
     total = batch.sum(axis=0, dtype=np.float64)
-    flat = batch.reshape(-1).astype(np.float64, copy=False)
+    flat = batch.reshape(-1)
+    if buffers is not None and flat.dtype != np.float64:
+        wide = buffers.get("widened", 0, flat.shape, np.dtype(np.float64))
+        np.copyto(wide, flat)
+        flat = wide
+    flat = flat.astype(np.float64, copy=False)
     return float(total @ total - flat @ flat) / (rows * (rows - 1) * units)
+
+
+@dataclass(frozen=True)
+class LayerMoments:
+    """Moments of all entries of one layer's array, accumulated in float64.
+
+    Attributes:
+        count: Entries ``N``.
+        mean: ``sum(a) / N``.
+        mean_square: ``sum(a^2) / N``.
+        finite: False when any entry is NaN or infinite (or its square overflows float64).
+    """
+
+    count: int
+    mean: float
+    mean_square: float
+    finite: bool
+
+    @property
+    def variance(self) -> float:
+        """``max(mean_square - mean^2, 0)``, the population variance."""
+        return max(self.mean_square - self.mean**2, 0.0)
+
+
+class LayerScans:
+    """The moments and stride samples of every array a pass shows it, chunk by chunk (an
+    :class:`xavinit.core.network.Observer`): each chunk is measured while it is in cache,
+    right after the pass made it.
+
+    ``sum(a)`` and ``sum(a^2)`` are numpy's pairwise sums of each
+    :data:`~xavinit.core.stats.CHUNK` of the float64 values (of their squares), added in
+    order: what :func:`xavinit.core.stats.moments_and_sample` sums, in its order, so the same
+    numbers to the bit. Each chunk is widened into one reused float64 array, its sample
+    entries picked, summed, squared in place and summed again: no second buffer, minimum or
+    maximum (NaN makes the sum NaN and an infinity the sum of squares infinite, so ``finite``
+    needs no extremes; a caller ignores floating-point errors around it, as the passes do).
+    The sample of ``(role, layer)`` (every ``ceil(N / sample_size)``-th entry, in the array's
+    dtype; none for ``sample_size`` 0) lives in ``buffers``' array for
+    ``("sample-" + role, layer)`` until the next scan of that array.
+    """
+
+    def __init__(self, buffers: Buffers, sample_size: int) -> None:
+        self._buffers = buffers
+        self._sample_size = sample_size
+        self._wide = buffers.get("widened-chunk", 0, (CHUNK,), np.dtype(np.float64))
+        self._open: dict[tuple[str, int], _Scan] = {}
+
+    def __call__(
+        self, role: str, layer: int, array: np.ndarray, start: int, piece: np.ndarray
+    ) -> None:
+        """Take the chunk of ``array`` from ``start`` (chunks come in order from 0)."""
+        if start == 0:
+            self._open[(role, layer)] = self._begin(role, layer, array)
+        self._open[(role, layer)].add(start, piece, self._wide)
+
+    def _begin(self, role: str, layer: int, array: np.ndarray) -> _Scan:
+        count = int(array.size)
+        step = math.ceil(count / self._sample_size) if self._sample_size and count else 0
+        shape = (math.ceil(count / step) if step else 0,)
+        return _Scan(count, step, self._buffers.get(f"sample-{role}", layer, shape, array.dtype))
+
+    def result(self, role: str, layer: int, array: np.ndarray) -> tuple[LayerMoments, np.ndarray]:
+        """``(moments, sample)`` of ``array``, shown as ``(role, layer)`` (an empty one needs
+        no showing)."""
+        scan = self._open.pop((role, layer), None)
+        if scan is None or array.size == 0:
+            if array.size:
+                raise ValueError(f"{role} {layer} was not shown to the scans")
+            return LayerMoments(0, math.nan, math.nan, True), self._begin(role, layer, array).sample
+        return scan.result()
+
+
+@dataclass
+class _Scan:
+    """One array's running sums and sample in :class:`LayerScans`."""
+
+    count: int
+    step: int
+    sample: np.ndarray
+    taken: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    def add(self, start: int, piece: np.ndarray, wide: np.ndarray) -> None:
+        """Take the chunk of the array from ``start``, widened in ``wide``."""
+        chunk = wide[: piece.size]
+        np.copyto(chunk, piece)
+        if self.step:
+            picked = piece[(-start) % self.step :: self.step]
+            self.sample[self.taken : self.taken + picked.size] = picked
+            self.taken += picked.size
+        self.total += float(np.add.reduce(chunk))
+        np.multiply(chunk, chunk, out=chunk)  # may overflow: ``finite`` reports it
+        self.total_sq += float(np.add.reduce(chunk))
+
+    def result(self) -> tuple[LayerMoments, np.ndarray]:
+        """``(moments, sample)`` of what was added."""
+        total, total_sq, count = self.total, self.total_sq, self.count
+        finite = math.isfinite(total) and math.isfinite(total_sq)
+        return LayerMoments(count, total / count, total_sq / count, finite), self.sample
+
+
+def scan_layer(
+    array: np.ndarray, sample_size: int, buffers: Buffers, role: str, layer: int
+) -> tuple[LayerMoments, np.ndarray]:
+    """Moments and stride sample of a whole array, as :class:`LayerScans` measures it; the
+    sample in ``buffers``' array for ``("sample-" + role, layer)``."""
+    flat = np.ravel(array, order="K")
+    scans = LayerScans(buffers, sample_size)
+    with np.errstate(all="ignore"):  # NaN and inf are reported through ``finite``
+        for start in range(0, flat.size, CHUNK):
+            scans(role, layer, flat, start, flat[start : start + CHUNK])
+    return scans.result(role, layer, flat)
 
 
 @dataclass(frozen=True)
@@ -225,8 +347,9 @@ def measure_network(
     biases = draw_biases(widths, plan.bias_var, plan.seed, trial, dtype)
     x_out = None if buffers is None else buffers.get("inputs", 0, (plan.batch, widths[0]), dtype)
     x = draw_inputs(plan.seed, trial, plan.batch, widths[0], plan.inputs, dtype, x_out)
-    input_moments = moments_and_sample(x)[0]
-    input_cross = cross_moment(x)
+    scratch = Buffers() if buffers is None else buffers  # the scans' arrays
+    input_moments = scan_layer(x, 0, scratch, "input", 0)[0]
+    input_cross = cross_moment(x, scratch)
 
     def failed(layer: int) -> tuple[NetworkMeasurement, list[Edges]]:
         moments = MeasuredMoments(input_moments.mean_square, input_cross, math.nan, math.nan)
@@ -235,10 +358,20 @@ def measure_network(
     backend = get_backend(plan.backend, plan.device)
     placed = [backend.asarray(w) for w in weights]
     placed_biases = None if biases is None else [backend.asarray(b) for b in biases]
+    # numpy's passes show each array to the scans as they make it; other backends' arrays
+    # are scanned once copied to the host
+    scans = LayerScans(scratch, STAT_SAMPLE)
+    observe = scans if isinstance(placed[0], np.ndarray) else None
+
+    def scanned_as(role: str, k: int, array: object) -> tuple[LayerMoments, np.ndarray]:
+        if observe is None:
+            return scan_layer(to_numpy(array), STAT_SAMPLE, scratch, role, k)
+        return scans.result(role, k, to_numpy(array))
+
     with np.errstate(all="ignore"):
-        cache = forward(backend.asarray(x), placed, placed_biases, activation, buffers)
+        cache = forward(backend.asarray(x), placed, placed_biases, activation, buffers, observe)
     outputs = [to_numpy(out) for out in (*cache.hidden, cache.logits)]
-    forward_scans = [moments_and_sample(out, STAT_SAMPLE) for out in outputs]  # one pass per layer
+    forward_scans = [scanned_as("activation", k, out) for k, out in enumerate(outputs)]
     overflow = next((k + 1 for k, (m, _) in enumerate(forward_scans) if not m.finite), None)
     if overflow is not None:
         return failed(overflow)
@@ -251,13 +384,14 @@ def measure_network(
             output_grad=backend.asarray(grad_top),
             bias_gradients=False,
             buffers=buffers,
+            observe=observe,
         )
     batch = plan.batch
     scanned = []
     for k in range(n_layers):
         act, act_sample = forward_scans[k]
-        ds, ds_sample = moments_and_sample(to_numpy(grads.ds[k]), STAT_SAMPLE)
-        dw, dw_sample = moments_and_sample(to_numpy(grads.dw[k]), STAT_SAMPLE)
+        ds, ds_sample = scanned_as("ds", k, grads.ds[k])
+        dw, dw_sample = scanned_as("dw", k, grads.dw[k])
         if not (ds.finite and dw.finite):
             return failed(k + 1)
         dw_sample = dw_sample.astype(np.float64) / batch  # of the batch-mean cost
@@ -310,7 +444,10 @@ def measure_network(
             )
         )
     moments = MeasuredMoments(
-        input_moments.mean_square, input_cross, layers[-1].backprop_var, cross_moment(grad_top)
+        input_moments.mean_square,
+        input_cross,
+        layers[-1].backprop_var,
+        cross_moment(grad_top, scratch),
     )
     return NetworkMeasurement(layers, None, moments), edges
 

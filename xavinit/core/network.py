@@ -17,9 +17,9 @@ Backward (the chain rule, next to the forward it inverts):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from array_api_compat import array_namespace
@@ -27,6 +27,7 @@ from array_api_compat import device as device_of
 
 from xavinit.core.activations import Activation
 from xavinit.core.backends import ops_for
+from xavinit.core.stats import CHUNK
 from xavinit.errors import XavinitError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Cost",
     "ForwardCache",
     "Gradients",
+    "Observer",
     "backward",
     "forward",
     "nll_cost",
@@ -109,6 +111,39 @@ class Buffers:
         return array
 
 
+class Observer(Protocol):
+    """Shown every array a pass makes, chunk by chunk while each chunk is in cache: ``piece``
+    is ``array``'s flat C-order entries from ``start``, :data:`xavinit.core.stats.CHUNK` of them
+    (fewer at the end), in order. ``role`` is ``"activation"`` (``z^{k+1}`` of a hidden layer,
+    the logits ``s^L`` at the top), ``"ds"`` (``dC/ds^{k+1}``, once final) or ``"dw"``
+    (``dC/dW^{k+1}``); ``layer`` is ``k``, 0-based. numpy arrays only."""
+
+    def __call__(
+        self, role: str, layer: int, array: np.ndarray, start: int, piece: np.ndarray
+    ) -> None: ...
+
+
+def _pieces(array: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, view)`` of each :data:`~xavinit.core.stats.CHUNK` of a C-contiguous array."""
+    flat = array.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        yield start, flat[start : start + CHUNK]
+
+
+def _show(observe: Observer | None, role: str, layer: int, array: Array) -> None:
+    """Show ``array`` (made whole already) to ``observe``, chunk by chunk."""
+    if observe is not None:
+        flat = np.ravel(array, order="C")
+        for start, piece in _pieces(flat):
+            observe(role, layer, flat, start, piece)
+
+
+def _fused(observe: Observer | None, array: Array) -> bool:
+    """Whether an in-place step on ``array`` can run chunk by chunk, each chunk shown to
+    ``observe`` right after it (numpy, C-contiguous: its chunks are views)."""
+    return observe is not None and isinstance(array, np.ndarray) and array.flags.c_contiguous
+
+
 def _product(a: Array, b: Array, buffers: Buffers | None, role: str, layer: int) -> Array:
     """``a @ b``, into ``buffers``' array for ``(role, layer)`` when given (numpy only)."""
     if buffers is None or not isinstance(a, np.ndarray):
@@ -150,6 +185,7 @@ def forward(
     biases: Sequence[Array] | None,
     activation: Activation,
     buffers: Buffers | None = None,
+    observe: Observer | None = None,
 ) -> ForwardCache:
     """Run ``s^k = z^{k-1} W^k + b^k``, ``z^k = f(s^k)`` (hidden), ``P = softmax(s^L)``.
 
@@ -165,6 +201,9 @@ def forward(
         activation: Hidden activation ``f``.
         buffers: Optional :class:`Buffers` for the products (numpy arrays only); the result
             is then valid until the next call with them.
+        observe: Optional :class:`Observer` shown each hidden ``z^k`` and the logits; ``f``
+            is then applied chunk by chunk (it is elementwise: the same numbers), each chunk
+            shown while it is in cache.
 
     Example:
         >>> from xavinit.core.activations import get_activation
@@ -186,13 +225,25 @@ def forward(
         if biases is not None:
             s += _cast(biases[i], dtype)
         if i == n_layers - 1:
+            _show(observe, "activation", i, s)
             break
         if activation.needs_preactivation:
             ss.append(s)
             z = activation.forward(s)
+            _show(observe, "activation", i, z)
+        elif _fused(observe, s):
+            assert observe is not None
+            ss.append(None)
+            for start, piece in _pieces(s):
+                done = activation.forward(piece, out=piece)
+                if done is not piece:
+                    piece[...] = done
+                observe("activation", i, s, start, piece)
+            z = s
         else:
             ss.append(None)
             z = activation.forward(s, out=s)
+            _show(observe, "activation", i, z)
         zs.append(z)
     return ForwardCache(z=tuple(zs), s=tuple(ss), logits=s, probs=softmax(s))
 
@@ -284,6 +335,7 @@ def backward(
     cost: Cost = "nll",
     bias_gradients: bool = True,
     buffers: Buffers | None = None,
+    observe: Observer | None = None,
 ) -> Gradients:
     """Back-propagate ``dC/ds^L`` through the network of :func:`forward`.
 
@@ -305,6 +357,9 @@ def backward(
             ``dW`` are wanted.
         buffers: Optional :class:`Buffers` for the products and ``f'`` (numpy arrays only);
             the result is then valid until the next call with them.
+        observe: Optional :class:`Observer` shown each final ``ds`` and each ``dW``; the
+            product by ``f'`` then runs chunk by chunk (elementwise: the same numbers), each
+            chunk shown while it is in cache.
 
     Returns:
         Gradients with ``ds[i] = dC/ds^{i+1}``, ``dw[i] = dC/dW^{i+1}``, ``db[i] = dC/db^{i+1}``.
@@ -332,20 +387,38 @@ def backward(
     db_all: list[Array] = [xp.empty((0,), dtype=dtype, device=device_of(ds))] * n_layers
     skip_derivative = activation.name == "linear"
     buf: Array | None = None
+    _show(observe, "ds", n_layers - 1, ds)
     for i in range(n_layers - 1, -1, -1):
         w = _cast(weights[i], dtype)
         ds_all[i] = ds
         dw_all[i] = _product(cache.z[i].T, ds, buffers, "dw", i)
+        _show(observe, "dw", i, dw_all[i])
         if bias_gradients:
             db_all[i] = xp.sum(ds, axis=0)
         if i == 0:
             break
         ds = _product(ds, w.T, buffers, "ds", i - 1)  # dC/dz^i, then times f'(s^i) in place
-        if not skip_derivative:
-            z = cache.z[i]
-            if buffers is not None and isinstance(z, np.ndarray):
-                buf = buffers.get("derivative", 0, z.shape, z.dtype)
-            elif buf is None or buf.shape != z.shape or buf.dtype != z.dtype:
-                buf = ops.empty_like(z)
-            ds *= activation.derivative(cache.s[i - 1], z, out=buf)
+        if skip_derivative:
+            _show(observe, "ds", i - 1, ds)
+            continue
+        z, s = cache.z[i], cache.s[i - 1]
+        if buffers is not None and isinstance(z, np.ndarray):
+            buf = buffers.get("derivative", 0, z.shape, z.dtype)
+        elif buf is None or buf.shape != z.shape or buf.dtype != z.dtype:
+            buf = ops.empty_like(z)
+        if _fused(observe, ds) and all(_fused(observe, a) for a in (z, buf, s) if a is not None):
+            assert observe is not None
+            z_flat, buf_flat = z.reshape(-1), buf.reshape(-1)
+            s_flat = None if s is None else s.reshape(-1)
+            for start, piece in _pieces(ds):
+                end = start + piece.size
+                piece *= activation.derivative(
+                    None if s_flat is None else s_flat[start:end],
+                    z_flat[start:end],
+                    out=buf_flat[start:end],
+                )
+                observe("ds", i - 1, ds, start, piece)
+        else:
+            ds *= activation.derivative(s, z, out=buf)
+            _show(observe, "ds", i - 1, ds)
     return Gradients(ds=tuple(ds_all), dw=tuple(dw_all), db=tuple(db_all))

@@ -23,7 +23,7 @@ __all__ = [
     "shared_edges",
 ]
 
-HISTOGRAM_BLOCK = 1 << 14
+HISTOGRAM_BLOCK = 1 << 15
 """Values :func:`histograms` counts in one pass (its buffers stay in cache)."""
 
 
@@ -46,6 +46,7 @@ def histograms(samples: list[np.ndarray], edges: list[np.ndarray]) -> list[list[
     buffers = _BinBuffers(HISTOGRAM_BLOCK)
     for members in groups.values():
         grid = edges[members[0]]
+        exact = guesses_exactly(grid)
         block: list[tuple[int, np.ndarray]] = []
         size = 0
         for k in members:
@@ -53,12 +54,12 @@ def histograms(samples: list[np.ndarray], edges: list[np.ndarray]) -> list[list[
             for start in range(0, flat.size, HISTOGRAM_BLOCK):
                 piece = flat[start : start + HISTOGRAM_BLOCK]
                 if size + piece.size > HISTOGRAM_BLOCK and block:
-                    _count_block(block, grid, counts, buffers)
+                    _count_block(block, grid, exact, counts, buffers)
                     block, size = [], 0
                 block.append((k, piece))
                 size += piece.size
         if block:
-            _count_block(block, grid, counts, buffers)
+            _count_block(block, grid, exact, counts, buffers)
     return [row.tolist() for row in counts]
 
 
@@ -68,7 +69,8 @@ class _BinBuffers:
     def __init__(self, size: int) -> None:
         self.values = np.empty(size, dtype=np.float64)
         self.guess = np.empty(size, dtype=np.float64)
-        self.index = np.empty(size, dtype=np.int32)  # bins < 2^31; cast 8x faster than intp
+        self.fine = np.empty(size, dtype=np.int32)  # cast from float64 8x faster than intp
+        self.index = np.empty(size, dtype=np.intp)  # what bincount takes without a copy
         self.edge = np.empty(size, dtype=np.float64)
         self.low = np.empty(size, dtype=bool)
         self.high = np.empty(size, dtype=bool)
@@ -77,6 +79,7 @@ class _BinBuffers:
 def _count_block(
     block: list[tuple[int, np.ndarray]],
     grid: np.ndarray,
+    guessed_exactly: bool,
     counts: list[np.ndarray],
     buffers: _BinBuffers,
 ) -> None:
@@ -96,7 +99,7 @@ def _count_block(
     inside &= above
     everything = bool(inside.all())
     picked = values if everything else values[inside]
-    index = bins_of(picked, grid, None if not everything else buffers)
+    index = bins_of(picked, grid, None if not everything else buffers, guessed_exactly)
     if len(block) > 1:
         layer = np.repeat(np.arange(len(block)), [piece.size for _, piece in block])
         index = index + (layer if everything else layer[inside]) * bins  # intp
@@ -105,26 +108,86 @@ def _count_block(
         counts[k] += row
 
 
-def bins_of(values: np.ndarray, grid: np.ndarray, buffers: _BinBuffers | None = None) -> np.ndarray:
+def bins_of(
+    values: np.ndarray,
+    grid: np.ndarray,
+    buffers: _BinBuffers | None = None,
+    guessed_exactly: bool | None = None,
+) -> np.ndarray:
     """The bin ``i`` of each value of ``[grid[0], grid[-1]]`` with ``grid[i] <= x < grid[i + 1]``
     (the last bin closed): ``min(searchsorted(grid, x, "right") - 1, bins - 1)`` exactly, for
-    any increasing ``grid``. The guess ``(x - grid[0]) bins / span`` is right for evenly spaced
-    edges but for rounding; each round moves the values it misplaced one bin, by comparison
-    with the edges themselves (a binary search cost 50 ns a value, this about 5). ``buffers``
-    (at least ``values.size`` long) hold the temporaries, and the result, when given."""
+    any increasing ``grid``.
+
+    The guess ``g(x) = (x - grid[0]) bins / span`` is right for evenly spaced edges but for
+    rounding. It is computed in steps that round monotonically, in units of 1/1024 bin
+    (``G = trunc(1024 g)``, an exact power-of-two scaling). When every edge ``j``'s own
+    ``1024 g`` lies within 1 of ``1024 j`` (:func:`guesses_exactly`: any ``linspace`` grid), a
+    value with ``G = 1024 i + r``, ``1 <= r <= 1022``, is in bin ``i``: ``x <= grid[i]`` would
+    give ``1024 g(x) <= 1024 g(grid[i]) < 1024 i + 1``, and ``x >= grid[i + 1]`` would give
+    ``1024 g(x) > 1024 i + 1023``. Only the rest (about 2 in 1024 values, and the top edge) are
+    compared with the edges themselves, each round moving those it misplaced one bin, as every
+    value is for an uneven grid (a binary search cost 50 ns a value, this about 1.5).
+    ``buffers`` (at least ``values.size`` long) hold the temporaries, and the result, when
+    given; ``guessed_exactly`` is :func:`guesses_exactly` of ``grid`` when known."""
     bins = grid.size - 1
-    span = float(grid[-1]) - float(grid[0])
-    scale = bins / span if math.isfinite(span) and span > 0.0 else math.inf
+    scale = _scale(grid)
     if not math.isfinite(scale):  # a span past float64's range: no guess to correct
         return np.minimum(np.searchsorted(grid, values, side="right") - 1, bins - 1)
     n = values.size
     if buffers is None:
         buffers = _BinBuffers(n)
-    guess = np.subtract(values, grid[0], out=buffers.guess[:n])  # >= 0
-    guess *= scale
-    np.minimum(guess, float(bins - 1), out=guess)
     index = buffers.index[:n]
-    np.copyto(index, guess, casting="unsafe")  # truncation
+    guess = np.subtract(values, grid[0], out=buffers.guess[:n])  # >= 0
+    if guessed_exactly is None:
+        guessed_exactly = guesses_exactly(grid)
+    if not guessed_exactly:
+        guess *= scale
+        np.minimum(guess, float(bins - 1), out=guess)
+        np.copyto(index, guess, casting="unsafe")  # truncation
+        _correct(values, grid, index, buffers)
+        return index
+    guess *= scale * _FINE
+    fine = buffers.fine[:n]
+    np.copyto(fine, guess, casting="unsafe")  # truncation: G
+    np.right_shift(fine, _FINE_BITS, out=index)
+    fine += 1
+    np.bitwise_and(fine, _FINE - 1, out=fine)  # r + 1 (mod 1024): 0 or 1 near a bin's end
+    near = np.less_equal(fine, 1, out=buffers.low[:n])
+    if near.any():
+        where = np.flatnonzero(near)
+        few = np.minimum(index[where], bins - 1)
+        _correct(values[where], grid, few, _BinBuffers(where.size))
+        index[where] = few
+    return index
+
+
+_FINE_BITS = 10
+_FINE = 1 << _FINE_BITS
+""":func:`bins_of` guesses in units of ``1 / _FINE`` bin."""
+
+
+def _scale(grid: np.ndarray) -> float:
+    """``bins / span`` of ``grid``, or ``inf`` when the span is not a positive float."""
+    span = float(grid[-1]) - float(grid[0])
+    return (grid.size - 1) / span if math.isfinite(span) and span > 0.0 else math.inf
+
+
+def guesses_exactly(grid: np.ndarray) -> bool:
+    """Whether each edge ``j`` of ``grid`` has its :func:`bins_of` guess ``1024 g`` within 1 of
+    ``1024 j``, computed as the values' guesses are (and the guesses fit an int32)."""
+    scale = _scale(grid)
+    bins = grid.size - 1
+    if not math.isfinite(scale) or (bins + 1) * _FINE >= 2**31:
+        return False
+    guess = np.subtract(grid, grid[0])
+    guess *= scale * _FINE
+    return bool(np.all(np.abs(guess - _FINE * np.arange(grid.size, dtype=np.float64)) < 1.0))
+
+
+def _correct(values: np.ndarray, grid: np.ndarray, index: np.ndarray, buffers: _BinBuffers) -> None:
+    """Move each ``index`` (a bin of ``grid``) one bin at a time until ``values`` lie in it,
+    comparing with the edges themselves (``buffers`` at least ``values.size`` long)."""
+    n = values.size
     lower = np.ascontiguousarray(grid[:-1])
     upper = grid[1:].copy()
     upper[-1] = math.inf  # the last bin is closed: nothing moves up out of it
@@ -133,7 +196,7 @@ def bins_of(values: np.ndarray, grid: np.ndarray, buffers: _BinBuffers | None = 
         np.less(values, np.take(lower, index, mode="clip", out=edge), out=down)
         np.greater_equal(values, np.take(upper, index, mode="clip", out=edge), out=up)
         if not (down.any() or up.any()):
-            return index
+            return
         index -= down
         index += up
 
