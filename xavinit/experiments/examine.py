@@ -16,10 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
+
 from xavinit.core.roles import Tensor, describe, select_names
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.streams import spectrum_rng
 from xavinit.core.verdicts import (
+    Batch,
     Examined,
     decide,
     describe_p,
@@ -52,8 +55,6 @@ class Judged:
 
 
 def _numeric(dtype: str) -> bool:
-    import numpy as np
-
     if dtype == "bfloat16":
         return True
     try:
@@ -119,20 +120,28 @@ def examine_files(
                 if not _numeric(tensor.dtype):
                     raise refuse_dtype(file, tensor.name, tensor.dtype)
             infos = {info.name: info for info in source.tensors}
+            options: dict[str, Any] = dict(
+                file=file, alpha=alpha, ks_sample=ks_sample, expected=expected, rank=rank,
+                tolerance=tolerance, allow_infinite=allow_infinite, best_check=best_checks,
+            )  # fmt: skip
+            batch = Batch(**options)
             for position, tensor in enumerate(chosen):
                 if progress is not None:
                     progress(position, len(chosen), f"{file}: {tensor.name}")
                 array, fill = source.read_lazily(infos[tensor.name], workspace)
-                with contextlib.nullcontext() if fill is None else fill:
-                    examined.append(
-                        examine(
-                            tensor, array, file=file, alpha=alpha, ks_sample=ks_sample,
-                            rng=functools.partial(spectrum_rng, seed, tensor.name), expected=expected, rank=rank,
-                            tolerance=tolerance, allow_infinite=allow_infinite, fill=fill,
-                            best_check=best_checks,
-                        )
-                    )  # fmt: skip
+                rng = functools.partial(spectrum_rng, seed, tensor.name)
+                if fill is None and Batch.takes(array):
+                    if np.may_share_memory(array, workspace.array(workspace.capacity // 4)):
+                        array = array.copy()  # the next read reuses the workspace
+                    batch.add(tensor, array, rng)
+                    if batch.full:
+                        examined += batch.finish()
+                else:
+                    examined += batch.finish()  # in file order
+                    with contextlib.nullcontext() if fill is None else fill:
+                        examined.append(examine(tensor, array, rng=rng, fill=fill, **options))
                 del array
+            examined += batch.finish()
     return examined, skipped
 
 
