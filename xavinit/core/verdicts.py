@@ -45,6 +45,7 @@ from xavinit.core.matrixscan import (
     find_outliers,
     gram_products,
     max_outliers,
+    scan_matrices,
     scan_matrix,
 )
 from xavinit.core.roles import Tensor
@@ -509,7 +510,9 @@ def _cdf_block(
         u *= 1.0 / (2.0 * edges)
         out[uniform] = np.clip(u, 0.0, 1.0, out=u)
     if normal:
-        values = normal_cdf(np.multiply(x[normal] if per_row else x, np.array(scales)[:, None]))
+        z = np.multiply(x[normal] if per_row else x, np.array(scales)[:, None])
+        # many samples' rows: one flat array, its cells found by arithmetic (the same numbers)
+        values = normal_cdf(z.reshape(-1)).reshape(z.shape) if per_row else normal_cdf(z)
         if cut:
             part = values[cut]
             part -= np.array(below)[:, None]
@@ -966,6 +969,15 @@ def examine(
 
 
 @dataclass(frozen=True)
+class ScanRequest:
+    """A step's request: :func:`xavinit.core.matrixscan.scan_matrix` of a matrix, no start
+    vector, answered by its :class:`~xavinit.core.matrixscan.MatrixScan`."""
+
+    matrix: np.ndarray
+    sample_size: int
+
+
+@dataclass(frozen=True)
 class TopRequest:
     """A step's request: the exact top singular value of a matrix with a short side
     (:func:`xavinit.core.spectrum.top_singular_value`'s SVD), answered by a
@@ -993,7 +1005,7 @@ class EdgeRequest:
     p: int
 
 
-Request = TopRequest | EdgeRequest | KSRequest
+Request = ScanRequest | TopRequest | EdgeRequest | KSRequest
 T = TypeVar("T")
 Steps = Generator[Request, object, T]
 """A tensor's examination as steps: it yields what it asks to be computed, is sent the answer,
@@ -1002,6 +1014,8 @@ and returns its result (:func:`_drive` answers on the spot, :class:`Batch` for m
 
 def _answer(request: Request) -> object:
     """One request answered alone: the per-tensor computation."""
+    if isinstance(request, ScanRequest):
+        return scan_matrix(request.matrix, request.sample_size)
     if isinstance(request, TopRequest):
         return top_singular_value(request.matrix, _NO_DRAW)
     if isinstance(request, EdgeRequest):
@@ -1030,7 +1044,9 @@ def _drive(steps: Steps[T]) -> T:
 
 
 def _answer_many(requests: Sequence[Request]) -> list[tuple[object, Exception | None]]:
-    """Every request answered, those of the same kind and size together: one stacked SVD of
+    """Every request answered, those of the same kind and size together: one pass over the
+    stack of same-shape matrices for their scans (:func:`xavinit.core.matrixscan.scan_matrices`),
+    one stacked SVD of
     the same-shape matrices (the same LAPACK call per matrix), one quadrature array for the
     spectral p-values, one CDF block and one pair of
     reductions for every KS test of samples of one size (elementwise arithmetic and row
@@ -1039,8 +1055,16 @@ def _answer_many(requests: Sequence[Request]) -> list[tuple[object, Exception | 
     answers: list[tuple[object, Exception | None] | None] = [None] * len(requests)
     groups: dict[tuple[object, ...], list[int]] = {}
     for index, request in enumerate(requests):
-        if isinstance(request, TopRequest):
-            key: tuple[object, ...] = ("top", request.matrix.shape)
+        if isinstance(request, ScanRequest):
+            matrix = request.matrix
+            one_block = matrix.shape[0] <= block_rows(matrix.shape[1], matrix.dtype.itemsize)
+            key: tuple[object, ...] = (
+                ("scan", matrix.shape, matrix.dtype.str, request.sample_size)
+                if one_block
+                else ("alone", index)
+            )
+        elif isinstance(request, TopRequest):
+            key = ("top", request.matrix.shape)
         elif isinstance(request, EdgeRequest):
             key = ("edge",)
         else:
@@ -1050,7 +1074,10 @@ def _answer_many(requests: Sequence[Request]) -> list[tuple[object, Exception | 
         if len(members) > 1:
             try:
                 joint: Sequence[object]
-                if key[0] == "top":
+                if key[0] == "scan":
+                    scans = [cast(ScanRequest, requests[i]) for i in members]
+                    joint = scan_matrices([r.matrix for r in scans], scans[0].sample_size)
+                elif key[0] == "top":
                     joint = _tops([cast(TopRequest, requests[i]).matrix for i in members])
                 elif key[0] == "edge":
                     edges = [cast(EdgeRequest, requests[i]) for i in members]
@@ -1298,7 +1325,12 @@ def _examine(
     start = (
         np.asarray(generator().standard_normal(matrix_shape[1])) if spectral and not exact else None
     )
-    matrix, found = _scan(tensor, values, ks_sample, start, fill)
+    view = matrix_view(tensor, values) if values.ndim >= 2 and values.dtype.kind == "f" else None
+    if view is not None and view.ndim == 2 and start is None and fill is None:
+        matrix = view  # _scan's matrix scan, asked for, so that many are done at once
+        found = cast(MatrixScan, (yield ScanRequest(view, ks_sample)))
+    else:
+        matrix, found = _scan(tensor, values, ks_sample, start, fill)
     if fill is not None and fill.settle(found.moments.minimum, found.moments.maximum):
         matrix, found = _scan(tensor, values, ks_sample, start, None)  # with inf and NaN marked
     moments = found.moments
