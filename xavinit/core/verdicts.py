@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -559,30 +560,9 @@ def rank_candidates(
     orthogonal: bool = True,
     outliers: Outliers | None = None,
     best_check: bool = True,
-) -> tuple[list[dict[str, object]], list[InitCheck]]:
-    """Rank every candidate law for one tensor, best first (:func:`_rank_steps` answered on
-    the spot)."""
-    return _drive(
-        _rank_steps(
-            tensor, array, measurement, alpha, array_name, orthogonal=orthogonal,
-            outliers=outliers, best_check=best_check,
-        )
-    )  # fmt: skip
-
-
-def _rank_steps(
-    tensor: Tensor,
-    array: np.ndarray,
-    measurement: Measurement,
-    alpha: float,
-    array_name: str,
-    *,
-    orthogonal: bool = True,
-    outliers: Outliers | None = None,
-    best_check: bool = True,
 ) -> Steps[tuple[list[dict[str, object]], list[InitCheck]]]:
-    """Rank every candidate law for one tensor, best first; the KS tests are asked for by one
-    :class:`KSRequest` (answered for many tensors at once by :func:`examine_block`).
+    """Rank every candidate law for one tensor, best first, as steps (:data:`Steps`, part of
+    :func:`examine`'s): the KS tests are asked for by one :class:`KSRequest`.
 
     Order: fan-based candidates that explain the tensor (score > ``alpha``) first, by score;
     then every other candidate by score; ties by ``|log(observed / expected)|``, then by list
@@ -953,12 +933,12 @@ def examine(
         XavinitError: a tensor that is not numeric, or holds NaN (or infinite values without
             ``allow_infinite``).
     """
+    options = dict(
+        file=file, alpha=alpha, rng=rng, ks_sample=ks_sample, expected=expected, rank=rank,
+        tolerance=tolerance, allow_infinite=allow_infinite, fill=fill, best_check=best_check,
+    )  # fmt: skip
     with np.errstate(over="ignore", invalid="ignore"):
-        pending = _Pending(
-            tensor, array, file=file, alpha=alpha, rng=rng, ks_sample=ks_sample,
-            expected=expected, rank=rank, tolerance=tolerance, allow_infinite=allow_infinite,
-            fill=fill, best_check=best_check,
-        )  # fmt: skip
+        pending = _Pending(tensor, array, options)
         while pending.request is not None:
             pending.advance(*_answered(pending.request))
     assert pending.result is not None
@@ -1009,7 +989,7 @@ Request = ScanRequest | TopRequest | EdgeRequest | KSRequest
 T = TypeVar("T")
 Steps = Generator[Request, object, T]
 """A tensor's examination as steps: it yields what it asks to be computed, is sent the answer,
-and returns its result (:func:`_drive` answers on the spot, :class:`Batch` for many at once)."""
+and returns its result (:func:`examine` answers on the spot, :class:`Batch` for many at once)."""
 
 
 def _answer(request: Request) -> object:
@@ -1028,19 +1008,8 @@ def _answered(request: Request) -> tuple[object, Exception | None]:
     steps where they asked, as if raised there)."""
     try:
         return _answer(request), None
-    except Exception as error:  # noqa: BLE001 - the steps decide what their failure means
+    except Exception as error:  # the steps decide what their failure means
         return None, error
-
-
-def _drive(steps: Steps[T]) -> T:
-    """Run steps to their result, answering each request on the spot."""
-    try:
-        request = next(steps)
-        while True:
-            answer, error = _answered(request)
-            request = steps.send(answer) if error is None else steps.throw(error)
-    except StopIteration as stop:
-        return cast(T, stop.value)
 
 
 def _answer_many(requests: Sequence[Request]) -> list[tuple[object, Exception | None]]:
@@ -1170,7 +1139,7 @@ class Batch:
             XavinitError: as :func:`examine`, for this tensor.
         """
         with np.errstate(over="ignore", invalid="ignore"):
-            self._pending.append(_Pending(tensor, array, rng=rng, fill=None, **self._options))
+            self._pending.append(_Pending(tensor, array, {**self._options, "rng": rng}))
         self._entries += int(array.size)
 
     def finish(self) -> list[Examined]:
@@ -1186,27 +1155,23 @@ class Batch:
         return [cast(Examined, item.result) for item in pending]
 
 
+@functools.cache
+def _examine_defaults() -> dict[str, Any]:
+    """:func:`examine`'s keyword defaults (one declaration: its signature)."""
+    parameters = inspect.signature(examine).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
 class _Pending:
     """One tensor's examination under way: its open ``request`` (None once done) or its
     ``result``; a failure of the arithmetic becomes the result ``unknown`` (see
     :func:`examine`), NaN is raised."""
 
-    def __init__(
-        self,
-        tensor: Tensor,
-        array: np.ndarray,
-        *,
-        file: str,
-        alpha: float,
-        rng: np.random.Generator | Callable[[], np.random.Generator],
-        ks_sample: int = KS_SAMPLE,
-        expected: Sequence[Scheme] = (),
-        rank: bool = True,
-        tolerance: Tolerance = DEFAULT_TOLERANCE,
-        allow_infinite: bool = False,
-        fill: Fill | None = None,
-        best_check: bool = True,
-    ) -> None:
+    def __init__(self, tensor: Tensor, array: np.ndarray, options: dict[str, Any]) -> None:
+        """Start examining ``tensor`` with :func:`examine`'s keyword arguments ``options``
+        (its defaults where missing); run its steps to their first request."""
+        given = {**_examine_defaults(), **options}
+        file, expected, fill = given["file"], given["expected"], given["fill"]
         self.tensor, self.file, self.expected = tensor, file, len(expected)
         self.request: Request | None = None
         self.result: Examined | None = None
@@ -1215,17 +1180,13 @@ class _Pending:
             raise XavinitError(f"{label}: dtype {array.dtype} is not a number xavinit checks")
         if fill is not None and (tensor.size == 0 or array.ndim == 0):
             fill(0, array.size)  # nothing to scan: the tensor is not judged
-            fill = None
+            given["fill"] = None
         if tensor.size == 0 or array.ndim == 0:
             why = "empty tensor" if tensor.size == 0 else "a scalar (0-d), not a weight matrix"
             self.result = Examined(tensor, file, "unknown", why, expected=[None] * len(expected),
                                    expected_notes=[why] * len(expected))  # fmt: skip
             return
-        self._steps = _examine(
-            tensor, array, file=file, alpha=alpha, rng=rng, ks_sample=ks_sample,
-            expected=expected, rank=rank, tolerance=tolerance, label=label,
-            allow_infinite=allow_infinite, fill=fill, best_check=best_check,
-        )  # fmt: skip
+        self._steps = _examine(tensor, array, label=label, **given)
         self.advance(None, None)
 
     def advance(self, answer: object, error: Exception | None) -> None:
@@ -1326,6 +1287,7 @@ def _examine(
         np.asarray(generator().standard_normal(matrix_shape[1])) if spectral and not exact else None
     )
     view = matrix_view(tensor, values) if values.ndim >= 2 and values.dtype.kind == "f" else None
+    matrix: np.ndarray | None
     if view is not None and view.ndim == 2 and start is None and fill is None:
         matrix = view  # _scan's matrix scan, asked for, so that many are done at once
         found = cast(MatrixScan, (yield ScanRequest(view, ks_sample)))
@@ -1416,7 +1378,7 @@ def _examine(
         if start is None and outliers is not None:  # Lanczos on the product without them
             start = np.asarray(generator().standard_normal(matrix_shape[1]))
         if exact and outliers is None:  # an SVD: asked for, so that many are done at once
-            estimate = yield TopRequest(matrix)
+            estimate = cast(SpectralEstimate, (yield TopRequest(matrix)))
         else:
             estimate = top_singular_value(
                 matrix,
@@ -1444,7 +1406,7 @@ def _examine(
             cleaned[outliers.rows, outliers.cols] = 0.0
         base.correlation_p = correlation_p_value(cleaned, moments.mean_square, kurtosis)
     possible = orthogonal_possible(top, moments.mean_square, tuple(matrix_shape))
-    rows, checks = yield from _rank_steps(
+    rows, checks = yield from rank_candidates(
         tensor, values, measurement, alpha, tensor.name, orthogonal=possible, outliers=outliers,
         best_check=best_check,
     )  # fmt: skip
