@@ -152,6 +152,8 @@ def bits(value: object) -> object:
         return (value.dtype.str, value.shape, value.tobytes())
     if dataclasses.is_dataclass(value):
         return tuple(bits(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, tuple | list):
+        return tuple(bits(item) for item in value)
     return value
 
 
@@ -215,3 +217,28 @@ def test_a_batch_draws_no_start_vector_for_an_svd_sized_matrix():
         batch.add(tensor, arrays[tensor.name], rng)
     assert [e.status for e in batch.finish()] == ["test"] * 5
     assert made == [] and batch.finish() == []
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (7, 9), (9, 7), (16, 16), (8, 300), (64, 64), (33, 17)])
+def test_the_stacked_spread_sums_are_each_matrix_own(shape):
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    matrices = [(rng.standard_normal(shape) * s).astype(np.float32)
+                for s in rng.uniform(1e-3, 30.0, 25)]  # fmt: skip
+    requests = []
+    for matrix in matrices:
+        found = scan_matrix(matrix, 131072)
+        found.sample.sort()
+        requests.append(
+            verdicts.SpreadRequest(found.sample, found.row_squares, found.col_squares, matrix)
+        )
+    for request, sums in zip(requests, verdicts._spread_sums(requests), strict=True):
+        w = request.matrix.astype(np.float64)
+        gram = w @ w.T if shape[0] <= shape[1] else w.T @ w
+        diagonal = np.diagonal(gram)
+        alone = verdicts.SpreadSums(
+            verdicts._square_kurtosis(request.sample),
+            verdicts.sample_variance(request.row_squares),
+            verdicts.sample_variance(request.col_squares),
+            (float(np.sum(gram * gram)), float(diagonal @ diagonal)),
+        )
+        assert bits(sums) == bits(alone)

@@ -737,11 +737,21 @@ def _square_kurtosis(sample: np.ndarray) -> float:
     (``E w^8 - 4 m E w^6 + 6 m^2 E w^4 - 3 m^4``), two products and two dots, no more."""
     squares = np.square(sample, dtype=np.float64)
     fourth = np.square(squares)
-    n = squares.size
-    m = float(squares.sum()) / n
-    m4 = float(fourth.sum()) / n
-    m6 = float(fourth @ squares) / n
-    m8 = float(fourth @ fourth) / n
+    return _kurtosis_from_sums(
+        squares.size,
+        float(squares.sum()),
+        float(fourth.sum()),
+        float(fourth @ squares),
+        float(fourth @ fourth),
+    )
+
+
+def _kurtosis_from_sums(n: int, s2: float, s4: float, s6: float, s8: float) -> float:
+    """:func:`_square_kurtosis` from the sums of ``w^2, w^4, w^6, w^8`` over ``n`` entries."""
+    m = s2 / n
+    m4 = s4 / n
+    m6 = s6 / n
+    m8 = s8 / n
     variance = m4 - m * m
     if n < 2 or not variance > 0:
         return 3.0
@@ -749,7 +759,12 @@ def _square_kurtosis(sample: np.ndarray) -> float:
 
 
 def dispersion_p_value(
-    squares: np.ndarray, length: int, mean_square: float, fourth: float, w2_kurtosis: float
+    squares: np.ndarray,
+    length: int,
+    mean_square: float,
+    fourth: float,
+    w2_kurtosis: float,
+    spread: float | None = None,
 ) -> float | None:
     """p-value of "the rows (or columns) are alike": their sums of squares spread no more than
     i.i.d. entries allow.
@@ -763,13 +778,15 @@ def dispersion_p_value(
     chi-square with ``d = 2 / Var T`` degrees of freedom (Satterthwaite), its upper tail by
     Wilson and Hilferty's (1931) cube-root normal approximation. Trained weights whose units
     grew apart (dead, dominant or pruned rows) spread far more. One-sided: orthogonal rows
-    (equal norms) never reject.
+    (equal norms) never reject. ``spread``: ``s_r^2`` when already computed
+    (:func:`_spread_sums`).
     """
     n = int(squares.size)
     variance = length * (fourth - mean_square * mean_square)
     if n < SPECTRUM_MIN_DIM or length < 1 or not variance > 0 or not math.isfinite(variance):
         return None
-    spread = sample_variance(squares)
+    if spread is None:
+        spread = sample_variance(squares)
     statistic = spread / variance
     kappa = (w2_kurtosis - 3.0) / length
     var_t = 2.0 / (n - 1) + kappa / n + max(w2_kurtosis - 1.0, 0.0) / (n * length)
@@ -798,7 +815,12 @@ def _chi_square_two_sided(ratio: float, d: float) -> float:
     return min(1.0, 2.0 * big_phi(-abs(z)))
 
 
-def correlation_p_value(matrix: np.ndarray, mean_square: float, kurtosis: float) -> float | None:
+def correlation_p_value(
+    matrix: np.ndarray,
+    mean_square: float,
+    kurtosis: float,
+    gram: tuple[float, float] | None = None,
+) -> float | None:
     """p-value of "the rows are uncorrelated": the sum of squared inner products between the
     rows (of the shorter side) against what i.i.d. entries give.
 
@@ -813,16 +835,20 @@ def correlation_p_value(matrix: np.ndarray, mean_square: float, kurtosis: float)
     penalties leave them); a fresh draw does neither, and an exactly orthogonal one is the
     ``orthogonal`` candidate's to recognise. Computed where the Gram matrix of the shorter side
     is cheap (:data:`CORRELATION_FLOPS`); larger matrices have the spectral test's power.
+    ``gram``: ``(sum g_ij^2, sum g_ii^2)`` over the Gram matrix when already computed
+    (:func:`_spread_sums`).
     """
     n, p = matrix.shape
     if n > p:
         n, p = p, n
     if n < 2 or n * n * p > CORRELATION_FLOPS or not mean_square > 0:
         return None
-    w = np.asarray(matrix, dtype=np.float64)
-    gram = w @ w.T if w.shape[0] == n else w.T @ w
-    diagonal = np.diagonal(gram)
-    statistic = (float(np.sum(gram * gram)) - float(diagonal @ diagonal)) / 2.0 / mean_square**2
+    if gram is None:
+        w = np.asarray(matrix, dtype=np.float64)
+        product = w @ w.T if w.shape[0] == n else w.T @ w
+        diagonal = np.diagonal(product)
+        gram = (float(np.sum(product * product)), float(diagonal @ diagonal))
+    statistic = (gram[0] - gram[1]) / 2.0 / mean_square**2
     pairs = n * (n - 1) / 2.0
     count = n * p
     mean = pairs * p * (1.0 - (kurtosis - 1.0) / count)
@@ -830,6 +856,20 @@ def correlation_p_value(matrix: np.ndarray, mean_square: float, kurtosis: float)
     if not mean > 0 or not variance > 0:
         return None
     return _chi_square_two_sided(statistic / mean, 2.0 * mean * mean / variance)
+
+
+def _gram_sums(matrices: np.ndarray) -> list[tuple[float, float]]:
+    """:func:`correlation_p_value`'s ``(sum g_ij^2, sum g_ii^2)`` of the Gram matrix ``G`` of
+    the shorter side of each of a stack of same-shape small matrices (``(k, n, p)``), float64:
+    one matmul per matrix, the sum of ``G * G`` over its contiguous entries and the diagonal's
+    dot, the same numbers as for each matrix alone (``tests/test_check_batches.py``)."""
+    w = np.asarray(matrices, dtype=np.float64)
+    n, p = w.shape[1:]
+    gram = w @ w.transpose(0, 2, 1) if n <= p else w.transpose(0, 2, 1) @ w
+    diagonal = np.diagonal(gram, axis1=1, axis2=2)
+    totals = np.sum(gram * gram, axis=(1, 2)).tolist()
+    diagonals = np.matmul(diagonal[:, None, :], diagonal[:, :, None]).reshape(-1).tolist()
+    return list(zip(totals, diagonals, strict=True))
 
 
 def trained_p_value(examined: Examined) -> float | None:
@@ -985,7 +1025,31 @@ class EdgeRequest:
     p: int
 
 
-Request = ScanRequest | TopRequest | EdgeRequest | KSRequest
+@dataclass(frozen=True)
+class SpreadRequest:
+    """A step's request: the reductions of the spread and correlation tests of a small matrix
+    (its sorted sample, rows' and columns' sums of squares, the matrix), answered by
+    :class:`SpreadSums`."""
+
+    sample: np.ndarray
+    row_squares: np.ndarray
+    col_squares: np.ndarray
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True)
+class SpreadSums:
+    """The kurtosis of ``w^2`` (:func:`_square_kurtosis`), the sample variances of the rows' and
+    columns' sums of squares (:func:`sample_variance`) and the Gram sums
+    (:func:`correlation_p_value`)."""
+
+    w2_kurtosis: float
+    rows: float
+    columns: float
+    gram: tuple[float, float]
+
+
+Request = ScanRequest | TopRequest | EdgeRequest | SpreadRequest | KSRequest
 T = TypeVar("T")
 Steps = Generator[Request, object, T]
 """A tensor's examination as steps: it yields what it asks to be computed, is sent the answer,
@@ -1000,6 +1064,8 @@ def _answer(request: Request) -> object:
         return top_singular_value(request.matrix, _NO_DRAW)
     if isinstance(request, EdgeRequest):
         return edge_p_value(request.top, request.mean_square, request.n, request.p)
+    if isinstance(request, SpreadRequest):
+        return _spread_sums([request])[0]
     return ks_sorted(_cdf_block(request.parameters, request.sample))
 
 
@@ -1036,6 +1102,8 @@ def _answer_many(requests: Sequence[Request]) -> list[tuple[object, Exception | 
             key = ("top", request.matrix.shape)
         elif isinstance(request, EdgeRequest):
             key = ("edge",)
+        elif isinstance(request, SpreadRequest):
+            key = ("spread", request.matrix.shape, request.sample.size, request.sample.dtype.str)
         else:
             key = ("ks", request.sample.size)
         groups.setdefault(key, []).append(index)
@@ -1048,6 +1116,8 @@ def _answer_many(requests: Sequence[Request]) -> list[tuple[object, Exception | 
                     joint = scan_matrices([r.matrix for r in scans], scans[0].sample_size)
                 elif key[0] == "top":
                     joint = _tops([cast(TopRequest, requests[i]).matrix for i in members])
+                elif key[0] == "spread":
+                    joint = _spread_sums([cast(SpreadRequest, requests[i]) for i in members])
                 elif key[0] == "edge":
                     edges = [cast(EdgeRequest, requests[i]) for i in members]
                     joint = edge_p_values([(e.top, e.mean_square, e.n, e.p) for e in edges])
@@ -1070,6 +1140,40 @@ def _tops(matrices: Sequence[np.ndarray]) -> list[SpectralEstimate]:
     stack = np.array(matrices, dtype=np.float64)
     tops = np.max(np.linalg.svd(stack, compute_uv=False), axis=-1).tolist()
     return [SpectralEstimate(top, 0, 0.0) for top in tops]
+
+
+def _spread_sums(requests: Sequence[SpreadRequest]) -> list[SpreadSums]:
+    """:class:`SpreadSums` of same-shape small matrices (samples of one size), each reduction
+    along the contiguous rows of one stack (pairwise as each row alone) or one BLAS dot per
+    matrix: :func:`_square_kurtosis`, :func:`sample_variance` and :func:`correlation_p_value`'s
+    numbers, bit for bit."""
+    squares = np.square(np.array([r.sample for r in requests]), dtype=np.float64)
+    fourth = np.square(squares)
+    n = squares.shape[1]
+    s2 = squares.sum(axis=1).tolist()
+    s4 = fourth.sum(axis=1).tolist()
+    s6 = np.matmul(fourth[:, None, :], squares[:, :, None]).reshape(-1).tolist()
+    s8 = np.matmul(fourth[:, None, :], fourth[:, :, None]).reshape(-1).tolist()
+    rows = _sample_variances(np.array([r.row_squares for r in requests]))
+    columns = _sample_variances(np.array([r.col_squares for r in requests]))
+    grams = _gram_sums(np.array([r.matrix for r in requests]))
+    return [
+        SpreadSums(_kurtosis_from_sums(n, *sums), row, column, gram)
+        for sums, row, column, gram in zip(
+            zip(s2, s4, s6, s8, strict=True), rows, columns, grams, strict=True
+        )
+    ]
+
+
+def _sample_variances(values: np.ndarray) -> list[float]:
+    """:func:`sample_variance` of each row of ``values`` (``(k, n)``, n >= 2), its operations
+    along the rows."""
+    n = values.shape[1]
+    mean = np.add.reduce(values, axis=1, keepdims=True)
+    np.true_divide(mean, n, out=mean, casting="unsafe")
+    deviations = values - mean
+    np.multiply(deviations, deviations, out=deviations)
+    return cast(list[float], (np.add.reduce(deviations, axis=1) / (n - 1)).tolist())
 
 
 def _ks_many(requests: Sequence[KSRequest]) -> list[list[tuple[float, float]]]:
@@ -1392,19 +1496,27 @@ def _examine(
         base.top_singular_ratio = top / (math.sqrt(moments.mean_square) * bai_yin_edge(n, p))
         base.spectral_p = cast(float, (yield EdgeRequest(top, moments.mean_square, n, p)))
         base.spectral_steps = estimate.steps
-        w2_kurtosis = _square_kurtosis(sample)
-        base.row_p = dispersion_p_value(
-            found.row_squares, p, moments.mean_square, found.mean_fourth, w2_kurtosis
-        )
-        base.column_p = dispersion_p_value(
-            found.col_squares, n, moments.mean_square, found.mean_fourth, w2_kurtosis
-        )
-        kurtosis = found.mean_fourth / moments.mean_square**2
         cleaned = matrix
         if outliers is not None and n * p * min(n, p) <= CORRELATION_FLOPS:
             cleaned = np.array(matrix, dtype=np.float64)
             cleaned[outliers.rows, outliers.cols] = 0.0
-        base.correlation_p = correlation_p_value(cleaned, moments.mean_square, kurtosis)
+        sums = None
+        if n * p <= BATCH_ENTRIES:  # small: its reductions asked for, many done at once
+            request = SpreadRequest(sample, found.row_squares, found.col_squares, cleaned)
+            sums = cast(SpreadSums, (yield request))
+        w2_kurtosis = _square_kurtosis(sample) if sums is None else sums.w2_kurtosis
+        base.row_p = dispersion_p_value(
+            found.row_squares, p, moments.mean_square, found.mean_fourth, w2_kurtosis,
+            spread=None if sums is None else sums.rows,
+        )  # fmt: skip
+        base.column_p = dispersion_p_value(
+            found.col_squares, n, moments.mean_square, found.mean_fourth, w2_kurtosis,
+            spread=None if sums is None else sums.columns,
+        )  # fmt: skip
+        kurtosis = found.mean_fourth / moments.mean_square**2
+        base.correlation_p = correlation_p_value(
+            cleaned, moments.mean_square, kurtosis, None if sums is None else sums.gram
+        )
     possible = orthogonal_possible(top, moments.mean_square, tuple(matrix_shape))
     rows, checks = yield from rank_candidates(
         tensor, values, measurement, alpha, tensor.name, orthogonal=possible, outliers=outliers,
