@@ -3,7 +3,9 @@
 Each file is opened by its reader (:mod:`xavinit.formats`), its tensors described
 (:mod:`xavinit.core.roles`) and read one at a time; each is examined
 (:func:`xavinit.core.verdicts.examine`) and dropped before the next is read, so memory holds one
-tensor. The verdicts are then decided over the whole run (:func:`judge_run`, after
+tensor, except that small ones (at most :data:`xavinit.core.verdicts.BATCH_ENTRIES` entries)
+are examined a batch at a time (:class:`xavinit.core.verdicts.Batch`: up to 64, in file order,
+the same results). The verdicts are then decided over the whole run (:func:`judge_run`, after
 :func:`xavinit.core.verdicts.decide`), and each judged tensor becomes a row of ``check``'s
 result (:func:`tensor_check`).
 """
@@ -86,8 +88,9 @@ def examine_files(
     allow_infinite: bool = False,
     best_checks: bool = True,
 ) -> tuple[list[Examined], list[str]]:
-    """Open every file, choose its tensors and examine them one at a time (``best_checks``
-    False: no full check of each best candidate, which only ``init --check`` reports).
+    """Open every file, choose its tensors and examine them one at a time, small ones a batch
+    at a time (``best_checks`` False: no full check of each best candidate, which only
+    ``init --check`` reports).
 
     Returns:
         the examined tensors in file order and the names ``select`` skipped.
