@@ -20,7 +20,7 @@ with a sparse correction.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,6 +177,54 @@ def scan_matrix(
         step,
         None if gram is None else gram.astype(np.float64),
     )
+
+
+def scan_matrices(matrices: Sequence[np.ndarray], sample_size: int) -> list[MatrixScan]:
+    """:func:`scan_matrix` of many matrices of one shape and type, each within one row block
+    and without a start vector, in one pass over their stack: the same numbers, bit for bit.
+
+    Each statistic is the per-matrix arithmetic: the sums along rows and columns and of fourth
+    powers are ``matmul`` products of the stack with vectors of ones (one gemv or dot, the
+    call :func:`scan_matrix` makes, per matrix), the extremes exact, the float64 column
+    totals a sum along each contiguous row (pairwise as one row alone), and every float64
+    accumulator starts from 0.0 as there (so a -0.0 becomes 0.0 alike).
+
+    Raises:
+        ValueError: matrices of different shapes, or one larger than a row block.
+    """
+    first = np.asarray(matrices[0])
+    n, p = first.shape
+    dtype = _float_type(first)
+    if n > block_rows(p, dtype.itemsize):
+        raise ValueError(f"scan_matrices: a {n} x {p} matrix spans more than one row block")
+    stack = np.array(matrices, dtype=dtype)  # (k, n, p)
+    k, count = stack.shape[0], n * p
+    step = max(1, math.ceil(count / sample_size)) if sample_size else 0
+    with np.errstate(all="ignore"):  # NaN and inf are reported through ``finite``
+        squares = np.multiply(stack, stack)
+        row_squares = np.matmul(squares, np.ones(p, dtype=dtype)).astype(np.float64)
+        ones_n = np.ones(n, dtype=dtype)
+        col_squares = np.matmul(ones_n, squares) + np.zeros(p)  # 0.0 + x, as there
+        col_sums = np.matmul(ones_n, stack) + np.zeros(p)
+        flat = squares.reshape(k, 1, count)
+        fourths = np.matmul(flat, flat.reshape(k, count, 1)).reshape(k).tolist()
+        lows = stack.min(axis=(1, 2)).tolist()
+        highs = stack.max(axis=(1, 2)).tolist()
+        totals = col_sums.sum(axis=1).tolist()
+        total_squares = col_squares.sum(axis=1).tolist()
+    entries = stack.reshape(k, count)
+    out = []
+    for i in range(k):
+        total, total_sq = totals[i], total_squares[i]
+        lo, hi = min(math.inf, lows[i]), max(-math.inf, highs[i])
+        finite = math.isfinite(total) and math.isfinite(total_sq) and math.isfinite(lo + hi)
+        moments = Moments(count, total / count, total_sq / count, lo, hi, finite)
+        sample = entries[i, ::step].copy() if step else np.empty(0, dtype=dtype)
+        fourth = 0.0 + fourths[i]
+        out.append(
+            MatrixScan(moments, fourth / count, row_squares[i], col_squares[i], sample, step)
+        )
+    return out
 
 
 def find_outliers(matrix: np.ndarray, found: MatrixScan) -> Outliers | None:

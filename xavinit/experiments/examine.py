@@ -3,7 +3,9 @@
 Each file is opened by its reader (:mod:`xavinit.formats`), its tensors described
 (:mod:`xavinit.core.roles`) and read one at a time; each is examined
 (:func:`xavinit.core.verdicts.examine`) and dropped before the next is read, so memory holds one
-tensor. The verdicts are then decided over the whole run (:func:`judge_run`, after
+tensor, except that small ones (at most :data:`xavinit.core.verdicts.BATCH_ENTRIES` entries)
+are examined a batch at a time (:class:`xavinit.core.verdicts.Batch`: up to 64, in file order,
+the same results). The verdicts are then decided over the whole run (:func:`judge_run`, after
 :func:`xavinit.core.verdicts.decide`), and each judged tensor becomes a row of ``check``'s
 result (:func:`tensor_check`).
 """
@@ -16,10 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
+
 from xavinit.core.roles import Tensor, describe, select_names
 from xavinit.core.schemes import Scheme, get_scheme
 from xavinit.core.streams import spectrum_rng
 from xavinit.core.verdicts import (
+    Batch,
     Examined,
     decide,
     describe_p,
@@ -52,8 +57,6 @@ class Judged:
 
 
 def _numeric(dtype: str) -> bool:
-    import numpy as np
-
     if dtype == "bfloat16":
         return True
     try:
@@ -85,8 +88,9 @@ def examine_files(
     allow_infinite: bool = False,
     best_checks: bool = True,
 ) -> tuple[list[Examined], list[str]]:
-    """Open every file, choose its tensors and examine them one at a time (``best_checks``
-    False: no full check of each best candidate, which only ``init --check`` reports).
+    """Open every file, choose its tensors and examine them one at a time, small ones a batch
+    at a time (``best_checks`` False: no full check of each best candidate, which only
+    ``init --check`` reports).
 
     Returns:
         the examined tensors in file order and the names ``select`` skipped.
@@ -119,20 +123,28 @@ def examine_files(
                 if not _numeric(tensor.dtype):
                     raise refuse_dtype(file, tensor.name, tensor.dtype)
             infos = {info.name: info for info in source.tensors}
+            options: dict[str, Any] = dict(
+                file=file, alpha=alpha, ks_sample=ks_sample, expected=expected, rank=rank,
+                tolerance=tolerance, allow_infinite=allow_infinite, best_check=best_checks,
+            )  # fmt: skip
+            batch = Batch(**options)
             for position, tensor in enumerate(chosen):
                 if progress is not None:
                     progress(position, len(chosen), f"{file}: {tensor.name}")
                 array, fill = source.read_lazily(infos[tensor.name], workspace)
-                with contextlib.nullcontext() if fill is None else fill:
-                    examined.append(
-                        examine(
-                            tensor, array, file=file, alpha=alpha, ks_sample=ks_sample,
-                            rng=functools.partial(spectrum_rng, seed, tensor.name), expected=expected, rank=rank,
-                            tolerance=tolerance, allow_infinite=allow_infinite, fill=fill,
-                            best_check=best_checks,
-                        )
-                    )  # fmt: skip
+                rng = functools.partial(spectrum_rng, seed, tensor.name)
+                if fill is None and Batch.takes(array):
+                    if np.may_share_memory(array, workspace.array(workspace.capacity // 4)):
+                        array = array.copy()  # the next read reuses the workspace
+                    batch.add(tensor, array, rng)
+                    if batch.full:
+                        examined += batch.finish()
+                else:
+                    examined += batch.finish()  # in file order
+                    with contextlib.nullcontext() if fill is None else fill:
+                        examined.append(examine(tensor, array, rng=rng, fill=fill, **options))
                 del array
+            examined += batch.finish()
     return examined, skipped
 
 
