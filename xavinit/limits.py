@@ -15,9 +15,6 @@ normal 0.0167: both are rejected with probability above 1 - 1e-18; the sample is
 without sorting in a few milliseconds. A larger ``--ks-sample`` (up to every entry) resolves
 distances in proportion to ``1 / sqrt(n)``, at a cost in proportion to ``n``."""
 
-CHECK_KS_SAMPLE = KS_SAMPLE
-"""``check``'s default ``--ks-sample``: the same sample as ``init``'s (:data:`KS_SAMPLE`)."""
-
 MAX_ARRAY_BYTES = 2**63 - 1
 """numpy's largest array, in bytes: a tensor whose shape (its non-zero dimensions, even when
 another is 0) describes more is corrupt, refused before numpy is asked to make it."""

@@ -70,7 +70,6 @@ from xavinit.core.placement import check_placement
 from xavinit.errors import XavinitError
 from xavinit.extras import install
 from xavinit.limits import (
-    CHECK_KS_SAMPLE,
     KS_DISTANCE,
     KS_SAMPLE,
     MAX_LAYERS,
@@ -733,7 +732,7 @@ class CheckConfig(Seeded):
     ] = "holm"
     ks_sample: Annotated[
         Count, Field(ge=5), Opt("At most this many entries per tensor enter the KS tests.")
-    ] = CHECK_KS_SAMPLE
+    ] = KS_SAMPLE
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], origin: Origin | None = None) -> Any:

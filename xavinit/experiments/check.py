@@ -17,7 +17,7 @@ from xavinit.core.schemes import get_scheme
 from xavinit.experiments import Progress
 from xavinit.experiments.examine import Judged, examine_files, judge_run, tensor_check
 from xavinit.formats.mapping import MAPPING_LABEL
-from xavinit.limits import CHECK_KS_SAMPLE
+from xavinit.limits import KS_SAMPLE
 from xavinit.results import VERDICTS, CheckResult
 from xavinit.text import printable
 
@@ -89,7 +89,7 @@ def check_weights(
     roles: Sequence[str] = (),
     alpha: float = 0.01,
     seed: int = 0,
-    ks_sample: int = CHECK_KS_SAMPLE,
+    ks_sample: int = KS_SAMPLE,
 ) -> CheckResult:
     """Check a checkpoint file, or a mapping of names to arrays, tensor by tensor.
 
