@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.table import Table
@@ -219,6 +219,66 @@ def test_yaml_rows_written_a_column_at_a_time_are_libyaml_s_text(document):
     from xavinit.serialize import _YamlWriter
 
     assert _YamlWriter().document(document) == _libyaml(document)
+
+
+_POOL = st.sampled_from(
+    [0.0, -0.0, 1e-300, 5e-324, 1e-05, 2e16, -2.5e-07, 0.125, 1, 0, 1.0, True, False, None,
+     float("nan"), float("inf"), -float("inf"), "1.0", "1e-05", "yes", "null", "0.5", "", "a"]
+) | st.floats()  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_POOL, min_size=1, max_size=6), st.integers(0, 2**32 - 1), st.integers(1, 4))
+@example(pool=[0.0, -0.0, 1e-05], seed=0, runs=2)
+@example(pool=[1, True, 1.0, 2], seed=1, runs=3)
+@example(pool=[1e-300, float("nan"), 0.5], seed=2, runs=2)
+def test_long_columns_of_few_values_keep_libyaml_s_text(pool, seed, runs):
+    """Columns longer than the sample that decides whether to look values up (1,024 values),
+    drawn from a few leaves: -0.0 beside 0.0, 1 beside 1.0 and True, NaN and infinities,
+    exponents without a point, strings that read as numbers, booleans or null; the repeats
+    start before or after the sample ends."""
+    from xavinit.serialize import _SAMPLE, _YamlWriter
+
+    rng = random.Random(seed)
+    head = [{"score": rng.choice(pool[:runs]), "p": rng.choice(pool)} for _ in range(_SAMPLE - 8)]
+    rows = head + [{"score": rng.choice(pool), "p": rng.choice(pool)} for _ in range(40)]
+    document = {"rows": rows}
+    assert _YamlWriter().document(document) == _libyaml(document)
+
+
+def test_rows_with_other_keys_or_another_order_are_not_written_as_columns():
+    """Rows of the same keys in another order, a row with a key more or less: each written as
+    its own mapping (a column is a slice of all the rows' values only when every row has the
+    first row's keys in its order)."""
+    from xavinit.serialize import _row_keys, to_yaml
+
+    for rows in (
+        [{"a": 1, "b": 2.5}, {"b": 3.5, "a": 4}],
+        [{"a": 1}, {"a": 2, "b": 3}],
+        [{"a": 1, "b": 2}, {"a": 3}],
+        [{"a": 1, "b": 2}, {"a": 3, "c": 4}],
+    ):
+        assert _row_keys(rows) is None
+        assert to_yaml({"rows": rows}) == _libyaml({"rows": rows})
+    assert _row_keys([{"a": 1, "b": 2}, {"a": 3, "b": 4}]) == ("a", "b")
+
+
+def test_the_plain_string_pattern_is_libyaml_s_choice():
+    """Strings with ``:`` and spaces in every position, the characters at either end: the
+    fast test of a plain string (one character class and no ``: ``) says what libyaml does."""
+    import itertools
+
+    from xavinit.serialize import _NotPlainError, _yaml_style
+
+    alphabet = ["a", "Z", "7", ":", " ", "_", ".", "'", "-", "#", ")", "="]
+    for size in (1, 2, 3, 4):
+        for letters in itertools.product(alphabet, repeat=size):
+            text = "".join(letters)
+            try:
+                plain = _yaml_style(text)
+            except _NotPlainError:
+                continue  # a string only yaml.dump writes (double-quoted)
+            assert plain == (_libyaml(text) in (text + "\n", text + "\n...\n")), text
 
 
 def test_check_rows_take_the_column_path_and_keep_libyaml_s_text():
