@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 import random
 
 from hypothesis import example, given, settings
@@ -396,3 +398,84 @@ def test_check_yaml_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp
     assert yaml_of_fields(fields) is not None  # the fast writer, not yaml.dump
     assert render_yaml(result) == expected
     assert yaml.safe_load(render_yaml(result)) == result.to_dict()
+
+
+def test_check_json_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp_path):
+    """render_json writes a result from its own objects (no plain() copy): the text of
+    to_json(result.to_dict()), i.e. json.dumps(indent=2) of the copy, with NaN and infinities
+    as their strings (in a tensor's fields and in a candidate row), a tuple as a list, and a
+    row that occurs twice written twice; init's rows (dataclasses) likewise."""
+    import dataclasses
+    import json
+    import math
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from xavinit.experiments.check import check_weights
+    from xavinit.render.data import render_json
+    from xavinit.results import InitCheck, InitResult
+    from xavinit.serialize import to_json
+
+    rng = np.random.default_rng(5)
+    path = tmp_path / "m.safetensors"
+    save_file({f"l{k}.weight": rng.uniform(-0.3, 0.3, (12, 10)).astype(np.float32)
+               for k in range(3)}, str(path))  # fmt: skip
+    result = check_weights(path)
+    first, second, third = result.tensors
+    shared = dict(first.candidates[0], score=-math.inf, p_value=math.nan, known_as='é "q"')
+    odd = dataclasses.replace(
+        first, observed_var=math.nan, p_value=math.inf, shape=tuple(first.shape),
+        candidates=[shared, *first.candidates[1:]],
+    )  # fmt: skip
+    second = dataclasses.replace(second, candidates=[shared, *second.candidates])
+    result = dataclasses.replace(result, tensors=[odd, second, third, odd])
+    expected = to_json(result.to_dict())
+    assert expected == json.dumps(result.to_dict(), indent=2) + "\n"
+    assert '"NaN"' not in expected and '"nan"' in expected and '"-inf"' in expected
+    assert render_json(result) == expected
+
+    row = InitCheck(scheme="normalized", layer=1, fan_in=4, fan_out=3, distribution="uniform",
+                    expected_var=0.25, observed_var=math.inf, rel_error=math.nan, ci_low=0.2,
+                    ci_high=0.3, p_value=1e-300, passed=False, bound=0.5, ks_p_value=None,
+                    count=12)  # fmt: skip
+    init = InitResult(seed=0, config={"layers": (4, 3)}, passed=False,
+                      layers=[row, dataclasses.replace(row, observed_var=0.25), row],
+                      alpha=0.01, correction="holm")  # fmt: skip
+    assert render_json(init) == to_json(init.to_dict())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    name: str
+    value: object
+
+
+_VIEWED = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=4)
+        | st.builds(_Row, st.text(max_size=3), inner)
+        | st.lists(st.builds(_Row, st.text(max_size=3), inner), min_size=1, max_size=3)
+        | st.lists(st.fixed_dictionaries({"a": st.floats(), "b": st.text(max_size=2)}),
+                   min_size=1, max_size=3)
+    ),
+    max_leaves=25,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), _VIEWED, min_size=1, max_size=4))
+@example({"flat": math.nan, "b": 1})
+@example({"list": [math.inf, [1], -math.inf]})
+@example({"dict": {"x": -math.inf, "y": [1], "z": math.nan}})
+@example({"rows": [_Row("x", math.nan), _Row("y", 1.5)], "row": _Row("z", (math.inf,))})
+@example({"tuple": (math.nan, 1), "ranking": [{"a": math.nan, "b": "x"}, {"a": 0.5, "b": "y"}]})
+def test_json_of_fields_is_to_json_of_the_plain_copy(document):
+    """Dataclasses (alone and as lists of rows), tuples, non-finite floats in runs of scalars,
+    flat dicts and lists of them, keys json converts: the text of to_json(plain(document))."""
+    from xavinit.serialize import json_of_fields, plain, to_json
+
+    assert json_of_fields(document) == to_json(plain(document))

@@ -76,18 +76,63 @@ def to_json(document: Any) -> str:
     return "".join(pieces)
 
 
+def json_of_fields(document: dict[str, Any]) -> str:
+    """A result's document written from the result's own objects (``document``: its fields in
+    :meth:`to_dict`'s order, the values not copied), the text ``to_json(plain(document))``
+    gives: a dataclass written as its fields, a tuple as a list, a non-finite float as its
+    string. A run of scalars goes to json's C encoder as it is, with non-finite floats refused
+    (``allow_nan=False``): one that holds any is encoded as :func:`plain` copies it. Copying a
+    check of 5,000 tensors (75,000 candidate rows) was a third of its JSON."""
+    pieces: list[str] = []
+    _json_pieces(document, 0, pieces, copies=True)
+    pieces.append("\n")
+    return "".join(pieces)
+
+
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 """Types json encodes without recursion (exact types: a subclass goes the general way)."""
+_DICT = {dict}
 
 
 @functools.lru_cache(maxsize=64)
-def _run_encoder(depth: int) -> Callable[[Any], str]:
-    """A compact C encoder whose item separator starts a new line at ``depth``'s indentation."""
-    return json.JSONEncoder(separators=(",\n" + "  " * depth, ": ")).encode
+def _run_encoder(depth: int, strict: bool = False) -> Callable[[Any], str]:
+    """A compact C encoder whose item separator starts a new line at ``depth``'s indentation
+    (``strict``: it refuses non-finite floats, ValueError)."""
+    return json.JSONEncoder(separators=(",\n" + "  " * depth, ": "), allow_nan=not strict).encode
 
 
-def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
-    """Append the text of ``value`` at nesting ``depth`` as ``json.dumps(indent=2)`` writes it."""
+def _encoded(encode: Callable[[Any], str], value: Any, copies: bool) -> str:
+    """``encode(value)``; with ``copies`` (a strict encoder), a value holding a non-finite
+    float is encoded as :func:`plain` copies it."""
+    if not copies:
+        return encode(value)
+    try:
+        return encode(value)
+    except ValueError:
+        return encode(plain(value))  # an integer past the digit limit: raises again, as before
+
+
+def _json_view(value: Any) -> Any:
+    """``value`` as :func:`plain` copies it, one level: a dataclass's fields (its own dict), a
+    tuple as a list, a non-finite float as its string; what plain() copies otherwise, copied."""
+    kind: Any = type(value)
+    if kind in _SCALARS or kind is dict or kind is list:
+        return value if kind is not float or value - value == 0 else encode_nonfinite(value)
+    if kind is tuple:
+        return list(value)
+    if is_dataclass_type(kind):
+        return vars(value)
+    return plain(value)
+
+
+def _json_pieces(value: Any, depth: int, out: list[str], copies: bool = False) -> None:
+    """Append the text of ``value`` at nesting ``depth`` as ``json.dumps(indent=2)`` writes it
+    (``copies``: of ``plain(value)``, see :func:`json_of_fields`)."""
+    if copies:
+        value = _json_view(value)
+        kinds: Any = set(map(type, value)) if type(value) is list else ()
+        if len(kinds) == 1 and is_dataclass_type(next(iter(kinds))):
+            value = list(map(vars, value))  # a result's rows (init's layers) as mappings
     is_dict = isinstance(value, dict)
     if not (is_dict or isinstance(value, (list, tuple))) or not value:
         out.append(json.dumps(value))  # a scalar, [] or {}: the same text with or without indent
@@ -95,15 +140,16 @@ def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
     if is_dict and not all(
         type(key) is str for key, item in value.items() if type(item) not in _SCALARS
     ):
-        text = json.dumps(value, indent=2)  # a container under a key json converts (1, None)
+        text = json.dumps(plain(value) if copies else value, indent=2)  # a container under a
+        # key json converts (1, None)
         out.append(text.replace("\n", "\n" + "  " * depth) if depth else text)
         return
     inner = "\n" + "  " * (depth + 1)
-    encode = _run_encoder(depth + 1)
+    encode = _run_encoder(depth + 1, copies)
     out.append("{" if is_dict else "[")
     if is_dict and _SCALARS.issuperset(map(type, value.values())):
-        out.append(inner + encode(value)[1:-1])  # a flat dict (a ranking row): one call, with
-        # the C encoder's key conversions (json's own)
+        # a flat dict (a ranking row): one call, with the C encoder's key conversions (json's)
+        out.append(inner + _encoded(encode, value, copies)[1:-1])
     elif is_dict:
         run: dict[str, Any] = {}
         separator = inner
@@ -112,15 +158,15 @@ def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
                 run[key] = item
                 continue
             if run:
-                out.append(separator + encode(run)[1:-1])
+                out.append(separator + _encoded(encode, run, copies)[1:-1])
                 run, separator = {}, "," + inner
             out.append(separator + json.dumps(key) + ": ")
             separator = "," + inner
-            _json_pieces(item, depth + 1, out)
+            _json_pieces(item, depth + 1, out, copies)
         if run:
-            out.append(separator + encode(run)[1:-1])
+            out.append(separator + _encoded(encode, run, copies)[1:-1])
     elif _flat_dicts(value):
-        out.append(_flat_dict_list(value, depth))
+        out.append(_flat_dict_list(value, depth, copies))
     else:
         items: list[Any] = []
         separator = inner
@@ -129,33 +175,39 @@ def _json_pieces(value: Any, depth: int, out: list[str]) -> None:
                 items.append(item)
                 continue
             if items:
-                out.append(separator + encode(items)[1:-1])
+                out.append(separator + _encoded(encode, items, copies)[1:-1])
                 items, separator = [], "," + inner
             out.append(separator)
             separator = "," + inner
-            _json_pieces(item, depth + 1, out)
+            _json_pieces(item, depth + 1, out, copies)
         if items:
-            out.append(separator + encode(items)[1:-1])
+            out.append(separator + _encoded(encode, items, copies)[1:-1])
     out.append("\n" + "  " * depth + ("}" if is_dict else "]"))
 
 
 def _flat_dicts(items: Any) -> bool:
     """Whether every item is a non-empty dict of scalars (``check``'s ranking rows)."""
-    scalars = _SCALARS.issuperset
-    return all(type(item) is dict and item and scalars(map(type, item.values())) for item in items)
+    return (
+        set(map(type, items)) == _DICT
+        and all(items)
+        and _SCALARS.issuperset(map(type, chain.from_iterable(map(dict.values, items))))
+    )
 
 
-def _flat_dict_list(items: Any, depth: int) -> str:
+def _flat_dict_list(items: Any, depth: int, copies: bool = False) -> str:
     """A list of flat dicts (:func:`_flat_dicts`) at ``depth``, without its closing bracket,
     from one call of the C encoder whose separator ``",\n" + indent`` (``depth + 1``) lays out
     every item of every dict; each boundary between two dicts, ``}`` separator ``{``, becomes
     the indented ``},`` and ``{`` lines. The boundary is found by text: an encoded string holds
     no newline (json escapes it), and inside a dict the separator follows a scalar and precedes
     a key (``"``), so ``}``, newline, ``{`` marks the end of one dict and the start of the next.
+    ``copies``: the dicts are a result's own, a non-finite float in them encoded as a string
+    (:func:`_encoded`).
     """
     outer = "\n" + "  " * (depth + 1)
     inner = outer + "  "
-    text = _run_encoder(depth + 2)(items)  # '[{"k": v,<inner>"k": v},<inner>{...}]'
+    encode = _run_encoder(depth + 2, copies)
+    text = _encoded(encode, items, copies)  # '[{"k": v,<inner>"k": v},<inner>{...}]'
     body = text[2:-2].replace("}," + inner + "{", outer + "}," + outer + "{" + inner)
     return outer + "{" + inner + body + outer + "}"
 
