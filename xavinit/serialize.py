@@ -592,6 +592,7 @@ class _YamlWriter:
 _JSON_LEAVES = frozenset({float, int, bool, type(None)})
 """Leaves json's encoder writes as YAML does (finite floats; an exponent without a point aside)."""
 _STR = frozenset({str})
+_FLOAT = frozenset({float})
 _LIST = frozenset({list})
 _encode_leaves = json.JSONEncoder(allow_nan=False, separators=("\n ", ": ")).encode
 _BARE_EXPONENT = re.compile(r"\n (-?\d+)e")
@@ -622,8 +623,9 @@ def _leaf_texts(values: list[Any], kinds: set[type]) -> list[str] | None:
     except ValueError:
         return None
     text = "\n " + text[1:-1] + "\n"
-    if "e" in text:
-        text = _BARE_EXPONENT.sub(r"\n \1.0e", text)
+    if "e" in text and not (kinds == _FLOAT and text.count(".") == len(distinct)):
+        text = _BARE_EXPONENT.sub(r"\n \1.0e", text)  # not needed where every float's
+        # text has its point (a float's repr has a point or an exponent, and at most one point)
     texts = text[1:].splitlines(keepends=True)
     if distinct is values:
         return texts
