@@ -92,6 +92,7 @@ def json_of_fields(document: dict[str, Any]) -> str:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 """Types json encodes without recursion (exact types: a subclass goes the general way)."""
 _DICT = {dict}
+_STR_KEYS = {str}
 
 
 @functools.lru_cache(maxsize=64)
@@ -137,8 +138,10 @@ def _json_pieces(value: Any, depth: int, out: list[str], copies: bool = False) -
     if not (is_dict or isinstance(value, (list, tuple))) or not value:
         out.append(json.dumps(value))  # a scalar, [] or {}: the same text with or without indent
         return
-    if is_dict and not all(
-        type(key) is str for key, item in value.items() if type(item) not in _SCALARS
+    if (
+        is_dict
+        and set(map(type, value)) != _STR_KEYS  # all keys strings: no need to look further
+        and not all(type(key) is str for key, item in value.items() if type(item) not in _SCALARS)
     ):
         text = json.dumps(plain(value) if copies else value, indent=2)  # a container under a
         # key json converts (1, None)
