@@ -362,35 +362,41 @@ def test_csv_rows_are_dictwriter_s_text_without_check_s_candidates(tmp_path):
     assert names[0] == 'blocks.0,"q"\\nproj.weight'  # a comma and quotes in a cell
 
 
-def test_check_yaml_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp_path):
-    """render_yaml writes a check result from its own objects (no plain() copy): the text of
-    to_yaml(result.to_dict()) with NaN and infinities as their strings, a tuple as a list, and
-    a tensor or candidate row that occurs twice written twice (the copy has no shared object),
-    and what yaml.safe_load reads back is the document."""
-    import dataclasses
-    import math
-
+def _odd_check_result(folder, seed, **candidate):
+    """A real check of three 12x10 tensors, then: the first tensor's NaN and infinite fields,
+    its shape a tuple, its first candidate row changed by ``candidate`` and shared with the
+    second tensor, the first tensor listed twice."""
     import numpy as np
-    import yaml
     from safetensors.numpy import save_file
 
     from xavinit.experiments.check import check_weights
-    from xavinit.render.data import render_yaml
-    from xavinit.serialize import to_yaml, yaml_of_fields
 
-    rng = np.random.default_rng(4)
-    path = tmp_path / "m.safetensors"
+    rng = np.random.default_rng(seed)
+    path = folder / "m.safetensors"
     save_file({f"l{k}.weight": rng.uniform(-0.3, 0.3, (12, 10)).astype(np.float32)
                for k in range(3)}, str(path))  # fmt: skip
     result = check_weights(path)
     first, second, third = result.tensors
-    shared = dict(first.candidates[0], score=-math.inf, known_as="it's: odd")
+    shared = dict(first.candidates[0], **candidate)
     odd = dataclasses.replace(
         first, observed_var=math.nan, p_value=math.inf, shape=tuple(first.shape),
         candidates=[shared, *first.candidates[1:]],
     )  # fmt: skip
     second = dataclasses.replace(second, candidates=[shared, *second.candidates])
-    result = dataclasses.replace(result, tensors=[odd, second, third, odd])
+    return dataclasses.replace(result, tensors=[odd, second, third, odd])
+
+
+def test_check_yaml_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp_path):
+    """render_yaml writes a check result from its own objects (no plain() copy): the text of
+    to_yaml(result.to_dict()) with NaN and infinities as their strings, a tuple as a list, and
+    a tensor or candidate row that occurs twice written twice (the copy has no shared object),
+    and what yaml.safe_load reads back is the document."""
+    import yaml
+
+    from xavinit.render.data import render_yaml
+    from xavinit.serialize import to_yaml, yaml_of_fields
+
+    result = _odd_check_result(tmp_path, 4, score=-math.inf, known_as="it's: odd")
     expected = to_yaml(result.to_dict())
     assert "&id" not in expected and "nan" in expected and "-inf" in expected
     fields = {"schema_version": 1, "xavinit_version": result.xavinit_version,
@@ -405,31 +411,15 @@ def test_check_json_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp
     to_json(result.to_dict()), i.e. json.dumps(indent=2) of the copy, with NaN and infinities
     as their strings (in a tensor's fields and in a candidate row), a tuple as a list, and a
     row that occurs twice written twice; init's rows (dataclasses) likewise."""
-    import dataclasses
     import json
-    import math
 
-    import numpy as np
-    from safetensors.numpy import save_file
-
-    from xavinit.experiments.check import check_weights
     from xavinit.render.data import render_json
     from xavinit.results import InitCheck, InitResult
     from xavinit.serialize import to_json
 
-    rng = np.random.default_rng(5)
-    path = tmp_path / "m.safetensors"
-    save_file({f"l{k}.weight": rng.uniform(-0.3, 0.3, (12, 10)).astype(np.float32)
-               for k in range(3)}, str(path))  # fmt: skip
-    result = check_weights(path)
-    first, second, third = result.tensors
-    shared = dict(first.candidates[0], score=-math.inf, p_value=math.nan, known_as='é "q"')
-    odd = dataclasses.replace(
-        first, observed_var=math.nan, p_value=math.inf, shape=tuple(first.shape),
-        candidates=[shared, *first.candidates[1:]],
+    result = _odd_check_result(
+        tmp_path, 5, score=-math.inf, p_value=math.nan, known_as='é "q"'
     )  # fmt: skip
-    second = dataclasses.replace(second, candidates=[shared, *second.candidates])
-    result = dataclasses.replace(result, tensors=[odd, second, third, odd])
     expected = to_json(result.to_dict())
     assert expected == json.dumps(result.to_dict(), indent=2) + "\n"
     assert '"NaN"' not in expected and '"nan"' in expected and '"-inf"' in expected
