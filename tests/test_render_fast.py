@@ -456,7 +456,7 @@ _VIEWED = st.recursive(
 )  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.text(max_size=4), _VIEWED, min_size=1, max_size=4))
 @example({"flat": math.nan, "b": 1})
 @example({"list": [math.inf, [1], -math.inf]})
