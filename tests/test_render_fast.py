@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 import random
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.table import Table
@@ -221,6 +223,66 @@ def test_yaml_rows_written_a_column_at_a_time_are_libyaml_s_text(document):
     assert _YamlWriter().document(document) == _libyaml(document)
 
 
+_POOL = st.sampled_from(
+    [0.0, -0.0, 1e-300, 5e-324, 1e-05, 2e16, -2.5e-07, 0.125, 1, 0, 1.0, True, False, None,
+     float("nan"), float("inf"), -float("inf"), "1.0", "1e-05", "yes", "null", "0.5", "", "a"]
+) | st.floats()  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_POOL, min_size=1, max_size=6), st.integers(0, 2**32 - 1), st.integers(1, 4))
+@example(pool=[0.0, -0.0, 1e-05], seed=0, runs=2)
+@example(pool=[1, True, 1.0, 2], seed=1, runs=3)
+@example(pool=[1e-300, float("nan"), 0.5], seed=2, runs=2)
+def test_long_columns_of_few_values_keep_libyaml_s_text(pool, seed, runs):
+    """Columns longer than the sample that decides whether to look values up (1,024 values),
+    drawn from a few leaves: -0.0 beside 0.0, 1 beside 1.0 and True, NaN and infinities,
+    exponents without a point, strings that read as numbers, booleans or null; the repeats
+    start before or after the sample ends."""
+    from xavinit.serialize import _SAMPLE, _YamlWriter
+
+    rng = random.Random(seed)
+    head = [{"score": rng.choice(pool[:runs]), "p": rng.choice(pool)} for _ in range(_SAMPLE - 8)]
+    rows = head + [{"score": rng.choice(pool), "p": rng.choice(pool)} for _ in range(40)]
+    document = {"rows": rows}
+    assert _YamlWriter().document(document) == _libyaml(document)
+
+
+def test_rows_with_other_keys_or_another_order_are_not_written_as_columns():
+    """Rows of the same keys in another order, a row with a key more or less: each written as
+    its own mapping (a column is a slice of all the rows' values only when every row has the
+    first row's keys in its order)."""
+    from xavinit.serialize import _row_keys, to_yaml
+
+    for rows in (
+        [{"a": 1, "b": 2.5}, {"b": 3.5, "a": 4}],
+        [{"a": 1}, {"a": 2, "b": 3}],
+        [{"a": 1, "b": 2}, {"a": 3}],
+        [{"a": 1, "b": 2}, {"a": 3, "c": 4}],
+    ):
+        assert _row_keys(rows) is None
+        assert to_yaml({"rows": rows}) == _libyaml({"rows": rows})
+    assert _row_keys([{"a": 1, "b": 2}, {"a": 3, "b": 4}]) == ("a", "b")
+
+
+def test_the_plain_string_pattern_is_libyaml_s_choice():
+    """Strings with ``:`` and spaces in every position, the characters at either end: the
+    fast test of a plain string (one character class and no ``: ``) says what libyaml does."""
+    import itertools
+
+    from xavinit.serialize import _NotPlainError, _yaml_style
+
+    alphabet = ["a", "Z", "7", ":", " ", "_", ".", "'", "-", "#", ")", "="]
+    for size in (1, 2, 3, 4):
+        for letters in itertools.product(alphabet, repeat=size):
+            text = "".join(letters)
+            try:
+                plain = _yaml_style(text)
+            except _NotPlainError:
+                continue  # a string only yaml.dump writes (double-quoted)
+            assert plain == (_libyaml(text) in (text + "\n", text + "\n...\n")), text
+
+
 def test_check_rows_take_the_column_path_and_keep_libyaml_s_text():
     """A check-shaped document (rows of one key order, candidate rows inside them, a long
     reason that folds) is written by the fast writer, column by column, as libyaml writes it;
@@ -300,35 +362,41 @@ def test_csv_rows_are_dictwriter_s_text_without_check_s_candidates(tmp_path):
     assert names[0] == 'blocks.0,"q"\\nproj.weight'  # a comma and quotes in a cell
 
 
-def test_check_yaml_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp_path):
-    """render_yaml writes a check result from its own objects (no plain() copy): the text of
-    to_yaml(result.to_dict()) with NaN and infinities as their strings, a tuple as a list, and
-    a tensor or candidate row that occurs twice written twice (the copy has no shared object),
-    and what yaml.safe_load reads back is the document."""
-    import dataclasses
-    import math
-
+def _odd_check_result(folder, seed, **candidate):
+    """A real check of three 12x10 tensors, then: the first tensor's NaN and infinite fields,
+    its shape a tuple, its first candidate row changed by ``candidate`` and shared with the
+    second tensor, the first tensor listed twice."""
     import numpy as np
-    import yaml
     from safetensors.numpy import save_file
 
     from xavinit.experiments.check import check_weights
-    from xavinit.render.data import render_yaml
-    from xavinit.serialize import to_yaml, yaml_of_fields
 
-    rng = np.random.default_rng(4)
-    path = tmp_path / "m.safetensors"
+    rng = np.random.default_rng(seed)
+    path = folder / "m.safetensors"
     save_file({f"l{k}.weight": rng.uniform(-0.3, 0.3, (12, 10)).astype(np.float32)
                for k in range(3)}, str(path))  # fmt: skip
     result = check_weights(path)
     first, second, third = result.tensors
-    shared = dict(first.candidates[0], score=-math.inf, known_as="it's: odd")
+    shared = dict(first.candidates[0], **candidate)
     odd = dataclasses.replace(
         first, observed_var=math.nan, p_value=math.inf, shape=tuple(first.shape),
         candidates=[shared, *first.candidates[1:]],
     )  # fmt: skip
     second = dataclasses.replace(second, candidates=[shared, *second.candidates])
-    result = dataclasses.replace(result, tensors=[odd, second, third, odd])
+    return dataclasses.replace(result, tensors=[odd, second, third, odd])
+
+
+def test_check_yaml_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp_path):
+    """render_yaml writes a check result from its own objects (no plain() copy): the text of
+    to_yaml(result.to_dict()) with NaN and infinities as their strings, a tuple as a list, and
+    a tensor or candidate row that occurs twice written twice (the copy has no shared object),
+    and what yaml.safe_load reads back is the document."""
+    import yaml
+
+    from xavinit.render.data import render_yaml
+    from xavinit.serialize import to_yaml, yaml_of_fields
+
+    result = _odd_check_result(tmp_path, 4, score=-math.inf, known_as="it's: odd")
     expected = to_yaml(result.to_dict())
     assert "&id" not in expected and "nan" in expected and "-inf" in expected
     fields = {"schema_version": 1, "xavinit_version": result.xavinit_version,
@@ -336,3 +404,68 @@ def test_check_yaml_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp
     assert yaml_of_fields(fields) is not None  # the fast writer, not yaml.dump
     assert render_yaml(result) == expected
     assert yaml.safe_load(render_yaml(result)) == result.to_dict()
+
+
+def test_check_json_written_from_the_result_s_own_objects_is_the_copy_s_text(tmp_path):
+    """render_json writes a result from its own objects (no plain() copy): the text of
+    to_json(result.to_dict()), i.e. json.dumps(indent=2) of the copy, with NaN and infinities
+    as their strings (in a tensor's fields and in a candidate row), a tuple as a list, and a
+    row that occurs twice written twice; init's rows (dataclasses) likewise."""
+    import json
+
+    from xavinit.render.data import render_json
+    from xavinit.results import InitCheck, InitResult
+    from xavinit.serialize import to_json
+
+    result = _odd_check_result(
+        tmp_path, 5, score=-math.inf, p_value=math.nan, known_as='é "q"'
+    )  # fmt: skip
+    expected = to_json(result.to_dict())
+    assert expected == json.dumps(result.to_dict(), indent=2) + "\n"
+    assert '"NaN"' not in expected and '"nan"' in expected and '"-inf"' in expected
+    assert render_json(result) == expected
+
+    row = InitCheck(scheme="normalized", layer=1, fan_in=4, fan_out=3, distribution="uniform",
+                    expected_var=0.25, observed_var=math.inf, rel_error=math.nan, ci_low=0.2,
+                    ci_high=0.3, p_value=1e-300, passed=False, bound=0.5, ks_p_value=None,
+                    count=12)  # fmt: skip
+    init = InitResult(seed=0, config={"layers": (4, 3)}, passed=False,
+                      layers=[row, dataclasses.replace(row, observed_var=0.25), row],
+                      alpha=0.01, correction="holm")  # fmt: skip
+    assert render_json(init) == to_json(init.to_dict())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    name: str
+    value: object
+
+
+_VIEWED = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=4)
+        | st.builds(_Row, st.text(max_size=3), inner)
+        | st.lists(st.builds(_Row, st.text(max_size=3), inner), min_size=1, max_size=3)
+        | st.lists(st.fixed_dictionaries({"a": st.floats(), "b": st.text(max_size=2)}),
+                   min_size=1, max_size=3)
+    ),
+    max_leaves=25,
+)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), _VIEWED, min_size=1, max_size=4))
+@example({"flat": math.nan, "b": 1})
+@example({"list": [math.inf, [1], -math.inf]})
+@example({"dict": {"x": -math.inf, "y": [1], "z": math.nan}})
+@example({"rows": [_Row("x", math.nan), _Row("y", 1.5)], "row": _Row("z", (math.inf,))})
+@example({"tuple": (math.nan, 1), "ranking": [{"a": math.nan, "b": "x"}, {"a": 0.5, "b": "y"}]})
+def test_json_of_fields_is_to_json_of_the_plain_copy(document):
+    """Dataclasses (alone and as lists of rows), tuples, non-finite floats in runs of scalars,
+    flat dicts and lists of them, keys json converts: the text of to_json(plain(document))."""
+    from xavinit.serialize import json_of_fields, plain, to_json
+
+    assert json_of_fields(document) == to_json(plain(document))

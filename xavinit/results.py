@@ -190,6 +190,12 @@ class _Document:
         return plain(self.fields())
 
 
+def document_is_fields(result: Any) -> bool:
+    """Whether ``result.to_dict()`` is ``plain(result.fields())``, so a writer may write the
+    fields themselves (not ``propagate``'s, which leaves out an empty ``models``)."""
+    return type(result).to_dict is _Document.to_dict
+
+
 @dataclass(frozen=True)
 class InitCheck:
     """The verification of one weight matrix under one scheme (one row of ``init``'s ``layers``).

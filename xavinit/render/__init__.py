@@ -7,8 +7,9 @@ costs nothing at start-up.
 
 Every renderer takes the command's typed result (:mod:`xavinit.results`): the result was
 validated when it was built or loaded, so every field is there with its type. The data formats
-(JSON, YAML, CSV) write its document (``result.to_dict()``); the table prints Rich tables on the
-console the command line owns, Markdown and HTML return text. The renderers for people
+(JSON, YAML, CSV) write its document (``result.to_dict()``; JSON and YAML the same text from the
+result's own objects, without the copy, where the document is its fields); the table prints Rich
+tables on the console the command line owns, Markdown and HTML return text. The renderers for people
 (:data:`FOR_PEOPLE`) receive a copy whose strings are each one line of visible characters
 (:func:`xavinit.text.printable_strings`): a tensor, layer, file or run name read from a file
 cannot move the cursor, clear the screen or break a table row there. On top, the table's console

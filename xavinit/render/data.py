@@ -16,19 +16,23 @@ from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
-from xavinit.results import Result
-from xavinit.serialize import plain, to_json, to_yaml, yaml_of_fields
+from xavinit.results import Result, document_is_fields
+from xavinit.serialize import json_of_fields, plain, to_json, to_yaml, yaml_of_fields
 
 
 def render_json(result: Result) -> str:
-    """The result's document as indented JSON (non-finite floats as strings)."""
+    """The result's document as indented JSON (non-finite floats as strings), written from the
+    result's own objects where its document is its fields (:func:`~xavinit.serialize.json_of_fields`)."""
+    if document_is_fields(result):
+        return json_of_fields(result.fields())
     return to_json(result.to_dict())
 
 
 def render_yaml(result: Result) -> str:
-    """The result's document as block YAML with keys in contract order. A ``check`` result is
-    written from its own objects, not from a copy (:func:`xavinit.serialize.yaml_of_fields`)."""
-    if result.command == "check":  # its document is its fields
+    """The result's document as block YAML with keys in contract order, written from the
+    result's own objects where its document is its fields, not from a copy
+    (:func:`xavinit.serialize.yaml_of_fields`)."""
+    if document_is_fields(result):
         text = yaml_of_fields(result.fields())
         if text is not None:
             return text
