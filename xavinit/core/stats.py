@@ -47,13 +47,14 @@ class Scanner:
     """Moments and a strided subsample of an array fed to it chunk by chunk, in order.
 
     Each chunk is copied into one reusable float64 buffer; the sum and the sum of squares are
-    numpy's pairwise sums of it and of its square (a second cache-sized buffer), not BLAS dots,
-    whose threads stall a loaded machine for seconds on small vectors; the extremes come from
-    the chunk itself, and every ``ceil(N / sample_size)``-th entry is kept for a distribution
-    test. For i.i.d. entries any fixed index set is a simple random sample, and a stride spans
-    the whole matrix. Fed the chunks of :func:`moments_and_sample` it gives its numbers exactly: a sampler
-    that feeds each chunk it has just drawn (:meth:`xavinit.core.schemes.Scheme.sample`) measures
-    the matrix while it is still in cache instead of reading it again.
+    numpy's pairwise sums of it and then of its square (taken in place, so that the chunk, its
+    float64 copy and nothing else share the cache), not BLAS dots, whose threads stall a loaded
+    machine for seconds on small vectors; the extremes come from the chunk itself, and every
+    ``ceil(N / sample_size)``-th entry is kept for a distribution test. For i.i.d. entries any
+    fixed index set is a simple random sample, and a stride spans the whole matrix. Fed the
+    chunks of :func:`moments_and_sample` it gives its numbers exactly: a sampler that feeds each
+    chunk it has just drawn (:meth:`xavinit.core.schemes.Scheme.sample`) measures the matrix
+    while it is still in cache instead of reading it again.
     """
 
     def __init__(self, count: int, dtype: np.dtype, sample_size: int = 0, chunk: int = CHUNK):
@@ -61,7 +62,6 @@ class Scanner:
         self.step = max(1, math.ceil(count / sample_size)) if sample_size and count else 0
         self.sample = np.empty(math.ceil(count / self.step) if self.step else 0, dtype=dtype)
         self._buffer = np.empty(min(chunk, max(count, 1)), dtype=np.float64)
-        self._squares = np.empty_like(self._buffer)
         self._total = 0.0
         self._total_sq = 0.0
         self._lo, self._hi = math.inf, -math.inf
@@ -71,20 +71,20 @@ class Scanner:
     def add(self, piece: np.ndarray) -> None:
         """Take the next chunk (a flat view of at most ``chunk`` entries, in array order)."""
         start = self._seen
+        size = piece.size
+        b = self._buffer if size == self._buffer.size else self._buffer[:size]
         with np.errstate(all="ignore"):  # NaN and inf are reported through ``finite``
-            b = self._buffer[: piece.size]
             b[...] = piece
-            sq = self._squares[: piece.size]
-            np.multiply(b, b, out=sq)
             self._total += float(np.add.reduce(b))
-            self._total_sq += float(np.add.reduce(sq))
-            self._lo = min(self._lo, float(piece.min()))
-            self._hi = max(self._hi, float(piece.max()))
+            np.multiply(b, b, out=b)
+            self._total_sq += float(np.add.reduce(b))
+            self._lo = min(self._lo, float(np.minimum.reduce(piece)))
+            self._hi = max(self._hi, float(np.maximum.reduce(piece)))
         if self.step:
             picked = piece[(-start) % self.step :: self.step]
             self.sample[self._taken : self._taken + picked.size] = picked
             self._taken += picked.size
-        self._seen += piece.size
+        self._seen += size
 
     def result(self) -> tuple[Moments, np.ndarray]:
         """``(moments, sample)`` of everything added (the sample keeps the array's dtype)."""
