@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -148,6 +149,49 @@ def test_batches_past_the_fused_bound_use_the_split_form(monkeypatch):
 
     run = _paper_shaped_run(np.float32, FUSED_MAX_BATCH + 1, 1, monkeypatch, gemm=_fused_gemm)
     assert run._fused is False
+
+
+@pytest.mark.parametrize(
+    ("cores", "threads", "side"), [(2, 2, 1), (2, 1, 1), (16, 4, 4), (16, 10, 7), (16, 16, 1)]
+)
+def test_a_second_blas_gets_the_cores_numpy_s_spinning_threads_leave(cores, threads, side):
+    # 1 (the caller) + (threads - 1) spinning + (side - 1) working <= cores, 1 <= side <= threads
+    from xavinit import resources
+
+    with patch.object(resources, "usable_cores", lambda: cores):
+        assert resources.side_blas_threads(threads) == side
+
+
+def test_scipy_s_own_blas_is_held_beside_numpy_s_on_two_cores():
+    """On 2 cores with numpy's BLAS at 2 threads, the fused update's scipy BLAS (a wheel's own
+    OpenBLAS) gets 1: both at 2 made a batch-10 training run 4x slower (docs/train.md)."""
+    pytest.importorskip("scipy")
+    import os
+
+    import scipy
+    import scipy.linalg.blas  # loads scipy's BLAS, if it has one of its own
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    from xavinit import resources
+
+    package = os.path.dirname(scipy.__file__)
+    own = (package + os.sep, package + ".libs" + os.sep)
+    scipys = [
+        c
+        for c in ThreadpoolController().lib_controllers
+        if c.user_api == "blas" and c.filepath.startswith(own)
+    ]
+    if not scipys:
+        pytest.skip("scipy shares numpy's BLAS here: there is no second pool to hold")
+    with (
+        threadpool_limits(limits=2, user_api="blas"),
+        patch.object(resources, "usable_cores", lambda: 2),
+    ):
+        weights = [np.zeros((4, 3), np.float32), np.zeros((3, 2), np.float32)]
+        SGD(weights, [np.zeros(3, np.float32), np.zeros(2, np.float32)], get_activation("tanh"))
+        held = {c.filepath: c.num_threads for c in ThreadpoolController().lib_controllers}
+        assert all(held[c.filepath] == 1 for c in scipys)
+        assert any(n == 2 for path, n in held.items() if not path.startswith(own))
 
 
 def test_training_learns_and_tracks_the_contract_fields(blobs):

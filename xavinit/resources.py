@@ -76,6 +76,16 @@ def blas_threads(count: int | None) -> Iterator[int]:
         yield threads
 
 
+def side_blas_threads(threads: int) -> int:
+    """Threads for a second BLAS library working beside numpy's ``threads`` (scipy's own
+    OpenBLAS in a wheel): an OpenBLAS thread spins for a while after each call, so while one
+    library works the other's ``threads - 1`` idle threads still hold cores. The two fit when
+    ``1 + (threads - 1) + (M - 1) <= cores``: ``M = cores - threads + 1``, at most ``threads``,
+    at least 1. (The paper's network trained at batch 10 on 2 cores with both libraries at 2
+    threads took 4x as long as with scipy's at 1, docs/train.md.)"""
+    return max(1, min(threads, usable_cores() - threads + 1))
+
+
 def blas_thread_count() -> int:
     """The threads a library with a pool of its own (torch) should take: the BLAS limit in
     force when one was set (:func:`blas_threads`, ``--threads``), else the :func:`free_cores`

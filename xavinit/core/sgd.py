@@ -24,6 +24,7 @@ its split form in the last bit, so the torch backend keeps the split form.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,22 +45,38 @@ OpenBLAS's gemm kernels on the CPUs it targets (it was measured identical up to 
 def _fused_gemm(weight: Any) -> Any:
     """``scipy.linalg.blas.sgemm``/``dgemm`` for a C-ordered float32/float64 numpy ``weight``;
     None when scipy is missing or the array is anything else (the split update runs). scipy
-    brings a BLAS of its own: it is held to the threads numpy's BLAS has (PERF.md: spare BLAS
-    threads spin)."""
+    may bring a BLAS of its own: hold it (:func:`_hold_scipy_blas`) before the first call."""
     if type(weight) is not np.ndarray or not weight.flags.c_contiguous:
         return None
     if weight.dtype not in (np.float32, np.float64):
         return None
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     try:
         from scipy.linalg import blas
     except ImportError:
         return None
-    if counts:  # scipy's own BLAS takes the thread count numpy's has (resources.blas_threads)
-        threadpool_limits(limits=min(counts), user_api="blas")
     return blas.sgemm if weight.dtype == np.float32 else blas.dgemm
+
+
+def _hold_scipy_blas() -> None:
+    """Hold the BLAS libraries that scipy loaded beside numpy's (a wheel's own OpenBLAS, in
+    ``scipy.libs`` or inside the package) to :func:`xavinit.resources.side_blas_threads` of
+    numpy's thread count: idle OpenBLAS threads spin, and two pools of spinning threads on
+    too few cores slow a small-batch step several times over (PERF.md). Where scipy and numpy
+    share one BLAS (conda, a system library) nothing is changed."""
+    import scipy
+    from threadpoolctl import ThreadpoolController
+
+    from xavinit.resources import side_blas_threads
+
+    package = os.path.dirname(scipy.__file__)
+    own = (package + os.sep, package + ".libs" + os.sep)
+    blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    scipys = [c for c in blas if c.filepath.startswith(own)]
+    others = [c.num_threads for c in blas if not c.filepath.startswith(own)]
+    if scipys and others:
+        threads = side_blas_threads(min(others))
+        for controller in scipys:
+            controller.set_num_threads(threads)
 
 
 class SGD:
@@ -93,6 +110,8 @@ class SGD:
         self._grad_w = [self.ops.empty_like(w) for w in self.weights]
         gemms = {_fused_gemm(w) for w in self.weights}
         self._gemm: Any = gemms.pop() if len(gemms) == 1 else None
+        if self._gemm is not None:
+            _hold_scipy_blas()
         self._fused: bool | None = False
         """Whether the fused update runs at this batch size: None until the first step at it
         compared both forms."""
