@@ -15,6 +15,16 @@ for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 
 
+# pytest-xdist's workers share the cores: each runs its BLAS on one thread (a second thread
+# spins on the core the other worker's test needs). Libraries loaded later (scipy's own
+# OpenBLAS, a subprocess's) read the variable; numpy's is loaded already and is limited here.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    from threadpoolctl import threadpool_limits
+
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def write_blobs(path: Path, n_train=1200, n_test=400, inputs=12, classes=3, seed=0) -> Path:
     """A small, learnable npz dataset: Gaussian blobs around random centres."""
     rng = np.random.default_rng(seed)
