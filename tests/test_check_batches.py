@@ -118,6 +118,47 @@ def test_the_first_nan_tensor_in_file_order_is_refused(tmp_path):
     refused_by_cli(path, "t17.weight: holds NaN", tmp_path)
 
 
+@pytest.mark.parametrize("later", ["t20.bias", "t20.scale", "t30.weight"])
+def test_a_nan_matrix_is_refused_before_a_later_nan_of_any_rank(tmp_path, later):
+    # A matrix's NaN is found by its batched scan, a vector's or a scalar's when it is added:
+    # the refusal is still the first NaN tensor in the file, whichever step finds it.
+    rng = np.random.default_rng(2)
+    tensors = {f"t{i:02d}.weight": rng.standard_normal((8, 8)).astype(np.float32)
+               for i in range(40)}  # fmt: skip
+    tensors["t20.bias"] = rng.standard_normal(8).astype(np.float32)
+    tensors["t20.scale"] = np.array(0.5, dtype=np.float32)
+    tensors["t05.weight"][3, 4] = np.nan
+    tensors[later].reshape(-1)[0] = np.nan
+    path = tmp_path / "nan.safetensors"
+    save_file(tensors, str(path))
+    with pytest.raises(XavinitError, match=r"t05\.weight: holds NaN"):
+        check_weights(str(path))
+    with pytest.raises(XavinitError, match=r"t05\.weight: holds NaN"):
+        check_weights({name: tensors[name] for name in sorted(tensors)})
+
+
+def test_a_nan_matrix_is_refused_before_a_later_tensor_that_cannot_be_read(monkeypatch):
+    from xavinit.formats.mapping import MappingSource
+
+    rng = np.random.default_rng(3)
+    tensors = {f"t{i:02d}.weight": rng.standard_normal((8, 8)).astype(np.float32)
+               for i in range(10)}  # fmt: skip
+    tensors["t02.weight"][0, 0] = np.nan
+    read = MappingSource.read_lazily
+
+    def damaged(self, info, workspace):
+        if info.name == "t07.weight":
+            raise XavinitError("t07.weight: damaged")
+        return read(self, info, workspace)
+
+    monkeypatch.setattr(MappingSource, "read_lazily", damaged)
+    with pytest.raises(XavinitError, match=r"t02\.weight: holds NaN"):
+        check_weights(tensors)
+    tensors["t02.weight"][0, 0] = 0.0
+    with pytest.raises(XavinitError, match="t07.weight: damaged"):
+        check_weights(tensors)
+
+
 def test_a_failure_inside_one_batched_tensor_stays_that_tensors(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     tensors = {f"t{i}.weight": (rng.standard_normal((8, 8)) * 0.3).astype(np.float32)

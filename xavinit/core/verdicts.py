@@ -981,6 +981,8 @@ def examine(
         pending = _Pending(tensor, array, options)
         while pending.request is not None:
             pending.advance(*_answered(pending.request))
+    if pending.error is not None:
+        raise pending.error
     assert pending.result is not None
     return pending.result
 
@@ -1208,10 +1210,11 @@ BATCH_TOTAL = 1 << 15
 class Batch:
     """Small tensors examined together, each with :func:`examine`'s result.
 
-    Each tensor's steps run on their own as far as they can when it is added (its first pass,
-    the NaN refusal, in the order the tensors come); the SVDs and KS tests they then ask for
-    are answered for all of them at once by :meth:`finish` (:func:`_answer_many`), and each
-    tensor's remaining Python runs as before. A per-tensor run costs about 0.4 ms of numpy
+    Each tensor's steps run on their own as far as they can when it is added; the scans, SVDs
+    and KS tests they then ask for are answered for all of them at once by :meth:`finish`
+    (:func:`_answer_many`), and each tensor's remaining Python runs as before. A refusal (NaN)
+    is raised by :meth:`finish`, the first in the order the tensors were added, whichever
+    step found it. A per-tensor run costs about 0.4 ms of numpy
     calls on an 8 x 8 matrix; most of that is spent once per batch here.
 
     Args:
@@ -1239,11 +1242,8 @@ class Batch:
         array: np.ndarray,
         rng: np.random.Generator | Callable[[], np.random.Generator],
     ) -> None:
-        """Start examining a tensor (``array`` must stay valid until :meth:`finish`).
-
-        Raises:
-            XavinitError: as :func:`examine`, for this tensor.
-        """
+        """Start examining a tensor (``array`` must stay valid until :meth:`finish`, which
+        raises its refusal, if any)."""
         with np.errstate(over="ignore", invalid="ignore"):
             self._pending.append(_Pending(tensor, array, {**self._options, "rng": rng}))
         self._entries += int(array.size)
@@ -1258,6 +1258,9 @@ class Batch:
                 for item, (answer, error) in zip(waiting, answers, strict=True):
                     item.advance(answer, error)
                 waiting = [item for item in waiting if item.request is not None]
+        for item in pending:
+            if item.error is not None:
+                raise item.error
         return [cast(Examined, item.result) for item in pending]
 
 
@@ -1269,9 +1272,9 @@ def _examine_defaults() -> dict[str, Any]:
 
 
 class _Pending:
-    """One tensor's examination under way: its open ``request`` (None once done) or its
+    """One tensor's examination under way: its open ``request`` (None once done) and then its
     ``result``; a failure of the arithmetic becomes the result ``unknown`` (see
-    :func:`examine`), NaN is raised."""
+    :func:`examine`), a refusal (NaN) its ``error``, for the caller to raise in its order."""
 
     def __init__(self, tensor: Tensor, array: np.ndarray, options: dict[str, Any]) -> None:
         """Start examining ``tensor`` with :func:`examine`'s keyword arguments ``options``
@@ -1281,6 +1284,7 @@ class _Pending:
         self.tensor, self.file, self.expected = tensor, file, len(expected)
         self.request: Request | None = None
         self.result: Examined | None = None
+        self.error: XavinitError | None = None
         label = f"{file}:{tensor.name}"
         if array.dtype.kind not in "fiu":
             raise XavinitError(f"{label}: dtype {array.dtype} is not a number xavinit checks")
@@ -1312,7 +1316,8 @@ class _Pending:
             return
         except XavinitError as failure:
             if "NaN" in str(failure):
-                raise
+                self.error, self.request = failure, None
+                return
             why = str(failure)
         except FAILURES as failure:
             text = str(failure)

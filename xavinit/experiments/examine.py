@@ -131,7 +131,11 @@ def examine_files(
             for position, tensor in enumerate(chosen):
                 if progress is not None:
                     progress(position, len(chosen), f"{file}: {tensor.name}")
-                array, fill = source.read_lazily(infos[tensor.name], workspace)
+                try:
+                    array, fill = source.read_lazily(infos[tensor.name], workspace)
+                except XavinitError:
+                    batch.finish()  # an earlier tensor's refusal comes first (file order)
+                    raise
                 rng = functools.partial(spectrum_rng, seed, tensor.name)
                 if fill is None and Batch.takes(array):
                     if np.may_share_memory(array, workspace.array(workspace.capacity // 4)):
