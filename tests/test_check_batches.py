@@ -155,7 +155,7 @@ def test_a_nan_matrix_is_refused_before_a_later_tensor_that_cannot_be_read(monke
     with pytest.raises(XavinitError, match=r"t02\.weight: holds NaN"):
         check_weights(tensors)
     tensors["t02.weight"][0, 0] = 0.0
-    with pytest.raises(XavinitError, match="t07.weight: damaged"):
+    with pytest.raises(XavinitError, match=r"t07\.weight: damaged"):
         check_weights(tensors)
 
 

@@ -174,7 +174,7 @@ def test_scipy_s_own_blas_is_held_beside_numpy_s_on_two_cores():
 
     from xavinit import resources
 
-    package = os.path.dirname(scipy.__file__)
+    package = os.path.realpath(os.path.dirname(scipy.__file__))
     own = (package + os.sep, package + ".libs" + os.sep)
     scipys = [
         c

@@ -68,7 +68,7 @@ def _hold_scipy_blas() -> None:
 
     from xavinit.resources import side_blas_threads
 
-    package = os.path.dirname(scipy.__file__)
+    package = os.path.realpath(os.path.dirname(scipy.__file__))  # threadpoolctl's are real
     own = (package + os.sep, package + ".libs" + os.sep)
     blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
     scipys = [c for c in blas if c.filepath.startswith(own)]
