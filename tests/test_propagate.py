@@ -668,3 +668,23 @@ def test_bins_taken_from_the_guess_are_binary_searchs_where_the_guess_is_trusted
         narrow = narrow[(narrow >= lo) & (narrow <= hi)]
         expected = np.minimum(np.searchsorted(grid, narrow, side="right") - 1, grid.size - 2)
         assert bins_of(narrow, grid).tolist() == expected.tolist()
+
+
+def test_cross_moment_keeps_one_widened_buffer_for_each_size():
+    # propagate widens the input and the top gradient each trial: both buffers are kept
+    from xavinit.core.measure import cross_moment
+    from xavinit.core.network import Buffers
+
+    buffers = Buffers()
+    x = np.random.default_rng(0).standard_normal((50, 30)).astype(np.float32)
+    top = np.random.default_rng(1).standard_normal((50, 4)).astype(np.float32)
+    first = cross_moment(x, buffers)
+    kept = dict(buffers._arrays)
+    cross_moment(top, buffers)
+    again = cross_moment(x, buffers)
+    assert again == first
+    assert all(buffers._arrays[key] is array for key, array in kept.items())
+    wide = x.astype(np.float64)
+    total = wide.sum(axis=0)
+    expected = (total @ total - (wide * wide).sum()) / (50 * 49 * 30)
+    assert math.isclose(first, expected, rel_tol=1e-12)

@@ -98,7 +98,8 @@ def cross_moment(batch: np.ndarray, buffers: Buffers | None = None) -> float:
     total = batch.sum(axis=0, dtype=np.float64)
     flat = batch.reshape(-1)
     if buffers is not None and flat.dtype != np.float64:
-        wide = buffers.get("widened", 0, flat.shape, np.dtype(np.float64))
+        wide = buffers.get("widened", flat.size, flat.shape, np.dtype(np.float64))  # one a size:
+        # the input's and the top gradient's, each kept for the next trial
         np.copyto(wide, flat)
         flat = wide
     flat = flat.astype(np.float64, copy=False)
