@@ -1092,14 +1092,9 @@ def _answer_many(requests: Sequence[Request]) -> list[tuple[object, Exception | 
     answers: list[tuple[object, Exception | None] | None] = [None] * len(requests)
     groups: dict[tuple[object, ...], list[int]] = {}
     for index, request in enumerate(requests):
-        if isinstance(request, ScanRequest):
-            matrix = request.matrix
-            one_block = matrix.shape[0] <= block_rows(matrix.shape[1], matrix.dtype.itemsize)
-            key: tuple[object, ...] = (
-                ("scan", matrix.shape, matrix.dtype.str, request.sample_size)
-                if one_block
-                else ("alone", index)
-            )
+        if isinstance(request, ScanRequest):  # a batch's matrices fit one block of rows
+            matrix = request.matrix  # (scan_matrices refuses others: then one by one)
+            key: tuple[object, ...] = ("scan", matrix.shape, matrix.dtype.str, request.sample_size)
         elif isinstance(request, TopRequest):
             key = ("top", request.matrix.shape)
         elif isinstance(request, EdgeRequest):
@@ -1378,7 +1373,8 @@ def _examine(
     values = array
     if values.dtype == np.float16:
         values = values.astype(np.float32)
-    matrix_shape = matrix_view(tensor, values).shape if values.ndim >= 2 else values.shape
+    shaped = matrix_view(tensor, values) if values.ndim >= 2 else None  # a copy if not contiguous
+    matrix_shape = values.shape if shaped is None else shaped.shape
     spectral = (
         rank
         and values.dtype.kind == "f"
@@ -1397,7 +1393,7 @@ def _examine(
     start = (
         np.asarray(generator().standard_normal(matrix_shape[1])) if spectral and not exact else None
     )
-    view = matrix_view(tensor, values) if values.ndim >= 2 and values.dtype.kind == "f" else None
+    view = shaped if values.dtype.kind == "f" else None
     matrix: np.ndarray | None
     if view is not None and view.ndim == 2 and start is None and fill is None:
         matrix = view  # _scan's matrix scan, asked for, so that many are done at once
