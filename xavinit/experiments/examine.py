@@ -138,7 +138,7 @@ def examine_files(
                     raise
                 rng = functools.partial(spectrum_rng, seed, tensor.name)
                 if fill is None and Batch.takes(array):
-                    if np.may_share_memory(array, workspace.array(workspace.capacity // 4)):
+                    if workspace.holds(array):
                         array = array.copy()  # the next read reuses the workspace
                     batch.add(tensor, array, rng)
                     if batch.full:

@@ -194,6 +194,10 @@ class Workspace:
             self._buffer = np.empty(count, dtype=np.float32)
         return self._buffer[:count]
 
+    def holds(self, array: np.ndarray) -> bool:
+        """Whether ``array`` lives in the buffer (the next read overwrites it)."""
+        return bool(np.may_share_memory(array, self._buffer))
+
 
 _HALF_BITS = np.int32(-0x70002000)
 """``0x8FFFE000``: the sign bit and the 15 exponent-and-mantissa bits of a float16 shifted
