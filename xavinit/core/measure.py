@@ -25,7 +25,7 @@ from xavinit.core.backends import get_backend, to_numpy
 from xavinit.core.network import Buffers, backward, forward
 from xavinit.core.samples import histograms, percentiles, shared_edges
 from xavinit.core.sampling import WeightSource, draw_biases, draw_inputs, top_gradient
-from xavinit.core.stats import CHUNK
+from xavinit.core.stats import CHUNK, Moments, Scanner
 from xavinit.core.theory import (
     linear_activation_var,
     linear_backprop_var,
@@ -37,7 +37,6 @@ from xavinit.core.theory import (
 __all__ = [
     "STAT_SAMPLE",
     "LayerMeasurement",
-    "LayerMoments",
     "LayerPrediction",
     "LayerScans",
     "MeasurePlan",
@@ -106,50 +105,22 @@ def cross_moment(batch: np.ndarray, buffers: Buffers | None = None) -> float:
     return float(total @ total - flat @ flat) / (rows * (rows - 1) * units)
 
 
-@dataclass(frozen=True)
-class LayerMoments:
-    """Moments of all entries of one layer's array, accumulated in float64.
-
-    Attributes:
-        count: Entries ``N``.
-        mean: ``sum(a) / N``.
-        mean_square: ``sum(a^2) / N``.
-        finite: False when any entry is NaN or infinite (or its square overflows float64).
-    """
-
-    count: int
-    mean: float
-    mean_square: float
-    finite: bool
-
-    @property
-    def variance(self) -> float:
-        """``max(mean_square - mean^2, 0)``, the population variance."""
-        return max(self.mean_square - self.mean**2, 0.0)
-
-
 class LayerScans:
     """The moments and stride samples of every array a pass shows it, chunk by chunk (an
     :class:`xavinit.core.network.Observer`): each chunk is measured while it is in cache,
-    right after the pass made it.
-
-    ``sum(a)`` and ``sum(a^2)`` are numpy's pairwise sums of each
-    :data:`~xavinit.core.stats.CHUNK` of the float64 values (of their squares), added in
-    order: what :func:`xavinit.core.stats.moments_and_sample` sums, in its order, so the same
-    numbers to the bit. Each chunk is widened into one reused float64 array, its sample
-    entries picked, summed, squared in place and summed again: no second buffer, minimum or
-    maximum (NaN makes the sum NaN and an infinity the sum of squares infinite, so ``finite``
-    needs no extremes; a caller ignores floating-point errors around it, as the passes do).
-    The sample of ``(role, layer)`` (every ``ceil(N / sample_size)``-th entry, in the array's
-    dtype; none for ``sample_size`` 0) lives in ``buffers``' array for
-    ``("sample-" + role, layer)`` until the next scan of that array.
+    right after the pass made it, by a :class:`xavinit.core.stats.Scanner` without extremes
+    (the same sums as :func:`xavinit.core.stats.moments_and_sample`, in its order, so the
+    same numbers to the bit), widened in one reused float64 array. The sample of
+    ``(role, layer)`` (every ``ceil(N / sample_size)``-th entry, in the array's dtype; none
+    for ``sample_size`` 0) lives in ``buffers``' array for ``("sample-" + role, layer)``
+    until the next scan of that array.
     """
 
     def __init__(self, buffers: Buffers, sample_size: int) -> None:
         self._buffers = buffers
         self._sample_size = sample_size
         self._wide = buffers.get("widened-chunk", 0, (CHUNK,), np.dtype(np.float64))
-        self._open: dict[tuple[str, int], _Scan] = {}
+        self._open: dict[tuple[str, int], Scanner] = {}
 
     def __call__(
         self, role: str, layer: int, array: np.ndarray, start: int, piece: np.ndarray
@@ -157,58 +128,31 @@ class LayerScans:
         """Take the chunk of ``array`` from ``start`` (chunks come in order from 0)."""
         if start == 0:
             self._open[(role, layer)] = self._begin(role, layer, array)
-        self._open[(role, layer)].add(start, piece, self._wide)
+        self._open[(role, layer)].add(piece)
 
-    def _begin(self, role: str, layer: int, array: np.ndarray) -> _Scan:
+    def _begin(self, role: str, layer: int, array: np.ndarray) -> Scanner:
         count = int(array.size)
-        step = math.ceil(count / self._sample_size) if self._sample_size and count else 0
-        shape = (math.ceil(count / step) if step else 0,)
-        return _Scan(count, step, self._buffers.get(f"sample-{role}", layer, shape, array.dtype))
+        shape = (Scanner.sample_length(count, self._sample_size),)
+        sample = self._buffers.get(f"sample-{role}", layer, shape, array.dtype)
+        return Scanner(
+            count, array.dtype, self._sample_size, buffer=self._wide, sample=sample,
+            extremes=False,
+        )  # fmt: skip
 
-    def result(self, role: str, layer: int, array: np.ndarray) -> tuple[LayerMoments, np.ndarray]:
+    def result(self, role: str, layer: int, array: np.ndarray) -> tuple[Moments, np.ndarray]:
         """``(moments, sample)`` of ``array``, shown as ``(role, layer)`` (an empty one needs
-        no showing)."""
+        no showing); the moments' extremes are NaN."""
         scan = self._open.pop((role, layer), None)
-        if scan is None or array.size == 0:
+        if scan is None:
             if array.size:
                 raise ValueError(f"{role} {layer} was not shown to the scans")
-            return LayerMoments(0, math.nan, math.nan, True), self._begin(role, layer, array).sample
+            scan = self._begin(role, layer, array)
         return scan.result()
-
-
-@dataclass
-class _Scan:
-    """One array's running sums and sample in :class:`LayerScans`."""
-
-    count: int
-    step: int
-    sample: np.ndarray
-    taken: int = 0
-    total: float = 0.0
-    total_sq: float = 0.0
-
-    def add(self, start: int, piece: np.ndarray, wide: np.ndarray) -> None:
-        """Take the chunk of the array from ``start``, widened in ``wide``."""
-        chunk = wide[: piece.size]
-        np.copyto(chunk, piece)
-        if self.step:
-            picked = piece[(-start) % self.step :: self.step]
-            self.sample[self.taken : self.taken + picked.size] = picked
-            self.taken += picked.size
-        self.total += float(np.add.reduce(chunk))
-        np.multiply(chunk, chunk, out=chunk)  # may overflow: ``finite`` reports it
-        self.total_sq += float(np.add.reduce(chunk))
-
-    def result(self) -> tuple[LayerMoments, np.ndarray]:
-        """``(moments, sample)`` of what was added."""
-        total, total_sq, count = self.total, self.total_sq, self.count
-        finite = math.isfinite(total) and math.isfinite(total_sq)
-        return LayerMoments(count, total / count, total_sq / count, finite), self.sample
 
 
 def scan_layer(
     array: np.ndarray, sample_size: int, buffers: Buffers, role: str, layer: int
-) -> tuple[LayerMoments, np.ndarray]:
+) -> tuple[Moments, np.ndarray]:
     """Moments and stride sample of a whole array, as :class:`LayerScans` measures it; the
     sample in ``buffers``' array for ``("sample-" + role, layer)``."""
     flat = np.ravel(array, order="K")
@@ -364,7 +308,7 @@ def measure_network(
     scans = LayerScans(scratch, STAT_SAMPLE)
     observe = scans if isinstance(placed[0], np.ndarray) else None
 
-    def scanned_as(role: str, k: int, array: object) -> tuple[LayerMoments, np.ndarray]:
+    def scanned_as(role: str, k: int, array: object) -> tuple[Moments, np.ndarray]:
         if observe is None:
             return scan_layer(to_numpy(array), STAT_SAMPLE, scratch, role, k)
         return scans.result(role, k, to_numpy(array))

@@ -55,13 +55,39 @@ class Scanner:
     chunks of :func:`moments_and_sample` it gives its numbers exactly: a sampler that feeds each
     chunk it has just drawn (:meth:`xavinit.core.schemes.Scheme.sample`) measures the matrix
     while it is still in cache instead of reading it again.
+
+    Args:
+        count: the entries that will be fed.
+        dtype: the sample's dtype (the array's).
+        sample_size: at most this many entries kept (0: none).
+        chunk: the largest chunk :meth:`add` takes.
+        buffer: a float64 array of at least ``min(chunk, count)`` entries to widen each chunk
+            in (reused across scans), instead of a new one.
+        sample: an array of :meth:`sample_length` entries of ``dtype`` to keep the sample in.
+        extremes: False skips the minimum and maximum (two passes of each chunk): they are
+            then NaN, and ``finite`` is read from the sums alone (NaN makes the sum NaN, an
+            infinity the sum of squares infinite).
     """
 
-    def __init__(self, count: int, dtype: np.dtype, sample_size: int = 0, chunk: int = CHUNK):
+    def __init__(
+        self,
+        count: int,
+        dtype: np.dtype,
+        sample_size: int = 0,
+        chunk: int = CHUNK,
+        *,
+        buffer: np.ndarray | None = None,
+        sample: np.ndarray | None = None,
+        extremes: bool = True,
+    ):
         self.count = count
-        self.step = max(1, math.ceil(count / sample_size)) if sample_size and count else 0
-        self.sample = np.empty(math.ceil(count / self.step) if self.step else 0, dtype=dtype)
-        self._buffer = np.empty(min(chunk, max(count, 1)), dtype=np.float64)
+        self.step = self._step(count, sample_size)
+        length = self.sample_length(count, sample_size)
+        self.sample = np.empty(length, dtype=dtype) if sample is None else sample[:length]
+        if buffer is None:
+            buffer = np.empty(min(chunk, max(count, 1)), dtype=np.float64)
+        self._buffer = buffer
+        self._extremes = extremes
         self._total = 0.0
         self._total_sq = 0.0
         self._lo, self._hi = math.inf, -math.inf
@@ -78,8 +104,9 @@ class Scanner:
             self._total += float(np.add.reduce(b))
             np.multiply(b, b, out=b)
             self._total_sq += float(np.add.reduce(b))
-            self._lo = min(self._lo, float(np.minimum.reduce(piece)))
-            self._hi = max(self._hi, float(np.maximum.reduce(piece)))
+            if self._extremes:
+                self._lo = min(self._lo, float(np.minimum.reduce(piece)))
+                self._hi = max(self._hi, float(np.maximum.reduce(piece)))
         if self.step:
             picked = piece[(-start) % self.step :: self.step]
             self.sample[self._taken : self._taken + picked.size] = picked
@@ -92,9 +119,24 @@ class Scanner:
         if count == 0:
             return Moments(0, math.nan, math.nan, math.nan, math.nan, True), self.sample
         total, total_sq, lo, hi = self._total, self._total_sq, self._lo, self._hi
-        finite = math.isfinite(total) and math.isfinite(total_sq) and math.isfinite(lo + hi)
+        finite = math.isfinite(total) and math.isfinite(total_sq)
+        if self._extremes:
+            finite = finite and math.isfinite(lo + hi)
+        else:
+            lo = hi = math.nan
         moments = Moments(count, total / count, total_sq / count, lo, hi, finite)
         return moments, self.sample[: self._taken]
+
+    @staticmethod
+    def _step(count: int, sample_size: int) -> int:
+        """Every ``ceil(count / sample_size)``-th entry is kept (0: none)."""
+        return max(1, math.ceil(count / sample_size)) if sample_size and count else 0
+
+    @staticmethod
+    def sample_length(count: int, sample_size: int) -> int:
+        """Entries the sample of ``count`` entries at most ``sample_size`` holds."""
+        step = Scanner._step(count, sample_size)
+        return math.ceil(count / step) if step else 0
 
 
 def moments_and_sample(
