@@ -1120,8 +1120,8 @@ def _answer_many(requests: Sequence[Request]) -> list[tuple[object, Exception | 
                     joint = edge_p_values([(e.top, e.mean_square, e.n, e.p) for e in edges])
                 else:
                     joint = _ks_many([cast(KSRequest, requests[i]) for i in members])
-            except FAILURES:
-                pass
+            except FAILURES:  # the group is answered one request at a time below, so
+                pass  # only a request that fails alone makes its tensor unknown
             else:
                 for index, answer in zip(members, joint, strict=True):
                     answers[index] = (answer, None)
