@@ -6,10 +6,13 @@ support tests of ``assess_iid``) against numpy's bare draws into a preallocated 
 them: the standard draw (``U[0, 1)``, ``N(0, 1)``; for the truncated normal with its rejection
 step: entries beyond 2 redrawn once over the matrix, then the few still beyond, as a bare
 implementation would) and the law itself (that draw mapped in place to ``U[-b, b]`` or scaled by
-the std, as a user of numpy writes it: what ``init`` draws). The three run in turn, interleaved,
-one BLAS thread; each ratio is the median of the rounds' ratios, printed with the load average
+the std, as a user of numpy writes it: what ``init`` draws). Beside them, xavinit's draw alone
+(``Scheme.sample``, the same numbers as the law's numpy draw; a uniform float32 one reads the
+bit generator's words in blocks, :mod:`xavinit.core.uniform32`). Each xavinit run starts a
+fresh generator, as ``init`` does for every matrix. The four run in turn, interleaved, one BLAS
+thread; each ratio is the median of the rounds' ratios, printed with the load average
 (``--cpu``: this thread's CPU time instead of the wall clock, steadier on a shared machine).
-Aims (issue 22): uniform <= 1.5x, normal and truncated <= 1.3x.
+Aims (issue 22): uniform <= 1.5x, normal and truncated <= 1.3x (``xavinit / standard``).
 
     python bench/bench_init.py [--size 4096] [--repeats 9] [--cpu]
 """
@@ -24,9 +27,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import blas_info, interleaved_times, load_average, median_ratio
 
-from xavinit.core.schemes import Scheme, get_scheme
-from xavinit.core.stats import Scanner
-from xavinit.core.verification import assess_iid, measurement_of
+from xavinit.core.schemes import OBSERVED_PIECE, Scheme, get_scheme
+from xavinit.core.streams import layer_rng
+from xavinit.core.verification import assess_iid, draw_and_measure
 from xavinit.limits import KS_SAMPLE
 
 
@@ -67,6 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.size
     out = np.empty((n, n), dtype=np.float32)
+    widened = np.empty(min(OBSERVED_PIECE, n * n))  # init's float64 buffer, shared by its scans
     rng = np.random.default_rng(0)
     clock = time.thread_time if args.cpu else time.perf_counter
     with threadpool_limits(1):
@@ -75,33 +79,39 @@ def main() -> None:
             f"interleaved rounds ({'CPU' if args.cpu else 'wall'} time); BLAS: {blas_info()}"
         )
         print(
-            f"{'scheme':<26}{'standard':>10}{'the law':>10}{'xavinit':>10}"
-            f"{'/standard':>11}{'/law':>7}"
+            f"{'scheme':<26}{'standard':>10}{'the law':>10}{'draw':>10}{'xavinit':>10}"
+            f"{'/standard':>11}{'/law':>7}{'draw/standard':>15}"
         )
         for spec in ("normalized", "xavier-normal", "glorot-normal-truncated"):
             scheme = get_scheme(spec)
 
-            def both(scheme=scheme):
-                scanner = Scanner(out.size, out.dtype, KS_SAMPLE)
-                scheme.sample((n, n), rng, out=out, observe=scanner.add)
-                found = measurement_of(scanner.result())
-                return assess_iid(scheme, n, n, [found], 0.01, out.dtype)
+            def standard(scheme: Scheme = scheme) -> None:
+                bare_draw(scheme, rng, out, scaled=False)
+
+            def law(scheme: Scheme = scheme) -> None:
+                bare_draw(scheme, rng, out, scaled=True)
+
+            def draw(scheme: Scheme = scheme) -> None:
+                scheme.sample((n, n), layer_rng(0, 0, 1), out=out)
+
+            def both(scheme: Scheme = scheme) -> None:
+                found = draw_and_measure(
+                    scheme, out, layer_rng(0, 0, 1), KS_SAMPLE, widened=widened
+                )
+                assess_iid(scheme, n, n, [found], 0.01, out.dtype)
 
             times = interleaved_times(
-                {
-                    "standard": lambda scheme=scheme: bare_draw(scheme, rng, out, scaled=False),
-                    "law": lambda scheme=scheme: bare_draw(scheme, rng, out, scaled=True),
-                    "xavinit": both,
-                },
+                {"standard": standard, "law": law, "draw": draw, "xavinit": both},
                 args.repeats,
                 clock=clock,
             )
             medians = {label: statistics.median(t) * 1e3 for label, t in times.items()}
             print(
                 f"{spec:<26}{medians['standard']:>8.1f}ms{medians['law']:>8.1f}ms"
-                f"{medians['xavinit']:>8.1f}ms"
+                f"{medians['draw']:>8.1f}ms{medians['xavinit']:>8.1f}ms"
                 f"{median_ratio(times['xavinit'], times['standard']):>11.2f}"
                 f"{median_ratio(times['xavinit'], times['law']):>7.2f}"
+                f"{median_ratio(times['draw'], times['standard']):>15.2f}"
             )
         print(f"load average {load_average()}")
 

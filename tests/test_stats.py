@@ -336,14 +336,58 @@ def test_a_scanner_fed_while_sampling_gives_the_scan_of_the_matrix() -> None:
     from xavinit.core.schemes import get_scheme
     from xavinit.core.stats import Scanner
 
-    for spec in ("normalized", "xavier-normal", "glorot-normal-truncated"):
-        out = np.empty((300, 700), dtype=np.float32)
-        scanner = Scanner(out.size, out.dtype, 5000)
-        get_scheme(spec).sample((300, 700), np.random.default_rng(1), out=out, observe=scanner.add)
-        fed, fed_sample = scanner.result()
-        whole, whole_sample = moments_and_sample(out, 5000)
-        assert fed == whole
-        assert np.array_equal(fed_sample, whole_sample)
+    for spec, shape in itertools.product(
+        ("normalized", "xavier-normal", "glorot-normal-truncated"), ((300, 700), (1001, 1003))
+    ):
+        out = np.empty(shape, dtype=np.float32)
+        for buffer in (None, np.empty(4 << 16)):  # one row at a time, or a piece at a time
+            scanner = Scanner(out.size, out.dtype, 5000, buffer=buffer)
+            get_scheme(spec).sample(shape, np.random.default_rng(1), out=out, observe=scanner.add)
+            fed, fed_sample = scanner.result()
+            whole, whole_sample = moments_and_sample(out, 5000)
+            assert fed == whole
+            assert np.array_equal(fed_sample, whole_sample)
+
+
+def _row_by_row(flat: np.ndarray, chunk: int) -> tuple[float, float]:
+    """The scanner's sums written out: each ``chunk``-entry row widened to float64 and summed
+    alone by numpy's 1-D pairwise reduction, the rows added in order."""
+    total = total_sq = 0.0
+    for start in range(0, flat.size, chunk):
+        row = flat[start : start + chunk].astype(np.float64)
+        total += float(np.add.reduce(row))
+        total_sq += float(np.add.reduce(row * row))
+    return total, total_sq
+
+
+@pytest.mark.parametrize(("rows", "buffer_rows"), [(1, 1), (4, 4), (4, 1), (3, 2), (5, 8)])
+def test_a_scanner_fed_several_rows_a_piece_sums_each_row_alone(rows: int, buffer_rows: int):
+    """Pieces of several rows (summed by one 2-D reduction, or in parts when the buffer is
+    smaller) give each row's own pairwise sums, added in order: bit for bit the 1-D scan."""
+    from xavinit.core.stats import Scanner
+
+    chunk = 256
+    flat = np.random.default_rng(4).standard_normal(23_456).astype(np.float32) * 0.3 + 0.71
+    scanner = Scanner(flat.size, flat.dtype, 700, chunk, buffer=np.empty(buffer_rows * chunk))
+    for start in range(0, flat.size, rows * chunk):
+        scanner.add(flat[start : start + rows * chunk])
+    fed, fed_sample = scanner.result()
+    total, total_sq = _row_by_row(flat, chunk)
+    assert fed.mean == total / flat.size
+    assert fed.mean_square == total_sq / flat.size
+    assert (fed.minimum, fed.maximum) == (float(flat.min()), float(flat.max()))
+    whole, whole_sample = moments_and_sample(flat, 700, chunk=chunk)
+    assert fed == whole
+    assert np.array_equal(fed_sample, whole_sample)
+
+
+def test_a_scanner_refuses_a_piece_that_starts_inside_a_row():
+    from xavinit.core.stats import Scanner
+
+    scanner = Scanner(5000, np.dtype(np.float32), 0, 1000)
+    scanner.add(np.ones(1500, dtype=np.float32))  # one row and a half: only the last may be
+    with pytest.raises(ValueError, match="whole number of rows"):
+        scanner.add(np.ones(1000, dtype=np.float32))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import numpy as np
 from xavinit.core.schemes import Scheme
 from xavinit.core.stats import moments_and_sample
 from xavinit.core.streams import INPUT_KEY, LABEL_KEY, bias_rng, input_rng, layer_rng
+from xavinit.core.uniform32 import Uniform32
 
 __all__ = [
     "WeightSource",
@@ -41,7 +42,10 @@ def draw_inputs(
     shape and dtype: the same numbers as a fresh array)."""
     rng = input_rng(seed, trial, INPUT_KEY)
     x = np.empty((batch, width), dtype=dtype) if out is None else out
-    if distribution == "uniform":
+    words = Uniform32.of(rng) if distribution == "uniform" and x.dtype == np.float32 else None
+    if words is not None:  # rng.random's numbers, mapped alike, from its words
+        words.fill(x, 2.0, 1.0)
+    elif distribution == "uniform":
         rng.random(dtype=dtype, out=x)
         x *= 2.0
         x -= 1.0

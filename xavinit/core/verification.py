@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xavinit.core.schemes import Scheme, get_scheme
+from xavinit.core.schemes import OBSERVED_PIECE, Scheme, get_scheme
 from xavinit.core.stats import (
     CORRECTIONS,
     Moments,
+    Scanner,
     ks_interval_p,
     ks_test,
     moments,
@@ -119,6 +120,33 @@ def measurement_of(
     if sort:
         sample.sort()
     return Measurement(found, sample, sort, eps)
+
+
+def draw_and_measure(
+    scheme: Scheme,
+    out: np.ndarray,
+    rng: np.random.Generator,
+    ks_sample: int = KS_SAMPLE,
+    *,
+    widened: np.ndarray | None = None,
+) -> Measurement:
+    """Draw the i.i.d. ``scheme`` into ``out`` (``(fan_in, fan_out)``, C-contiguous) and
+    measure it as it is drawn: :meth:`Scheme.sample` shows each piece to a
+    :class:`xavinit.core.stats.Scanner` while it is in cache, so the matrix is not read again
+    and the numbers are :func:`measure`'s exactly.
+
+    Args:
+        widened: a float64 array of at least ``min(OBSERVED_PIECE, out.size)`` entries to
+            widen each piece in, reused across draws (a new one otherwise).
+
+    Raises:
+        XavinitError: when an entry is NaN or infinite.
+    """
+    if widened is None:
+        widened = np.empty(min(OBSERVED_PIECE, max(out.size, 1)), dtype=np.float64)
+    scanner = Scanner(out.size, out.dtype, ks_sample, buffer=widened)
+    scheme.sample(out.shape, rng, out=out, observe=scanner.add)
+    return measurement_of(scanner.result())
 
 
 def float_tolerance(dtype: np.dtype) -> float:

@@ -14,16 +14,15 @@ import numpy as np
 
 from xavinit.config import InitConfig
 from xavinit.core.roles import Tensor
-from xavinit.core.schemes import Scheme, get_scheme
-from xavinit.core.stats import Scanner
+from xavinit.core.schemes import OBSERVED_PIECE, Scheme, get_scheme
 from xavinit.core.streams import layer_rng
 from xavinit.core.verdicts import judge_expected
 from xavinit.core.verification import (
     Tolerance,
     assess_iid,
     assess_orthogonal,
+    draw_and_measure,
     judge,
-    measurement_of,
 )
 from xavinit.errors import XavinitError
 from xavinit.experiments import Progress
@@ -94,6 +93,8 @@ def _sample_all(
     checks: list[InitCheck] = []
     done = 0
     buffer: np.ndarray | None = None
+    largest = max(widths[k] * widths[k + 1] for k in range(len(widths) - 1))
+    widened = np.empty(min(OBSERVED_PIECE, largest), dtype=np.float64)  # shared by the scans
     for scheme in schemes:
         for index in range(len(widths) - 1):
             fan_in, fan_out = widths[index], widths[index + 1]
@@ -106,21 +107,16 @@ def _sample_all(
             for trial in range(config.trials):
                 if progress is not None:
                     progress(done, total, f"{scheme.spec} layer {index + 1}")
-                # an i.i.d. draw is measured chunk by chunk as it is drawn, while in cache
-                scanner = (
-                    Scanner(weights.size, weights.dtype, config.ks_sample) if scheme.iid else None
-                )
-                scheme.sample(
-                    (fan_in, fan_out),
-                    layer_rng(config.seed, trial, index + 1),
-                    out=weights,
-                    observe=None if scanner is None else scanner.add,
-                )
+                rng = layer_rng(config.seed, trial, index + 1)
+                if scheme.iid:  # measured piece by piece as it is drawn, while in cache
+                    found.append(
+                        draw_and_measure(scheme, weights, rng, config.ks_sample, widened=widened)
+                    )
+                else:
+                    scheme.sample((fan_in, fan_out), rng, out=weights)
                 if writer is not None and trial == 0:
                     writer.add(f"{scheme.spec}/layer{index + 1}", weights)
-                if scanner is not None:
-                    found.append(measurement_of(scanner.result()))
-                else:
+                if not scheme.iid:
                     kept.append(weights.copy() if config.trials > 1 else weights)
                 done += 1
             if scheme.iid:
