@@ -57,6 +57,14 @@ def test_a_bound_of_every_scale_maps_as_numpy_does():
         assert same_bits(got, numpy_draw(numpy_rng, 1001, scale, scale / 2)), scale
 
 
+def test_a_fill_takes_only_what_numpys_draw_takes():
+    filler = Uniform32.of(np.random.default_rng(2))
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        filler.fill(np.empty((4, 6), dtype=np.float32)[:, ::2])
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        filler.fill(np.empty(4))
+
+
 def test_other_generators_and_a_kept_half_word_use_numpys_draw():
     assert Uniform32.of(np.random.Generator(np.random.MT19937(1))) is None
     assert Uniform32.of(np.random.Generator(np.random.SFC64(1))) is None

@@ -41,9 +41,10 @@ class Uniform32:
     mapped as ``out *= scale; out -= shift`` would map them, from PCG64's words in blocks.
 
     Build it with :meth:`of`, which returns None where the words cannot stand for numpy's
-    draw; fill arrays in the order they would be drawn. After a fill of an odd count the
-    generator keeps the last word's high half, as numpy's draw leaves it; a later fill then
-    takes numpy's own draw, which starts from that half.
+    draw; fill arrays in the order they would be drawn, with no other draw from the generator
+    in between (it knows of a half word kept only from its own fills). After a fill of an odd
+    count the generator keeps the last word's high half, as numpy's draw leaves it; a later
+    fill then takes numpy's own draw, which starts from that half.
     """
 
     def __init__(self, rng: np.random.Generator) -> None:
@@ -65,6 +66,8 @@ class Uniform32:
         """``out`` (C-contiguous float32) gets the next ``out.size`` uniforms ``u`` in [0, 1),
         mapped to ``fl(fl(u * scale) - shift)`` with float32 arithmetic (``scale`` and
         ``shift`` rounded to float32, as ``out *= scale`` rounds a Python float)."""
+        if out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array, got {out.dtype}")
         factor = np.float32(scale) * _UNIT
         exact = bool(np.isfinite(factor)) and factor * np.float32(2.0**24) == np.float32(scale)
         if self._half_kept or not exact or abs(factor) < np.finfo(np.float32).tiny:
