@@ -29,8 +29,9 @@ import numpy as np
 
 __all__ = ["WORDS", "Uniform32", "reproduces_numpy"]
 
-WORDS = 1 << 15
-"""64-bit words read per block: 65,536 values (256 KiB), the size of a sampling chunk."""
+WORDS = 1 << 17
+"""64-bit words read per block: 262,144 values (1 MiB), a sampler's piece
+(:data:`xavinit.core.schemes.OBSERVED_PIECE`) in one call."""
 
 _UNIT = np.float32(2.0**-24)
 """numpy's float32 step: ``(u >> 8) * 2^-24`` lies in [0, 1) on a grid of 2^-24."""
