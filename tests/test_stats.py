@@ -360,14 +360,18 @@ def _row_by_row(flat: np.ndarray, chunk: int) -> tuple[float, float]:
     return total, total_sq
 
 
-@pytest.mark.parametrize(("rows", "buffer_rows"), [(1, 1), (4, 4), (4, 1), (3, 2), (5, 8)])
-def test_a_scanner_fed_several_rows_a_piece_sums_each_row_alone(rows: int, buffer_rows: int):
+@pytest.mark.parametrize(
+    ("chunk", "rows", "buffer_rows"),
+    [(256, 1, 1), (256, 4, 4), (256, 4, 1), (256, 3, 2), (256, 5, 8), (stats.CHUNK, 4, 4)],
+)
+def test_a_scanner_fed_several_rows_a_piece_sums_each_row_alone(chunk, rows, buffer_rows):
     """Pieces of several rows (summed by one 2-D reduction, or in parts when the buffer is
-    smaller) give each row's own pairwise sums, added in order: bit for bit the 1-D scan."""
+    smaller) give each row's own pairwise sums, added in order: bit for bit the 1-D scan,
+    at the rows init and propagate use too."""
     from xavinit.core.stats import Scanner
 
-    chunk = 256
-    flat = np.random.default_rng(4).standard_normal(23_456).astype(np.float32) * 0.3 + 0.71
+    size = 5 * chunk + 123 if chunk == stats.CHUNK else 23_456
+    flat = np.random.default_rng(4).standard_normal(size).astype(np.float32) * 0.3 + 0.71
     scanner = Scanner(flat.size, flat.dtype, 700, chunk, buffer=np.empty(buffer_rows * chunk))
     for start in range(0, flat.size, rows * chunk):
         scanner.add(flat[start : start + rows * chunk])
@@ -384,10 +388,31 @@ def test_a_scanner_fed_several_rows_a_piece_sums_each_row_alone(rows: int, buffe
 def test_a_scanner_refuses_a_piece_that_starts_inside_a_row():
     from xavinit.core.stats import Scanner
 
+    with pytest.raises(ValueError, match="cannot hold a row"):
+        Scanner(5000, np.dtype(np.float32), 0, 1000, buffer=np.empty(999))
+
     scanner = Scanner(5000, np.dtype(np.float32), 0, 1000)
     scanner.add(np.ones(1500, dtype=np.float32))  # one row and a half: only the last may be
     with pytest.raises(ValueError, match="whole number of rows"):
         scanner.add(np.ones(1000, dtype=np.float32))
+
+
+def test_a_draw_measured_as_it_is_drawn_is_the_measure_of_the_matrix() -> None:
+    """``draw_and_measure`` (init's draw): the matrix of a plain draw and :func:`measure`'s
+    numbers, with a buffer of one row, of a piece, or none."""
+    from xavinit.core.schemes import get_scheme
+    from xavinit.core.verification import draw_and_measure, measure
+
+    for spec, shape in itertools.product(("normalized", "glorot-normal-truncated"), [(700, 999)]):
+        scheme = get_scheme(spec)
+        plain = scheme.sample(shape, np.random.default_rng(2))
+        whole = measure(plain, 4000)
+        for widened in (None, np.empty(stats.CHUNK), np.empty(4 * stats.CHUNK)):
+            out = np.empty(shape, dtype=np.float32)
+            found = draw_and_measure(scheme, out, np.random.default_rng(2), 4000, widened=widened)
+            assert np.array_equal(out, plain)
+            assert found.moments == whole.moments
+            assert np.array_equal(found.sample, whole.sample)
 
 
 @pytest.mark.parametrize(

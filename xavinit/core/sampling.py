@@ -17,7 +17,7 @@ import numpy as np
 from xavinit.core.schemes import Scheme
 from xavinit.core.stats import moments_and_sample
 from xavinit.core.streams import INPUT_KEY, LABEL_KEY, bias_rng, input_rng, layer_rng
-from xavinit.core.uniform32 import Uniform32
+from xavinit.core.uniform32 import fill_uniform
 
 __all__ = [
     "WeightSource",
@@ -42,13 +42,8 @@ def draw_inputs(
     shape and dtype: the same numbers as a fresh array)."""
     rng = input_rng(seed, trial, INPUT_KEY)
     x = np.empty((batch, width), dtype=dtype) if out is None else out
-    words = Uniform32.of(rng) if distribution == "uniform" and x.dtype == np.float32 else None
-    if words is not None:  # rng.random's numbers, mapped alike, from its words
-        words.fill(x, 2.0, 1.0)
-    elif distribution == "uniform":
-        rng.random(dtype=dtype, out=x)
-        x *= 2.0
-        x -= 1.0
+    if distribution == "uniform":
+        fill_uniform(rng, x, 2.0, 1.0)  # rng.random, then *= 2, -= 1
     else:
         rng.standard_normal(dtype=dtype, out=x)
     return x

@@ -37,7 +37,7 @@ import numpy as np
 
 from xavinit.core.activations import activation_gain
 from xavinit.core.stats import CHUNK, big_phi, normal_cdf, normal_cdf_cells, phi
-from xavinit.core.uniform32 import Uniform32
+from xavinit.core.uniform32 import fill_uniform
 from xavinit.errors import XavinitError
 from xavinit.specs import split_spec, suggest
 
@@ -275,15 +275,9 @@ class Scheme:
         if self.distribution == "uniform":
             bound = self.bound(fan_in, fan_out)
             assert bound is not None
-            words = Uniform32.of(rng) if out.dtype == np.float32 else None
             for start in range(0, flat.size, OBSERVED_PIECE):
                 view = flat[start : start + OBSERVED_PIECE]
-                if words is not None:  # rng.random's numbers, mapped alike, from its words
-                    words.fill(view, 2.0 * bound, bound)
-                else:
-                    rng.random(dtype=out.dtype, out=view)
-                    view *= 2.0 * bound
-                    view -= bound
+                fill_uniform(rng, view, 2.0 * bound, bound)  # rng.random, *= 2b, -= b
                 if observe is not None:
                     observe(view)
             return out

@@ -44,7 +44,7 @@ class Moments:
 
 
 class Scanner:
-    """Moments and a strided subsample of an array fed to it chunk by chunk, in order.
+    """Moments and a strided subsample of an array fed to it piece by piece, in order.
 
     The array is summed in rows of ``chunk`` entries from its start: each piece fed is copied
     into one reusable float64 buffer; each row's sum and sum of squares are numpy's pairwise
@@ -65,10 +65,11 @@ class Scanner:
         sample_size: at most this many entries kept (0: none).
         chunk: the entries of a row of the sums; every piece but the last is a whole number of
             rows.
-        buffer: a float64 array to widen each piece in (reused across scans), instead of a new
-            one of ``min(chunk, count)`` entries; a piece longer than it is taken in parts.
+        buffer: a float64 array of at least ``min(chunk, count)`` entries to widen each piece
+            in (reused across scans), instead of a new one of that size; a piece longer than it
+            is taken in parts of whole rows.
         sample: an array of :meth:`sample_length` entries of ``dtype`` to keep the sample in.
-        extremes: False skips the minimum and maximum (two passes of each chunk): they are
+        extremes: False skips the minimum and maximum (two passes of each piece): they are
             then NaN, and ``finite`` is read from the sums alone (NaN makes the sum NaN, an
             infinity the sum of squares infinite).
     """
@@ -92,6 +93,8 @@ class Scanner:
             buffer = np.empty(min(chunk, max(count, 1)), dtype=np.float64)
         self._chunk = chunk
         self._buffer = buffer
+        if buffer.size < min(chunk, count):
+            raise ValueError(f"a buffer of {buffer.size} entries cannot hold a row of {chunk}")
         self._rows_fit = max(buffer.size // chunk, 1)
         self._extremes = extremes
         self._total = 0.0
@@ -126,19 +129,19 @@ class Scanner:
         size = piece.size
         b = self._buffer if size == self._buffer.size else self._buffer[:size]
         b[...] = piece
-        whole = size - size % self._chunk
-        rows = b[:whole].reshape(-1, self._chunk) if whole else None
-        last = b[whole:] if whole < size else None
-        sums = [] if rows is None else np.add.reduce(rows, axis=1).tolist()
-        if last is not None:
-            sums.append(float(np.add.reduce(last)))
+        sums = self._row_sums(b)
         np.multiply(b, b, out=b)
-        squares = [] if rows is None else np.add.reduce(rows, axis=1).tolist()
-        if last is not None:
-            squares.append(float(np.add.reduce(last)))
-        for row_sum, row_squares in zip(sums, squares, strict=True):
+        for row_sum, row_squares in zip(sums, self._row_sums(b), strict=True):
             self._total += row_sum
             self._total_sq += row_squares
+
+    def _row_sums(self, b: np.ndarray) -> list[float]:
+        """The pairwise sum of each whole row of ``b``, then of its last, partial row."""
+        whole = b.size - b.size % self._chunk
+        sums = np.add.reduce(b[:whole].reshape(-1, self._chunk), axis=1).tolist() if whole else []
+        if whole < b.size:
+            sums.append(float(np.add.reduce(b[whole:])))
+        return sums
 
     def result(self) -> tuple[Moments, np.ndarray]:
         """``(moments, sample)`` of everything added (the sample keeps the array's dtype)."""

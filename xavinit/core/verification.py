@@ -136,8 +136,9 @@ def draw_and_measure(
     and the numbers are :func:`measure`'s exactly.
 
     Args:
-        widened: a float64 array of at least ``min(OBSERVED_PIECE, out.size)`` entries to
-            widen each piece in, reused across draws (a new one otherwise).
+        widened: a float64 array of at least ``min(stats.CHUNK, out.size)`` entries to widen each
+            piece in, reused across draws (a new one of ``min(OBSERVED_PIECE, out.size)``
+            otherwise: a piece in one call).
 
     Raises:
         XavinitError: when an entry is NaN or infinite.

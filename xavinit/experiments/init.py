@@ -94,7 +94,8 @@ def _sample_all(
     done = 0
     buffer: np.ndarray | None = None
     largest = max(widths[k] * widths[k + 1] for k in range(len(widths) - 1))
-    widened = np.empty(min(OBSERVED_PIECE, largest), dtype=np.float64)  # shared by the scans
+    iid = any(scheme.iid for scheme in schemes)  # the i.i.d. draws' scans share one buffer
+    widened = np.empty(min(OBSERVED_PIECE, largest) if iid else 0, dtype=np.float64)
     for scheme in schemes:
         for index in range(len(widths) - 1):
             fan_in, fan_out = widths[index], widths[index + 1]
