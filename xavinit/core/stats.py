@@ -137,6 +137,8 @@ class Scanner:
 
     def _row_sums(self, b: np.ndarray) -> list[float]:
         """The pairwise sum of each whole row of ``b``, then of its last, partial row."""
+        if b.size <= self._chunk:  # one row (propagate's chunks): no 2-D view to build
+            return [float(np.add.reduce(b))]
         whole = b.size - b.size % self._chunk
         sums = np.add.reduce(b[:whole].reshape(-1, self._chunk), axis=1).tolist() if whole else []
         if whole < b.size:
