@@ -118,10 +118,11 @@ def _numpy_fill(rng: np.random.Generator, out: np.ndarray, scale: float, shift: 
 @functools.cache
 def reproduces_numpy() -> bool:
     """Whether the words give ``Generator.random``'s float32 numbers and state here: odd and
-    even counts, a mapped draw, and the draws after each, against numpy itself."""
+    even counts, a mapped draw, and the draws after each, against numpy itself (numpy's side
+    of the correspondence; blocks of words are this module's, tested with the code)."""
     if sys.byteorder != "little":
         return False
-    for count, scale, shift in ((5, 1.0, 0.0), (8, 0.75, 0.375), (2 * WORDS + 3, 0.1, 0.05)):
+    for count, scale, shift in ((5, 1.0, 0.0), (8, 0.75, 0.375), (1001, 0.1, 0.05)):
         numpy_rng = np.random.Generator(np.random.PCG64(20100513))
         ours_rng = np.random.Generator(np.random.PCG64(20100513))
         expected = np.empty(count, dtype=np.float32)
