@@ -115,10 +115,9 @@ def _sample_all(
                     )
                 else:
                     scheme.sample((fan_in, fan_out), rng, out=weights)
+                    kept.append(weights.copy() if config.trials > 1 else weights)
                 if writer is not None and trial == 0:
                     writer.add(f"{scheme.spec}/layer{index + 1}", weights)
-                if not scheme.iid:
-                    kept.append(weights.copy() if config.trials > 1 else weights)
                 done += 1
             if scheme.iid:
                 check = assess_iid(
